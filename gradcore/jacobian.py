@@ -1,0 +1,84 @@
+"""Jacobians of functions and modules through ``torch.func``.
+
+The documents reason about layer Jacobians ``∂h_l/∂h_{l-1}`` and their products
+(004 §3.3.1 Theorem 3.3.3, 002 "数值稳定性与最优控制的观点"). These helpers build
+them densely with ``jacrev`` where small, and expose matrix-free ``jvp``/``vjp``
+operators where the Jacobian is too large to build.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import func
+
+from . import _validate as v
+
+TensorFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _callable(f: object, name: str) -> TensorFn:
+    if not callable(f):
+        v.fail(name, f"expected a callable, got {type(f).__name__}")
+    return f  # type: ignore[return-value]
+
+
+def jacobian(f: TensorFn, x: torch.Tensor) -> torch.Tensor:
+    """Dense Jacobian of ``f`` at ``x`` as a matrix of shape ``(f(x).numel(), x.numel())``.
+
+    Row i holds ∂f_i/∂x, the convention of autograd and of ``torch.func.jacrev``.
+    """
+    f = _callable(f, "f")
+    x = v.tensor(x, "x")
+    jac = func.jacrev(f)(x)
+    out_numel = jac.numel() // x.numel()
+    return jac.reshape(out_numel, x.numel())
+
+
+def batched_jacobian(f: TensorFn, xs: torch.Tensor) -> torch.Tensor:
+    """Per-sample Jacobians of a per-sample function ``f`` over the leading dim of ``xs``."""
+    f = _callable(f, "f")
+    xs = v.tensor(xs, "xs", min_ndim=2)
+    jac = func.vmap(func.jacrev(f))(xs)
+    n = xs.shape[0]
+    in_numel = xs[0].numel()
+    return jac.reshape(n, -1, in_numel)
+
+
+def chain_jacobians(layers: Sequence[TensorFn], x: torch.Tensor) -> list[torch.Tensor]:
+    """Jacobians ``J_l = ∂h_l/∂h_{l-1}`` of each layer along a forward pass from ``x``."""
+    if len(layers) == 0:
+        v.fail("layers", "expected at least one layer")
+    h = v.tensor(x, "x")
+    jacs = []
+    for i, layer in enumerate(layers):
+        _callable(layer, f"layers[{i}]")
+        jacs.append(jacobian(layer, h))
+        h = layer(h)
+    return jacs
+
+
+@dataclass(frozen=True)
+class JacobianOperator:
+    """Matrix-free Jacobian of ``f`` at ``x``: products with J and Jᵀ via jvp/vjp."""
+
+    f: TensorFn
+    x: torch.Tensor
+
+    @property
+    def in_shape(self) -> torch.Size:
+        return self.x.shape
+
+    def matvec(self, u: torch.Tensor) -> torch.Tensor:
+        """J u, with ``u`` shaped like ``x``."""
+        return func.jvp(self.f, (self.x,), (u,))[1]
+
+    def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
+        """Jᵀ w, with ``w`` shaped like ``f(x)``: one backpropagation step."""
+        _, pullback = func.vjp(self.f, self.x)
+        return pullback(w)[0]
+
+
+def jacobian_operator(f: TensorFn, x: torch.Tensor) -> JacobianOperator:
+    return JacobianOperator(_callable(f, "f"), v.tensor(x, "x"))

@@ -1,0 +1,181 @@
+"""pytest plugin: runs catalogued claims per device and writes the results file.
+
+Registered through the ``pytest11`` entry point. A theorem test is marked
+``@pytest.mark.claim("ID")`` and takes the ``claim`` fixture (a
+:class:`~gradcore.verify.record.ClaimRecorder`) and, when numeric, the ``device``
+fixture. After the test body runs, the derived verdict must equal the catalogue's
+``expected_verdict``; otherwise the test fails with the checks that decided it.
+Under pytest-xdist each worker ships its records to the controller, which alone
+writes the results file.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import catalogue as cat
+from . import profiles, results
+from .record import ClaimRecorder
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "all")
+_RECORDS = pytest.StashKey[list]()
+_CATALOGUE = pytest.StashKey[dict]()
+_START = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gradcore")
+    group.addoption("--device", default="auto", choices=DEVICE_CHOICES,
+                    help="devices for numeric claims: cpu, cuda, all, or auto (cpu plus cuda when present)")
+    group.addoption("--gradcore-seed", type=int, default=0, help="base seed for torch/numpy/random (default 0)")
+    group.addoption("--gradcore-results", default=None,
+                    help="where to write the results file (default: ini gradcore_results)")
+    parser.addini("gradcore_catalogue", "directory of the claim catalogue (*.toml)", default="")
+    parser.addini("gradcore_results", "results file written after a run of claims", default="reports/results.json")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "claim(id): the catalogued claim this theorem test checks")
+    hypothesis_profile = config.getoption("hypothesis_profile", default=None)
+    profiles.load(hypothesis_profile)
+    config.stash[_RECORDS] = []
+    config.stash[_START] = time.perf_counter()
+    directory = config.getini("gradcore_catalogue")
+    config.stash[_CATALOGUE] = cat.load(Path(config.rootpath, directory)) if directory else {}
+
+
+def selected_devices(option: str) -> list[str]:
+    import torch
+
+    if option == "auto":
+        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    return ["cpu", "cuda"] if option == "all" else [option]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device" not in metafunc.fixturenames:
+        return
+    import torch
+
+    params = []
+    for d in selected_devices(metafunc.config.getoption("device")):
+        marks = ()
+        if d == "cuda" and not torch.cuda.is_available():
+            marks = (pytest.mark.skip(reason="CUDA requested but torch.cuda.is_available() is False"),)
+        params.append(pytest.param(d, id=d, marks=marks))
+    metafunc.parametrize("device", params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    known = config.stash[_CATALOGUE]
+    for item in items:
+        marker = item.get_closest_marker("claim")
+        if marker is None:
+            continue
+        if not marker.args:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.claim needs a claim id")
+        cid = marker.args[0]
+        if cid not in known:
+            raise pytest.UsageError(f"{item.nodeid}: unknown claim id {cid!r} (not in the catalogue)")
+
+
+@pytest.fixture(autouse=True)
+def _seeded(request: pytest.FixtureRequest) -> None:
+    """Seed every RNG before each test so that a run does not depend on test order."""
+    import numpy as np
+    import torch
+
+    seed = request.config.getoption("gradcore_seed")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    return request.config.getoption("gradcore_seed")
+
+
+@pytest.fixture
+def claim(request: pytest.FixtureRequest) -> ClaimRecorder:
+    """The recorder for the claim named by the test's ``claim`` marker."""
+    marker = request.node.get_closest_marker("claim")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses the claim fixture without @pytest.mark.claim")
+    entry = request.config.stash[_CATALOGUE][marker.args[0]]
+    callspec = getattr(request.node, "callspec", None)
+    device = callspec.params.get("device", "cpu") if callspec else "cpu"
+    recorder = ClaimRecorder(entry.id, device, rtol=entry.rtol, atol=entry.atol)
+    request.node.stash[_RECORDER] = recorder
+    return recorder
+
+
+_RECORDER = pytest.StashKey[ClaimRecorder]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    start = time.perf_counter()
+    outcome = yield
+    recorder = item.stash.get(_RECORDER, None)
+    if recorder is None:
+        return outcome
+    expected = item.config.stash[_CATALOGUE][recorder.claim_id].expected_verdict
+    verdict = recorder.verdict
+    problems = recorder.problems()
+    if verdict != expected or problems:
+        lines = [f"{recorder.claim_id} on {recorder.device}: measured verdict {verdict!r}, "
+                 f"catalogue expects {expected!r}", *problems]
+        lines += [f"  {'ok ' if c.holds else 'FAIL' if c.holds is False else '?? '} {c.name}: "
+                  f"measured {c.measured} {c.relation} claimed {c.claimed} (±{c.tolerance:g})"
+                  + (f" [outside: {c.outside}]" if c.outside else "") for c in recorder.checks]
+        raise AssertionError("\n".join(lines))
+    record = recorder.to_json()
+    path, line, _ = item.location
+    record.update(id=recorder.claim_id, device=recorder.device,
+                  duration_s=round(time.perf_counter() - start, 3),
+                  test={"file": path, "line": (line or 0) + 1, "nodeid": item.nodeid})
+    item.config.stash[_RECORDS].append(record)
+    return outcome
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect the records a worker measured."""
+    node.config.stash[_RECORDS].extend(node.workeroutput.get("gradcore_records", []))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    records = config.stash[_RECORDS]
+    if _is_xdist_worker(config):
+        config.workeroutput["gradcore_records"] = records
+        return
+    if not records:
+        return
+    target = config.getoption("gradcore_results") or config.getini("gradcore_results")
+    devices = sorted({r["device"] for r in records})
+    env = results.environment(
+        seed=config.getoption("gradcore_seed"), profile=profiles.selected_name(),
+        wall_time_s=time.perf_counter() - config.stash[_START],
+        workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0) or _worker_count(config),
+        devices=devices)
+    doc = results.assemble(config.stash[_CATALOGUE], records, env)
+    path = results.write(doc, Path(config.rootpath, target))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"gradcore: {len(doc['claims'])} claims measured, results written to {path}")
+
+
+def _worker_count(config: pytest.Config) -> int:
+    n = getattr(config.option, "numprocesses", None)
+    return int(n) if isinstance(n, int) else 1

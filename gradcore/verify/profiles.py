@@ -1,0 +1,44 @@
+"""Hypothesis settings profiles: ``ci`` (derandomized, fast), ``dev``, ``thorough``.
+
+Chosen with ``--hypothesis-profile NAME`` or the ``GRADCORE_PROFILE`` environment
+variable; ``ci`` is the default so that every run reproduces the committed report.
+"""
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+PROFILES = ("ci", "dev", "thorough")
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+settings.register_profile("ci", max_examples=40, derandomize=True, database=None,
+                          print_blob=True, **_COMMON)
+settings.register_profile("dev", max_examples=100, **_COMMON)
+settings.register_profile("thorough", max_examples=1000, **_COMMON)
+
+
+def selected() -> str:
+    """The profile named by ``GRADCORE_PROFILE`` (default ``ci``)."""
+    name = os.environ.get("GRADCORE_PROFILE", "ci")
+    if name not in PROFILES:
+        raise ValueError(f"GRADCORE_PROFILE={name!r} is not one of {', '.join(PROFILES)}")
+    return name
+
+
+_loaded: list[str] = []
+
+
+def load(name: str | None = None) -> str:
+    """Load ``name`` (default: :func:`selected`) and remember it for the results file."""
+    name = name or selected()
+    if name not in PROFILES:
+        raise ValueError(f"Hypothesis profile {name!r} is not one of {', '.join(PROFILES)}")
+    settings.load_profile(name)
+    _loaded[:] = [name]
+    return name
+
+
+def selected_name() -> str:
+    """The profile loaded last (what this run used)."""
+    return _loaded[0] if _loaded else selected()
