@@ -1,4 +1,4 @@
-"""Activation-function claims (catalogue: theorems/catalogue/activations.toml)."""
+"""Activation-function claims (catalogue: gradcore/claims/activations.toml)."""
 import pytest
 import sympy as sp
 

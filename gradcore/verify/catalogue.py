@@ -1,4 +1,7 @@
-"""The claim catalogue: one TOML file per topic in one directory.
+"""The claim catalogue: one TOML file per topic in ``gradcore/claims/``.
+
+It ships with the package so that ``gradcore show`` and ``gradcore check`` work on an
+installed copy; the theorem tests in ``theorems/`` measure the claims it lists.
 
 Each ``[[claim]]`` entry holds a stable id, its seed sources (file, section, quote in
 the original language), an English statement of what is checked, the method, the
@@ -85,7 +88,10 @@ def _parse(entry: dict[str, Any], topic: str, where: str) -> Claim:
                  {k: val for k, val in entry.items() if k not in known})
 
 
-def load(directory: str | Path) -> dict[str, Claim]:
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "claims"
+
+
+def load(directory: str | Path = DEFAULT_DIR) -> dict[str, Claim]:
     """All claims of the catalogue directory, keyed by id, in file then entry order."""
     directory = Path(directory)
     if not directory.is_dir():

@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gradcore-seed", type=int, default=0, help="base seed for torch/numpy/random (default 0)")
     group.addoption("--gradcore-results", default=None,
                     help="where to write the results file (default: ini gradcore_results)")
-    parser.addini("gradcore_catalogue", "directory of the claim catalogue (*.toml)", default="")
+    parser.addini("gradcore_catalogue", "directory of the claim catalogue (default: gradcore/claims)", default="")
     parser.addini("gradcore_results", "results file written after a run of claims", default="reports/results.json")
 
 
@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RECORDS] = []
     config.stash[_START] = time.perf_counter()
     directory = config.getini("gradcore_catalogue")
-    config.stash[_CATALOGUE] = cat.load(Path(config.rootpath, directory)) if directory else {}
+    config.stash[_CATALOGUE] = cat.load(Path(config.rootpath, directory) if directory else cat.DEFAULT_DIR)
 
 
 def selected_devices(option: str) -> list[str]:
