@@ -35,6 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gradcore-seed", type=int, default=0, help="base seed for torch/numpy/random (default 0)")
     group.addoption("--gradcore-results", default=None,
                     help="where to write the results file (default: ini gradcore_results)")
+    group.addoption("--only", default=None, metavar="IDS_OR_TOPICS",
+                    help="comma-separated claim ids or topics to run (e.g. ACT-01,attention); "
+                         "other claims keep their entries in an existing results file")
     parser.addini("gradcore_catalogue", "directory of the claim catalogue (default: gradcore/claims)", default="")
     parser.addini("gradcore_results", "results file written after a run of claims", default="reports/results.json")
 
@@ -71,17 +74,40 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("device", params)
 
 
+def _only(config: pytest.Config) -> set[str] | None:
+    """Claim ids selected by ``--only`` (ids or topics); None when every claim runs."""
+    option = config.getoption("only")
+    if not option:
+        return None
+    known = config.stash[_CATALOGUE]
+    selected: set[str] = set()
+    for word in filter(None, (w.strip() for w in option.split(","))):
+        ids = {cid for cid, c in known.items() if word in (cid, c.topic)}
+        if not ids:
+            topics = sorted({c.topic for c in known.values()})
+            raise pytest.UsageError(f"--only: {word!r} is neither a claim id nor a topic ({', '.join(topics)})")
+        selected |= ids
+    return selected
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     known = config.stash[_CATALOGUE]
+    only = _only(config)
+    keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("claim")
         if marker is None:
+            (drop if only is not None else keep).append(item)
             continue
         if not marker.args:
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.claim needs a claim id")
         cid = marker.args[0]
         if cid not in known:
             raise pytest.UsageError(f"{item.nodeid}: unknown claim id {cid!r} (not in the catalogue)")
+        (keep if only is None or cid in only else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)
@@ -169,11 +195,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         wall_time_s=time.perf_counter() - config.stash[_START],
         workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0) or _worker_count(config),
         devices=devices)
+    path = Path(config.rootpath, target)
+    if config.getoption("only") and path.is_file():
+        records = _previous_records(path, {r["id"] for r in records}) + records
     doc = results.assemble(config.stash[_CATALOGUE], records, env)
-    path = results.write(doc, Path(config.rootpath, target))
+    results.write(doc, path)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"gradcore: {len(doc['claims'])} claims measured, results written to {path}")
+
+
+def _previous_records(path: Path, replaced: set[str]) -> list[dict[str, Any]]:
+    """Per-device records of an earlier results file, except the claims re-measured now."""
+    try:
+        previous = results.read(path)
+    except results.ResultsError:
+        return []
+    return [dict(r, id=c["id"], device=d, test=c.get("test"), notes=c.get("notes", []), series=c.get("series", []))
+            for c in previous["claims"] if c["id"] not in replaced for d, r in c["devices"].items()]
 
 
 def _worker_count(config: pytest.Config) -> int:

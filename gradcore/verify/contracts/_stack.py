@@ -1,0 +1,74 @@
+"""Gradient norms through a stack of layers, shared by the kind contracts.
+
+Measures the per-layer gradient transfer factor λ of 004 §3.3.1 (累积衰减模型:
+"设平均每层的梯度传递因子为λ") as the geometric mean (‖g_0‖/‖g_D‖)^{1/D} of the
+backpropagated gradient norms, where g_l = ∂L/∂h_l and L = ⟨h_D, r⟩ for a random r.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .base import Settings, mean_ci
+
+Layer = Callable[[torch.Tensor], torch.Tensor]
+
+
+def gradient_norms(layers: Sequence[Layer], x: torch.Tensor, cotangent: torch.Tensor) -> list[float]:
+    """‖∂⟨h_D, r⟩/∂h_l‖ for l = 0..D along a forward pass of ``layers`` from ``x``."""
+    hs = [x.detach().requires_grad_(True)]
+    for layer in layers:
+        hs.append(layer(hs[-1]))
+    grads = torch.autograd.grad((hs[-1] * cotangent).sum(), hs[:-1])
+    return [float(g.norm()) for g in grads] + [float(cotangent.norm())]
+
+
+def transfer_factor(build: Callable[[int], Sequence[Layer]], *, depth: int, width: int, batch: int,
+                    settings: Settings, dtype: torch.dtype = torch.float64) -> dict[str, float]:
+    """λ = (‖g_0‖/‖g_D‖)^{1/D} over ``settings.seeds`` networks; mean and 95 % CI.
+
+    ``build(seed)`` returns the ``depth`` layers of one freshly initialised network.
+    """
+    factors = []
+    for s in range(settings.seeds):
+        torch.manual_seed(settings.seed + 1000 + s)
+        layers = build(s)
+        x = settings.randn(batch, width, offset=2000 + s, dtype=dtype)
+        r = settings.randn(batch, width, offset=3000 + s, dtype=dtype)
+        norms = gradient_norms(layers, x, r)
+        ratio = norms[0] / norms[-1]
+        factors.append(math.exp(math.log(ratio) / depth) if ratio > 0 else 0.0)
+    lam, lo, hi = mean_ci(factors)
+    return {"lambda": lam, "lambda_lo": lo, "lambda_hi": hi}
+
+
+def linear_layers(depth: int, width: int, init: Callable[[torch.Tensor], object],
+                  settings: Settings, dtype: torch.dtype = torch.float64) -> list[nn.Linear]:
+    """``depth`` square ``nn.Linear`` layers whose weights ``init`` fills (zero biases)."""
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width).to(device=settings.device, dtype=dtype)
+        with torch.no_grad():
+            init(lin.weight)
+            lin.bias.zero_()
+        layers.append(lin)
+    return layers
+
+
+def depth_to(lam: float, factor: float) -> float | None:
+    """Layers until the gradient has shrunk (λ < 1) or grown (λ > 1) by ``factor``."""
+    if lam <= 0 or lam == 1.0:
+        return None
+    return abs(math.log(factor) / math.log(lam))
+
+
+def decide_interval(lo: float, hi: float, low: float, high: float) -> bool | None:
+    """True when [lo, hi] lies inside [low, high], False when disjoint, None when it straddles."""
+    if low <= lo and hi <= high:
+        return True
+    if hi < low or lo > high:
+        return False
+    return None

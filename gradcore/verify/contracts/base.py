@@ -1,0 +1,148 @@
+"""What a technique contract is made of: clauses, their outcomes, and run settings.
+
+A *contract* states, once per technique kind, the catalogued claims that apply to
+every member of that kind (e.g. "sup |f'| ≤ 1" for any activation, from 000
+§主要“罪魁祸首”). Each :class:`Clause` measures its constants on a *subject* — the
+user's technique or a built-in — and the verdict follows from the measurement.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+CLAUSE_VERDICTS = ("holds", "violated", "inconclusive")
+
+
+class CheckError(Exception):
+    """A technique cannot be checked (bad import, wrong kind, wrong shape, ...): one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where and how hard to measure: device, dtype, profile-dependent sizes, seed."""
+
+    device: str = "cpu"
+    profile: str = "ci"
+    seed: int = 0
+
+    @property
+    def seeds(self) -> int:
+        return {"ci": 3, "dev": 5, "thorough": 10}[self.profile]
+
+    @property
+    def scale(self) -> int:
+        """Size multiplier for widths and grid resolutions (1 under ``ci``)."""
+        return {"ci": 1, "dev": 2, "thorough": 4}[self.profile]
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator(device="cpu").manual_seed(self.seed + offset)
+
+    def randn(self, *shape: int, offset: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Seeded N(0, 1) tensor drawn on the CPU (same numbers on every device), then moved."""
+        return torch.randn(*shape, generator=self.generator(offset), dtype=dtype).to(self.device)
+
+
+@dataclass
+class Outcome:
+    """What one clause measured: pass/fail (None: undecided), constants, counterexample."""
+
+    holds: bool | None
+    constants: dict[str, float | str | None]
+    counterexample: dict[str, Any] | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One property every member of a kind should have, tied to catalogue claim ids.
+
+    ``gate=False`` marks a clause that describes the technique (e.g. batch
+    dependence of a normalisation layer) without deciding whether the check passes.
+    """
+
+    id: str
+    claims: tuple[str, ...]
+    statement: str
+    measure: Callable[[Any, Settings], Outcome]
+    gate: bool = True
+
+
+@dataclass
+class ClauseResult:
+    """A clause's outcome on one subject, ready for the report."""
+
+    clause: str
+    claims: tuple[str, ...]
+    statement: str
+    verdict: str
+    gate: bool
+    constants: dict[str, float | str | None]
+    counterexample: dict[str, Any] | None
+    note: str
+    duration_s: float
+
+    @property
+    def violated(self) -> bool:
+        return self.gate and self.verdict == "violated"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.clause, "claims": list(self.claims), "statement": self.statement,
+                "verdict": self.verdict, "gate": self.gate, "constants": _plain(self.constants),
+                "counterexample": _plain(self.counterexample), "note": self.note,
+                "duration_s": round(self.duration_s, 3)}
+
+
+def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult:
+    """Measure one clause; a technique that raises while measured violates the clause."""
+    start = time.perf_counter()
+    try:
+        out = clause.measure(subject, settings)
+    except CheckError:
+        raise
+    except Exception as e:  # the technique itself failed on a valid probe input
+        out = Outcome(False, {}, {"error": f"{type(e).__name__}: {e}"},
+                      note="the technique raised while this clause was measured")
+    verdict = {True: "holds", False: "violated", None: "inconclusive"}[out.holds]
+    return ClauseResult(clause.id, clause.claims, clause.statement, verdict, clause.gate,
+                        out.constants, out.counterexample, out.note, time.perf_counter() - start)
+
+
+def _plain(x: Any) -> Any:
+    """JSON-safe copy: tensors to lists, non-finite floats to strings."""
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    if isinstance(x, float):
+        return x if math.isfinite(x) else repr(x)
+    if hasattr(x, "tolist"):
+        return _plain(x.tolist())
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(e) for e in x]
+    return repr(x)
+
+
+def finite(x: float) -> float | None:
+    """A float for the report, ``None`` when it is not finite."""
+    return x if math.isfinite(x) else None
+
+
+def loglog_slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log y against log x (the exponent p in y ∝ x^p)."""
+    lx = torch.tensor(xs, dtype=torch.float64).log()
+    ly = torch.tensor(ys, dtype=torch.float64).log()
+    lx = lx - lx.mean()
+    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+
+
+def mean_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean and a 95 % normal confidence interval (mean ± 1.96·SE)."""
+    t = torch.tensor(values, dtype=torch.float64)
+    m = float(t.mean())
+    se = float(t.std(unbiased=True) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+    return m, m - 1.96 * se, m + 1.96 * se

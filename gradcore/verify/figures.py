@@ -1,0 +1,72 @@
+"""Figures drawn from the curves recorded in a results file (matplotlib, Agg backend).
+
+Each claim's curves are grouped by their ``figure`` name; one PNG per group, titled
+with the claim id and labelled with the run's device and seed, so every figure is a
+view of measured data and nothing else.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def figure_groups(claim: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for s in claim.get("series", []):
+        groups.setdefault(s["figure"], []).append(s)
+    return groups
+
+
+def file_name(claim_id: str, figure: str) -> str:
+    return f"{claim_id}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', figure).strip('-')}.png"
+
+
+def _positive(values: list[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and v > 0 for v in values)
+
+
+def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str, path: Path) -> Path:
+    """Draw one figure to ``path`` (log axes only where every value is positive)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for s in curves:
+        x, y = s["x"], s["y"]
+        if s.get("kind") == "scatter":
+            ax.scatter(x, y, s=14, label=s["label"], alpha=0.8)
+        else:
+            ax.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=s["label"])
+    first = curves[0]
+    if first.get("logx") and all(_positive(s["x"]) for s in curves):
+        ax.set_xscale("log")
+    if first.get("logy") and all(_positive(s["y"]) for s in curves):
+        ax.set_yscale("log")
+    ax.set_xlabel(first["xlabel"])
+    ax.set_ylabel(first["ylabel"])
+    ax.set_title(f"{claim_id}: {figure}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if len(curves) > 1 or curves[0]["label"]:
+        ax.legend(fontsize=8)
+    fig.text(0.99, 0.01, caption, ha="right", va="bottom", fontsize=7, color="0.4")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def draw_all(doc: dict[str, Any], directory: Path) -> dict[tuple[str, str], Path]:
+    """Draw every figure of a results document into ``directory``."""
+    env = doc["environment"]
+    device = ", ".join(f"{k}: {v}" for k, v in env.get("devices", {}).items())
+    caption = f"{device} · seed {env.get('seed')} · profile {env.get('profile')} · torch {env.get('torch')}"
+    out = {}
+    for claim in doc["claims"]:
+        for name, curves in figure_groups(claim).items():
+            out[claim["id"], name] = draw(claim["id"], name, curves, caption,
+                                         directory / file_name(claim["id"], name))
+    return out

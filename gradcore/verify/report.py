@@ -1,0 +1,170 @@
+"""The markdown verification report: a view of one results file.
+
+Top: what holds, what does not and by how much. Then every claim in a table, then
+one section per claim with its seed quote, method, assumptions, constants,
+counterexample (as a runnable snippet where the theorem gave one), corrected
+statement, figures and a link to the theorem's source.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import figures as figs
+from .views import VERDICT_MARK, VERDICT_ORDER, claimed_vs_measured, counts, key_check, num, table
+
+
+def _anchor(claim: dict[str, Any]) -> str:
+    return f"#{claim['id'].lower()}"
+
+
+def _summary(doc: dict[str, Any]) -> list[str]:
+    claims = doc["claims"]
+    n = counts(claims)
+    env = doc["environment"]
+    docs = sorted({s["file"] for c in claims for s in c.get("sources", [])})
+    devices = ", ".join(f"{k} ({v})" for k, v in env.get("devices", {}).items())
+    text = (f"gradcore measured **{len(claims)} claims** from {len(docs)} seed documents on {devices}: "
+            f"**{n['verified']} verified**, **{n['conditional']} conditional** (true only under assumptions "
+            f"the documents do not all state), **{n['refuted']} refuted** (false as written) and "
+            f"**{n['inconclusive']} inconclusive**. Every verdict is derived from measurements that could have "
+            f"gone the other way; refuted and conditional claims come with a counterexample and a corrected "
+            f"statement built from the measured values.")
+    rows = [[VERDICT_MARK[v], str(n[v])] for v in VERDICT_ORDER]
+    return [text, "", table(["verdict", "claims"], rows)]
+
+
+def _failures(claims: list[dict[str, Any]]) -> list[str]:
+    bad = [c for v in ("refuted", "conditional") for c in claims if c["verdict"] == v]
+    if not bad:
+        return ["Every measured claim held."]
+    rows = [[f"[{c['id']}]({_anchor(c)})", VERDICT_MARK[c["verdict"]], c["title"],
+             claimed_vs_measured(key_check(c)), c.get("corrected") or "—"] for c in bad]
+    return [table(["claim", "verdict", "what the documents say", "claimed vs measured", "corrected"], rows)]
+
+
+def _by_topic(claims: list[dict[str, Any]]) -> list[str]:
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for c in claims:
+        topics.setdefault(c["topic"], []).append(c)
+    rows = []
+    for topic, cs in topics.items():
+        n = counts(cs)
+        rows.append([topic, str(len(cs))] + [str(n[v]) for v in VERDICT_ORDER])
+    return [table(["topic", "claims", *VERDICT_ORDER], rows)]
+
+
+def _device_cell(claim: dict[str, Any], device: str) -> str:
+    d = claim["devices"].get(device)
+    return d["verdict"] if d else "—"
+
+
+def _all_claims(doc: dict[str, Any]) -> list[str]:
+    devices = list(doc["environment"].get("devices", {}))
+    rows = []
+    for c in doc["claims"]:
+        flag = "" if c.get("device_agreement", True) else " ⚠ devices disagree"
+        rows.append([f"[{c['id']}]({_anchor(c)})", c["title"], VERDICT_MARK[c["verdict"]] + flag,
+                     claimed_vs_measured(key_check(c))] + [_device_cell(c, d) for d in devices])
+    return [table(["id", "claim", "verdict", "claimed vs measured (key constant)", *devices], rows)]
+
+
+def _constants(checks: list[dict[str, Any]]) -> str:
+    rows = []
+    for k in checks:
+        ci = k.get("interval")
+        rows.append([k["name"], f"{k['relation']} {num(k['claimed'])}", num(k["measured"]),
+                     f"± {num(k['tolerance'])}", f"[{num(ci[0])}, {num(ci[1])}]" if ci else "—",
+                     {True: "holds", False: "**fails**", None: "undecided"}[k["holds"]],
+                     k.get("outside") or "within the assumptions", k.get("dtype") or "—"])
+    return table(["constant", "claimed", "measured", "tolerance", "95% interval", "result", "case", "dtype"], rows)
+
+
+def _counterexample(cx: Any) -> list[str]:
+    if cx is None:
+        return []
+    out = ["**Counterexample**", ""]
+    if isinstance(cx, dict) and "snippet" in cx:
+        rest = {k: v for k, v in cx.items() if k != "snippet"}
+        if rest:
+            out += ["```json", json.dumps(rest, ensure_ascii=False, indent=1)[:2000], "```", ""]
+        out += ["Reproduce it:", "", "```python", cx["snippet"].strip(), "```"]
+    else:
+        out += ["```json", json.dumps(cx, ensure_ascii=False, indent=1)[:2000], "```"]
+    return out + [""]
+
+
+def _section(c: dict[str, Any], figure_links: dict[tuple[str, str], str], source_prefix: str) -> list[str]:
+    out = [f"### {c['id']}", "", f"**{c['title']}** — {VERDICT_MARK[c['verdict']]} "
+           f"(expected {c['expected_verdict']})", ""]
+    for s in c.get("sources", []):
+        out += [f"> {s['quote']}", ">", f"> — `{s['file']}`, {s['section']}", ""]
+    test = c.get("test") or {}
+    link = f"[{test.get('file')}:{test.get('line')}]({source_prefix}{test.get('file')}#L{test.get('line')})"
+    out += [f"**Checked:** {c['statement']}", "",
+            f"**Method:** {c['method']} · **theorem:** {link}", ""]
+    if c.get("assumptions"):
+        out += ["**Assumptions:** " + "; ".join(c["assumptions"]), ""]
+    out += [_constants(c["constants"]), ""]
+    out += _counterexample(c.get("counterexample"))
+    if c.get("corrected"):
+        out += [f"**Corrected statement:** {c['corrected']}", ""]
+    for note in c.get("notes", []):
+        out += [f"*Note:* {note}", ""]
+    for (cid, name), rel in figure_links.items():
+        if cid == c["id"]:
+            out += [f"![{cid} {name}]({rel})", ""]
+    if len(c["devices"]) > 1:
+        rows = [[d, r["verdict"], claimed_vs_measured(key_check(r))] for d, r in c["devices"].items()]
+        out += ["Per device:", "", table(["device", "verdict", "key constant"], rows), ""]
+    return out
+
+
+def _environment(env: dict[str, Any]) -> str:
+    keys = ("python", "torch", "numpy", "sympy", "hypothesis", "platform", "seed", "profile",
+            "workers", "timestamp", "wall_time_s")
+    rows = [[k, str(env.get(k))] for k in keys] + [[f"device {k}", v] for k, v in env.get("devices", {}).items()]
+    return table(["", "value"], rows)
+
+
+def render(doc: dict[str, Any], figure_links: dict[tuple[str, str], str] | None = None,
+           source_prefix: str = "../") -> str:
+    """Markdown for a results document; ``figure_links`` maps (claim, figure) to a relative path."""
+    figure_links = figure_links or {}
+    claims = doc["claims"]
+    parts = ["# gradcore verification report", "", *_summary(doc), "",
+             "## What does not hold as written", "", *_failures(claims), "",
+             "## By topic", "", *_by_topic(claims), "",
+             "## Every claim", "", *_all_claims(doc), "",
+             "## Claims in detail", ""]
+    for c in claims:
+        parts += _section(c, figure_links, source_prefix)
+    if doc.get("not_run"):
+        parts += ["## Not run in this results file", "", ", ".join(doc["not_run"]), ""]
+    parts += ["## Environment", "", _environment(doc["environment"]), ""]
+    return "\n".join(parts)
+
+
+def write_markdown(doc: dict[str, Any], out: Path) -> tuple[Path, int]:
+    """Draw figures under ``<out dir>/figures/<out stem>/`` and write the markdown report."""
+    from .results import write_text
+
+    fig_dir = out.parent / "figures" / out.stem
+    drawn = figs.draw_all(doc, fig_dir)
+    links = {k: os.path.relpath(p, out.parent).replace(os.sep, "/") for k, p in drawn.items()}
+    # Theorem paths are relative to the project root, which holds reports/.
+    write_text(render(doc, links, "../"), out)
+    return out, len(drawn)
+
+
+def terminal_summary(doc: dict[str, Any]) -> str:
+    """A compact plain-text summary for the terminal."""
+    claims = doc["claims"]
+    n = counts(claims)
+    lines = [" · ".join(f"{v} {n[v]}" for v in VERDICT_ORDER) + f"  ({len(claims)} claims)"]
+    for c in claims:
+        if c["verdict"] != "verified":
+            lines.append(f"  {c['id']:<9} {c['verdict']:<12} {claimed_vs_measured(key_check(c))}")
+    return "\n".join(lines)

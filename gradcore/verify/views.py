@@ -1,0 +1,59 @@
+"""Small formatting helpers shared by the report, the guard and the CLI."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+VERDICT_ORDER = ("refuted", "conditional", "inconclusive", "verified")
+VERDICT_MARK = {"verified": "✅ verified", "conditional": "⚠️ conditional",
+                "refuted": "❌ refuted", "inconclusive": "❔ inconclusive"}
+
+
+def num(x: Any) -> str:
+    """A number in 4 significant digits (scientific when very small or large)."""
+    if x is None:
+        return "—"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, bool):
+        return str(x)
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4g}"
+    return f"{x:.3e}"
+
+
+def key_check(claim: dict[str, Any]) -> dict[str, Any] | None:
+    """The constant that best summarises a claim: its first failing check, else its first."""
+    checks = claim.get("constants") or []
+    failing = [c for c in checks if c.get("holds") is False]
+    return (failing or checks or [None])[0]
+
+
+def claimed_vs_measured(check: dict[str, Any] | None) -> str:
+    if check is None:
+        return "—"
+    rel = check.get("relation", "==")
+    claimed = num(check.get("claimed"))
+    lhs = "claimed" if rel == "==" else f"claimed {rel.replace('==', '=')}"
+    return f"{check['name']}: {lhs} {claimed}, measured {num(check.get('measured'))}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
+    def cell(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def counts(claims: list[dict[str, Any]]) -> dict[str, int]:
+    out = {v: 0 for v in VERDICT_ORDER}
+    for c in claims:
+        out[c["verdict"]] = out.get(c["verdict"], 0) + 1
+    return out

@@ -1,0 +1,64 @@
+"""The catalogue is well formed and in one-to-one correspondence with theorem tests."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from gradcore.verify import catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = {"000_4824916cf301f1c3.txt", "002_96418150213d33a8.txt",
+         "003_1271ccf28c3604bb.txt", "004_663d4a9e11a09e4a.txt"}
+
+
+def theorem_claim_ids() -> dict[str, list[str]]:
+    """Claim ids named by @pytest.mark.claim(...) in theorems/, with where they are."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "theorems").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "claim" \
+                    and getattr(getattr(node.func, "value", None), "attr", None) == "mark":
+                found.setdefault(node.args[0].value, []).append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_catalogue_loads_and_cites_only_the_seed_documents():
+    claims = catalogue.load()
+    assert claims
+    for c in claims.values():
+        assert {s.file for s in c.sources} <= SEEDS, c.id
+        assert all(s.quote.strip() and s.section.strip() for s in c.sources), c.id
+
+
+def test_every_catalogued_claim_has_exactly_one_theorem():
+    tested = theorem_claim_ids()
+    missing = [cid for cid in catalogue.load() if cid not in tested]
+    assert not missing, f"catalogued claims without a theorem test: {missing}"
+    doubled = {cid: where for cid, where in tested.items() if len(where) > 1}
+    assert not doubled, f"claims with more than one theorem test: {doubled}"
+
+
+def test_every_theorem_names_a_catalogued_claim():
+    unknown = {cid: w for cid, w in theorem_claim_ids().items() if cid not in catalogue.load()}
+    assert not unknown, f"theorem tests naming no catalogued claim: {unknown}"
+
+
+@pytest.mark.parametrize("text,problem", [
+    ('[[claim]]\nid = "bad"\n', "lacks"),
+    ('[[claim]]\nid = "bad"\ntitle="t"\nstatement="s"\nmethod="symbolic"\nexpected_verdict="verified"\n'
+     'sources=[{file="f", section="s", quote="q"}]\n', "not like"),
+    ('[[claim]]\nid = "X-01"\ntitle="t"\nstatement="s"\nmethod="guess"\nexpected_verdict="verified"\n'
+     'sources=[{file="f", section="s", quote="q"}]\n', "method"),
+    ('[[claim]]\nid = "X-01"\ntitle="t"\nstatement="s"\nmethod="symbolic"\nexpected_verdict="true"\n'
+     'sources=[{file="f", section="s", quote="q"}]\n', "expected_verdict"),
+    ("[[claim]\n", "Expected"),
+])
+def test_malformed_catalogue_entries_are_named(tmp_path, text, problem):
+    (tmp_path / "t.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match=problem):
+        catalogue.load(tmp_path)
+
+
+def test_missing_catalogue_directory(tmp_path):
+    with pytest.raises(catalogue.CatalogueError, match="does not exist"):
+        catalogue.load(tmp_path / "nope")

@@ -1,0 +1,79 @@
+"""The recorder derives verdicts from checks; it never takes one as given."""
+import math
+
+import pytest
+
+from gradcore.verify.record import ClaimRecorder, RecordingError
+
+
+def rec(**kw) -> ClaimRecorder:
+    return ClaimRecorder("X-01", "cpu", **kw)
+
+
+def test_all_checks_hold_is_verified():
+    r = rec()
+    assert r.check("a", claimed=0.25, measured=0.25)
+    assert r.verdict == "verified"
+
+
+def test_failing_check_inside_assumptions_is_refuted():
+    r = rec(atol=0.01)
+    r.check("a", claimed=3.0, measured=4.59, counterexample={"eps": 0.01})
+    assert r.verdict == "refuted"
+    assert r.counterexample == {"eps": 0.01}
+
+
+def test_failure_only_outside_assumptions_is_conditional():
+    r = rec(atol=0.01)
+    r.check("gaussian", claimed=0.798, measured=0.797)
+    r.check("student-t", claimed=0.798, measured=0.60, outside="heavy tails", counterexample=1)
+    assert r.verdict == "conditional"
+
+
+def test_straddling_interval_is_inconclusive():
+    r = rec()
+    assert r.check("ratio", claimed=1.0, measured=1.02, relation="<=", interval=(0.95, 1.05)) is None
+    assert r.verdict == "inconclusive"
+
+
+@pytest.mark.parametrize("relation,measured,expected", [
+    ("<=", 1.0, True), ("<=", 1.1, False), (">=", 0.9, False), ("<", 0.99, True), (">", 1.01, True)])
+def test_relations_read_measured_rel_claimed(relation, measured, expected):
+    assert rec().check("x", claimed=1.0, measured=measured, relation=relation) is expected
+
+
+def test_catalogue_tolerance_is_the_default_and_checks_may_override():
+    r = rec(rtol=0.1)
+    assert r.check("x", claimed=1.0, measured=1.09)
+    assert not r.check("y", claimed=1.0, measured=1.09, rtol=0.0)
+
+
+def test_nan_never_holds():
+    assert rec(atol=1e9).check("x", claimed=1.0, measured=math.nan) is False
+
+
+def test_refutation_needs_counterexample_and_correction():
+    r = rec()
+    r.check("x", claimed=1.0, measured=2.0)
+    assert len(r.problems()) == 2
+    r.checks[0].counterexample = {"x": 2}
+    r.correct("it is 2")
+    assert r.problems() == []
+
+
+def test_empty_record_and_bad_arguments_raise():
+    with pytest.raises(RecordingError, match="no checks"):
+        _ = rec().verdict
+    with pytest.raises(RecordingError, match="relation"):
+        rec().check("x", claimed=1, measured=1, relation="~")
+    with pytest.raises(RecordingError, match="number"):
+        rec().check("x", claimed="big", measured=1)
+    with pytest.raises(RecordingError, match="points"):
+        rec().curve("f", "l", [1, 2], [1], xlabel="x", ylabel="y")
+
+
+def test_json_has_no_non_finite_numbers():
+    r = rec()
+    r.check("overflow", claimed=1.0, measured=math.inf, relation=">=")
+    out = r.to_json()
+    assert out["constants"][0]["measured"] == "inf"
