@@ -8,14 +8,19 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILES = ("ci", "dev", "thorough")
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 settings.register_profile("ci", max_examples=40, derandomize=True, database=None,
                           print_blob=True, **_COMMON)
-settings.register_profile("dev", max_examples=100, **_COMMON)
-settings.register_profile("thorough", max_examples=1000, **_COMMON)
+# dev/thorough keep failing examples; GRADCORE_EXAMPLE_DB points them at a directory that
+# CI runs can cache and share (the ci profile is derandomized and needs none).
+_DB = {"database": DirectoryBasedExampleDatabase(os.environ["GRADCORE_EXAMPLE_DB"])} \
+    if os.environ.get("GRADCORE_EXAMPLE_DB") else {}
+settings.register_profile("dev", max_examples=100, **_DB, **_COMMON)
+settings.register_profile("thorough", max_examples=1000, **_DB, **_COMMON)
 
 
 def selected() -> str:

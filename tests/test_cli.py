@@ -1,0 +1,86 @@
+"""The command line: one-line errors with exit status 2, views of a results file."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gradcore.verify import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def results_file(tmp_path) -> Path:
+    """A small, real results file: the committed one's first claims."""
+    doc = json.loads((ROOT / "reports" / "results.json").read_text(encoding="utf-8"))
+    doc["claims"] = doc["claims"][:3]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["report", "missing.json"], "does not exist"),
+    (["show", "NOPE-99"], "unknown claim id"),
+    (["list", "--topic", "astrology"], "unknown topic"),
+    (["guard", "missing.json"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    status, _, err = run(capsys, *[a.replace("missing.json", str(tmp_path / "missing.json")) for a in argv])
+    assert status == 2
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"schema": 99}', "[]", '{"schema": 1, "claims": []}'])
+def test_corrupt_results_files_are_rejected(capsys, tmp_path, content):
+    bad = tmp_path / "r.json"
+    bad.write_text(content, encoding="utf-8")
+    status, _, err = run(capsys, "report", bad)
+    assert status == 2 and err.startswith("gradcore: error:") and err.count("\n") == 1
+
+
+def test_argument_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["verify", "--device", "tpu"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'tpu'" in err and err.count("\n") == 1
+
+
+def test_report_formats(capsys, tmp_path, results_file):
+    status, out, _ = run(capsys, "report", results_file, "--format", "summary")
+    assert status == 0 and "claims)" in out
+    status, out, _ = run(capsys, "report", results_file, "--format", "json")
+    assert status == 0 and json.loads(out)["schema"] == 1
+    md = tmp_path / "verification.md"
+    status, _, _ = run(capsys, "report", results_file, "--out", md)
+    assert status == 0 and md.read_text(encoding="utf-8").startswith("# gradcore verification report")
+
+
+def test_list_and_show(capsys, results_file):
+    status, out, _ = run(capsys, "list", "--results", results_file)
+    first = json.loads(results_file.read_text(encoding="utf-8"))["claims"][0]
+    assert status == 0 and first["id"] in out and "not run" in out
+    status, out, _ = run(capsys, "show", first["id"], "--results", results_file)
+    assert status == 0 and first["title"] in out and first["quote"] in out
+
+
+def test_guard_detects_a_change_and_accept_rewrites_the_baseline(capsys, tmp_path, results_file):
+    baseline = tmp_path / "baseline.json"
+    shutil.copyfile(results_file, baseline)
+    assert run(capsys, "guard", results_file, "--baseline", baseline)[0] == 0
+    doc = json.loads(results_file.read_text(encoding="utf-8"))
+    claim = doc["claims"][0]
+    claim["devices"]["cpu"]["verdict"] = "refuted"
+    results_file.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    status, out, _ = run(capsys, "guard", results_file, "--baseline", baseline)
+    assert status == 1 and claim["id"] in out and "verdict" in out
+    assert run(capsys, "guard", results_file, "--baseline", baseline, "--accept")[0] == 0
+    assert run(capsys, "guard", results_file, "--baseline", baseline)[0] == 0
