@@ -55,6 +55,14 @@ def _constant_changes(cid: str, device: str, old: list[dict], new: list[dict]) -
     return out
 
 
+def compare_device(cid: str, before: dict[str, Any], after: dict[str, Any], device: str) -> list[Change]:
+    """Differences between two measurements of one claim (two runs, or two devices)."""
+    changes = []
+    if before["verdict"] != after["verdict"]:
+        changes.append(Change(cid, device, "verdict", before["verdict"], after["verdict"], "equal"))
+    return changes + _constant_changes(cid, device, before["constants"], after["constants"])
+
+
 def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Change]:
     """Every difference between two results documents that the guard does not allow."""
     old, new = _by_id(baseline), _by_id(current)
@@ -63,10 +71,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Change]:
     for cid in sorted(old.keys() & new.keys(), key=list(new).index):
         b_dev, a_dev = old[cid]["devices"], new[cid]["devices"]
         for dev in sorted(b_dev.keys() & a_dev.keys()):
-            b, a = b_dev[dev], a_dev[dev]
-            if b["verdict"] != a["verdict"]:
-                changes.append(Change(cid, dev, "verdict", b["verdict"], a["verdict"], "equal"))
-            changes += _constant_changes(cid, dev, b["constants"], a["constants"])
+            changes += compare_device(cid, b_dev[dev], a_dev[dev], dev)
         for dev in b_dev.keys() - a_dev.keys():
             changes.append(Change(cid, dev, "device", b_dev[dev]["verdict"], "not run", "—"))
         for dev in a_dev.keys() - b_dev.keys():

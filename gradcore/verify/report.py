@@ -119,6 +119,10 @@ def _section(c: dict[str, Any], figure_links: dict[tuple[str, str], str], source
     if len(c["devices"]) > 1:
         rows = [[d, r["verdict"], claimed_vs_measured(key_check(r))] for d, r in c["devices"].items()]
         out += ["Per device:", "", table(["device", "verdict", "key constant"], rows), ""]
+    if c.get("device_differences"):
+        rows = [[d["device"], d["what"], d["baseline"], d["now"], d["allowed"]] for d in c["device_differences"]]
+        out += ["**Devices disagree** (against the CPU measurement):", "",
+                table(["device", "what", "cpu", "device", "allowed"], rows), ""]
     return out
 
 

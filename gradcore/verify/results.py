@@ -59,13 +59,23 @@ def combined_verdict(per_device: dict[str, dict[str, Any]]) -> str:
     return next(v for v in SEVERITY if v in verdicts)
 
 
+def device_differences(per_device: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where another device's verdict or constants differ from the primary's beyond tolerance."""
+    from .guard import compare_device
+
+    names = sorted(per_device, key=lambda d: (d != "cpu", d))
+    first = names[0]
+    return [vars(c) for d in names[1:] for c in compare_device("", per_device[first], per_device[d], d)]
+
+
 def claim_entry(claim: Claim, per_device: dict[str, dict[str, Any]]) -> dict[str, Any]:
     primary = per_device["cpu"] if "cpu" in per_device else per_device[sorted(per_device)[0]]
-    verdicts = {r["verdict"] for r in per_device.values()}
+    differences = device_differences(per_device)
     entry = claim.to_json()
     entry.update({
         "verdict": combined_verdict(per_device),
-        "device_agreement": len(verdicts) == 1,
+        "device_agreement": not differences,
+        "device_differences": differences,
         "constants": primary["constants"],
         "counterexample": primary["counterexample"],
         "corrected": primary["corrected"],

@@ -1,0 +1,236 @@
+"""Contract for a normalisation layer: Jacobian bound, ε floor, batch dependence, deep stacks.
+
+Claims (catalogue NORM): 002 §归一化层与架构细节 "BN的归一化操作的雅可比矩阵，其谱范数
+受到批内统计量（特别是标准差 σ）的约束"; the ε of 004 (3.3.16)-(3.3.18); 004 §3.3.4
+"层归一化的关键优势是它不依赖于batch size"; 003 §4 and 000 list normalisation as a cure for
+vanishing/exploding gradients. The subject is a factory ``width -> nn.Module`` acting on
+``(batch, width)`` inputs; Jacobians are dense (``gradcore.jacobian``) on small sizes.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...jacobian import jacobian
+from ...spectral import spectral_norm
+from ._stack import decide_interval, linear_layers, transfer_factor
+from .base import CheckError, Clause, Outcome, Settings
+
+KIND = "norm"
+WIDTH, BATCH = 16, 8
+TRANSFER_BAND = (0.9, 1.1)
+
+
+@dataclass(frozen=True)
+class NormSubject:
+    name: str
+    make: Callable[..., nn.Module]   # (width, dtype=float64) -> fresh module in training mode on device
+    setup: str                         # Python lines binding ``make`` (for snippets)
+
+
+def _factory(obj: Any, settings: Settings) -> Callable[[int], nn.Module]:
+    if isinstance(obj, nn.Module):
+        def fixed(width: int) -> nn.Module:
+            return obj
+        return _placed(fixed, settings)
+    if not callable(obj):
+        raise CheckError(f"{type(obj).__name__} object is not callable")
+    return _placed(obj, settings)
+
+
+def _placed(make: Callable[[int], Any], settings: Settings) -> Callable[..., nn.Module]:
+    def build(width: int, dtype: torch.dtype = torch.float64) -> nn.Module:
+        m = make(width)
+        if not isinstance(m, nn.Module):
+            if callable(m):
+                return m    # a plain function of the batch is accepted too
+            raise CheckError(f"factory returned {type(m).__name__}, expected an nn.Module")
+        return m.to(device=settings.device, dtype=dtype).train()
+    return build
+
+
+def smoke(make: Callable[[int], nn.Module], settings: Settings) -> torch.Tensor:
+    """One-line CheckError unless the layer maps (batch, width) to a finite tensor of that shape."""
+    x = settings.randn(BATCH, WIDTH, offset=7) * 3 + 1
+    try:
+        y = make(WIDTH)(x)
+    except CheckError:
+        raise
+    except Exception as e:
+        raise CheckError(f"layer failed on a ({BATCH}, {WIDTH}) input: {type(e).__name__}: {e}") from None
+    if not isinstance(y, torch.Tensor):
+        raise CheckError(f"layer returned {type(y).__name__}, expected a Tensor")
+    if y.shape != x.shape:
+        raise CheckError(f"layer changed the shape: input {tuple(x.shape)}, output {tuple(y.shape)}")
+    if not bool(torch.isfinite(y).all()):
+        raise CheckError(f"layer returned non-finite values on a random ({BATCH}, {WIDTH}) input")
+    return y
+
+
+def normalises(y: torch.Tensor) -> bool:
+    """Unit scale over the feature or the batch dimension (how kind inference spots a norm)."""
+    for dim in (0, 1):
+        rms = y.pow(2).mean(dim).sqrt()
+        std = y.std(dim, unbiased=False)
+        if bool(((rms - 1).abs() < 0.05).all()) or bool(((std - 1).abs() < 0.05).all()):
+            return True
+    return False
+
+
+def subject(obj: Any, name: str, setup: str, settings: Settings) -> NormSubject:
+    if inspect.isclass(obj) and not issubclass(obj, nn.Module):
+        raise CheckError(f"{obj.__name__} is a class but not an nn.Module")
+    make = _factory(obj, settings)
+    smoke(make, settings)
+    return NormSubject(name, make, setup)
+
+
+def looks_like(obj: Any, settings: Settings) -> bool:
+    if not (isinstance(obj, nn.Module) or (inspect.isclass(obj) and issubclass(obj, nn.Module))):
+        return False
+    try:
+        return normalises(smoke(_factory(obj, settings), settings))
+    except Exception:
+        return False
+
+
+def _stateless(m: nn.Module) -> nn.Module:
+    """Stop running-statistics updates, which ``torch.func`` transforms cannot trace.
+
+    The batch statistics are still used in training mode, so the Jacobian is that of
+    the normalisation the layer applies to this batch.
+    """
+    for sub in m.modules() if isinstance(m, nn.Module) else ():
+        if getattr(sub, "track_running_stats", False):
+            sub.track_running_stats = False
+    return m
+
+
+def _jac_norm(s: NormSubject, x: torch.Tensor) -> float:
+    m = _stateless(s.make(x.shape[1], x.dtype))
+    return spectral_norm(jacobian(lambda t: m(t), x))
+
+
+def _sigma_min(x: torch.Tensor) -> float:
+    """Smallest per-sample or per-feature standard deviation of the input."""
+    return float(torch.cat([x.std(0, unbiased=False), x.std(1, unbiased=False)]).min())
+
+
+def jacobian_bound(s: NormSubject, settings: Settings) -> Outcome:
+    worst, worst_x = 0.0, None
+    for k in range(settings.seeds):
+        for scale in (0.1, 1.0, 10.0):
+            x = settings.randn(BATCH, WIDTH, offset=100 + k) * scale + 0.5
+            ratio = _jac_norm(s, x) * _sigma_min(x)
+            if ratio > worst:
+                worst, worst_x = ratio, x
+    holds = worst <= 1.0 + 1e-6
+    cex = None if holds else {
+        "max ‖J‖₂·σ_min": worst, "input": worst_x.tolist(),
+        "snippet": f"{s.setup}\nimport torch\nfrom gradcore.jacobian import jacobian\n"
+                   "from gradcore.spectral import spectral_norm\n"
+                   f"x = torch.tensor(<the input above>, dtype=torch.float64); m = make({WIDTH})\n"
+                   "print(spectral_norm(jacobian(m, x)) * min(x.std(0, unbiased=False).min(), "
+                   "x.std(1, unbiased=False).min()))"}
+    return Outcome(holds, {"max ‖J‖₂·σ_min": worst, "scales": "0.1, 1, 10"}, cex)
+
+
+def epsilon_floor(s: NormSubject, settings: Settings) -> Outcome:
+    """Measured in float32, the dtype layers train in (an ε tied to the dtype, like
+    ``nn.RMSNorm``'s default ``finfo.eps``, only floors the variance in that dtype)."""
+    z = settings.randn(BATCH, WIDTH, offset=200, dtype=torch.float32)
+    j4, j6 = _jac_norm(s, 1e-4 * z), _jac_norm(s, 1e-6 * z)
+    const = torch.full((BATCH, WIDTH), 0.5, dtype=torch.float32, device=settings.device,
+                       requires_grad=True)
+    out = s.make(WIDTH, torch.float32)(const)
+    (g,) = torch.autograd.grad((out * torch.ones_like(out)).sum(), const)
+    finite_const = bool(torch.isfinite(out).all() and torch.isfinite(g).all())
+    growth = j6 / j4 if j4 > 0 else float("inf")
+    constants = {"‖J‖₂ at input scale 1e-4": j4, "‖J‖₂ at input scale 1e-6": j6,
+                 "growth 1e-4 → 1e-6": growth, "constant input finite": finite_const, "dtype": "float32"}
+    holds = finite_const and growth <= 2.0
+    cex = None if holds else {
+        "input": f"constant 0.5, shape ({BATCH}, {WIDTH})" if not finite_const else
+                 f"1e-6 × N(0,1), shape ({BATCH}, {WIDTH})",
+        "output finite": finite_const, "‖J‖₂ growth": growth,
+        "snippet": f"{s.setup}\nimport torch\nx = torch.full(({BATCH}, {WIDTH}), 0.5, "
+                   f"requires_grad=True)\ny = make({WIDTH})(x); y.sum().backward()\n"
+                   "print(y.isfinite().all(), x.grad.isfinite().all())"}
+    return Outcome(holds, constants, cex)
+
+
+def batch_independence(s: NormSubject, settings: Settings) -> Outcome:
+    x = settings.randn(64, WIDTH, offset=300)
+    m = s.make(WIDTH)
+    with torch.no_grad():
+        full = m(x)[0]
+        diffs = [float((m(x[:size])[0] - full).abs().max()) for size in (2, 8)]
+    gap = max(diffs)
+    holds = gap <= 1e-9
+    cex = None if holds else {
+        "sample": "row 0 of a N(0,1) batch", "batch sizes": [2, 8, 64], "max |Δ output|": gap,
+        "snippet": f"{s.setup}\nimport torch\nx = torch.randn(64, {WIDTH}, dtype=torch.float64)\n"
+                   f"m = make({WIDTH})\nprint((m(x[:2])[0] - m(x)[0]).abs().max())"}
+    return Outcome(holds, {"max |Δ output| of one sample, batch 2/8 vs 64": gap}, cex)
+
+
+def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
+    depth, width, batch = 24 * settings.scale, 32 * settings.scale, 32
+
+    def bad_init(w: torch.Tensor) -> None:
+        nn.init.normal_(w, std=(4.0 / w.shape[1]) ** 0.5)   # twice the He variance
+
+    def stack(with_norm: bool) -> Callable[[int], list]:
+        def build(_: int) -> list:
+            lins = linear_layers(depth, width, bad_init, settings)
+            norms = [s.make(width) if with_norm else nn.Identity() for _ in lins]
+            return [(lambda h, lin=lin, nm=nm: torch.relu(nm(lin(h)))) for lin, nm in zip(lins, norms)]
+        return build
+
+    normed = transfer_factor(stack(True), depth=depth, width=width, batch=batch, settings=settings)
+    plain = transfer_factor(stack(False), depth=depth, width=width, batch=batch, settings=settings)
+    holds = decide_interval(normed["lambda_lo"], normed["lambda_hi"], *TRANSFER_BAND)
+    constants = {"lambda with norm": normed["lambda"],
+                 "lambda 95% CI": f"[{normed['lambda_lo']:.4f}, {normed['lambda_hi']:.4f}]",
+                 "lambda without norm": plain["lambda"], "depth": depth, "width": width,
+                 "weights": "N(0, 4/n) (2× He)"}
+    cex = None if holds is not False else {
+        "stack": f"{depth} × (Linear({width},{width}) with N(0,4/n) weights → norm → ReLU), batch {batch}",
+        "lambda": normed["lambda"],
+        "snippet": f"{s.setup}\nimport torch\nfrom torch import nn\ntorch.manual_seed(0)\n"
+                   f"lins = [nn.Linear({width}, {width}).double() for _ in range({depth})]\n"
+                   f"for l in lins: nn.init.normal_(l.weight, std=(4 / {width}) ** 0.5); nn.init.zeros_(l.bias)\n"
+                   f"ns = [make({width}) for _ in lins]\n"
+                   f"h0 = torch.randn({batch}, {width}, dtype=torch.float64, requires_grad=True); h = h0\n"
+                   "for l, n in zip(lins, ns): h = torch.relu(n(l(h)))\n"
+                   "r = torch.randn_like(h); (h * r).sum().backward()\n"
+                   f"print((h0.grad.norm() / r.norm()) ** (1 / {depth}))"}
+    return Outcome(holds, constants, cex,
+                   note="" if holds is not None else "confidence interval straddles the band")
+
+
+CLAUSES = (
+    Clause("jacobian-bound", ("NORM-01",),
+           "‖∂y/∂x‖₂ ≤ 1/σ, σ the smallest per-sample or per-feature std of the input", jacobian_bound),
+    Clause("epsilon-floor", ("NORM-02",),
+           "the ε keeps the layer well-defined as the input variance → 0: finite on a constant input, "
+           "‖J‖₂ stops growing", epsilon_floor),
+    Clause("batch-independence", ("NORM-03",),
+           "one sample's output does not depend on the rest of the batch", batch_independence, gate=False),
+    Clause("deep-stack", ("NORM-04",),
+           f"in a deep Linear→norm→ReLU stack with oversized weights the per-layer gradient factor λ "
+           f"lies in {list(TRANSFER_BAND)}", deep_stack),
+)
+
+
+def builtins() -> dict[str, tuple[Any, str]]:
+    """gradcore.norms' factories (torch's BatchNorm1d, LayerNorm, RMSNorm) at their defaults."""
+    from ... import norms
+
+    return {name: (getattr(norms, name), f"from gradcore.norms import {name} as make")
+            for name in ("batch_norm", "layer_norm", "rms_norm")}
