@@ -27,11 +27,11 @@ def test_power_law_exponent_and_per_seed_slopes():
     assert math.isclose(m, math.log(2)) and math.isclose(lo, hi)
 
 
-def test_noisy_slope_interval_covers_the_truth():
+def test_slope_interval_covers_the_truth_about_95_percent_of_the_time():
     rng = np.random.default_rng(0)
     x = np.arange(50.0)
-    s, lo, hi = stats.slope_ci(x, 0.3 * x + rng.normal(0, 1, 50))
-    assert lo < 0.3 < hi
+    hits = [lo < 0.3 < hi for lo, hi in (stats.slope_ci(x, 0.3 * x + rng.normal(0, 1, 50))[1:] for _ in range(400))]
+    assert 0.92 <= np.mean(hits) <= 0.98
 
 
 @pytest.mark.parametrize("call,argument", [
