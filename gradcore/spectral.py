@@ -54,7 +54,7 @@ def operator_spectral_norm(f: TensorFn, x: torch.Tensor, *, iters: int = 200,
     u = u / u.norm()
     sigma = 0.0
     for _ in range(iters):
-        w = op.rmatvec(op.matvec(u))
+        w = op.rmatvec(op.matvec(u)).detach()
         norm = float(w.norm())
         if norm == 0.0:
             return 0.0

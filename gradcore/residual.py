@@ -1,0 +1,119 @@
+"""Residual and scaled-residual blocks and their layer Jacobians.
+
+004 §3.3.2 Definition 3.3.4 / eq (3.3.7)–(3.3.9): ŷ = x + F(x), ∂ŷ/∂x = I + ∂F/∂x.
+002 §残差与密集连接: x_{l+1} = x_l + f_l(x_l) and the scaled form
+x_{l+1} = (1−β) x_l + α f_l(x_l). 003 §4 "残差连接": y = H(x) + x.
+The blocks wrap any ``nn.Module`` branch; Jacobians come from ``torch.func``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from . import _validate as v
+from .jacobian import jacobian
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+# Lipschitz constants of the activations above; the branch bound below needs them.
+ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
+
+
+def _module(f: object, name: str) -> nn.Module:
+    if not isinstance(f, nn.Module):
+        v.fail(name, f"expected a torch.nn.Module, got {type(f).__name__}")
+    return f  # type: ignore[return-value]
+
+
+class Residual(nn.Module):
+    """ŷ = x + f(x) (004 Definition 3.3.4; 003 "y = H(x) + x")."""
+
+    def __init__(self, f: nn.Module) -> None:
+        super().__init__()
+        self.f = _module(f, "f")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.f(x)
+
+
+class ScaledResidual(nn.Module):
+    """x_{l+1} = (1−β) x_l + α f(x_l) (002 "缩放残差连接")."""
+
+    def __init__(self, f: nn.Module, alpha: float, beta: float) -> None:
+        super().__init__()
+        self.f = _module(f, "f")
+        self.alpha = v.real(alpha, "alpha")
+        self.beta = v.real(beta, "beta")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (1.0 - self.beta) * x + self.alpha * self.f(x)
+
+
+def residual_stack(blocks: Iterable[nn.Module]) -> nn.Sequential:
+    """Compose blocks in order: x_{l+1} = block_l(x_l), l = 1 … L."""
+    blocks = list(blocks)
+    if not blocks:
+        v.fail("blocks", "expected at least one block")
+    for i, b in enumerate(blocks):
+        _module(b, f"blocks[{i}]")
+    return nn.Sequential(*blocks)
+
+
+def block_jacobian(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Dense Jacobian ∂block(x)/∂x of one sample ``x`` (rows: outputs), detached from autograd."""
+    block = _module(block, "block")
+    x = v.tensor(x, "x", ndim=1)
+    return jacobian(block, x).detach()
+
+
+def safe_scaling(lipschitz_f: float, beta: float) -> float:
+    """Largest α ≥ 0 with |1−β| + α·Lip(f) ≤ 1.
+
+    Since ‖(1−β)I + α f'(x)‖₂ ≤ |1−β| + |α|·‖f'(x)‖₂ ≤ |1−β| + |α|·Lip(f), this α makes
+    every scaled block's Jacobian norm ≤ 1 (002 "保证每层雅可比矩阵的谱范数小于等于1").
+    The bound is sufficient, not necessary. Requires 0 ≤ β ≤ 2 so that |1−β| ≤ 1.
+    """
+    lip = v.real(lipschitz_f, "lipschitz_f", positive=True)
+    beta = v.real(beta, "beta", nonnegative=True)
+    if beta > 2.0:
+        v.fail("beta", f"must be <= 2 so that |1-beta| <= 1, got {beta}")
+    return (1.0 - abs(1.0 - beta)) / lip
+
+
+def mlp_branch(width: int, hidden: int | None = None, *, activation: str = "tanh",
+               gain: float = 1.0, bias: bool = False, dtype: torch.dtype = torch.float32,
+               device: str | torch.device = "cpu") -> nn.Sequential:
+    """Residual branch Linear → activation → Linear, weights N(0, gain²/fan_in).
+
+    Uses ``nn.init.kaiming_normal_`` (linear gain) scaled by ``gain``, so ``gain``
+    sets the typical size of the branch Jacobian relative to the identity.
+    """
+    width = v.integer(width, "width", minimum=1)
+    hidden = width if hidden is None else v.integer(hidden, "hidden", minimum=1)
+    act = v.choice(activation, "activation", ACTIVATIONS)
+    gain = v.real(gain, "gain", nonnegative=True)
+    net = nn.Sequential(nn.Linear(width, hidden, bias=bias), ACTIVATIONS[act](),
+                        nn.Linear(hidden, width, bias=bias))
+    # initialise on the CPU generator so a seed gives the same weights on every device
+    with torch.no_grad():
+        for layer in (net[0], net[2]):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="linear")
+            layer.weight.mul_(gain)
+    return net.to(device=device, dtype=dtype)
+
+
+def branch_lipschitz_bound(branch: nn.Sequential) -> float:
+    """Upper bound Π‖W_i‖₂ · Π Lip(σ) on Lip(branch) for a Linear/activation sequence."""
+    if not isinstance(branch, nn.Sequential):
+        v.fail("branch", f"expected an nn.Sequential, got {type(branch).__name__}")
+    bound = 1.0
+    lips = {cls: ACTIVATION_LIPSCHITZ[name] for name, cls in ACTIVATIONS.items()}
+    for i, layer in enumerate(branch):
+        if isinstance(layer, nn.Linear):
+            bound *= float(torch.linalg.matrix_norm(layer.weight.detach(), ord=2))
+        elif type(layer) in lips:
+            bound *= lips[type(layer)]
+        else:
+            v.fail(f"branch[{i}]", f"no Lipschitz bound known for {type(layer).__name__}")
+    return bound
