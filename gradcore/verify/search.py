@@ -9,18 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hypothesis import find, settings, target
+from hypothesis import Phase, find, settings, target
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 T = TypeVar("T")
+# The explain phase re-runs a found failure under a tracer to annotate it; find() returns
+# the example itself, so that costs seconds for nothing.
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 
 
 def find_counterexample(strategy: st.SearchStrategy[T], violates: Callable[[T], bool],
                         **overrides: Any) -> T | None:
     """The simplest example drawn from ``strategy`` for which ``violates`` is true, else None."""
     try:
-        return find(strategy, violates, settings=settings(settings(), **overrides))
+        return find(strategy, violates, settings=settings(settings(), **{"phases": PHASES, **overrides}))
     except NoSuchExample:
         return None
 
