@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,6 +38,21 @@ class Settings:
     def scale(self) -> int:
         """Size multiplier for widths and grid resolutions (1 under ``ci``)."""
         return {"ci": 1, "dev": 2, "thorough": 4}[self.profile]
+
+    @property
+    def hypothesis(self) -> dict[str, Any]:
+        """The profile's Hypothesis settings as overrides for ``gradcore.verify.search``.
+
+        Passed per search rather than loaded globally, so that ``check_technique`` in a
+        user's test suite leaves the user's own Hypothesis profile alone.
+        """
+        from hypothesis import settings as hsettings
+
+        from .. import profiles  # registers the profiles
+
+        prof = hsettings.get_profile(self.profile if self.profile in profiles.PROFILES else "ci")
+        return {k: getattr(prof, k) for k in ("max_examples", "derandomize", "database", "deadline",
+                                              "suppress_health_check")}
 
     def generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator(device="cpu").manual_seed(self.seed + offset)

@@ -113,7 +113,7 @@ def _stateless(m: nn.Module) -> nn.Module:
 
 def _jac_norm(s: NormSubject, x: torch.Tensor) -> float:
     m = _stateless(s.make(x.shape[1], x.dtype))
-    return spectral_norm(jacobian(lambda t: m(t), x))
+    return spectral_norm(jacobian(lambda t: m(t), x).detach())
 
 
 def _sigma_min(x: torch.Tensor) -> float:
@@ -151,8 +151,8 @@ def epsilon_floor(s: NormSubject, settings: Settings) -> Outcome:
     (g,) = torch.autograd.grad((out * torch.ones_like(out)).sum(), const)
     finite_const = bool(torch.isfinite(out).all() and torch.isfinite(g).all())
     growth = j6 / j4 if j4 > 0 else float("inf")
-    constants = {"‖J‖₂ at input scale 1e-4": j4, "‖J‖₂ at input scale 1e-6": j6,
-                 "growth 1e-4 → 1e-6": growth, "constant input finite": finite_const, "dtype": "float32"}
+    constants = {"growth 1e-4 → 1e-6": growth, "‖J‖₂ at input scale 1e-4": j4, "‖J‖₂ at input scale 1e-6": j6,
+                 "constant input finite": finite_const, "dtype": "float32"}
     holds = finite_const and growth <= 2.0
     cex = None if holds else {
         "input": f"constant 0.5, shape ({BATCH}, {WIDTH})" if not finite_const else
@@ -215,12 +215,12 @@ def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
 
 
 CLAUSES = (
-    Clause("jacobian-bound", ("NORM-01",),
+    Clause("jacobian-bound", ("NORM-03",),
            "‖∂y/∂x‖₂ ≤ 1/σ, σ the smallest per-sample or per-feature std of the input", jacobian_bound),
-    Clause("epsilon-floor", ("NORM-02",),
+    Clause("epsilon-floor", ("NORM-03",),
            "the ε keeps the layer well-defined as the input variance → 0: finite on a constant input, "
            "‖J‖₂ stops growing", epsilon_floor),
-    Clause("batch-independence", ("NORM-03",),
+    Clause("batch-independence", ("NORM-05",),
            "one sample's output does not depend on the rest of the batch", batch_independence, gate=False),
     Clause("deep-stack", ("NORM-04",),
            f"in a deep Linear→norm→ReLU stack with oversized weights the per-layer gradient factor λ "

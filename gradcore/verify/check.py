@@ -1,0 +1,193 @@
+"""``gradcore check MODULE:OBJECT``: measure a new technique against every claim of its kind.
+
+The object (a callable, an ``nn.Module`` class or a factory) is imported, its kind is
+inferred (or taken from ``--kind``), and the kind's contract
+(:mod:`gradcore.verify.contracts`) runs every applicable clause on it — and, for the
+side-by-side table, on gradcore's built-in techniques of the same kind. Exit status:
+0 when no gating clause is violated, 1 when one is, 2 on usage errors (one line each).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .contracts import KINDS, CheckError, ClauseResult, Settings, contract
+from .contracts.base import run_clause
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass
+class TechniqueCheck:
+    """Every clause of one technique's kind, measured on it (and on the built-ins)."""
+
+    name: str
+    kind: str
+    spec: str
+    settings: Settings
+    results: list[ClauseResult]
+    builtins: dict[str, list[ClauseResult]] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    @property
+    def violations(self) -> list[ClauseResult]:
+        """Gating clauses the technique violates."""
+        return [r for r in self.results if r.violated]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def table(self) -> str:
+        from .check_report import summary_table
+
+        return summary_table(self)
+
+    def assert_ok(self) -> None:
+        """Raise AssertionError with the clause table when a gating clause is violated."""
+        if not self.ok:
+            names = ", ".join(r.clause for r in self.violations)
+            raise AssertionError(f"{self.name} ({self.kind}) violates {names}\n{self.table()}")
+
+
+def load_object(spec: str) -> Any:
+    """Import ``MODULE:OBJECT`` (OBJECT may be a dotted attribute path); CheckError otherwise."""
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise CheckError(f"expected MODULE:OBJECT (e.g. mypkg.layers:MyNorm), got {spec!r}")
+    module_name, attr_path = spec.split(":")
+    if os.getcwd() not in sys.path:   # like `python -m`: the user's own modules import
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as e:
+        raise CheckError(f"cannot import module {module_name!r}: {type(e).__name__}: {e}") from None
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            raise CheckError(f"{module_name!r} has no attribute {attr_path!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def infer_kind(obj: Any, settings: Settings) -> str:
+    """The one kind whose contract recognises ``obj``; CheckError when none or several do."""
+    if not callable(obj):
+        raise CheckError(f"{type(obj).__name__} object is not callable, so it is no technique")
+    kinds = [k for k in KINDS if contract(k).looks_like(obj, settings)]
+    if len(kinds) == 1:
+        return kinds[0]
+    if not kinds:
+        raise CheckError(f"cannot infer the kind of {_describe(obj)}{_as_activation(obj, settings)}; "
+                         f"pass --kind {{{','.join(KINDS)}}}")
+    raise CheckError(f"{_describe(obj)} is ambiguous (looks like {' and '.join(kinds)}); pass --kind")
+
+
+def _as_activation(obj: Any, settings: Settings) -> str:
+    """Why a one-tensor callable is not an activation (the likeliest intent), if it is one."""
+    from .contracts import activation
+
+    try:
+        activation.smoke(activation._callable_of(obj), settings)
+    except CheckError as e:
+        return f" (as an activation: {e})"
+    except Exception:
+        pass
+    return ""
+
+
+def _describe(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
+
+
+def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0) -> Settings:
+    import torch
+
+    from . import profiles
+
+    if device not in DEVICES:
+        raise CheckError(f"unknown device {device!r}; expected cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CheckError("--device cuda requested but torch.cuda.is_available() is False")
+    if profile not in profiles.PROFILES:
+        raise CheckError(f"unknown profile {profile!r}; expected one of {', '.join(profiles.PROFILES)}")
+    return Settings(device=device, profile=profile, seed=seed)
+
+
+def measure(kind: str, obj: Any, name: str, setup: str, settings: Settings) -> list[ClauseResult]:
+    """Every clause of ``kind`` on one object (prepared and validated first)."""
+    module = contract(kind)
+    subj = module.subject(obj, name, setup, settings)
+    return [run_clause(c, subj, settings) for c in module.CLAUSES]
+
+
+def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: str | None = None,
+          device: str = "cpu", profile: str = "ci", seed: int = 0, compare: bool = True) -> TechniqueCheck:
+    """Measure ``obj`` against its kind's contract (and the built-ins, when ``compare``)."""
+    start = time.perf_counter()
+    settings = settings_for(device, profile, seed)
+    kind = contract(kind).KIND if kind is not None else infer_kind(obj, settings)
+    name = name or _describe(obj)
+    setup = (f"from gradcore.verify.check import load_object\n{_binding(kind)} = load_object({spec!r})"
+             if spec else f"{_binding(kind)} = ...  # your {name}")
+    results = measure(kind, obj, name, setup, settings)
+    builtin = builtin_results(kind, settings) if compare else {}
+    return TechniqueCheck(name, kind, spec or name, settings, results, builtin,
+                          time.perf_counter() - start)
+
+
+def _binding(kind: str) -> str:
+    """The name the clause snippets use for a technique of ``kind``."""
+    return {"activation": "f", "norm": "make", "clipping": "clip", "initialiser": "init",
+            "residual": "make", "recurrent": "make", "attention": "attend"}[kind]
+
+
+def builtin_results(kind: str, settings: Settings) -> dict[str, list[ClauseResult]]:
+    """The contract of ``kind`` measured on each of gradcore's built-in techniques."""
+    return {bname: measure(kind, obj, bname, setup, settings)
+            for bname, (obj, setup) in contract(kind).builtins().items()}
+
+
+# --- command line ----------------------------------------------------------------------
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``check`` subcommand to the ``gradcore`` parser."""
+    from . import profiles
+
+    p = subparsers.add_parser(
+        "check", help="check a new technique against every claim of its kind",
+        description="Measure a technique (activation, initialiser, norm, residual, recurrent, attention, "
+                    "clipping) against every catalogued claim that applies to its kind, side by side "
+                    "with gradcore's built-ins.\n\nexample:\n  gradcore check mypkg.acts:swish --out reports/checks",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", metavar="MODULE:OBJECT", help="the technique to import, e.g. mypkg.layers:MyNorm")
+    p.add_argument("--kind", choices=KINDS, default=None, help="technique kind (default: inferred)")
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="device to measure on (default: cpu)")
+    p.add_argument("--profile", choices=profiles.PROFILES, default="ci", help="Hypothesis profile and sizes (default: ci)")
+    p.add_argument("--out", type=Path, default=Path("gradcore-check"), help="report directory (default: ./gradcore-check)")
+    p.add_argument("--no-compare", action="store_true", help="skip the built-in comparison table")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    return p
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``gradcore check``; 0 all clauses hold, 1 a clause is violated, 2 usage error."""
+    from . import check_report, profiles
+
+    try:
+        obj = load_object(args.target)
+        profiles.load(args.profile)
+        result = check(obj, kind=args.kind, name=args.target.split(":")[1], spec=args.target,
+                       device=args.device, profile=args.profile, seed=args.seed,
+                       compare=not args.no_compare)
+    except CheckError as e:
+        print(f"gradcore: error: {e}", file=sys.stderr)
+        return 2
+    md, js = check_report.write(result, args.out)
+    print(check_report.summary_table(result))
+    print(f"\nreport: {md}\nresults: {js}")
+    return 0 if result.ok else 1

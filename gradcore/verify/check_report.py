@@ -1,0 +1,187 @@
+"""Reports of ``gradcore check``: terminal table, markdown and JSON for one technique,
+and the built-in comparison tables (``reports/techniques.md``).
+
+The JSON follows the results-file style (:mod:`gradcore.verify.results`): an
+``environment`` block plus one entry per clause with its verdict, measured constants
+and counterexample; files are written atomically.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import results
+from .contracts import KINDS, ClauseResult
+
+if TYPE_CHECKING:
+    from .check import TechniqueCheck
+
+MARK = {"holds": "✅ holds", "violated": "❌ violated", "inconclusive": "❔ inconclusive"}
+SCHEMA = "gradcore-check/1"
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return "—" if x is None else str(x)
+    if isinstance(x, int):
+        return str(x)
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        return f"{x:.3e}"
+    return f"{x:.4g}"
+
+
+def _constants(r: ClauseResult, limit: int | None = None) -> str:
+    items = list(r.constants.items())[:limit]
+    return "; ".join(f"{k} = {_num(v)}" for k, v in items)
+
+
+def _cell(text: str) -> str:
+    """Escape the pipes of |f'| and ‖·‖ formulas inside a markdown table cell."""
+    return text.replace("|", "\\|")
+
+
+def _verdict(r: ClauseResult) -> str:
+    return MARK[r.verdict] + ("" if r.gate else " (info)")
+
+
+def summary_table(check: TechniqueCheck) -> str:
+    """Plain-text table: clause, verdict, key constants."""
+    rows = [(r.clause, _verdict(r), _constants(r, 3)) for r in check.results]
+    w0 = max(len("clause"), *(len(a) for a, _, _ in rows))
+    w1 = max(len("verdict"), *(len(b) for _, b, _ in rows))
+    lines = [f"{check.name} ({check.kind}) on {check.settings.device}, profile {check.settings.profile}: "
+             + ("all gating clauses hold" if check.ok else f"{len(check.violations)} violated"),
+             f"{'clause':<{w0}}  {'verdict':<{w1}}  measured", f"{'-' * w0}  {'-' * w1}  {'-' * 8}"]
+    lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def _claim_refs(ids: tuple[str, ...], claims: dict[str, Any]) -> str:
+    refs = []
+    for cid in ids:
+        c = claims.get(cid)
+        refs.append(f"{cid} ({c.title})" if c is not None else cid)
+    return ", ".join(refs)
+
+
+def _catalogue() -> dict[str, Any]:
+    from . import catalogue
+
+    try:
+        return catalogue.load()
+    except catalogue.CatalogueError:
+        return {}
+
+
+def markdown(check: TechniqueCheck) -> str:
+    """The markdown report of one technique, with the built-in comparison table."""
+    claims = _catalogue()
+    out = [f"# gradcore check: `{check.spec}` ({check.kind})", "",
+           f"**{'PASS' if check.ok else 'FAIL'}** — "
+           + ("every gating clause holds." if check.ok else
+              f"violates {', '.join(f'`{r.clause}`' for r in check.violations)}."),
+           f"Device {check.settings.device}, profile {check.settings.profile}, seed {check.settings.seed}, "
+           f"{check.wall_time_s:.1f} s.", "",
+           "| clause | claims | statement | verdict | measured |", "|---|---|---|---|---|"]
+    for r in check.results:
+        out.append(f"| `{r.clause}` | {_claim_refs(r.claims, claims)} | {_cell(r.statement)} | {_verdict(r)} "
+                   f"| {_cell(_constants(r))} |")
+    bad = [r for r in check.results if r.counterexample]
+    if bad:
+        out += ["", "## Counterexamples", ""]
+        for r in bad:
+            cex = {k: v for k, v in r.counterexample.items() if k != "snippet"}
+            out += [f"### `{r.clause}`", "", f"`{_short(cex)}`", ""]
+            if r.note:
+                out += [r.note, ""]
+            if "snippet" in r.counterexample:
+                out += ["```python", r.counterexample["snippet"], "```", ""]
+    if check.builtins:
+        out += ["", f"## Side by side with gradcore's built-in {check.kind} techniques", "",
+                comparison_table({check.name + " (yours)": check.results, **check.builtins})]
+    out += ["", "## Claims behind the clauses", ""]
+    for cid in sorted({c for r in check.results for c in r.claims}):
+        c = claims.get(cid)
+        if c is None:
+            out.append(f"- {cid}: not in the catalogue")
+            continue
+        src = "; ".join(f"{s.file} §{s.section}: “{s.quote}”" for s in c.sources)
+        out.append(f"- **{cid}** {c.title} — {src}")
+    return "\n".join(out) + "\n"
+
+
+def _short(x: Any, limit: int = 300) -> str:
+    text = repr(x)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def _key(r: ClauseResult) -> str:
+    """The first numeric constant of a clause, for the comparison cells."""
+    for k, v in r.constants.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return f"{k} = {_num(v)}"
+    return _constants(r, 1)
+
+
+def comparison_table(rows: dict[str, list[ClauseResult]]) -> str:
+    """Markdown table: technique × clause → verdict and its key measured constant."""
+    clauses = [r.clause for r in next(iter(rows.values()))]
+    head = "| technique | " + " | ".join(f"`{c}`" for c in clauses) + " |"
+    lines = [head, "|---" * (len(clauses) + 1) + "|"]
+    for name, res in rows.items():
+        cells = [f"{MARK[r.verdict].split()[0]} {_cell(_key(r))}" for r in res]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def to_json(check: TechniqueCheck) -> dict[str, Any]:
+    env = results.environment(seed=check.settings.seed, profile=check.settings.profile,
+                              wall_time_s=check.wall_time_s, workers=1, devices=[check.settings.device])
+    return {"schema": SCHEMA, "environment": env,
+            "technique": {"name": check.name, "spec": check.spec, "kind": check.kind},
+            "ok": check.ok, "violations": [r.clause for r in check.violations],
+            "clauses": [r.to_json() for r in check.results],
+            "builtins": {n: [r.to_json() for r in res] for n, res in check.builtins.items()}}
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "technique"
+
+
+def write(check: TechniqueCheck, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``<name>.md`` and ``<name>.json`` into ``out_dir`` (atomically)."""
+    out_dir = Path(out_dir)
+    stem = _slug(check.name)
+    md = results.write_text(markdown(check), out_dir / f"{stem}.md")
+    js = results.write(to_json(check), out_dir / f"{stem}.json")
+    return md, js
+
+
+def write_builtin_tables(out_dir: str | Path, *, device: str = "cpu", profile: str = "ci",
+                         kinds: tuple[str, ...] = KINDS) -> Path:
+    """Measure every built-in technique and write ``techniques.md`` (+ ``techniques.json``)."""
+    from .check import builtin_results, settings_for
+    from .contracts import contract
+
+    settings = settings_for(device, profile)
+    start = time.perf_counter()
+    md = ["# gradcore's techniques against the documents' claims", "",
+          "Each kind's contract (gradcore/verify/contracts) measured on every built-in technique "
+          f"of that kind (device {device}, profile {profile}). Cells: verdict and the clause's key "
+          "measured constant; ❌ marks a measured violation, not a bug.", ""]
+    doc: dict[str, Any] = {"schema": SCHEMA, "kinds": {}}
+    for kind in kinds:
+        rows = builtin_results(kind, settings)
+        if not rows:
+            continue
+        md += [f"## {kind}", ""]
+        md += [f"- `{c.id}`{'' if c.gate else ' (info)'}: {c.statement}" for c in contract(kind).CLAUSES]
+        md += ["", comparison_table(rows), ""]
+        doc["kinds"][kind] = {n: [r.to_json() for r in res] for n, res in rows.items()}
+    doc["environment"] = results.environment(seed=settings.seed, profile=profile,
+                                             wall_time_s=time.perf_counter() - start, workers=1,
+                                             devices=[device])
+    out_dir = Path(out_dir)
+    results.write(doc, out_dir / "techniques.json")
+    return results.write_text("\n".join(md), out_dir / "techniques.md")

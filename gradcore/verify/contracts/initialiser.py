@@ -1,0 +1,123 @@
+"""Contract for a weight initialiser ``fill_(weight)`` (in place, like ``torch.nn.init``).
+
+Claims (catalogue INIT): 003 §4 "Xavier/Glorot 初始化 或 He 初始化…根据网络层的输入输出维度…
+设定权重的初始分布…避免梯度过大或过小"; 004 (3.3.13)-(3.3.15): Var(W) = 2/(n_in+n_out)
+keeps tanh/sigmoid stable, Var(W) = 2/n_in keeps ReLU stable. The subject's Var(W) is
+measured on several shapes and the nets it initialises are measured for λ.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ._stack import decide_interval, linear_layers, transfer_factor
+from .base import CheckError, Clause, Outcome, Settings, loglog_slope
+
+KIND = "initialiser"
+Init = Callable[[torch.Tensor], Any]
+FANS = (32, 128, 512)
+TRANSFER_BAND = (0.9, 1.1)
+
+
+@dataclass(frozen=True)
+class InitSubject:
+    name: str
+    init: Init
+    setup: str   # Python lines binding the initialiser to ``init``
+
+
+def smoke(init: Init, settings: Settings) -> None:
+    w = torch.zeros(64, 32, device=settings.device)
+    init(w)
+    if not bool(torch.isfinite(w).all()):
+        raise CheckError("initialiser wrote non-finite values into a (64, 32) weight")
+    if float(w.std()) == 0.0:
+        raise CheckError("initialiser did not fill the weight in place (all entries equal)")
+
+
+def subject(obj: Any, name: str, setup: str, settings: Settings) -> InitSubject:
+    if not callable(obj):
+        raise CheckError(f"{type(obj).__name__} object is not callable")
+    try:
+        smoke(obj, settings)
+    except CheckError:
+        raise
+    except Exception as e:
+        raise CheckError(f"initialiser failed on a (64, 32) weight: {type(e).__name__}: {e}") from None
+    return InitSubject(name, obj, setup)
+
+
+def looks_like(obj: Any, settings: Settings) -> bool:
+    """A callable that fills a 2-D tensor in place and returns it or None."""
+    if not callable(obj):
+        return False
+    try:
+        w = torch.zeros(64, 32, device=settings.device)
+        out = obj(w)
+        return (out is None or out is w) and float(w.std()) > 0 and bool(torch.isfinite(w).all())
+    except Exception:
+        return False
+
+
+def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
+    variances = []
+    for n in FANS:
+        w = torch.empty(n, n, dtype=torch.float64, device=settings.device)
+        torch.manual_seed(settings.seed + n)
+        s.init(w)
+        variances.append(float(w.var()))
+    slope = loglog_slope(list(FANS), variances)
+    constants: dict[str, Any] = {"exponent p in Var(W) ∝ n^p": slope}
+    constants.update({f"n·Var(W), n={n}": n * v for n, v in zip(FANS, variances)})
+    holds = abs(slope + 1) <= 0.1
+    cex = None if holds else {
+        "shapes": [[n, n] for n in FANS], "Var(W)": variances, "exponent": slope,
+        "snippet": f"{s.setup}\nimport torch\nfor n in {list(FANS)}:\n    w = torch.empty(n, n)\n"
+                   "    init(w); print(n, w.var().item() * n)  # constant when Var ∝ 1/n"}
+    return Outcome(holds, constants, cex)
+
+
+def variance_preserving(s: InitSubject, settings: Settings) -> Outcome:
+    depth, width, batch = 24 * settings.scale, 64 * settings.scale, 32
+    lams = {}
+    for act_name, act in (("relu", torch.relu), ("tanh", torch.tanh)):
+        def build(_: int, act: Callable = act) -> list:
+            return [(lambda h, lin=lin: act(lin(h))) for lin in linear_layers(depth, width, s.init, settings)]
+        lams[act_name] = transfer_factor(build, depth=depth, width=width, batch=batch, settings=settings)
+    verdicts = {a: decide_interval(m["lambda_lo"], m["lambda_hi"], *TRANSFER_BAND) for a, m in lams.items()}
+    constants: dict[str, Any] = {f"lambda ({a})": m["lambda"] for a, m in lams.items()}
+    constants.update({f"lambda ({a}) 95% CI": f"[{m['lambda_lo']:.4f}, {m['lambda_hi']:.4f}]"
+                      for a, m in lams.items()})
+    constants["stable for"] = ", ".join(a for a, ok in verdicts.items() if ok) or "neither"
+    holds = True if True in verdicts.values() else (None if None in verdicts.values() else False)
+    cex = None if holds is not False else {
+        "depth": depth, "width": width, **{f"lambda ({a})": m["lambda"] for a, m in lams.items()},
+        "snippet": f"{s.setup}\nimport torch\nfrom torch import nn\ntorch.manual_seed(0)\n"
+                   f"lins = [nn.Linear({width}, {width}, bias=False).double() for _ in range({depth})]\n"
+                   "for l in lins: init(l.weight.data)\n"
+                   f"h0 = torch.randn({batch}, {width}, dtype=torch.float64, requires_grad=True); h = h0\n"
+                   "for l in lins: h = torch.relu(l(h))\n"
+                   "r = torch.randn_like(h); (h * r).sum().backward()\n"
+                   f"print((h0.grad.norm() / r.norm()) ** (1 / {depth}))"}
+    return Outcome(holds, constants, cex)
+
+
+CLAUSES = (
+    Clause("fan-scaling", ("INIT-01", "INIT-05", "INIT-07"),
+           "Var(W) scales with the layer's fan as 1/n (it adapts to the input/output dimensions)",
+           fan_scaling),
+    Clause("variance-preserving", ("INIT-04", "INIT-06", "INIT-07"),
+           f"a deep ReLU or tanh net it initialises has per-layer gradient factor λ in {list(TRANSFER_BAND)}",
+           variance_preserving),
+)
+
+
+def builtins() -> dict[str, tuple[Any, str]]:
+    """gradcore.init's initialisers at their defaults."""
+    from ... import init
+
+    return {name: (ini, f"from gradcore.init import get\ninit = get({name!r})")
+            for name, ini in init.INITIALISERS.items()}

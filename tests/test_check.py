@@ -1,0 +1,175 @@
+"""Unit tests of `gradcore check` (gradcore/verify/check.py, contracts/, check_report.py, testing.py).
+
+Each contract is run on techniques gradcore does not ship (tests/techniques_for_tests.py)
+and its measured constants are compared with closed forms or independent references.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import sympy as sp
+import torch
+
+from gradcore.testing import check_technique
+from gradcore.verify import catalogue
+from gradcore.verify.check import load_object
+from gradcore.verify.check_report import comparison_table, markdown, write, write_builtin_tables
+from gradcore.verify.cli import main
+from gradcore.verify.contracts import KINDS, CheckError, contract
+
+from . import techniques_for_tests as T
+
+SPEC = "tests.techniques_for_tests"
+
+
+def _clause(result, cid):
+    return next(r for r in result.results if r.clause == cid)
+
+
+def test_every_clause_cites_catalogued_claims():
+    known = catalogue.load()
+    for kind in KINDS:
+        for clause in contract(kind).CLAUSES:
+            assert clause.claims and all(c in known for c in clause.claims), (kind, clause.id)
+
+
+def test_swish_derivative_bound_violated_at_the_closed_form_maximum(device):
+    res = check_technique(T.swish, device=device)
+    assert res.kind == "activation" and not res.ok
+    bound = _clause(res, "derivative-bound")
+    # reference: maximise swish'(x) = σ(x)(1 + x(1 − σ(x))) exactly with sympy
+    x = sp.Symbol("x", real=True)
+    d1 = sp.diff(x / (1 + sp.exp(-x)), x)
+    x_star = sp.nsolve(sp.diff(d1, x), x, 2.4)
+    assert bound.verdict == "violated"
+    assert bound.constants["sup|f'| (search)"] == pytest.approx(float(d1.subs(x, x_star)), abs=1e-9)
+    assert bound.counterexample["x"] == pytest.approx(float(x_star), abs=1e-3)
+    assert _clause(res, "saturation").verdict == "holds"        # the right tail f' → 1
+    assert [r.clause for r in res.violations] == ["derivative-bound", "transfer-factor"]
+
+
+def test_bad_activation_with_sympy_form(device):
+    res = check_technique(T.SteepTanh, kind="activation", device=device)
+    bound = _clause(res, "derivative-bound")
+    assert bound.constants["sup|f'| (sympy)"] == pytest.approx(1.5, abs=1e-12)
+    assert bound.constants["sup|f'| (search)"] == pytest.approx(1.5, abs=1e-9)
+    sat = _clause(res, "saturation")
+    # closed form: 1.5·(1 − tanh²x) < 0.01  ⇔  |x| > atanh(√(1 − 0.01/1.5))
+    edge = math.atanh(math.sqrt(1 - 0.01 / 1.5))
+    assert sat.verdict == "violated"
+    assert sat.constants["right saturated above x"] == pytest.approx(edge, abs=0.02)
+    assert _clause(res, "transfer-factor").constants["init"] == "xavier_normal"
+    with pytest.raises(AssertionError, match="derivative-bound"):
+        res.assert_ok()
+
+
+def test_norm_without_epsilon_violates_only_the_epsilon_floor(device):
+    res = check_technique(T.NoEpsLayerNorm, device=device)
+    assert res.kind == "norm"
+    assert [r.clause for r in res.violations] == ["epsilon-floor"]
+    floor = _clause(res, "epsilon-floor")
+    assert floor.constants["constant input finite"] is False
+    assert floor.constants["growth 1e-4 → 1e-6"] == pytest.approx(100, rel=1e-3)   # ‖J‖₂ = 1/σ exactly
+    ok = check_technique(T.EpsLayerNorm, kind="norm", device=device)
+    assert ok.ok
+    # with ε the Jacobian norm saturates at 1/√ε
+    assert _clause(ok, "epsilon-floor").constants["‖J‖₂ at input scale 1e-6"] == pytest.approx(1e-5 ** -0.5, rel=1e-2)
+
+
+def test_per_coordinate_clipping_loses_direction(device):
+    res = check_technique(T.clip_per_coordinate, device=device)
+    assert res.kind == "clipping" and [r.clause for r in res.violations] == ["direction"]
+    d = _clause(res, "direction")
+    # Gaussian g with ‖g‖∞ ≫ τ: cos → √(2/π) (the value-clipping limit, 002)
+    assert d.constants["cos(clip(g), g), Gaussian g, d=4096, ‖g‖∞≈4e3"] == pytest.approx(math.sqrt(2 / math.pi), abs=0.01)
+    g = torch.tensor(d.counterexample["g"])
+    out = torch.tensor(d.counterexample["clip(g)"])
+    assert torch.equal(out, g.clamp(-1, 1)) and float(torch.nn.functional.cosine_similarity(g, out, dim=0)) < 1 - 1e-6
+    step = _clause(res, "step-bound")
+    assert step.constants["‖clip(g)‖, Gaussian ‖g‖≈6e7, d=4096"] == pytest.approx(64.0)   # τ√d
+    assert check_technique(T.clip_global_norm_safe, device=device).ok
+
+
+def test_initialiser_constants_match_the_formula(device):
+    bad = check_technique(T.fixed_std_init, device=device)
+    assert bad.kind == "initialiser" and not bad.ok
+    fan = _clause(bad, "fan-scaling")
+    assert fan.constants["n·Var(W), n=512"] == pytest.approx(512 * 0.05 ** 2, rel=0.05)
+    assert abs(fan.constants["exponent p in Var(W) ∝ n^p"]) < 0.1
+    good = check_technique(T.lecun_normal, device=device)
+    assert good.ok and _clause(good, "fan-scaling").constants["n·Var(W), n=512"] == pytest.approx(1.0, rel=0.05)
+
+
+def test_residual_attention_recurrent_contracts(device):
+    res = check_technique(T.HalfResidual, kind="residual", device=device)
+    bound = _clause(res, "block-jacobian-bound")
+    x = torch.tensor(bound.counterexample["x"], dtype=torch.float64)
+    torch.manual_seed(bound.counterexample["seed"])
+    block = T.HalfResidual(32).double()
+    ref = torch.linalg.matrix_norm(torch.autograd.functional.jacobian(lambda t: block(t[None])[0], x), ord=2)
+    assert bound.verdict == "violated" and bound.constants["max ‖∂block/∂x‖₂"] >= float(ref) - 1e-12
+    att = check_technique(T.unscaled_attention, device=device)
+    assert att.kind == "attention" and _clause(att, "row-stochastic").verdict == "holds"
+    assert [r.clause for r in att.violations] == ["no-saturation"]
+    rnn = check_technique(T.LeakyCell, device=device)
+    assert rnn.kind == "recurrent" and rnn.ok
+    # the leaky cell's step Jacobian is 0.95·I + 0.05·D W: its factor sits just below 0.95 + 0.05
+    assert 0.9 < _clause(rnn, "bptt-no-explosion").constants["per-step factor"] < 1.0
+
+
+@pytest.mark.parametrize("obj, kind, message", [
+    (T.wrong_shape, None, "changed the shape"),
+    (T.not_finite, "activation", "non-finite"),
+    (T.NOT_CALLABLE, None, "not callable"),
+    (T.swish, "bogus", "unknown kind"),
+    (lambda x: x, "norm", "factory returned int"),
+    (T.unscaled_attention, "norm", "factory returned|failed"),
+])
+def test_bad_techniques_fail_with_one_line(obj, kind, message):
+    with pytest.raises(CheckError, match=message) as e:
+        check_technique(obj, kind=kind)
+    assert "\n" not in str(e.value)
+
+
+def test_load_object_errors():
+    assert load_object(f"{SPEC}:swish") is T.swish
+    for spec, msg in [("nocolon", "MODULE:OBJECT"), ("no_such_module_xyz:f", "cannot import"),
+                      (f"{SPEC}:missing", "no attribute")]:
+        with pytest.raises(CheckError, match=msg):
+            load_object(spec)
+
+
+def test_cli_exit_codes_and_files(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["check", f"{SPEC}:clip_per_coordinate", "--out", str(out), "--no-compare"]) == 1
+    doc = json.loads((out / "clip_per_coordinate.json").read_text())
+    assert doc["ok"] is False and doc["violations"] == ["direction"] and "environment" in doc
+    md = (out / "clip_per_coordinate.md").read_text()
+    assert "FAIL" in md and "CLIP-01" in md and "```python" in md
+    assert main(["check", f"{SPEC}:lecun_normal", "--out", str(out), "--no-compare"]) == 0
+    assert main(["check", f"{SPEC}:nope", "--out", str(out)]) == 2
+    assert main(["check", f"{SPEC}:NOT_CALLABLE", "--out", str(out)]) == 2
+    if not torch.cuda.is_available():
+        assert main(["check", f"{SPEC}:swish", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(line.startswith("gradcore: error:") for line in err)
+    with pytest.raises(SystemExit) as e:
+        main(["check", f"{SPEC}:swish", "--kind", "bogus"])
+    assert e.value.code == 2
+
+
+def test_report_tables(tmp_path):
+    res = check_technique(T.unscaled_attention, compare=True)
+    assert set(res.builtins) == {"scaled (1/√d_k)", "unscaled"}
+    # the user's unscaled attention measures like gradcore's own unscaled variant
+    mine = [r.verdict for r in res.results]
+    assert mine == [r.verdict for r in res.builtins["unscaled"]]
+    table = comparison_table({"mine": res.results, **res.builtins})
+    assert table.count("\n") == 4 and "`no-saturation`" in table
+    assert "Side by side" in markdown(res)
+    md, js = write(res, tmp_path)
+    assert md.exists() and json.loads(js.read_text())["builtins"]
+    path = write_builtin_tables(tmp_path, kinds=("attention",))
+    assert "## attention" in path.read_text() and (tmp_path / "techniques.json").exists()
