@@ -52,6 +52,8 @@ def _verify_parser(sub: Any) -> None:
     p.add_argument("--theorems", type=Path, default=Path("theorems"), help="theorem directory (default: theorems)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results file to write")
     p.add_argument("--report", type=Path, default=None, help="markdown report (default: verification.md beside results)")
+    p.add_argument("--no-techniques", action="store_true",
+                   help="skip the built-in technique tables (techniques.md beside the results)")
 
 
 def _report_parser(sub: Any) -> None:
@@ -123,6 +125,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     out, n = report.write_markdown(doc, _markdown_path(args.results, args.report))
     print(report.terminal_summary(doc))
     print(f"wrote {args.results} and {out} ({n} figures)")
+    if not (args.only or args.no_techniques):
+        from .check_report import write_builtin_tables
+
+        device = "cuda" if args.device in ("cuda", "all") and "cuda" in doc["environment"]["devices"] else "cpu"
+        print(f"wrote {write_builtin_tables(args.results.parent, device=device, profile=args.profile)}")
     return 0 if status == 0 else 1
 
 

@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 
 def figure_groups(claim: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -43,6 +44,9 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
     first = curves[0]
     if first.get("logx") and all(_positive(s["x"]) for s in curves):
         ax.set_xscale("log")
+        xs = [x for s in curves for x in s["x"]]
+        if max(xs) / min(xs) < 1e4:  # a few decades read better as plain numbers
+            ax.xaxis.set_major_formatter(ScalarFormatter())
     if first.get("logy") and all(_positive(s["y"]) for s in curves):
         ax.set_yscale("log")
     ax.set_xlabel(first["xlabel"])
