@@ -76,7 +76,7 @@ def test_adjoint_instability_is_explosion(claim, device):
                 claimed=1.0, measured=rate_tv, relation="<=", outside="time-varying Jacobians judged by per-step eigenvalues",
                 dtype=F64, counterexample={"J_even": A.tolist(), "J_odd": B.tolist(), "T": 40, "rate": rate_tv,
                                            "frozen_spectral_radius": frozen})
-    claim.correct(f"for a time-invariant linear network the costate grows at rate ρ(W) (measured "
+    claim.correct("for a time-invariant linear network the costate grows at rate ρ(W) (measured "
                   + ", ".join(f"{r:.3f} vs {p:.3f}" for r, p in zip(rates, rhos))
                   + f"), so explosion ⇔ unstable adjoint; for time-varying Jacobians (any deep net) stability must be "
                   f"judged on the product: alternating [[0,2],[0,0]], [[0,0],[2,0]] have ρ = {frozen:g} yet the costate "

@@ -126,11 +126,11 @@ def test_separated_weight_and_derivative_products(claim, device):
     for i in range(len(ws) - 1, 0, -1):
         chain = ws[i] * (d(zs[i - 1]) * chain)
     claim.check("width 1: separated product = backprop ∂L/∂z₁", claimed=float(chain), measured=sep, rtol=1e-9)
-    claim.correct(f"only for width 1 (scalars commute); with matrices diag(f'(z_j)) and W_jᵀ interleave "
-                  f"(∂L/∂zᵢ = D_i W_{{i+1}}ᵀ D_{{i+1}} ⋯ W_nᵀ ∂L/∂z_n); the separated form's relative error is "
+    claim.correct("only for width 1 (scalars commute); with matrices diag(f'(z_j)) and W_jᵀ interleave "
+                  "(∂L/∂zᵢ = D_i W_{i+1}ᵀ D_{i+1} ⋯ W_nᵀ ∂L/∂z_n); the separated form's relative error is "
                   + ", ".join(f"{a}: {sum(e) / len(e):.2f}" for a, e in errs.items())
                   + " (for ReLU the product of all masks keeps almost no coordinates); ∂L/∂Wᵢ is then that "
-                  f"vector times a_{{i−1}}ᵀ")
+                  "vector times a_{i−1}ᵀ")
 
 
 @pytest.mark.claim("DEPTH-03")

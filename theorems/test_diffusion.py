@@ -3,7 +3,6 @@
 All from 002 §在现代生成模型中的体现 (扩散模型 paragraph).
 """
 import functools
-import math
 
 import pytest
 import torch

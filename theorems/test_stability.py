@@ -87,7 +87,7 @@ def test_input_gradient_is_jacobian_product(claim, device, dtype):
     g0 = P @ g_L
     rel = float((g0.detach() - x.grad).abs().max() / x.grad.abs().max())
     tol = {torch.float32: 1e-5, torch.float64: 1e-12}[dtype]
-    claim.check(f"max |P g_L − autograd ∂L/∂x₀| / max|∂L/∂x₀|, tanh MLP depth 12 width 16", claimed=0.0,
+    claim.check("max |P g_L − autograd ∂L/∂x₀| / max|∂L/∂x₀|, tanh MLP depth 12 width 16", claimed=0.0,
                 measured=rel, atol=tol, dtype=dtype)
 
 
@@ -166,7 +166,7 @@ def test_sigma_max_above_one_root_cause(claim, device):
     norms = [spectral_norm(torch.linalg.matrix_power(W.T, T)) for T in Ts]
     claim.curve("stab-nonnormal-power", f"‖(Wᵀ)^T‖₂, W = [[0.5, 10], [0, 0.5]] (σ_max = {spectral_norm(W):.2f})",
                 Ts, norms, xlabel="steps T", ylabel="‖(Wᵀ)^T‖₂", logy=True)
-    claim.curve("stab-nonnormal-power", f"σ_max^T", Ts, [spectral_norm(W) ** T for T in Ts],
+    claim.curve("stab-nonnormal-power", "σ_max^T", Ts, [spectral_norm(W) ** T for T in Ts],
                 xlabel="steps T", ylabel="‖(Wᵀ)^T‖₂", logy=True)
     claim.check("sufficiency: σ_max(W) = 10.0 at every step, ‖(Wᵀ)^200‖ ≥ 1 (explodes)", claimed=1.0,
                 measured=norms[-1], relation=">=", dtype=F64,

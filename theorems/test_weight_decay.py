@@ -219,6 +219,6 @@ def test_l2_limits_weight_size(claim, device):
                 relation="<", outside="the data demand ρ > 1", dtype=torch.float64,
                 counterexample={"model": "linear RNN of WD-04", "weight_decay": 1.0, "rho_final": final[2]})
     threshold = next((l for l, r in zip(rnn_lams, final) if r < 1), None)
-    claim.correct(f"L2 does bound the weights (ridge ‖W_λ‖ is non-increasing in λ and ‖W_λ‖² ≤ 2L(0)/λ), but it "
-                  f"prevents ρ > 1 only when λ is large: the linear RNN ends with ρ = "
+    claim.correct("L2 does bound the weights (ridge ‖W_λ‖ is non-increasing in λ and ‖W_λ‖² ≤ 2L(0)/λ), but it "
+                  "prevents ρ > 1 only when λ is large: the linear RNN ends with ρ = "
                   + ", ".join(f"{r:.3f}" for r in final) + f" for λ = {rnn_lams}; first λ with ρ < 1: {threshold}")

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import catalogue, guard, profiles, report, results
 from .plugin import DEVICE_CHOICES
-from .views import VERDICT_MARK, claimed_vs_measured, key_check
+from .views import VERDICT_MARK, claimed_vs_measured
 
 DEFAULT_RESULTS = Path("reports/results.json")
 DEFAULT_BASELINE = Path("reports/baseline.json")

@@ -80,7 +80,7 @@ class Check:
     guard_tolerance: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return plain(asdict(self))
 
 
 @dataclass
@@ -144,7 +144,7 @@ class ClaimRecorder:
         guard = self._guard_tolerance(m, ci, dtype)
         self.checks.append(Check(name, c, m, relation, slack, holds, ci, outside,
                                  None if dtype is None else str(dtype).replace("torch.", ""),
-                                 _plain(counterexample), guard))
+                                 plain(counterexample), guard))
         return holds
 
     @staticmethod
@@ -212,20 +212,20 @@ class ClaimRecorder:
             "counterexample": self.counterexample,
             "corrected": self.corrected,
             "notes": self.notes,
-            "series": _plain([asdict(s) for s in self.series]),
+            "series": plain([asdict(s) for s in self.series]),
         }
 
 
-def _plain(x: Any) -> Any:
-    """A JSON-friendly copy of a counterexample (tensors become nested lists)."""
+def plain(x: Any) -> Any:
+    """A JSON-friendly copy (tensors become nested lists, non-finite floats strings)."""
     if x is None or isinstance(x, (bool, int, str)):
         return x
     if isinstance(x, float):
         return x if math.isfinite(x) else repr(x)
     if hasattr(x, "tolist"):
-        return _plain(x.tolist())
+        return plain(x.tolist())
     if isinstance(x, dict):
-        return {str(k): _plain(val) for k, val in x.items()}
+        return {str(k): plain(val) for k, val in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(e) for e in x]
+        return [plain(e) for e in x]
     return repr(x)

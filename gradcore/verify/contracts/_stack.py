@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ... import probes
-from .base import Settings, mean_ci
+from ...stats import mean_ci
+from .base import Settings
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
 

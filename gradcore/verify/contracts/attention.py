@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from ...spectral import spectral_radius
-from .base import CheckError, Clause, Outcome, Settings, loglog_slope
+from ...stats import loglog_exponent
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
 
 KIND = "attention"
 LENGTH, DIMS = 16, (16, 64, 256)
@@ -43,8 +44,7 @@ def smoke(attend: Attend, settings: Settings) -> None:
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> AttentionSubject:
-    if not callable(obj):
-        raise CheckError(f"{type(obj).__name__} object is not callable")
+    callable_or_fail(obj)
     smoke(obj, settings)
     return AttentionSubject(name, obj, setup)
 
@@ -119,7 +119,7 @@ def no_saturation(s: AttentionSubject, settings: Settings) -> Outcome:
 
 def gradient_scale(s: AttentionSubject, settings: Settings) -> Outcome:
     _, grads = _per_dim(s, settings)
-    p = loglog_slope(list(DIMS), grads) if all(g > 0 for g in grads) else float("-inf")
+    p = loglog_exponent(list(DIMS), grads)[0] if all(g > 0 for g in grads) else float("-inf")
     holds = abs(p) <= 0.25
     constants: dict[str, Any] = {"exponent p in ‖∂/∂q‖ ∝ d_k^p": p}
     constants.update({f"‖∂/∂q_i‖, d_k={d}": g for d, g in zip(DIMS, grads)})

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from ..record import plain
+
 CLAUSE_VERDICTS = ("holds", "violated", "inconclusive")
 
 
@@ -107,8 +109,8 @@ class ClauseResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.clause, "claims": list(self.claims), "statement": self.statement,
-                "verdict": self.verdict, "gate": self.gate, "constants": _plain(self.constants),
-                "counterexample": _plain(self.counterexample), "note": self.note,
+                "verdict": self.verdict, "gate": self.gate, "constants": plain(self.constants),
+                "counterexample": plain(self.counterexample), "note": self.note,
                 "duration_s": round(self.duration_s, 3)}
 
 
@@ -127,37 +129,21 @@ def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult
                         out.constants, out.counterexample, out.note, time.perf_counter() - start)
 
 
-def _plain(x: Any) -> Any:
-    """JSON-safe copy: tensors to lists, non-finite floats to strings."""
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    if isinstance(x, float):
-        return x if math.isfinite(x) else repr(x)
-    if hasattr(x, "tolist"):
-        return _plain(x.tolist())
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(e) for e in x]
-    return repr(x)
-
-
 def finite(x: float) -> float | None:
     """A float for the report, ``None`` when it is not finite."""
     return x if math.isfinite(x) else None
 
 
-def loglog_slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of log y against log x (the exponent p in y ∝ x^p)."""
-    lx = torch.tensor(xs, dtype=torch.float64).log()
-    ly = torch.tensor(ys, dtype=torch.float64).log()
-    lx = lx - lx.mean()
-    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+def callable_or_fail(obj: Any) -> None:
+    if not callable(obj):
+        raise CheckError(f"{type(obj).__name__} object is not callable")
 
 
-def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """Mean and a 95 % normal confidence interval (mean ± 1.96·SE)."""
-    t = torch.tensor(values, dtype=torch.float64)
-    m = float(t.mean())
-    se = float(t.std(unbiased=True) / math.sqrt(len(values))) if len(values) > 1 else 0.0
-    return m, m - 1.96 * se, m + 1.96 * se
+def run_smoke(smoke: Any, obj: Any, settings: Settings, what: str) -> None:
+    """Run a kind's smoke test; any exception other than CheckError becomes one line naming ``what``."""
+    try:
+        smoke(obj, settings)
+    except CheckError:
+        raise
+    except Exception as e:
+        raise CheckError(f"{what}: {type(e).__name__}: {e}") from None

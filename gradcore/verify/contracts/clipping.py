@@ -17,7 +17,7 @@ import torch
 from hypothesis import strategies as st
 
 from ..search import find_counterexample, maximize
-from .base import CheckError, Clause, Outcome, Settings
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
 
 KIND = "clipping"
 Rule = Callable[[list[torch.Tensor]], list[torch.Tensor]]
@@ -52,14 +52,8 @@ def smoke(rule: Rule, settings: Settings) -> None:
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> ClippingSubject:
-    if not callable(obj):
-        raise CheckError(f"{type(obj).__name__} object is not callable")
-    try:
-        smoke(obj, settings)
-    except CheckError:
-        raise
-    except Exception as e:
-        raise CheckError(f"clipping rule failed on a list of two gradients: {type(e).__name__}: {e}") from None
+    callable_or_fail(obj)
+    run_smoke(smoke, obj, settings, "clipping rule failed on a list of two gradients")
     return ClippingSubject(name, obj, setup)
 
 

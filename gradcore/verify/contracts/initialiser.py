@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from ._stack import decide_interval, linear_layers, transfer_factor
-from .base import CheckError, Clause, Outcome, Settings, loglog_slope
+from ...stats import loglog_exponent
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
 
 KIND = "initialiser"
 Init = Callable[[torch.Tensor], Any]
@@ -39,14 +40,8 @@ def smoke(init: Init, settings: Settings) -> None:
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> InitSubject:
-    if not callable(obj):
-        raise CheckError(f"{type(obj).__name__} object is not callable")
-    try:
-        smoke(obj, settings)
-    except CheckError:
-        raise
-    except Exception as e:
-        raise CheckError(f"initialiser failed on a (64, 32) weight: {type(e).__name__}: {e}") from None
+    callable_or_fail(obj)
+    run_smoke(smoke, obj, settings, "initialiser failed on a (64, 32) weight")
     return InitSubject(name, obj, setup)
 
 
@@ -69,7 +64,7 @@ def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
         torch.manual_seed(settings.seed + n)
         s.init(w)
         variances.append(float(w.var()))
-    slope = loglog_slope(list(FANS), variances)
+    slope = loglog_exponent(list(FANS), variances)[0]
     constants: dict[str, Any] = {"exponent p in Var(W) ∝ n^p": slope}
     constants.update({f"n·Var(W), n={n}": n * v for n, v in zip(FANS, variances)})
     holds = abs(slope + 1) <= 0.1

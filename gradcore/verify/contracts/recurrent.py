@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import CheckError, Clause, Outcome, Settings, mean_ci
+from ...stats import mean_ci
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
 
 KIND = "recurrent"
 INPUT, HIDDEN, STEPS = 8, 32, 40
@@ -70,8 +71,7 @@ def smoke(make: Callable[[int, int], Any], settings: Settings) -> int:
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> RecurrentSubject:
-    if not callable(obj):
-        raise CheckError(f"{type(obj).__name__} object is not callable")
+    callable_or_fail(obj)
     make = _factory(obj, settings)
     smoke(make, settings)
     return RecurrentSubject(name, make, setup)

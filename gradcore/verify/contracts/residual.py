@@ -17,7 +17,7 @@ from torch import nn
 from ...jacobian import jacobian
 from ...spectral import singular_values, spectral_norm
 from ._stack import transfer_factor
-from .base import CheckError, Clause, Outcome, Settings
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
 
 KIND = "residual"
 WIDTH, DEPTH = 32, 16
@@ -56,8 +56,7 @@ def smoke(make: Callable[[int], nn.Module], settings: Settings) -> None:
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> ResidualSubject:
-    if not callable(obj):
-        raise CheckError(f"{type(obj).__name__} object is not callable")
+    callable_or_fail(obj)
     make = _factory(obj, settings)
     smoke(make, settings)
     return ResidualSubject(name, make, setup)
