@@ -6,30 +6,18 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
-from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gradcore import attention as at
 from gradcore.jacobian import jacobian
 from gradcore.spectral import spectral_norm
+from gradcore.stats import loglog_exponent, mean_ci, per_seed_slope_ci
 from gradcore.verify.search import find_counterexample, maximize
 
 F64 = torch.float64
-# Hypothesis's explain phase re-runs a failing example under a tracer; it costs seconds and adds nothing here.
-FAST = {"phases": (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)}
 D_KS = (4, 16, 64, 256, 1024)
 N_KEYS, N_QUERIES, D_V = 16, 32, 16
-
-
-def _mean_ci(xs: list[float]) -> tuple[float, float, float]:
-    a = np.asarray(xs)
-    se = a.std(ddof=1) / math.sqrt(len(a))
-    return float(a.mean()), float(a.mean() - 1.96 * se), float(a.mean() + 1.96 * se)
-
-
-def _slope(x: list[float], y: list[float]) -> float:
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
 def _draw(d_k: int, seed: int, device: str, std_q: float = 1.0, std_k: float = 1.0):
@@ -58,11 +46,6 @@ def _sweep(scaled: bool, device: str) -> dict[str, np.ndarray]:
     """Statistics for each d_k (rows) and seed (columns); cached, shared by ATTN-02…04 (read-only)."""
     rows = [[_stats(d, s, scaled, device) for s in range(4)] for d in D_KS]
     return {key: np.array([[r[key] for r in row] for row in rows]) for key in rows[0][0]}
-
-
-def _exponent_ci(values: np.ndarray) -> tuple[float, float, float]:
-    """Per-seed log-log slope of ``values`` (d_k × seeds) against d_k, with a 95% interval."""
-    return _mean_ci([_slope(list(D_KS), list(values[:, j])) for j in range(values.shape[1])])
 
 
 @pytest.mark.claim("ATTN-01")
@@ -108,13 +91,13 @@ def test_unscaled_softmax_near_one_hot(claim, device):
                     ylabel="mean row entropy (nats)", logx=True)
         claim.curve("attention-max-weight-vs-dk", label, D_KS, s["max"].mean(1), xlabel="d_k",
                     ylabel="mean max attention weight", logx=True)
-    top = _mean_ci(list(stats[False]["max"][-1]))
+    top = mean_ci(stats[False]["max"][-1])
     claim.check(f"unscaled, d_k = {D_KS[-1]}: mean max weight ≥ 0.9 (near one-hot)", claimed=0.9,
                 measured=top[0], interval=top[1:], relation=">=", dtype=torch.float32)
-    ent = _mean_ci(list(stats[False]["entropy"][-1] / math.log(N_KEYS)))
+    ent = mean_ci(stats[False]["entropy"][-1] / math.log(N_KEYS))
     claim.check(f"unscaled, d_k = {D_KS[-1]}: entropy / log n ≤ 0.1", claimed=0.1, measured=ent[0],
                 interval=ent[1:], relation="<=", dtype=torch.float32)
-    flat = _exponent_ci(stats[True]["max"])
+    flat = per_seed_slope_ci(np.log(D_KS), stats[True]["max"].T)
     claim.check("scaled: exponent of mean max weight in d_k (no drift)", claimed=0.0, measured=flat[0],
                 interval=flat[1:], dtype=torch.float32)
 
@@ -128,10 +111,11 @@ def test_unscaled_query_gradient_grows_as_sqrt_dk(claim, device):
         k = torch.randn(N_QUERIES, d, device=device)
         (q * k).sum().backward()
         raw.append(float(q.grad.norm(dim=-1).mean()))
-    claim.check("exponent of ‖∂(qᵀk)/∂q‖ in d_k (raw dot product)", claimed=0.5, measured=_slope(list(D_KS), raw),
+    raw_exp = loglog_exponent(D_KS, raw)[0]
+    claim.check("exponent of ‖∂(qᵀk)/∂q‖ in d_k (raw dot product)", claimed=0.5, measured=raw_exp,
                 atol=0.05, dtype=torch.float32)
     s = _sweep(False, device)
-    e = _exponent_ci(s["grad"])
+    e = per_seed_slope_ci(np.log(D_KS), s["grad"].T)
     claim.check("exponent of mean ‖∂L/∂q‖ through unscaled attention, d_k = 4…1024", claimed=0.5, measured=e[0],
                 interval=e[1:], dtype=torch.float32,
                 counterexample={"d_k": list(D_KS), "mean_grad_norm": s["grad"].mean(1),
@@ -145,7 +129,7 @@ def test_unscaled_query_gradient_grows_as_sqrt_dk(claim, device):
                     D_KS, sw["grad"].mean(1), xlabel="d_k", ylabel="mean ‖∂L/∂q‖", logx=True, logy=True)
     claim.curve("attention-query-grad-vs-dk", "raw ‖∂(qᵀk)/∂q‖ = ‖k‖", D_KS, raw, xlabel="d_k",
                 ylabel="mean ‖∂L/∂q‖", logx=True, logy=True)
-    claim.correct(f"∂(qᵀk)/∂q = k does grow as d_k^{_slope(list(D_KS), raw):.2f}, but through the softmax the "
+    claim.correct(f"∂(qᵀk)/∂q = k does grow as d_k^{raw_exp:.2f}, but through the softmax the "
                   f"unscaled query gradient grows only as d_k^{e[0]:.2f} (95% CI {e[1]:.2f}…{e[2]:.2f}) over d_k = 4…1024: "
                   f"saturation cancels most of the √d_k growth (mean ‖∂L/∂q‖ {s['grad'].mean(1)[0]:.2f} → {s['grad'].mean(1)[-1]:.2f})")
 
@@ -154,11 +138,11 @@ def test_unscaled_query_gradient_grows_as_sqrt_dk(claim, device):
 def test_scaling_keeps_logits_and_gradients_order_one(claim, device):
     """002 §注意力机制中的缩放: "将logits的方差稳定在1附近，并使梯度的期望范数保持在 O(1)"."""
     s = _sweep(True, device)
-    var = _mean_ci(list(s["var"].ravel()))
+    var = mean_ci(s["var"].ravel())
     claim.check("scaled logit variance (unit-variance q, k), all d_k", claimed=1.0, measured=var[0],
                 interval=var[1:], dtype=torch.float32)
     for key, what in (("var", "logit variance"), ("grad", "mean ‖∂L/∂q‖")):
-        e = _exponent_ci(s[key])
+        e = per_seed_slope_ci(np.log(D_KS), s[key].T)
         claim.check(f"exponent of scaled {what} in d_k", claimed=0.0, measured=e[0], interval=e[1:], dtype=torch.float32)
     q, k, _, _ = _draw(256, 0, device, std_q=2.0, std_k=2.0)
     wide = float(at.attention_logits(q.detach(), k, scaled=True).var())
@@ -187,10 +171,10 @@ def test_saturated_softmax_gradient_vanishes(claim, device):
         top = np.sort(z)[-2:]
         return float(top[1] - top[0])
 
-    inside = find_counterexample(logits.filter(lambda z: gap(z) >= 0.05), lambda z: _softmax_gain(z, scale) > 1e-12, **FAST)
+    inside = find_counterexample(logits.filter(lambda z: gap(z) >= 0.05), lambda z: _softmax_gain(z, scale) > 1e-12)
     claim.check(f"counterexamples to ‖J_softmax‖₂ ≈ 0 at logits ×{scale:g} with a unique maximum (gap ≥ 0.05)",
                 claimed=0, measured=inside is not None, holds=inside is None, dtype=F64)
-    tie = find_counterexample(logits, lambda z: _softmax_gain(z, scale) > 1e-3, **FAST)
+    tie = find_counterexample(logits, lambda z: _softmax_gain(z, scale) > 1e-3)
     gain = _softmax_gain(tie, scale) if tie is not None else 0.0
     claim.check(f"‖J_softmax‖₂ at logits ×{scale:g} (search over all logits)", claimed=0.0, measured=gain, atol=1e-3,
                 outside="tied largest logits", dtype=F64,
@@ -198,7 +182,7 @@ def test_saturated_softmax_gradient_vanishes(claim, device):
                                 "import torch; from gradcore.jacobian import jacobian; from gradcore.spectral import spectral_norm; "
                                 f"z = {scale:g} * torch.tensor({[float(a) for a in tie]}, dtype=torch.float64); "
                                 "print(spectral_norm(jacobian(lambda t: torch.softmax(t, -1), z)))"} if tie is not None else None)
-    _, worst = maximize(logits, lambda z: _softmax_gain(z, scale), **FAST)
+    _, worst = maximize(logits, lambda z: _softmax_gain(z, scale))
     scales = [0.1, 1, 3, 10, 30, 100]
     z = np.linspace(-1, 1, 8)
     claim.curve("softmax-gain-vs-scale", "8 distinct logits", scales, [_softmax_gain(z, c) for c in scales],
@@ -225,10 +209,10 @@ def test_attention_matrix_spectrum(claim, device):
             worst[key] = max(worst.get(key, 0.0), value)
         return max(parts.values())
 
-    found = find_counterexample(square, lambda qk: violation(qk) > 1e-10, **FAST)
+    found = find_counterexample(square, lambda qk: violation(qk) > 1e-10)
     claim.check("counterexamples (A ≥ 0, rows sum to 1, ρ(A) = 1, |λ| ≤ 1, to 1e-10)", claimed=0,
                 measured=found is not None, holds=found is None, dtype=F64)
-    _, dev = maximize(square, violation, **FAST)
+    _, dev = maximize(square, violation)
     claim.check("largest deviation found by targeted search", claimed=0.0, measured=dev, atol=1e-10, dtype=F64)
     claim.note("ρ(A) = 1 means the eigenvalue 1 lies on the unit circle: 'in the unit circle' must read as the closed disk; "
                f"worst deviations seen: {', '.join(f'{k} {v:.1e}' for k, v in worst.items())}")

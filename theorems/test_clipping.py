@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gradcore.clipping import clip_by_norm, clip_by_value, cosine, total_norm
+from gradcore.stats import mean_ci
 from gradcore.verify.search import find_counterexample, maximize
 
 SQRT_2_PI = math.sqrt(2 / math.pi)
@@ -140,12 +141,6 @@ def _cos_limit_symbolic():
     return c, cos_inf, sp.limit(cos_inf, c, 0, "+"), sp.simplify(e_xclip)
 
 
-def _mean_ci(values):
-    t = torch.tensor(values, dtype=torch.float64)
-    half = 1.96 * float(t.std()) / math.sqrt(len(values))
-    return float(t.mean()), (float(t.mean()) - half, float(t.mean()) + half)
-
-
 @pytest.mark.claim("CLIP-04")
 def test_value_clipping_cosine_limit(claim, device):
     """002 §梯度裁剪: "按值裁剪…其与原始梯度的余弦相似度收敛到一个小于1的常数（具体为 √(2/π)）"."""
@@ -169,11 +164,13 @@ def test_value_clipping_cosine_limit(claim, device):
         return (scale * x).to(dtype=dtype, device=device)
 
     def cos_ci(kind, d, scale):
+        """Mean cosine over the seeds and its 95% interval (lo, hi)."""
         vals = []
         for s in range(seeds):
             g = sample(kind, d, scale, s)
             vals.append(cosine(clip_by_value(g, tau), g))
-        return _mean_ci(vals)
+        m, lo, hi = mean_ci(vals)
+        return m, (lo, hi)
 
     ds = [4, 64, 1024, 16384, 65536]
     for ratio in [1.0, 10.0, 1000.0]:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gradcore.dense import DenseBlock, jacobian_norm
+from gradcore.stats import mean_ci, per_seed_slope_ci
 
 F64 = torch.float64
 KS = [2, 4, 8, 16, 32]
@@ -29,20 +30,13 @@ def _norms(aggregation: str, init: str, ks: list[int], device: str) -> np.ndarra
     return out
 
 
-def _fit(x: np.ndarray, norms: np.ndarray) -> tuple[float, float, float]:
-    """Per-seed least-squares slope of log‖J‖ on x; mean and 95% normal CI over seeds."""
-    s = np.array([np.polyfit(x, np.log(row), 1)[0] for row in norms])
-    half = 1.96 * s.std(ddof=1) / math.sqrt(len(s))
-    return float(s.mean()), float(s.mean() - half), float(s.mean() + half)
-
-
 @pytest.mark.claim("DENSE-01")
 def test_concat_jacobian_grows_like_sqrt_k(claim, device):
     """002 §残差与密集连接: "拼接聚合 … 其雅可比矩阵范数的增长与连接数量 k 的关系更为温和（大致为 √k 的比例）"."""
     exps = {}
     for init in INITS:
         norms = _norms("concat", init, KS, device)
-        exps[init] = _fit(np.log(KS), norms)
+        exps[init] = per_seed_slope_ci(np.log(KS), norms)
         preserving = init in ("linear, gain 1", "ReLU, He gain √2")
         extra = {} if preserving else dict(
             outside="layer Jacobians that shrink the gradient (not variance-preserving)",
@@ -68,14 +62,13 @@ def test_concat_milder_than_sum(claim, device):
     ks = KS[:4]
     for init in ("linear, gain 1", "tanh, gain 1"):
         cat, add = _norms("concat", init, ks, device), _norms("sum", init, ks, device)
-        log_ratio = np.log(add[:, -1] / cat[:, -1])
-        half = 1.96 * log_ratio.std(ddof=1) / math.sqrt(len(log_ratio))
-        claim.check(f"log(‖J_sum‖/‖J_concat‖) at k = {ks[-1]}, {init}", claimed=0.0, measured=log_ratio.mean(),
-                    relation=">", interval=(log_ratio.mean() - half, log_ratio.mean() + half), dtype=F64)
-        rate = _fit(np.array(ks, dtype=float), add)
+        log_ratio = mean_ci(np.log(add[:, -1] / cat[:, -1]))
+        claim.check(f"log(‖J_sum‖/‖J_concat‖) at k = {ks[-1]}, {init}", claimed=0.0, measured=log_ratio[0],
+                    relation=">", interval=log_ratio[1:], dtype=F64)
+        rate = per_seed_slope_ci(ks, add)
         claim.note(f"{init}: sum grows ×{math.exp(rate[0]):.3f} per connection (log-linear fit "
-                   f"[{rate[1]:.3f}, {rate[2]:.3f}]); log-log exponent {_fit(np.log(ks), add)[0]:.2f} "
-                   f"vs concat {_fit(np.log(ks), cat)[0]:.2f}")
+                   f"[{rate[1]:.3f}, {rate[2]:.3f}]); log-log exponent {per_seed_slope_ci(np.log(ks), add)[0]:.2f} "
+                   f"vs concat {per_seed_slope_ci(np.log(ks), cat)[0]:.2f}")
         claim.check(f"sum: per-connection log-growth rate of ‖J‖₂ (exponential in k), {init}", claimed=0.0,
                     measured=rate[0], relation=">", interval=rate[1:], dtype=F64)
         claim.curve("dense-jacobian-vs-k", f"sum, {init} (width {WIDTH}, {len(SEEDS)} seeds)", ks,

@@ -9,6 +9,7 @@ import torch
 
 from gradcore.flows import AdditiveCoupling, VolumePreservingLinear, flow_stack, log_abs_det_jacobian
 from gradcore.jacobian import jacobian, jacobian_operator
+from gradcore.stats import per_seed_slope_ci
 
 F64 = torch.float64
 DIM, SEEDS, KS = 16, range(4), [1, 4, 8, 16, 32]
@@ -36,13 +37,6 @@ def _gains(make, device: str) -> np.ndarray:
         for j, depth in enumerate(KS):
             out[i, j] = float(jacobian_operator(stack[:depth], x).rmatvec(g).detach().norm() / g.norm())
     return out
-
-
-def _rate(gains: np.ndarray) -> tuple[float, float, float]:
-    """Per-seed slope of log gain vs K (growth per layer); mean and 95% normal CI."""
-    s = np.array([np.polyfit(KS, np.log(r), 1)[0] for r in gains])
-    half = 1.96 * s.std(ddof=1) / math.sqrt(len(s))
-    return float(s.mean()), float(s.mean() - half), float(s.mean() + half)
 
 
 @pytest.mark.claim("FLOW-01")
@@ -80,7 +74,7 @@ def test_volume_preserving_stack_explodes(claim, device):
     for label, make in (("linear W = U diag(s) Vᵀ, κ = 16", lambda k, s: _linear_stack(16.0, k, s, device)),
                         ("NICE coupling, shear scale 2", lambda k, s: _coupling_stack(2.0, k, s, device))):
         gains = _gains(make, device)
-        rate = rates[label] = _rate(gains)
+        rate = rates[label] = per_seed_slope_ci(KS, gains)
         claim.check(f"per-layer log-growth of the input gradient, {label}", claimed=0.0, measured=rate[0],
                     relation=">", interval=rate[1:], dtype=F64)
         claim.note(f"{label}: gradient ×{math.exp(rate[0]):.3f} per layer, ×{np.exp(np.log(gains[:, -1]).mean()):.3g} after {KS[-1]}")
@@ -101,7 +95,7 @@ def test_singular_value_control_prevents_explosion(claim, device):
                     measured=float((sv - 1).abs().max()), atol=tol, dtype=dtype)
     rates = []
     for kappa in (1.0, 1.5, 4.0, 16.0):
-        rate = _rate(_gains(lambda k, s: _linear_stack(kappa, k, s, device), device))
+        rate = per_seed_slope_ci(KS, _gains(lambda k, s: _linear_stack(kappa, k, s, device), device))
         rates.append(rate[0])
         claim.check(f"per-layer growth ≤ log σ_max = ½ log κ, κ = {kappa:g} (det = 1 throughout)",
                     claimed=0.5 * math.log(kappa), measured=rate[0], relation="<=", atol=1e-9, dtype=F64)

@@ -14,6 +14,7 @@ from torch import nn
 
 from gradcore import recurrent as R
 from gradcore.spectral import spectral_norm
+from gradcore.stats import mean_ci
 from gradcore.verify.search import maximize
 
 DT = torch.float64
@@ -21,12 +22,6 @@ DT = torch.float64
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _ci(xs):
-    a = np.asarray(xs, dtype=float)
-    se = a.std(ddof=1) / math.sqrt(len(a))
-    return float(a.mean()), float(a.mean() - 1.96 * se), float(a.mean() + 1.96 * se)
 
 
 def _cases(n: int = 4):
@@ -79,7 +74,7 @@ def test_gru_update_form(claim, device):
         J_doc = torch.diag(zt) + torch.diag((1 - zt) * (1 - cand ** 2)) @ cell.weight_hh[2 * n:]
         J, J_doc = J.detach(), J_doc.detach()
         errs.append(float(torch.linalg.matrix_norm(J - J_doc, ord=2) / torch.linalg.matrix_norm(J, ord=2)))
-    err, lo, hi = _ci(errs)
+    err, lo, hi = mean_ci(errs)
     claim.check("‖J_GRU − J_doc‖/‖J_GRU‖ at torch's default init (n=8, 4 seeds)", claimed=0.0, measured=err,
                 interval=(lo, hi), atol=0.01, dtype=DT, outside="torch's GRUCell: h-dependent z, reset gate, input",
                 counterexample={"cell": "nn.GRUCell(4, 8), torch.manual_seed(0), float64", "relative_error": errs[0],
@@ -200,7 +195,7 @@ def test_lstm_gru_carry_gradients_long_term(claim, device):
             geo = norms.log().mean(1).exp()          # geometric mean over the batch
             rates.append(R.growth_rate(geo, 10))
             curves.append(geo.cpu().numpy())
-        stats[label] = _ci(rates)
+        stats[label] = mean_ci(rates)
         claim.curve("gate-bptt-vs-T", f"{label} (n={n}, 3 seeds)", range(T + 1), np.mean(curves, 0),
                     xlabel="steps back", ylabel="‖∂L/∂s_{T−k}‖ (geo. mean over batch)", logy=True)
     rnn = stats["tanh RNNCell"]

@@ -4,34 +4,22 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from gradcore import norms
 from gradcore.spectral import spectral_norm
+from gradcore.stats import slope_ci
 from gradcore.verify.search import find_counterexample, maximize
 
 F64 = torch.float64
-# Hypothesis's explain phase re-runs a failing example under a tracer; it costs seconds and adds nothing here.
-FAST = {"phases": (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)}
 
 
 def _batch(scale: float, min_m: int, max_m: int = 12) -> st.SearchStrategy:
     """One feature's batch: m values whose spread is about ``scale``."""
     return st.integers(min_m, max_m).flatmap(lambda m: hnp.arrays(
         np.float64, m, elements=st.floats(-1.0, 1.0), unique=True)).map(lambda a: a * scale)
-
-
-def _slope_ci(x: list[float], y: list[float]) -> tuple[float, float, float]:
-    """OLS slope of y on x with a 95% normal-approximation interval."""
-    xa, ya = np.asarray(x), np.asarray(y)
-    xc = xa - xa.mean()
-    slope = float((xc * (ya - ya.mean())).sum() / (xc ** 2).sum())
-    resid = ya - ya.mean() - slope * xc
-    se = float(np.sqrt((resid ** 2).sum() / (len(xa) - 2) / (xc ** 2).sum()))
-    return slope, slope - 1.96 * se, slope + 1.96 * se
 
 
 @pytest.mark.claim("NORM-01")
@@ -70,10 +58,10 @@ def test_batchnorm_output_zero_mean_unit_variance(claim, device):
         mean, var = moments(a)
         return abs(mean) > 1e-9 or abs(var - 1.0) > 1e-3
 
-    inside = find_counterexample(_batch(1.0, 2).filter(lambda a: a.std() >= 0.1), violates, **FAST)
+    inside = find_counterexample(_batch(1.0, 2).filter(lambda a: a.std() >= 0.1), violates)
     claim.check("counterexamples with σ_B ≥ 0.1 (σ²_B ≫ ε)", claimed=0, measured=inside is not None,
                 holds=inside is None, dtype=F64)
-    small = find_counterexample(_batch(1e-2, 2).map(lambda a: a * 0.3), violates, **FAST)
+    small = find_counterexample(_batch(1e-2, 2).map(lambda a: a * 0.3), violates)
     mean, var = moments(small) if small is not None else (0.0, 1.0)
     sigma = float(np.std(small)) if small is not None else 1.0
     claim.check("output variance for a batch with σ²_B ~ ε", claimed=1.0, measured=var, atol=1e-3,
@@ -104,10 +92,10 @@ def test_batchnorm_jacobian_spectral_norm(claim, device):
         measured, predicted = gap(a)
         return abs(measured - predicted) > 1e-9 * predicted
 
-    inside = find_counterexample(_batch(3.0, 3), violates, **FAST)
+    inside = find_counterexample(_batch(3.0, 3), violates)
     claim.check("counterexamples to ‖J_BN‖₂ = γ/√(σ²_B+ε) over batches m ≥ 3", claimed=0,
                 measured=inside is not None, holds=inside is None, dtype=F64)
-    pair = find_counterexample(_batch(3.0, 2, 2), violates, **FAST)
+    pair = find_counterexample(_batch(3.0, 2, 2), violates)
     j2, pred2 = gap(pair) if pair is not None else (0.0, 0.0)
     claim.check("‖J_BN‖₂ for a batch of m = 2", claimed=pred2, measured=j2, rtol=1e-6,
                 outside="batch size m = 2", dtype=F64,
@@ -116,7 +104,7 @@ def test_batchnorm_jacobian_spectral_norm(claim, device):
                                 f"bn.weight.data.fill_({gamma}); x = torch.tensor({[float(a) for a in pair]}, dtype=torch.float64).view(-1, 1); "
                                 "print(spectral.spectral_norm(norms.module_jacobian(bn, x)), "
                                 f"{gamma} / (x.var(unbiased=False) + {eps}) ** 0.5)"} if pair is not None else None)
-    _, sup = maximize(_batch(1.0, 3).map(lambda a: a * 1e-4), lambda a: gap(a)[0], **FAST)
+    _, sup = maximize(_batch(1.0, 3).map(lambda a: a * 1e-4), lambda a: gap(a)[0])
     claim.check("sup ‖J_BN‖₂ as σ_B → 0 equals the σ-free bound γ/√ε", claimed=gamma / math.sqrt(eps),
                 measured=sup, rtol=1e-3, dtype=F64)
     claim.note(f"the σ-dependent 'constraint' γ/√(σ²+ε) is unbounded in practice: it reaches {sup:.0f} as σ_B → 0")
@@ -160,7 +148,7 @@ def test_batchnorm_mitigates_vanishing(claim, device):
                 logs = [math.log(_first_last_ratio(depth, act, bn, s, device)) for s in seeds]
                 xs += [depth - 1] * len(logs)
                 ys += logs
-            slope, lo, hi = _slope_ci(xs, ys)
+            slope, lo, hi = slope_ci(xs, ys)
             factors[act.__name__, bn] = tuple(math.exp(t) for t in (slope, lo, hi))
             means = [float(np.mean(ys[i * len(seeds):(i + 1) * len(seeds)])) for i in range(len(depths))]
             claim.curve("bn-first-layer-gradient", f"{act.__name__.lower()} {'+BN' if bn else 'plain'} (width 32, 3 seeds)",
@@ -207,7 +195,7 @@ def test_layernorm_independent_of_batch(claim, device):
         return bool((y[0] - alone_y[0]).abs().max() > 1e-12 or (jac[0, :, 0, :] - alone_j).abs().max() > 1e-12
                     or off > 0)
 
-    found = find_counterexample(rows, violates, **FAST)
+    found = find_counterexample(rows, violates)
     claim.check("counterexamples: LN output/Jacobian of a sample change with the rest of the batch",
                 claimed=0, measured=found is not None, holds=found is None, dtype=F64)
     two = torch.cat([probe, torch.randn(3, c, dtype=F64, device=device)])
@@ -237,10 +225,10 @@ def test_rmsnorm_definition_matches_torch(claim, device):
 
     vectors = st.tuples(hnp.arrays(np.float64, c, elements=st.floats(-1, 1)),
                         st.floats(-6, 3)).map(lambda t: t[0] * 10 ** t[1])
-    inside = find_counterexample(vectors.filter(lambda a: rms(a) >= 0.1), lambda a: rel_gap(a) > 1e-4, **FAST)
+    inside = find_counterexample(vectors.filter(lambda a: rms(a) >= 0.1), lambda a: rel_gap(a) > 1e-4)
     claim.check("counterexamples with RMS(h) ≥ 0.1 (float32)", claimed=0, measured=inside is not None,
                 holds=inside is None, dtype=torch.float32)
-    tiny, gap = maximize(vectors.filter(lambda a: rms(a) > 0), rel_gap, **FAST)
+    tiny, gap = maximize(vectors.filter(lambda a: rms(a) > 0), rel_gap)
     claim.check("worst relative gap torch vs seed formula (small-norm h)", claimed=0.0, measured=gap, atol=1e-4,
                 outside="RMS(h)² comparable to torch's ε", dtype=torch.float32,
                 counterexample={"h": tiny, "snippet": "import torch; from gradcore import norms; rn = norms.rms_norm(16); "

@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from gradcore import recurrent as R
 from gradcore.spectral import spectral_norm, spectral_radius
+from gradcore.stats import mean_ci
 from gradcore.verify.search import find_counterexample, maximize
 
 DT = torch.float64
@@ -19,13 +20,6 @@ DT = torch.float64
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _ci(xs: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% normal CI (mean ± 1.96·SE)."""
-    a = np.asarray(xs, dtype=float)
-    se = a.std(ddof=1) / math.sqrt(len(a)) if len(a) > 1 else 0.0
-    return float(a.mean()), float(a.mean() - 1.96 * se), float(a.mean() + 1.96 * se)
 
 
 def _matrices(n: int, bound: float = 1.5):
@@ -127,7 +121,7 @@ def test_gradient_grows_like_norm_power(claim, device):
         r, curve = _backward_rate(W, T, start, seed)
         norms_.append(spectral_norm(W)); rhos.append(spectral_radius(W)); rates.append(r)
         bounds.append(float(curve[-1]) / spectral_norm(W) ** T)
-    rate, lo, hi = _ci(rates)
+    rate, lo, hi = mean_ci(rates)
     sig, rho = float(np.mean(norms_)), float(np.mean(rhos))
     snippet = ("import torch; from gradcore import recurrent as R; W=R.gaussian_matrix(64,0.8,generator=torch.Generator().manual_seed(0)); "
                "n=R.bptt_gradient_norms(R.linear_step(W),torch.zeros(64,dtype=torch.float64),100,torch.randn(64,dtype=torch.float64)); "
@@ -257,7 +251,7 @@ def test_bptt_may_grow_when_sigma_max_above_one(claim, device):
         norms = R.bptt_gradient_norms(R.elman_step(Wg, torch.eye(64, dtype=DT, device=device), xs.new_zeros(T, 64)),
                                       torch.randn(64, generator=_gen(seed + 10), dtype=DT).to(device), T)
         rates.append(R.growth_rate(norms.flip(0), 10))
-    m, lo, hi = _ci(rates)
+    m, lo, hi = mean_ci(rates)
     claim.check("BPTT rate, tanh RNN, Gaussian W gain 2 (σ_max≈4), no input, 4 seeds", claimed=1.0, measured=m,
                 interval=(lo, hi), relation=">", dtype=DT)
     claim.curve("rnn-bptt-growth", "linear RNN, W=1.1·Q (n=16)", range(T + 1), curve, xlabel="steps back",
@@ -314,7 +308,7 @@ def test_large_weight_norm_explodes_through_tanh(claim, device):
                 step = R.elman_step(W, drive * torch.eye(n, dtype=DT, device=device), xs)
                 rates.append(R.growth_rate(R.bptt_gradient_norms(step, h0, T).flip(0), 10))
                 norms_.append(spectral_norm(W))
-            table[drive, g] = (*_ci(rates), float(np.mean(norms_)))
+            table[drive, g] = (*mean_ci(rates), float(np.mean(norms_)))
             means.append(table[drive, g][0])
         claim.curve("rnn-tanh-rate-vs-gain", f"input std {drive} (n={n}, {seeds} seeds)", gains, means,
                     xlabel="gain g (W ~ N(0, g²/n))", ylabel="BPTT per-step rate")

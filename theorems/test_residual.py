@@ -12,6 +12,7 @@ from torch import nn
 from gradcore.jacobian import chain_jacobians, jacobian, jacobian_operator
 from gradcore.residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound,
                                mlp_branch, residual_stack, safe_scaling)
+from gradcore.stats import per_seed_slope_ci
 from gradcore.verify.search import find_counterexample, maximize
 
 F64 = torch.float64
@@ -35,13 +36,6 @@ def _grad_ratio(net: nn.Module, x: torch.Tensor, g: torch.Tensor) -> float:
     return float(jacobian_operator(net, x).rmatvec(g).detach().norm() / g.norm())
 
 
-def _slopes(depths: list[int], ratios: np.ndarray) -> tuple[float, float, float]:
-    """Per-seed slope of log(ratio) vs depth; mean and 95% normal CI over seeds."""
-    s = np.array([np.polyfit(depths, np.log(r), 1)[0] for r in ratios])
-    half = 1.96 * s.std(ddof=1) / math.sqrt(len(s))
-    return float(s.mean()), float(s.mean() - half), float(s.mean() + half)
-
-
 BRANCHES = st.tuples(st.integers(0, 2 ** 16), st.integers(1, 10), st.floats(0.0, 3.0),
                      st.sampled_from(sorted(ACT_DERIV)))
 
@@ -57,7 +51,7 @@ def test_residual_jacobian_identity_plus_branch(claim, device):
             ref = torch.eye(width, dtype=dtype, device=device) + _branch_jac_closed_form(f, x, act)
             return float((block_jacobian(Residual(f), x).detach() - ref).abs().max() / ref.abs().max())
         worst, err = maximize(BRANCHES, error)
-        claim.check(f"max relative |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| over searched blocks",
+        claim.check("max relative |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| over searched blocks",
                     claimed=0.0, measured=err, atol=64 * torch.finfo(dtype).eps, dtype=dtype)
 
 
@@ -231,7 +225,7 @@ def test_residual_explosion_when_block_norm_exceeds_one(claim, device):
             net = _he_relu_stack(depth, seed, width, device)
             ratios[i, j] = _grad_ratio(net, x, g)
         block_norms += [float(torch.linalg.matrix_norm(J.detach(), ord=2)) for J in chain_jacobians(list(net), x)]
-    rate, lo, hi = _slopes(depths, ratios)
+    rate, lo, hi = per_seed_slope_ci(depths, ratios)
     log_norm = float(np.mean(np.log(block_norms)))
     claim.check("fraction of blocks with ‖I + f'‖₂ > 1 (He-init ReLU branches)", claimed=1.0,
                 measured=float(np.mean(np.array(block_norms) > 1)), dtype=F64)
@@ -310,7 +304,7 @@ def test_identity_shortcut_avoids_multiplicative_decay(claim, device):
             ratios["residual"][i, j] = _grad_ratio(residual_stack(Residual(h) for h in layers), x, g)
             ratios["scaled"][i, j] = _grad_ratio(residual_stack(
                 ScaledResidual(h, 0.1 / branch_lipschitz_bound(h), 0.1) for h in layers), x, g)
-    slope = {k: _slopes(depths, r) for k, r in ratios.items()}
+    slope = {k: per_seed_slope_ci(depths, r) for k, r in ratios.items()}
     claim.check("plain tanh net: per-layer log-gradient slope (decay < 0)", claimed=0.0,
                 measured=slope["plain"][0], relation="<", interval=slope["plain"][1:], dtype=F64)
     claim.check("same layers with +x: per-layer log-gradient slope (no decay: ≥ 0)", claimed=0.0,

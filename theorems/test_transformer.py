@@ -1,12 +1,11 @@
 """Pre-LN / Post-LN Transformer claims (catalogue: gradcore/claims/transformer.toml)."""
-import math
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from gradcore import transformer as tr
+from gradcore.stats import mean_ci
 
 D_MODEL, HEADS, D_FF = 32, 4, 64
 
@@ -63,18 +62,18 @@ def test_pre_ln_main_path_carries_gradient(claim, device):
                 # share of the output gradient that reaches the input unchanged (identity path)
                 cs.append(float((x.grad * g).sum() / g.pow(2).sum()))
                 rs.append(float(x.grad.norm() / g.norm()))
-            direct[kind].append((np.mean(cs), np.std(cs, ddof=1) / math.sqrt(len(cs))))
+            direct[kind].append(mean_ci(cs))
             ratio[kind].append(float(np.exp(np.mean(np.log(rs)))))
         claim.curve("pln-direct-gradient-vs-depth", f"{kind}-LN (d=32, 4 heads, 3 seeds)", depths,
-                    [m for m, _ in direct[kind]], xlabel="depth", ylabel="⟨∂L/∂x₀, ∂L/∂x_L⟩ / ‖∂L/∂x_L‖²")
+                    [m for m, _, _ in direct[kind]], xlabel="depth", ylabel="⟨∂L/∂x₀, ∂L/∂x_L⟩ / ‖∂L/∂x_L‖²")
         claim.curve("pln-input-gradient-vs-depth", f"{kind}-LN (d=32, 4 heads, 3 seeds)", depths, ratio[kind],
                     xlabel="depth", ylabel="‖∂L/∂x₀‖ / ‖∂L/∂x_L‖", logy=True)
-    for depth, (m, se) in zip(depths, direct["pre"]):
+    for depth, (m, lo, hi) in zip(depths, direct["pre"]):
         claim.check(f"Pre-LN depth {depth}: identity-path share of the input gradient = 1", claimed=1.0, measured=m,
-                    interval=(m - 1.96 * se, m + 1.96 * se), dtype=torch.float32)
-    m_post, se_post = direct["post"][-1]
+                    interval=(lo, hi), dtype=torch.float32)
+    m_post, lo_post, hi_post = direct["post"][-1]
     claim.check(f"Post-LN depth {depths[-1]}: identity-path share < Pre-LN's (LN on the main path)",
-                claimed=direct["pre"][-1][0], measured=m_post, interval=(m_post - 1.96 * se_post, m_post + 1.96 * se_post),
+                claimed=direct["pre"][-1][0], measured=m_post, interval=(lo_post, hi_post),
                 relation="<", dtype=torch.float32)
     torch.manual_seed(0)
     prof = {k: tr.gradient_profile(tr.stack(k, 16, D_MODEL, HEADS, D_FF).to(device),

@@ -7,14 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from gradcore.stats import mean_ci
 from gradcore.unet import UNet, first_layer_grad_norm
 
 DEPTHS, SEEDS, CHANNELS, SIDE = [1, 2, 3, 4], range(3), 8, 16
-
-
-def _ci(values: np.ndarray) -> tuple[float, float, float]:
-    half = 1.96 * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(values.mean() - half), float(values.mean() + half)
 
 
 @pytest.mark.claim("UNET-01")
@@ -31,13 +27,14 @@ def test_long_skips_shorten_gradient_path(claim, device):
             for skips in (True, False):
                 net.skips = skips   # same weights, shortcut on/off
                 grads[skips][i, j] = first_layer_grad_norm(net, x, cotangent)
-    slope = {s: _ci(np.array([np.polyfit(DEPTHS, np.log(r), 1)[0] for r in g])) for s, g in grads.items()}
-    log_ratio = _ci(np.log(grads[True][:, -1] / grads[False][:, -1]))
+    # per-seed slope of log‖∂L/∂W_1‖ per level; its mean and 95% interval across seeds
+    per_seed = {s: np.array([np.polyfit(DEPTHS, np.log(r), 1)[0] for r in g]) for s, g in grads.items()}
+    slope = {s: mean_ci(p) for s, p in per_seed.items()}
+    log_ratio = mean_ci(np.log(grads[True][:, -1] / grads[False][:, -1]))
     claim.check("no skips: slope of log‖∂L/∂W_1‖ per U-Net level (< 0: decays with depth)", claimed=0.0,
                 measured=slope[False][0], relation="<", interval=slope[False][1:], dtype=torch.float32)
     # decay per level ∝ effective path length; its ratio says how much the skips shorten the path
-    per_seed = {s: np.array([np.polyfit(DEPTHS, np.log(r), 1)[0] for r in g]) for s, g in grads.items()}
-    shorten = _ci(per_seed[True] / per_seed[False])
+    shorten = mean_ci(per_seed[True] / per_seed[False])
     claim.check("decay rate with skips / without (effective path-length ratio; < 1/2: 'significantly shorter')",
                 claimed=0.5, measured=shorten[0], relation="<", interval=shorten[1:], dtype=torch.float32)
     claim.check(f"log(‖∂L/∂W_1‖ with / without skips) at depth {DEPTHS[-1]}", claimed=0.0,
