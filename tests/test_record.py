@@ -77,3 +77,14 @@ def test_json_has_no_non_finite_numbers():
     r.check("overflow", claimed=1.0, measured=math.inf, relation=">=")
     out = r.to_json()
     assert out["constants"][0]["measured"] == "inf"
+
+
+def test_guard_tolerance_comes_from_the_measurement():
+    r = rec(atol=1e-10)
+    r.check("residual", claimed=0.0, measured=1e-15)
+    r.check("statistic", claimed=1.0, measured=1.01, interval=(0.98, 1.04), atol=0.05)
+    r.check("float32 value", claimed=2.0, measured=2.0, dtype="torch.float32")
+    residual, statistic, value = (c.guard_tolerance for c in r.checks)
+    assert residual == pytest.approx(1e-11)
+    assert statistic == pytest.approx(0.06)
+    assert value == pytest.approx(64 * 1e-6 * 2.0)

@@ -141,21 +141,27 @@ class ClaimRecorder:
             if c is None or m is None:
                 raise RecordingError(f"{name}: give claimed and measured numbers, or holds=")
             holds = _interval_holds(relation, c, *ci, slack) if ci else _holds(relation, c, m, slack)
-        guard = self._guard_tolerance(m, ci, dtype)
+        guard = self._guard_tolerance(m, ci, dtype, slack)
         self.checks.append(Check(name, c, m, relation, slack, holds, ci, outside,
                                  None if dtype is None else str(dtype).replace("torch.", ""),
                                  plain(counterexample), guard))
         return holds
 
     @staticmethod
-    def _guard_tolerance(measured: float | None, ci: tuple[float, float] | None, dtype: Any) -> float:
-        """How far a rerun may move this constant: the CI width, else dtype precision."""
+    def _guard_tolerance(measured: float | None, ci: tuple[float, float] | None, dtype: Any,
+                         slack: float) -> float:
+        """How far a rerun may move this constant before the guard calls it a change.
+
+        The widest of: the confidence interval's width (statistical constants), dtype
+        precision relative to the value, and a tenth of the check's own tolerance (so a
+        rounding residual of 1e-15 against a tolerance of 1e-10 may wobble, a real drift
+        may not).
+        """
         if measured is None or not math.isfinite(measured):
             return 0.0
-        if ci is not None and all(math.isfinite(b) for b in ci):
-            return max(ci[1] - ci[0], 0.0)
+        width = max(ci[1] - ci[0], 0.0) if ci is not None and all(math.isfinite(b) for b in ci) else 0.0
         eps = {"torch.float16": 1e-3, "torch.bfloat16": 8e-3, "torch.float32": 1e-6}.get(str(dtype), 1e-9)
-        return 64 * eps * max(abs(measured), 1e-12)
+        return max(width, 64 * eps * abs(measured), 0.1 * slack)
 
     def curve(self, figure: str, label: str, x: Any, y: Any, *, xlabel: str, ylabel: str,
               logx: bool = False, logy: bool = False, kind: str = "line") -> None:
