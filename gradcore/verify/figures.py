@@ -42,13 +42,13 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
         else:
             ax.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=s["label"])
     first = curves[0]
-    if first.get("logx") and all(_positive(s["x"]) for s in curves):
-        ax.set_xscale("log")
-        xs = [x for s in curves for x in s["x"]]
-        if max(xs) / min(xs) < 1e4:  # a few decades read better as plain numbers
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-    if first.get("logy") and all(_positive(s["y"]) for s in curves):
-        ax.set_yscale("log")
+    for axis, key in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+        values = [v for s in curves for v in s[key]]
+        if first.get(f"log{key}") and _positive(values):
+            (ax.set_xscale if key == "x" else ax.set_yscale)("log")
+            if max(values) / min(values) < 1e3:  # a few decades read better as plain numbers
+                axis.set_major_formatter(ScalarFormatter())
+                axis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel(first["xlabel"])
     ax.set_ylabel(first["ylabel"])
     ax.set_title(f"{claim_id}: {figure}", fontsize=10)
