@@ -58,6 +58,10 @@ def test_refutation_needs_counterexample_and_correction():
     assert len(r.problems()) == 2
     r.checks[0].counterexample = {"x": 2}
     r.correct("it is 2")
+    assert r.problems() == ["the counterexample must be a dict whose 'snippet' is Python code reproducing it"]
+    r.checks[0].counterexample = {"x": 2, "snippet": "see the test"}
+    assert len(r.problems()) == 1
+    r.checks[0].counterexample = {"x": 2, "snippet": "print(2)"}
     assert r.problems() == []
 
 

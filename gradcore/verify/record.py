@@ -10,6 +10,7 @@ claimed one under a relation and tolerance — and the verdict is derived:
 """
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -207,6 +208,8 @@ class ClaimRecorder:
             failing = [c for c in self.checks if c.holds is False]
             if not any(c.counterexample is not None for c in failing):
                 out.append("a failing check must carry its counterexample")
+            elif not _runnable(self.counterexample):
+                out.append("the counterexample must be a dict whose 'snippet' is Python code reproducing it")
             if not self.corrected:
                 out.append("a refuted or conditional claim must record correct(...)")
         return out
@@ -220,6 +223,17 @@ class ClaimRecorder:
             "notes": self.notes,
             "series": plain([asdict(s) for s in self.series]),
         }
+
+
+def _runnable(counterexample: Any) -> bool:
+    """Whether a counterexample carries a snippet that at least parses as Python."""
+    if not isinstance(counterexample, dict) or not isinstance(counterexample.get("snippet"), str):
+        return False
+    try:
+        ast.parse(counterexample["snippet"])
+    except SyntaxError:
+        return False
+    return True
 
 
 def plain(x: Any) -> Any:
