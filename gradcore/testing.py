@@ -1,4 +1,4 @@
-"""pytest entry point: put your own technique under gradcore's claims in your CI.
+"""The pytest route: put your own technique under gradcore's claims in your CI.
 
     from gradcore.testing import check_technique
 

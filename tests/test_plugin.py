@@ -44,7 +44,7 @@ def test_sum(claim, device):
 
 
 def make(pytester, expected="verified", claimed=0.5, counterexample=None, correct="") -> None:
-    pytester.makeini("[pytest]\ngradcore_catalogue = catalogue\n")
+    pytester.makeini("[pytest]\naddopts = -p gradcore.verify.plugin\ngradcore_catalogue = catalogue\n")
     (pytester.path / "catalogue").mkdir()
     (pytester.path / "catalogue" / "t.toml").write_text(CATALOGUE.format(expected=expected), encoding="utf-8")
     pytester.makepyfile(test_theorems=THEOREMS.format(claimed=claimed, counterexample=counterexample,

@@ -1,6 +1,8 @@
 """pytest plugin: runs catalogued claims per device and writes the results file.
 
-Registered through the ``pytest11`` entry point. A theorem test is marked
+Opted into with ``-p gradcore.verify.plugin`` (this project's ``addopts``); it is not
+registered for every pytest run, since its ``--device`` option and seeding belong to
+gradcore's own suites (downstream projects use :mod:`gradcore.testing`). A theorem test is marked
 ``@pytest.mark.claim("ID")`` and takes the ``claim`` fixture (a
 :class:`~gradcore.verify.record.ClaimRecorder`) and, when numeric, the ``device``
 fixture. After the test body runs, the derived verdict must equal the catalogue's
