@@ -27,6 +27,16 @@ def _norm_clip_case(dtype):
     return st.tuples(_vec(dtype), st.floats(0.1, 1e3)).filter(lambda a: np.linalg.norm(a[0].astype(np.float64)) > a[1])
 
 
+_NORM_CLIP_SNIPPET = """import torch
+from gradcore.clipping import clip_by_norm, total_norm
+g = torch.tensor({g}, dtype={dtype})
+theta = {theta!r}
+clipped = clip_by_norm(g, theta)
+print("clipped g':", clipped)
+print("measured ||g'||/theta =", total_norm(clipped) / theta, " claimed 1.0")
+"""
+
+
 @pytest.mark.claim("CLIP-01")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_norm_clipping_rescales_to_threshold(claim, device, dtype):
@@ -58,20 +68,33 @@ def test_norm_clipping_rescales_to_threshold(claim, device, dtype):
     claim.check("‖g'‖/θ for ‖g‖ = 1e-5, θ = 1e-6 (torch divides by ‖g‖ + 1e-6)", claimed=1.0,
                 measured=ratio_tiny, outside="‖g‖ comparable to torch's eps 1e-6", dtype=dtype,
                 counterexample={"g": [1e-5, 0.0], "theta": 1e-6, "dtype": str(dtype),
-                                "snippet": "import torch; from gradcore.clipping import clip_by_norm\n"
-                                           f"print(clip_by_norm(torch.tensor([1e-5, 0.0], dtype={dtype}), 1e-6).norm() / 1e-6)"})
+                                "snippet": _NORM_CLIP_SNIPPET.format(g="[1e-05, 0.0]", dtype=dtype, theta=1e-6)})
     big = 1e20 if dtype == torch.float32 else 1e160
     huge = torch.full((3,), big, dtype=dtype, device=device)
     ratio_huge = total_norm(clip_by_norm(huge, 1.0)) / 1.0
     claim.check(f"‖g'‖/θ for g = {big:g}·(1,1,1), θ = 1 (the norm overflows {dtype})", claimed=1.0,
                 measured=ratio_huge, outside="‖g‖² overflows the dtype", dtype=dtype,
                 counterexample={"g": [big] * 3, "theta": 1.0, "dtype": str(dtype),
-                                "snippet": "import torch; from gradcore.clipping import clip_by_norm\n"
-                                           f"print(clip_by_norm(torch.full((3,), {big:g}, dtype={dtype}), 1.0))"})
+                                "snippet": _NORM_CLIP_SNIPPET.format(g=repr([big] * 3), dtype=dtype, theta=1.0)})
     claim.correct(f"g' = θg/‖g‖ holds to {worst:.1e} (norm) and {worst_angle:.1e} (1−cos) in {dtype} when "
                   f"1e-6 ≪ ‖g‖ and ‖g‖² is representable; torch's clip_grad_norm_ scales by θ/(‖g‖+1e-6), "
                   f"giving ‖g'‖/θ = {ratio_tiny:.3f} at ‖g‖ = 1e-5, and returns ‖g'‖/θ = {ratio_huge:g} "
                   f"when ‖g‖ overflows ({big:g}·(1,1,1))")
+
+
+_STEP_SNIPPET = """import torch
+from gradcore.clipping import clip_by_norm
+g0 = torch.full(({d},), {g!r}, dtype=torch.float64)   # constant raw gradient, norm {d}**0.5 * {g!r}
+theta, lr, steps = {theta!r}, {lr!r}, {steps}
+p = torch.nn.Parameter(torch.zeros({d}, dtype=torch.float64))
+opt = torch.optim.{opt}([p], lr=lr{kw})
+for _ in range(steps):
+    before = p.detach().clone()
+    p.grad = clip_by_norm(g0, theta)   # ||p.grad|| = theta
+    opt.step()
+ratio = float((p.detach() - before).norm()) / (lr * theta)
+print("{opt}{kw}: measured ||dw||/(lr*theta) at step", steps, "=", ratio, " claimed <= 1.0")
+"""
 
 
 @pytest.mark.claim("CLIP-02")
@@ -98,11 +121,14 @@ def test_clipped_sgd_step_bounded(claim, device):
     claim.check("‖Δw‖/(ηθ), SGD momentum 0.9, step 100, constant gradient", claimed=1.0, measured=mom,
                 relation="<=", outside="SGD with momentum", dtype=dtype,
                 counterexample={"g": "100·ones(16)", "theta": 1.0, "lr": 0.1, "momentum": 0.9, "steps": 100,
-                                "snippet": "see theorems/test_clipping.py::test_clipped_sgd_step_bounded"})
+                                "snippet": _STEP_SNIPPET.format(d=16, g=100.0, theta=1.0, lr=0.1, steps=100,
+                                                                opt="SGD", kw=", momentum=0.9")})
     adam = step_ratio((g, 1.0, 0.1), opt_cls=torch.optim.Adam, steps=1)
     claim.check("‖Δw‖/(ηθ), Adam, first step, d = 16", claimed=1.0, measured=adam, relation="<=",
                 outside="adaptive optimisers (Adam)", dtype=dtype,
-                counterexample={"g": "100·ones(16)", "theta": 1.0, "lr": 0.1, "optimizer": "Adam"})
+                counterexample={"g": "100·ones(16)", "theta": 1.0, "lr": 0.1, "optimizer": "Adam",
+                                "snippet": _STEP_SNIPPET.format(d=16, g=100.0, theta=1.0, lr=0.1, steps=1,
+                                                                opt="Adam", kw="")})
     claim.correct(f"‖Δw‖ ≤ ηθ holds for plain SGD (worst ratio {worst:.6f}); with momentum 0.9 the step "
                   f"reaches {mom:.2f}·ηθ (→ ηθ/(1−μ)), and Adam's first step is {adam:.2f}·ηθ (= √d/θ, "
                   f"independent of clipping)")
@@ -139,6 +165,38 @@ def _cos_limit_symbolic():
     e_clip2 = 2 * (sp.integrate(x**2 * phi, (x, 0, c)) + c**2 * sp.integrate(phi, (x, c, sp.oo)))
     cos_inf = e_xclip / sp.sqrt(e_clip2)
     return c, cos_inf, sp.limit(cos_inf, c, 0, "+"), sp.simplify(e_xclip)
+
+
+_COSINE_SAMPLERS = {
+    "gaussian": "    g = scale * torch.randn(d, generator=gen, dtype=torch.float32)\n",
+    "laplace": ("    u = torch.rand(d, generator=gen, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)\n"
+                "    x = -torch.sign(u - 0.5) * torch.log1p(-2 * (u - 0.5).abs())   # Laplace(0, 1)\n"
+                "    g = (scale * x).to(torch.float32)\n"),
+    "student_t": ("    u = torch.rand(d, generator=gen, dtype=torch.float64)   # drawn (unused) as in the theorem\n"
+                  "    z = torch.randn(d, generator=gen, dtype=torch.float64)\n"
+                  "    chi2 = torch.randn(d, {nu}, generator=gen, dtype=torch.float64).pow(2).sum(1)\n"
+                  "    g = (scale * z / torch.sqrt(chi2 / {nu})).to(torch.float32)   # Student-t({nu})\n"),
+}
+
+
+def _cosine_snippet(kind: str, d: int, scale: float, tau: float, seeds: int) -> str:
+    """Copy-paste reproduction of one cos(clip_value(g), g) measurement of CLIP-04."""
+    if kind.startswith("student_t"):
+        sampler = _COSINE_SAMPLERS["student_t"].format(nu=int(kind[len("student_t"):]))
+    else:
+        sampler = _COSINE_SAMPLERS[kind]
+    return ("import math, torch\n"
+            "from gradcore.clipping import clip_by_value, cosine\n"
+            "from gradcore.stats import mean_ci\n"
+            f"d, scale, tau = {d}, {scale!r}, {tau!r}\n"
+            "cos = []\n"
+            f"for seed in range({seeds}):\n"
+            "    gen = torch.Generator().manual_seed(seed)\n"
+            + sampler +
+            "    cos.append(cosine(clip_by_value(g, tau), g))\n"
+            "m, lo, hi = mean_ci(cos)\n"
+            f"print({kind!r}, 'd =', d, 's/tau =', scale / tau, ': measured mean cos =', m, "
+            "'95% CI', (lo, hi), ' claimed sqrt(2/pi) =', math.sqrt(2 / math.pi))\n")
 
 
 @pytest.mark.claim("CLIP-04")
@@ -209,7 +267,7 @@ def test_value_clipping_cosine_limit(claim, device):
         claim.check(f"cos, {label}, d = {d}, s/τ = {ratio:g} ({seeds} seeds, 95% CI)", claimed=SQRT_2_PI, measured=m, interval=ci,
                     outside=why, dtype=dtype,
                     counterexample={"distribution": kind, "d": d, "scale_over_tau": ratio, "seeds": seeds,
-                                    "snippet": "see theorems/test_clipping.py::test_value_clipping_cosine_limit"})
+                                    "snippet": _cosine_snippet(kind, d, ratio * tau, tau, seeds)})
     t2 = [cos_ci("student_t2", d, 1000.0 * tau)[0] for d in ds]
     claim.curve("clip-value-cosine-vs-d", f"Student-t(2), s/τ = 1000, {seeds} seeds", ds, t2,
                 xlabel="dimension d", ylabel="cos(clip_value(g), g)", logx=True)

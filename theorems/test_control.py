@@ -47,6 +47,21 @@ def _transition_growth(layers, x0, T):
     return (float(lam0.norm()) / x0.numel() ** 0.5) ** (1 / T)
 
 
+_TIME_VARYING_SNIPPET = """import torch
+from gradcore.adjoint import costates
+from gradcore.spectral import spectral_radius
+A = torch.tensor({A}, dtype=torch.float64)   # Jacobian at even steps
+B = torch.tensor({B}, dtype=torch.float64)   # Jacobian at odd steps
+T = {T}
+layers = [(lambda x, M=(A if t % 2 == 0 else B): M @ x) for t in range(T)]
+x0 = torch.ones(2, dtype=torch.float64)
+lam0 = costates(layers, x0, lambda x: x.sum()).costates[0]   # Phi(x) = sum(x), so lambda_T = (1, 1)
+rate = (float(lam0.norm()) / x0.numel() ** 0.5) ** (1 / T)
+print("frozen spectral radii:", spectral_radius(A), spectral_radius(B))
+print("measured costate growth rate per step =", rate, " claimed <= 1.0 (adjoint 'stable')")
+"""
+
+
 @pytest.mark.claim("CTRL-02")
 def test_adjoint_instability_is_explosion(claim, device):
     """002 §数值稳定性与最优控制的观点: "梯度爆炸或消失问题，可以被重新诠释为伴随动态系统（adjoint dynamics）的不稳定或稳定"."""
@@ -75,7 +90,8 @@ def test_adjoint_instability_is_explosion(claim, device):
     claim.check("time-varying Jacobians, every frozen ρ(J_t) = 0: costate growth rate ≤ 1 (adjoint 'stable')",
                 claimed=1.0, measured=rate_tv, relation="<=", outside="time-varying Jacobians judged by per-step eigenvalues",
                 dtype=F64, counterexample={"J_even": A.tolist(), "J_odd": B.tolist(), "T": 40, "rate": rate_tv,
-                                           "frozen_spectral_radius": frozen})
+                                           "frozen_spectral_radius": frozen,
+                                           "snippet": _TIME_VARYING_SNIPPET.format(A=A.tolist(), B=B.tolist(), T=40)})
     claim.correct("for a time-invariant linear network the costate grows at rate ρ(W) (measured "
                   + ", ".join(f"{r:.3f} vs {p:.3f}" for r, p in zip(rates, rhos))
                   + f"), so explosion ⇔ unstable adjoint; for time-varying Jacobians (any deep net) stability must be "

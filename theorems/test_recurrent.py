@@ -66,6 +66,20 @@ def test_unrolled_rnn_is_weight_shared_deep_net(claim, device):
                 measured=worst_pow, atol=1e-10, dtype=DT)
 
 
+_TYPICAL_STATE_SNIPPET = """import torch
+from gradcore import recurrent as R
+from gradcore.spectral import spectral_norm
+f64 = torch.float64
+gen = torch.Generator().manual_seed(1)
+W = R.gaussian_matrix(64, 1.5, generator=gen)   # N(0, 1.5^2/64)
+xs = torch.randn(21, 64, generator=gen, dtype=f64)   # input std 1
+step = R.elman_step(W, torch.eye(64, dtype=f64), xs)   # h_t = tanh(W h_(t-1) + x_t)
+h = R.unroll(step, torch.zeros(64, dtype=f64), 20)[-1]
+ratio = spectral_norm(R.step_jacobian(step, h, 21)) / spectral_norm(W)
+print("measured ||dh_t/dh_(t-1)|| / ||W|| =", ratio, " claimed 1.0")
+"""
+
+
 @pytest.mark.claim("RNN-02")
 def test_step_jacobian_norm_equals_weight_norm(claim, device):
     """004 §3.3.2 定理3.3.4: "‖∂h_t/∂h_{t−1}‖ = ‖W‖" for h_t = W h_{t−1}."""
@@ -95,14 +109,42 @@ def test_step_jacobian_norm_equals_weight_norm(claim, device):
     claim.check("‖J_tanh‖/‖W‖ at a typical tanh-RNN state (n=64, gain 1.5, input std 1)", claimed=1.0,
                 measured=ratio, rtol=0.01, dtype=DT, outside="σ = tanh instead of the linear simplification",
                 counterexample={"n": 64, "gain": 1.5, "input_std": 1.0, "seed": 1, "ratio": ratio,
-                                "snippet": "import torch; from gradcore import recurrent as R; "
-                                "from gradcore.spectral import spectral_norm as sn; g=torch.Generator().manual_seed(1); "
-                                "W=R.gaussian_matrix(64,1.5,generator=g); xs=torch.randn(21,64,generator=g,dtype=torch.float64); "
-                                "s=R.elman_step(W,torch.eye(64,dtype=torch.float64),xs); h=R.unroll(s,torch.zeros(64,dtype=torch.float64),20)[-1]; "
-                                "print(sn(R.step_jacobian(s,h,21))/sn(W))"})
+                                "snippet": _TYPICAL_STATE_SNIPPET})
     claim.correct(f"‖∂h_t/∂h_{{t−1}}‖ = ‖W‖ holds exactly for the linear RNN (max gap {worst:.1e}); "
                   f"for the tanh RNN only ‖J‖ ≤ ‖W‖ (max ratio found {worst_ratio:.3f}), "
                   f"and at a typical state ‖J‖ = {ratio:.3f}·‖W‖")
+
+
+_GAUSSIAN_RATE_SNIPPET = """import numpy as np, torch
+from gradcore import recurrent as R
+from gradcore.spectral import spectral_norm, spectral_radius
+from gradcore.stats import mean_ci
+f64 = torch.float64
+T, start = {T}, {start}
+rates, norms, rhos = [], [], []
+for seed in range({seeds}):
+    W = R.gaussian_matrix({n}, {gain!r}, generator=torch.Generator().manual_seed(seed))
+    g = torch.randn({n}, generator=torch.Generator().manual_seed(seed), dtype=f64)   # dL/dh_T
+    norms_back = R.bptt_gradient_norms(R.linear_step(W), torch.zeros({n}, dtype=f64), T, grad_output=g).flip(0)
+    rates.append(R.growth_rate(norms_back, start))   # per-step rate of ||(W^T)^t g||, fitted from t = start
+    norms.append(spectral_norm(W))
+    rhos.append(spectral_radius(W))
+m, lo, hi = mean_ci(rates)
+print("seed 0: ||W|| =", norms[0], " rho(W) =", rhos[0], " rate =", rates[0])
+print("measured mean per-step rate =", m, "95% CI", (lo, hi), " claimed mean ||W|| =", float(np.mean(norms)),
+      " (mean rho(W) =", float(np.mean(rhos)), ")")
+"""
+
+_NONNORMAL_RATE_SNIPPET = """import torch
+from gradcore import recurrent as R
+from gradcore.spectral import spectral_norm, spectral_radius
+W = R.nonnormal_matrix(16, 0.9, 3.0, generator=torch.Generator().manual_seed(7))
+ts = list(range(0, 81, 4))
+pw = [float(torch.linalg.matrix_norm(torch.linalg.matrix_power(W.T, t), ord=2)) for t in ts]
+rate = R.growth_rate(torch.tensor(pw[10:], dtype=torch.float64)) ** (1 / 4)
+print("sigma_max(W) =", spectral_norm(W), " rho(W) =", spectral_radius(W), " ||(W^T)^80|| =", pw[-1])
+print("measured per-step rate of ||(W^T)^T|| =", rate, " claimed sigma_max = 3.0")
+"""
 
 
 @pytest.mark.claim("RNN-03")
@@ -123,9 +165,7 @@ def test_gradient_grows_like_norm_power(claim, device):
         bounds.append(float(curve[-1]) / spectral_norm(W) ** T)
     rate, lo, hi = mean_ci(rates)
     sig, rho = float(np.mean(norms_)), float(np.mean(rhos))
-    snippet = ("import torch; from gradcore import recurrent as R; W=R.gaussian_matrix(64,0.8,generator=torch.Generator().manual_seed(0)); "
-               "n=R.bptt_gradient_norms(R.linear_step(W),torch.zeros(64,dtype=torch.float64),100,torch.randn(64,dtype=torch.float64)); "
-               "print(torch.linalg.matrix_norm(W,2), n[0]/n[-1])")
+    snippet = _GAUSSIAN_RATE_SNIPPET.format(n=64, gain=0.8, seeds=5, T=T, start=start)
     claim.check("per-step rate, Gaussian W (n=64, gain 0.8, 5 seeds) vs mean ‖W‖", claimed=sig, measured=rate,
                 interval=(lo, hi), rtol=0.05, dtype=DT,
                 counterexample={"n": 64, "gain": 0.8, "seed": 0, "norm_W": norms_[0], "rho_W": rhos[0],
@@ -143,9 +183,7 @@ def test_gradient_grows_like_norm_power(claim, device):
     claim.check("per-step rate of ‖(Wᵀ)^T‖, non-normal W (ρ=0.9, σ_max=3)", claimed=3.0, measured=rate_x,
                 rtol=0.05, dtype=DT,
                 counterexample={"n": 16, "rho": 0.9, "sigma_max": 3.0, "seed": 7, "norm_W80": pw[-1],
-                                "snippet": "import torch; from gradcore import recurrent as R; "
-                                "W=R.nonnormal_matrix(16,0.9,3.0,generator=torch.Generator().manual_seed(7)); "
-                                "print(torch.linalg.matrix_norm(torch.linalg.matrix_power(W.T,80),2))"})
+                                "snippet": _NONNORMAL_RATE_SNIPPET})
     for label, ys in (("non-normal W, ρ=0.9, σ_max=3 (n=16)", pw), ("normal W = 1.05·Q (n=32)", pn)):
         claim.curve("rnn-matrix-power-norm", label, ts, ys, xlabel="T", ylabel="‖(Wᵀ)^T‖₂", logy=True)
     claim.curve("rnn-matrix-power-norm", "σ_max^T = 3^T", ts[:8], [3.0 ** t for t in ts[:8]], xlabel="T",
@@ -156,6 +194,28 @@ def test_gradient_grows_like_norm_power(claim, device):
                   f"rate is ρ(W): Gaussian W with mean ‖W‖ = {sig:.2f} > 1 has rate {rate:.3f} "
                   f"[{lo:.3f}, {hi:.3f}] ≈ ρ = {rho:.3f}, so the gradient vanishes; a non-normal W with "
                   f"σ_max = 3, ρ = 0.9 has ‖(Wᵀ)^80‖ = {pw[-1]:.2e} (rate {rate_x:.3f})")
+
+
+_STABLE_SUBSPACE_SNIPPET = """import torch
+from gradcore import recurrent as R
+from gradcore.spectral import spectral_radius
+Q = R.random_orthogonal(24, generator=torch.Generator().manual_seed(4))
+lam = torch.linspace(0.5, -0.5, 24, dtype=torch.float64)
+lam[0] = 1.5
+W = Q @ torch.diag(lam) @ Q.T   # rho(W) = 1.5
+h0 = Q[:, 1]                    # eigenvector of the eigenvalue 0.5
+rate = R.growth_rate(R.linear_rnn(W, h0, 40).norm(dim=-1))
+print("measured per-step rate of ||h_t|| =", rate, " claimed rho(W) =", spectral_radius(W))
+"""
+
+_TRANSIENT_SNIPPET = """import torch
+from gradcore import recurrent as R
+from gradcore.spectral import spectral_norm, spectral_radius
+W = R.nonnormal_matrix(24, 0.9, 2.5, generator=torch.Generator().manual_seed(2))
+amp = max(float(torch.linalg.matrix_norm(torch.linalg.matrix_power(W, t), ord=2)) for t in range(41))
+print("rho(W) =", spectral_radius(W), " sigma_max(W) =", spectral_norm(W))
+print("measured max_t ||h_t||/||h_0|| (= max_t ||W^t||, t <= 40) =", amp, " claimed <= 1.0")
+"""
 
 
 @pytest.mark.claim("RNN-04")
@@ -183,9 +243,7 @@ def test_spectral_radius_decides_growth(claim, device):
     claim.check("per-step rate of ‖h_t‖, ρ(W)=1.5, h_0 in the stable eigenspace", claimed=spectral_radius(W),
                 measured=stable, rtol=0.01, dtype=DT, outside="h_0 in a stable invariant subspace (non-generic)",
                 counterexample={"eigenvalues": "1.5, then 0.5 … −0.5", "h0": "eigenvector of 0.5", "rate": stable,
-                                "snippet": "import torch; from gradcore import recurrent as R; Q=R.random_orthogonal(24); "
-                                "l=torch.linspace(.5,-.5,24,dtype=torch.float64); l[0]=1.5; W=Q@torch.diag(l)@Q.T; "
-                                "print(R.linear_rnn(W,Q[:,1],40).norm(dim=-1)[[0,-1]])"})
+                                "snippet": _STABLE_SUBSPACE_SNIPPET})
     # ρ < 1 but non-normal: transient amplification before the decay
     Wx = R.nonnormal_matrix(24, 0.9, 2.5, generator=_gen(2), device=device)
     _, amp = maximize(hnp.arrays(np.float64, (24,), elements=st.floats(-1, 1, width=64)).filter(lambda a: np.abs(a).max() > 0.1),
@@ -195,12 +253,22 @@ def test_spectral_radius_decides_growth(claim, device):
     claim.check("max_t ‖h_t‖/‖h_0‖, ρ=0.9, σ_max=2.5 (decay from the start)", claimed=1.0, measured=worst,
                 relation="<=", dtype=DT, outside="transient regime of a non-normal W",
                 counterexample={"n": 24, "rho": 0.9, "sigma_max": 2.5, "seed": 2, "max_amplification": worst,
-                                "snippet": "import torch; from gradcore import recurrent as R; "
-                                "W=R.nonnormal_matrix(24,0.9,2.5,generator=torch.Generator().manual_seed(2)); "
-                                "print(max(torch.linalg.matrix_norm(torch.linalg.matrix_power(W,t),2) for t in range(41)))"})
+                                "snippet": _TRANSIENT_SNIPPET})
     claim.correct(f"the asymptotic rate of ‖h_t‖ is ρ(W) for generic h_0; h_0 in a stable eigenspace of a "
                   f"ρ=1.5 matrix decays at {stable:.3f}/step, and a non-normal W with ρ=0.9 first amplifies "
                   f"‖h_t‖ up to {worst:.1f}× before decaying")
+
+
+_EIGEN_RATE_SNIPPET = """import torch
+from gradcore import recurrent as R
+W = torch.tensor({W}, dtype=torch.float64)
+T, start = {T}, {start}
+eig = torch.linalg.eigvals(W)
+g = torch.randn(W.shape[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)   # dL/dh_T
+norms = R.bptt_gradient_norms(R.linear_step(W), torch.zeros_like(g), T, grad_output=g).flip(0)
+print("eigenvalues", eig.tolist(), " largest real part =", float(eig.real.max()), " rho =", float(eig.abs().max()))
+print("measured BPTT per-step rate =", R.growth_rate(norms, start), " claimed <= 1.0 (largest eigenvalue < 1)")
+"""
 
 
 @pytest.mark.claim("RNN-05")
@@ -225,10 +293,10 @@ def test_largest_eigenvalue_criterion(claim, device):
     rate_rot, _ = _backward_rate(rot, T, start)
     for name, r, ce in (("rate, searched W with largest (real part of) eigenvalue < 1", rate_cx,
                          {"W": cx, "largest_eigenvalue": lam_max, "rate": rate_cx,
-                          "snippet": f"import torch; W=torch.tensor({cx.tolist()}); print(torch.linalg.eigvals(W), "
-                                     "torch.linalg.matrix_norm(torch.linalg.matrix_power(W.T,80),2))"}),
+                          "snippet": _EIGEN_RATE_SNIPPET.format(W=cx.tolist(), T=T, start=start)}),
                         ("rate, 1.2·rotation(1 rad): eigenvalues 1.2e^{±i}, real part 0.65", rate_rot,
-                         {"W": rot, "rate": rate_rot})):
+                         {"W": rot, "rate": rate_rot,
+                          "snippet": _EIGEN_RATE_SNIPPET.format(W=rot.tolist(), T=T, start=start)})):
         claim.check(name + " (should not explode under the criterion)", claimed=1.0, measured=r, relation="<=",
                     dtype=DT, outside="reading 'largest eigenvalue > 1' as the criterion (λ_max ≤ 1 ⇒ no explosion)",
                     counterexample=ce)
@@ -258,6 +326,23 @@ def test_bptt_may_grow_when_sigma_max_above_one(claim, device):
                 ylabel="‖∂L/∂h_{T−k}‖/‖∂L/∂h_T‖", logy=True)
 
 
+_TANH_PRODUCT_SNIPPET = """import torch
+from gradcore import recurrent as R
+from gradcore.spectral import spectral_norm
+f64 = torch.float64
+W = torch.tensor({W}, dtype=f64)    # non-normal, rho = 0.3, sigma_max = 3
+xs = torch.tensor({xs}, dtype=f64)
+T = {T}
+step = R.elman_step(W, torch.eye(3, dtype=f64), xs)   # h_t = tanh(W h_(t-1) + x_t)
+P = torch.eye(3, dtype=f64)
+for t, h in enumerate(R.unroll(step, torch.full((3,), 0.2, dtype=f64), T)[:-1], 1):
+    P = R.step_jacobian(step, h.detach(), t) @ P   # dh_T/dh_0
+lin = spectral_norm(torch.linalg.matrix_power(W, T))   # linear RNN's gain ||W^T||
+print("||dh_T/dh_0|| (tanh) =", spectral_norm(P), " ||W^T|| =", lin, " ||W||^T =", spectral_norm(W) ** T)
+print("measured ||dh_T/dh_0|| / ||W^T|| =", spectral_norm(P) / lin, " claimed <= 1.0")
+"""
+
+
 @pytest.mark.claim("RNN-07")
 def test_tanh_rnn_gradient_below_linear_bound(claim, device):
     """004 §3.3.2: "RNN的隐藏状态更新为h_t = σ(W h_{t−1} + U x_t)" analysed through the simplification h_t = W h_{t−1}."""
@@ -280,14 +365,32 @@ def test_tanh_rnn_gradient_below_linear_bound(claim, device):
     claim.check("max ‖∂h_T/∂h_0‖_tanh / ‖W^T‖, non-normal W (ρ=0.3, σ_max=3)", claimed=1.0, measured=worst_lin,
                 relation="<=", atol=1e-12, dtype=DT, outside="bounding by the linear RNN's gain ‖W^T‖ rather than ‖W‖^T",
                 counterexample={"W": Wx, "xs": ex, "h0": [0.2] * 3, "ratio": worst_lin,
-                                "snippet": "import torch; from gradcore import recurrent as R; "
-                                "W=R.nonnormal_matrix(3,0.3,3.0,generator=torch.Generator().manual_seed(18)); "
-                                "xs=torch.tensor(<xs above>); s=R.elman_step(W,torch.eye(3,dtype=torch.float64),xs); "
-                                "print(R.bptt_gradient_norms(s,torch.full((3,),0.2,dtype=torch.float64),6)[0], "
-                                "torch.linalg.matrix_norm(torch.linalg.matrix_power(W,6),2))"})
+                                "snippet": _TANH_PRODUCT_SNIPPET.format(W=Wx.cpu().tolist(), xs=np.asarray(ex).tolist(),
+                                                                       T=T)})
     claim.correct(f"the tanh RNN's Jacobian product obeys ‖∏ diag(tanh')W‖ ≤ ‖W‖^T (max ratio {worst:.3f}), "
                   f"but not ≤ ‖W^T‖ of the linear RNN: ratio up to {worst_lin:.3g} (tanh' breaks the cancellation "
                   f"of a non-normal W)")
+
+
+_DRIVEN_TANH_SNIPPET = """import numpy as np, torch
+from gradcore import recurrent as R
+from gradcore.spectral import spectral_norm
+from gradcore.stats import mean_ci
+f64 = torch.float64
+n, gain, drive, T = {n}, {gain!r}, {drive!r}, {T}
+rates, norms = [], []
+for seed in range({seeds}):
+    gen = torch.Generator().manual_seed(100 * seed + int(10 * gain))
+    W = R.gaussian_matrix(n, gain, generator=gen)
+    xs = torch.randn(T, n, generator=gen, dtype=f64)
+    h0 = torch.randn(n, generator=gen, dtype=f64)
+    step = R.elman_step(W, drive * torch.eye(n, dtype=f64), xs)   # h_t = tanh(W h_(t-1) + drive x_t)
+    rates.append(R.growth_rate(R.bptt_gradient_norms(step, h0, T).flip(0), 10))
+    norms.append(spectral_norm(W))
+m, lo, hi = mean_ci(rates)
+print("mean ||W|| =", float(np.mean(norms)), " input std", drive)
+print("measured mean BPTT per-step rate =", m, "95% CI", (lo, hi), " claimed > 1.0 (explodes)")
+"""
 
 
 @pytest.mark.claim("RNN-08")
@@ -321,11 +424,7 @@ def test_large_weight_norm_explodes_through_tanh(claim, device):
     claim.check(f"rate at gain 2 (‖W‖≈{nw:.1f} > 1), input std 3", claimed=1.0, measured=m, interval=(lo, hi),
                 relation=">", dtype=DT, outside="‖W‖ > 1 but below the drive-dependent threshold",
                 counterexample={"n": n, "gain": 2.0, "norm_W": nw, "input_std": 3.0, "rate": m,
-                                "snippet": "import torch; from gradcore import recurrent as R; g=torch.Generator().manual_seed(20); "
-                                "W=R.gaussian_matrix(64,2.0,generator=g); xs=torch.randn(50,64,generator=g,dtype=torch.float64); "
-                                "h0=torch.randn(64,generator=g,dtype=torch.float64); "
-                                "s=R.elman_step(W,3*torch.eye(64,dtype=torch.float64),xs); "
-                                "print(R.growth_rate(R.bptt_gradient_norms(s,h0,50).flip(0),10))"})
+                                "snippet": _DRIVEN_TANH_SNIPPET.format(n=n, gain=2.0, drive=3.0, T=T, seeds=seeds)})
     thresholds, norm_at = {}, {}
     for drive in (0.0, 3.0):
         ms = [table[drive, g][0] for g in gains]

@@ -125,17 +125,25 @@ def _order_errors(p: tuple[int, int, int], device: str) -> tuple[float, float]:
 _ORDER_SNIPPET = """import functools, torch
 from gradcore.residual import Residual, mlp_branch, residual_stack
 from gradcore.jacobian import jacobian
-w, L, s, f64 = {w}, {L}, {s}, torch.float64
-blocks = []
-for l in range(L):
-    torch.manual_seed(s + l); blocks.append(Residual(mlp_branch(w, dtype=f64)))
-g = torch.Generator().manual_seed(s)
-x, c = torch.randn(w, generator=g, dtype=f64), torch.randn(w, generator=g, dtype=f64)
-xs = [x]
-for b in blocks: xs.append(b(xs[-1]).detach())
-J = [torch.eye(w, dtype=f64) + jacobian(b.f, xi).detach() for b, xi in zip(blocks, xs)]
-auto = torch.func.vjp(residual_stack(blocks), x)[1](c)[0]
-print(auto, c @ functools.reduce(torch.matmul, J), c @ functools.reduce(torch.matmul, J[::-1]))
+w, L, f64 = {w}, {L}, torch.float64
+written_err, reversed_err = [], []
+for s in {seeds}:
+    blocks = []
+    for l in range(L):
+        torch.manual_seed(s + l); blocks.append(Residual(mlp_branch(w, dtype=f64)))
+    g = torch.Generator().manual_seed(s)
+    x, c = torch.randn(w, generator=g, dtype=f64), torch.randn(w, generator=g, dtype=f64)
+    xs = [x]
+    for b in blocks: xs.append(b(xs[-1]).detach())
+    J = [torch.eye(w, dtype=f64) + jacobian(b.f, xi).detach() for b, xi in zip(blocks, xs)]   # I + dF/dx_l
+    auto = torch.func.vjp(residual_stack(blocks), x)[1](c)[0].detach()   # autograd dL/dx_1, dL/dx_(L+1) = c
+    written = c @ functools.reduce(torch.matmul, J)          # (I+F'_1)(I+F'_2)...(I+F'_L), as written
+    reversed_ = c @ functools.reduce(torch.matmul, J[::-1])  # (I+F'_L)...(I+F'_1)
+    written_err.append(float((written - auto).norm() / auto.norm()))
+    reversed_err.append(float((reversed_ - auto).norm() / auto.norm()))
+print("width", w, "blocks", L, "seeds", {seeds}, ": relative error of the order l = L..1 =", reversed_err)
+print("measured relative error of the written order l = 1..L (mean over seeds) =",
+      sum(written_err) / len(written_err), " claimed 0.0")
 """
 
 
@@ -150,13 +158,14 @@ def test_residual_product_order(claim, device):
     claim.check("relative error of ∏_{l=1..L} (left to right) vs autograd, shrunk example",
                 claimed=0.0, measured=written, atol=1e-9, dtype=F64,
                 counterexample={"width": width, "blocks": depth, "seed": seed, "relative_error": written,
-                                "snippet": _ORDER_SNIPPET.format(w=width, L=depth, s=seed)})
+                                "snippet": _ORDER_SNIPPET.format(w=width, L=depth, seeds=[seed])})
     claim.check("relative error of ∏_{l=L..1} (right to left) vs autograd, same example",
                 claimed=0.0, measured=reversed_, atol=1e-9, dtype=F64)
     typical = float(np.mean([_order_errors((6, 5, 10 * s), device)[0] for s in range(5)]))
     claim.check("mean relative error of the written order, 5 stacks × 5 blocks, width 6",
                 claimed=0.0, measured=typical, atol=1e-9, dtype=F64,
-                counterexample={"width": 6, "blocks": 5, "seeds": [0, 10, 20, 30, 40]})
+                counterexample={"width": 6, "blocks": 5, "seeds": [0, 10, 20, 30, 40],
+                                "snippet": _ORDER_SNIPPET.format(w=6, L=5, seeds=[10 * s for s in range(5)])})
     scalar = max(_order_errors((1, 6, s), device)[0] for s in range(5))
     claim.check("written order, width 1 (commuting Jacobians), 5 stacks of 6 blocks",
                 claimed=0.0, measured=scalar, atol=1e-9, dtype=F64)
@@ -164,6 +173,35 @@ def test_residual_product_order(claim, device):
                   f"runs l = L…1 (error {reversed_:.1e} vs autograd); the written order l = 1…L is off "
                   f"by {written:.2f} (relative) for width {width}, {depth} blocks ({typical:.2f} on average "
                   f"for width 6, 5 blocks), and agrees only when the Jacobians commute (width 1: {scalar:.1e}).")
+
+
+_BLOCK_SNIPPET = """import torch
+from gradcore.residual import ScaledResidual, block_jacobian, mlp_branch
+torch.manual_seed({seed})
+f = mlp_branch({width}, activation={act!r}, gain={gain!r}, dtype=torch.float64)
+x = torch.randn({width}, dtype=torch.float64)
+J = block_jacobian(ScaledResidual(f, {alpha!r}, {beta!r}), x).detach()   # (1-beta) I + alpha F'(x)
+sv = torch.linalg.svdvals(J)
+{what}
+"""
+_MIN_GAIN = ('print("measured min_g ||J^T g||/||g|| = sigma_min(I + F\'(x)) =", float(sv.min()), '
+             '" claimed >= 1.0 (identity path loses nothing)")')
+_MAX_GAIN = 'print("measured ||(1-beta) I + alpha F\'(x)||_2 =", float(sv.max()), " claimed <= 1.0")'
+
+_HALF_SNIPPET = """import torch
+from torch import nn
+from gradcore.jacobian import jacobian_operator
+from gradcore.residual import Residual, residual_stack
+f64 = torch.float64
+half = nn.Linear(8, 8, bias=False).to(f64)
+with torch.no_grad():
+    half.weight.copy_(-0.5 * torch.eye(8, dtype=f64))   # F(x) = -x/2
+net = residual_stack([Residual(half)] * 16)            # 16 blocks x + F(x) = x/2
+gen = torch.Generator().manual_seed(0)
+x, g = torch.randn(8, generator=gen, dtype=f64), torch.randn(8, generator=gen, dtype=f64)
+ratio = float(jacobian_operator(net, x).rmatvec(g).detach().norm() / g.norm())
+print("measured ||dL/dx_1|| / ||dL/dx_17|| =", ratio, " (2^-16 =", 2.0 ** -16, ") claimed >= 1.0")
+"""
 
 
 @pytest.mark.claim("RES-05")
@@ -180,11 +218,8 @@ def test_identity_path_lossless_lower_bound(claim, device):
     claim.check("min over searched blocks and g of ‖(I+F')ᵀg‖/‖g‖", claimed=1.0, measured=1.0 - s,
                 relation=">=", atol=1e-9, dtype=F64,
                 counterexample={"seed": seed, "width": max(width, 2), "gain": gain, "activation": act,
-                                "snippet": ("import torch; from gradcore.residual import *; "
-                                            f"torch.manual_seed({seed}); f = mlp_branch({max(width, 2)}, "
-                                            f"activation='{act}', gain={gain}, dtype=torch.float64); "
-                                            f"x = torch.randn({max(width, 2)}, dtype=torch.float64); "
-                                            "print(torch.linalg.svdvals(block_jacobian(Residual(f), x)).min())")})
+                                "snippet": _BLOCK_SNIPPET.format(seed=seed, width=max(width, 2), act=act, gain=gain,
+                                                                 alpha=1.0, beta=0.0, what=_MIN_GAIN)})
     below, total = 0, 0
     for seed in range(10):
         f = _branch(seed, 16, 1.0, "tanh", F64, device)
@@ -200,7 +235,8 @@ def test_identity_path_lossless_lower_bound(claim, device):
                        torch.randn(8, dtype=F64, device=device))
     claim.check("‖∂L/∂x_1‖/‖∂L/∂x_17‖ through 16 blocks with F = −x/2", claimed=1.0, measured=deep,
                 relation=">=", atol=1e-9, dtype=F64,
-                counterexample={"branch": "F(x) = -x/2 (nn.Linear, weight -I/2)", "blocks": 16, "ratio": deep})
+                counterexample={"branch": "F(x) = -x/2 (nn.Linear, weight -I/2)", "blocks": 16, "ratio": deep,
+                                "snippet": _HALF_SNIPPET})
     claim.correct(f"the identity path bounds the gain below only by 1 − ‖F'‖₂ (Weyl; measured in RES-02), not by 1: searched "
                   f"random blocks reach min ratio {1 - s:.3f}; {below}/{total} random (block, g) pairs "
                   f"shrink the gradient; F = −x/2 over 16 blocks gives {deep:.2e} = 2^-16.")
@@ -265,12 +301,8 @@ def test_scaled_residual_spectral_norm(claim, device):
                 relation="<=", dtype=F64, outside="|1−β| + |α|·Lip(f) > 1",
                 counterexample={"seed": seed, "width": width, "gain": gain, "activation": act,
                                 "alpha": 1.0, "beta": 0.0, "norm": n_ex,
-                                "snippet": ("import torch; from gradcore.residual import *; "
-                                            f"torch.manual_seed({seed}); f = mlp_branch({width}, "
-                                            f"activation='{act}', gain={gain}, dtype=torch.float64); "
-                                            f"x = torch.randn({width}, dtype=torch.float64); "
-                                            "J = block_jacobian(ScaledResidual(f, 1.0, 0.0), x).detach(); "
-                                            "print(torch.linalg.matrix_norm(J, ord=2))")})
+                                "snippet": _BLOCK_SNIPPET.format(seed=seed, width=width, act=act, gain=gain,
+                                                                 alpha=1.0, beta=0.0, what=_MAX_GAIN)})
     beta, ratios = 0.1, []
     for seed in range(4):
         fs = [_branch(100 * seed + l, 16, 1.0, "tanh", F64, device) for l in range(32)]
@@ -281,6 +313,25 @@ def test_scaled_residual_spectral_norm(claim, device):
     claim.correct(f"sufficient condition |1−β| + |α|·Lip(f) ≤ 1 (measured max norm {top:.4f}); the plain "
                   f"residual α=1, β=0 violates it (norm {n_ex:.3f}). β = 0 forces α = 0, and with β = {beta} "
                   f"the gradient after 32 blocks is ×{vanish:.2e}: explosion is traded for vanishing.")
+
+
+_HE_RELU_SNIPPET = """import math, torch
+from gradcore.jacobian import jacobian_operator
+from gradcore.residual import Residual, mlp_branch, residual_stack
+f64, width, depth = torch.float64, {width}, {depth}
+logs = []
+for s in range({seeds}):
+    blocks = []
+    for l in range(depth):   # x + W2 relu(W1 x), Kaiming normal x sqrt(2)
+        torch.manual_seed(1000 * s + l)
+        blocks.append(Residual(mlp_branch(width, activation="relu", gain=math.sqrt(2), dtype=f64)))
+    net = residual_stack(blocks)
+    x, g = torch.randn(width, dtype=f64), torch.randn(width, dtype=f64)
+    logs.append(math.log(float(jacobian_operator(net, x).rmatvec(g).detach().norm() / g.norm())))
+rate = sum(logs) / len(logs) / depth
+print("gradient gain through", depth, "blocks (geometric mean over seeds) =", math.exp(rate * depth))
+print("measured per-block log-gradient growth =", rate, " claimed <= 0.0 (no explosion)")
+"""
 
 
 @pytest.mark.claim("RES-08")
@@ -320,7 +371,8 @@ def test_identity_shortcut_avoids_multiplicative_decay(claim, device):
                 claimed=0.0, measured=he_rate, relation="<=", atol=0.01, dtype=F64,
                 outside="branches with ‖I + f'‖₂ > 1 (002's own caveat, RES-06)",
                 counterexample={"branch": "Linear-ReLU-Linear, Kaiming normal × √2, width 16", "blocks": 32,
-                                "gradient_gain": float(np.exp(np.mean(np.log(he))))})
+                                "gradient_gain": float(np.exp(np.mean(np.log(he)))),
+                                "snippet": _HE_RELU_SNIPPET.format(width=width, depth=32, seeds=len(seeds))})
     claim.correct(f"the shortcut removes the decay (slope {slope['residual'][0]:+.3f}/layer vs plain "
                   f"{slope['plain'][0]:+.3f}) but does not prevent explosion: a He-init ReLU residual stack "
                   f"grows ×{math.exp(he_rate):.2f} per block; the safely scaled form decays "

@@ -91,6 +91,21 @@ def test_input_gradient_is_jacobian_product(claim, device, dtype):
                 measured=rel, atol=tol, dtype=dtype)
 
 
+_MISALIGNED_SNIPPET = """import math, torch
+from gradcore.spectral import spectral_norm
+A = torch.tensor({A}, dtype=torch.float64)
+B = torch.tensor({B}, dtype=torch.float64)
+L = {L}
+Js = [A if i % 2 == 0 else B for i in range(L)]   # J_1 = A, J_2 = B, J_3 = A, ...
+P = Js[0]
+for J in Js[1:]:
+    P = P @ J
+print("per-layer norms ||A||, ||B|| =", spectral_norm(A), spectral_norm(B),
+      ", product of norms =", math.prod(spectral_norm(J) for J in Js))
+print("measured ||J_1 ... J_L||_2 =", spectral_norm(P), " claimed >= 1.0 (may explode, not vanish)")
+"""
+
+
 @pytest.mark.claim("STAB-03")
 def test_per_layer_norms_and_product(claim, device):
     """002 §数值稳定性与最优控制的观点: "如果每个雅可比矩阵的范数都大于1，其乘积范数可能会爆炸；如果都小于1，则会消失"."""
@@ -120,7 +135,8 @@ def test_per_layer_norms_and_product(claim, device):
     claim.check(f"misaligned Jacobians with ‖J_l‖ = 2 ∀l, L = {L}: ‖P‖ ≥ 1 (claimed: may explode, not vanish)", claimed=1.0,
                 measured=mis_norm, relation=">=", outside="Jacobians that do not share singular directions",
                 dtype=F64, counterexample={"J_odd": [[2.0, 0.0], [0.0, 0.1]], "J_even": [[0.1, 0.0], [0.0, 2.0]],
-                                           "L": L, "product_norm": mis_norm, "product_of_norms": 2.0 ** L})
+                                           "L": L, "product_norm": mis_norm, "product_of_norms": 2.0 ** L,
+                                           "snippet": _MISALIGNED_SNIPPET.format(A=A.tolist(), B=B.tolist(), L=L)})
     low = math.prod(float(singular_values(m)[-1]) for m in mis)
     claim.check("lower bound ‖P‖ ≥ Π σ_min(J_l)", claimed=low, measured=mis_norm, relation=">=", rtol=1e-9,
                 dtype=F64)
@@ -149,6 +165,16 @@ def test_ill_conditioning_alone_does_not_explode(claim, device):
                 xlabel="condition number κ", ylabel="max gradient gain", logx=True, logy=True)
 
 
+_NONNORMAL_POWER_SNIPPET = """import torch
+from gradcore.spectral import spectral_norm, spectral_radius
+W = torch.tensor({W}, dtype=torch.float64)
+T = {T}
+print("sigma_max(W) =", spectral_norm(W), " rho(W) =", spectral_radius(W))
+print("measured ||(W^T)^T||_2 at T =", T, ":", spectral_norm(torch.linalg.matrix_power(W.T, T)),
+      " claimed >= 1.0 (sigma_max > 1 at every step explodes)")
+"""
+
+
 @pytest.mark.claim("STAB-05")
 def test_sigma_max_above_one_root_cause(claim, device):
     """002 §数值稳定性与最优控制的观点: "梯度爆炸的根本原因是最大奇异值持续大于1"; 002 引言: "当这些矩阵的最大奇异值持续大于1时，会导致梯度范数呈指数级增长"."""
@@ -171,8 +197,7 @@ def test_sigma_max_above_one_root_cause(claim, device):
     claim.check("sufficiency: σ_max(W) = 10.0 at every step, ‖(Wᵀ)^200‖ ≥ 1 (explodes)", claimed=1.0,
                 measured=norms[-1], relation=">=", dtype=F64,
                 counterexample={"W": [[0.5, 10.0], [0.0, 0.5]], "T": 200, "norm": norms[-1],
-                                "snippet": "import torch; W = torch.tensor([[0.5, 10.0], [0.0, 0.5]], dtype=torch.float64)\n"
-                                           "print(torch.linalg.matrix_norm(torch.linalg.matrix_power(W.T, 200), 2))"})
+                                "snippet": _NONNORMAL_POWER_SNIPPET.format(W=W.tolist(), T=Ts[-1])})
     rate = norms[-1] ** (1 / Ts[-1])
     claim.check("growth rate ‖(Wᵀ)^T‖^{1/T} at T = 200 vs ρ(W)", claimed=spectral_radius(W), measured=rate,
                 rtol=0.05, dtype=F64)
@@ -233,6 +258,23 @@ def test_forward_euler_stability(claim, device):
                 measured=spectral_radius(euler_iteration_matrix(A, 0.25)), relation=">", dtype=F64)
 
 
+_TANH_EULER_SNIPPET = """import torch
+from gradcore.dynamics import euler_iteration_matrix
+from gradcore.spectral import spectral_radius
+A = torch.tensor({A}, dtype=torch.float64)   # stable A (every Re(lambda) < 0)
+x0 = torch.tensor({x0}, dtype=torch.float64)
+h, T = {h!r}, {T}
+W = euler_iteration_matrix(A, h)   # I + hA, the RNN weight
+h0 = x0.clone().requires_grad_(True)
+s = h0
+for _ in range(T):
+    s = torch.tanh(W @ s)   # tanh RNN h_t = tanh(W h_(t-1))
+(g0,) = torch.autograd.grad(s.pow(2).sum() / 2, h0)
+rate = (float(g0.norm()) / float(s.detach().norm())) ** (1 / T)
+print("measured tanh-RNN BPTT growth rate per step =", rate, " claimed rho(I+hA) =", spectral_radius(W))
+"""
+
+
 @pytest.mark.claim("STAB-07")
 def test_euler_is_linear_rnn(claim, device):
     """002 §数值稳定性与最优控制的观点: "这与RNN中因循环权重矩阵谱半径大于1而导致的梯度爆炸是同一数学现象的体现"."""
@@ -261,7 +303,8 @@ def test_euler_is_linear_rnn(claim, device):
         name = "linear" if act is None else "tanh"
         rates[(fac, name)] = (rate, rho)
         kw = {} if act is None else dict(outside="nonlinear (tanh) RNN", counterexample={
-            "A": A.tolist(), "h": fac * hs, "T": T, "activation": "tanh", "growth_rate": rate, "rho": rho})
+            "A": A.tolist(), "h": fac * hs, "T": T, "activation": "tanh", "growth_rate": rate, "rho": rho,
+            "snippet": _TANH_EULER_SNIPPET.format(A=A.tolist(), x0=x0.tolist(), h=fac * hs, T=T)})
         claim.check(f"{name} RNN, h = {fac}h*: BPTT growth rate per step vs ρ(I+hA) = {rho:.3f}", claimed=rho,
                     measured=rate, rtol=0.03, dtype=F64, **kw)
     r_t, rho_t = rates[(1.2, "tanh")]

@@ -52,6 +52,17 @@ def _shrinks(W: torch.Tensor, c: float) -> bool:
     return bool(torch.linalg.matrix_norm(W1) < torch.linalg.matrix_norm(W))
 
 
+_FLOAT32_DECAY_SNIPPET = """import torch
+from gradcore.weight_decay import decay_step
+W = torch.tensor({W}, dtype=torch.float32)
+c = {c!r}   # eta * lambda (lr = c, weight_decay = 1)
+W1 = decay_step(W, torch.zeros_like(W), c, 1.0)
+n0, n1 = float(torch.linalg.matrix_norm(W)), float(torch.linalg.matrix_norm(W1))
+print("eta*lambda =", c, ": ||W0||_F =", n0, " ||W1||_F =", n1, " W1 == W0:", torch.equal(W1, W))
+print("measured: step shrinks ||W||_F:", n1 < n0, " claimed: True for every 0 < eta*lambda < 1")
+"""
+
+
 @pytest.mark.claim("WD-02")
 def test_decay_shrinks_to_zero(claim, device):
     """002 §L2 正则化与隐式稳定: "只要…满足 0 < ηλ < 1，这个更新过程就会不断地将权重矩阵 W 向零收缩"."""
@@ -79,9 +90,7 @@ def test_decay_shrinks_to_zero(claim, device):
     claim.check("float32: ‖W₁‖_F < ‖W₀‖_F for every 0 < ηλ < 1 (Hypothesis counterexample → 0)", claimed=1,
                 measured=0 if f32 is not None else 1, outside="ηλ below float32 resolution", dtype=torch.float32,
                 counterexample={"eta_lambda": f32, "W": "randn(8, 8) float32",
-                                "snippet": "import torch; from gradcore.weight_decay import decay_step\n"
-                                           "W = torch.randn(8, 8); print(torch.equal(decay_step(W, torch.zeros_like(W), "
-                                           f"{f32!r}, 1.0), W))"})
+                                "snippet": _FLOAT32_DECAY_SNIPPET.format(W=W32.cpu().tolist(), c=f32)})
     claim.correct(f"‖W_k‖ = (1−ηλ)^k‖W_0‖ → 0 for 0 < ηλ < 1 (measured to 1e-12 in float64; also for 1 ≤ ηλ < 2, "
                   f"measured ratio {wide:.2e} at ηλ = 1.5), but in float32 a decay step does not shrink ‖W‖ for "
                   f"ηλ ≤ {lo:.3g} (measured; ≈ 2^{math.log2(lo):.1f}), so tiny ηλ never shrinks W")
@@ -109,6 +118,35 @@ def test_symmetric_norm_equals_radius(claim, device):
 
 def _orth(n, gen, dtype):
     return torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=dtype))[0]
+
+
+_RNN_SNIPPET = """import torch
+from gradcore.spectral import spectral_radius
+from gradcore.weight_decay import decay_step
+# GD with weight decay on a linear RNN h_t = W h_(t-1), T = 4, n = 4, fitted to data from rho = 1.2 dynamics
+lam, steps, lr = {lam!r}, {steps}, {lr!r}
+dtype, n, T, N = torch.float64, 4, 4, 16
+gen = torch.Generator().manual_seed(0)
+orth = lambda: torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=dtype))[0]
+w_true = 1.2 * orth()
+q = orth()
+W = q @ (1.3 * torch.eye(n, dtype=dtype) + 0.1 * torch.triu(torch.ones(n, n, dtype=dtype), 1)) @ q.T
+H0 = torch.randn(n, N, generator=gen, dtype=dtype)
+Y = torch.linalg.matrix_power(w_true, T) @ H0
+rho0 = spectral_radius(W)
+for _ in range(steps):
+    Wr = W.clone().requires_grad_(True)
+    loss = 0.5 * (torch.linalg.matrix_power(Wr, T) @ H0 - Y).pow(2).sum() / N
+    (g,) = torch.autograd.grad(loss, Wr)
+    W = decay_step(W, g, lr, lam)
+print("weight decay", lam, ", lr", lr, ": rho(W_0) =", rho0, ", measured rho(W) after", steps,
+      "steps =", spectral_radius(W), " claimed < 1.0")
+"""
+
+
+def _rnn_snippet(lam: float, steps: int, lr: float) -> str:
+    """Copy-paste reproduction of :func:`_train_linear_rnn` (CPU)."""
+    return _RNN_SNIPPET.format(lam=lam, steps=steps, lr=lr)
 
 
 @functools.lru_cache(maxsize=None)
@@ -171,7 +209,7 @@ def test_decay_pulls_spectral_radius_below_one(claim, device):
                 dtype=torch.float64,
                 counterexample={"model": "linear RNN h_t = W h_{t-1}, T = 4, n = 4, targets from ρ = 1.2 dynamics",
                                 "lr": lr, "weight_decay": lam, "steps": len(rhos) - 1,
-                                "snippet": "see theorems/test_weight_decay.py::_train_linear_rnn"})
+                                "snippet": _rnn_snippet(lam, len(rhos) - 1, lr)})
     claim.correct(f"ρ((1−ηλ)W) = (1−ηλ)ρ(W) for every W (worst relative error {worst:.1e}; symmetry is not "
                   f"needed), so pure decay takes k* = ⌊ln ρ₀/−ln(1−ηλ)⌋+1 = {k_measured} steps from ρ₀ = {rho0:.2f}; "
                   f"with the data gradient of a linear RNN fitted to ρ = 1.2 dynamics, ρ stays {rhos[-1]:.3f} "
@@ -217,7 +255,8 @@ def test_l2_limits_weight_size(claim, device):
                 xlabel="weight decay λ", ylabel="ρ(W) after training")
     claim.check("linear RNN trained with λ = 1: ρ(W) < 1 (no explosion)", claimed=1.0, measured=final[2],
                 relation="<", outside="the data demand ρ > 1", dtype=torch.float64,
-                counterexample={"model": "linear RNN of WD-04", "weight_decay": 1.0, "rho_final": final[2]})
+                counterexample={"model": "linear RNN of WD-04", "weight_decay": 1.0, "rho_final": final[2],
+                                "snippet": _rnn_snippet(rnn_lams[2], 600, 0.005)})
     threshold = next((l for l, r in zip(rnn_lams, final) if r < 1), None)
     claim.correct("L2 does bound the weights (ridge ‖W_λ‖ is non-increasing in λ and ‖W_λ‖² ≤ 2L(0)/λ), but it "
                   "prevents ρ > 1 only when λ is large: the linear RNN ends with ρ = "
