@@ -5,6 +5,7 @@ with the gradient-flow probes (``gradcore.probes``); formulas from the documents
 evaluated literally and compared with autograd.
 """
 import math
+import textwrap
 
 import pytest
 import sympy as sp
@@ -18,6 +19,11 @@ from gradcore.jacobian import jacobian
 from gradcore.verify.search import maximize
 
 F64 = torch.float64
+
+
+def _snippet(code: str) -> str:
+    """A counterexample's copy-paste reproduction: ``code`` without its common indentation."""
+    return textwrap.dedent(code).strip()
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -63,7 +69,24 @@ def test_chain_rule_product_formula(claim, device):
                 measured=float(literal / exact), rtol=1e-9, dtype=F64,
                 counterexample={"W": [float(w) for w in ws], "b": [float(b) for b in bs], "x": float(x),
                                 "y": float(y), "activation": "sigmoid", "missing_factor_sigma'(z1)": float(ds(zs[0])),
-                                "snippet": "see theorems/test_depth.py::test_chain_rule_product_formula"})
+                                "snippet": _snippet(f"""
+                    import torch
+                    from gradcore.activations import get
+                    ds = get('sigmoid').derivative
+                    W, b = {[float(w) for w in ws]!r}, {[float(b) for b in bs]!r}
+                    x, y = {float(x)!r}, {float(y)!r}
+                    w1 = torch.tensor([W[0]], dtype=torch.float64, requires_grad=True)
+                    a, zs = torch.tensor([x], dtype=torch.float64), []
+                    for w, bi in zip([w1] + [torch.tensor([v], dtype=torch.float64) for v in W[1:]], b):
+                        zs.append(w * a + bi)
+                        a = torch.sigmoid(zs[-1])
+                    autograd = torch.autograd.grad(0.5 * ((a - y) ** 2).sum(), w1)[0].item()
+                    formula = (a.item() - y) * x  # (dL/da_n * dz_1/dW_1) * prod_(i=2..n) sigma'(z_i) W_i
+                    for i in range(1, len(W)):
+                        formula *= ds(zs[i].detach())[0].item() * W[i]
+                    print("formula / autograd: measured", formula / autograd, "claimed 1.0",
+                          "; missing factor sigma'(z_1) =", ds(zs[0].detach())[0].item())
+                """)})
     claim.check("scalar net: formula × σ'(z₁) / autograd", claimed=1.0,
                 measured=float(literal * ds(zs[0]) / exact), rtol=1e-9, dtype=F64)
     # Matrix case (width 5): the literal order ∏_{i=2}^{n} diag(σ'(z_i)) W_i vs the backprop order.
@@ -80,7 +103,28 @@ def test_chain_rule_product_formula(claim, device):
     correct = torch.outer(ds(zs[0]) * correct, x)
     err = _rel(literal, exact)
     claim.check("matrix net (width 5): ‖literal − autograd‖/‖autograd‖", claimed=0.0, measured=err,
-                atol=1e-9, dtype=F64, counterexample={"width": 5, "depth": 4, "seed": 1, "relative_error": err})
+                atol=1e-9, dtype=F64, counterexample={"width": 5, "depth": 4, "seed": 1, "relative_error": err,
+                                                      "snippet": _snippet("""
+                    import torch
+                    from gradcore.activations import get
+                    ds, f64 = get('sigmoid').derivative, torch.float64
+                    g = torch.Generator().manual_seed(1)
+                    ws = [torch.randn(5, 5, generator=g, dtype=f64) for _ in range(4)]
+                    bs = [torch.randn(5, generator=g, dtype=f64) * 0.1 for _ in range(4)]
+                    x, y = torch.randn(5, generator=g, dtype=f64), torch.randn(5, generator=g, dtype=f64)
+                    w1 = ws[0].clone().requires_grad_(True)
+                    a, zs = x, []
+                    for w, b in zip([w1] + ws[1:], bs):
+                        zs.append(w @ a + b)
+                        a = torch.sigmoid(zs[-1])
+                    autograd = torch.autograd.grad(0.5 * ((a - y) ** 2).sum(), w1)[0]
+                    prod = torch.eye(5, dtype=f64)
+                    for i in range(1, 4):  # the literal order prod_(i=2..n) diag(sigma'(z_i)) W_i
+                        prod = prod @ (torch.diag(ds(zs[i].detach())) @ ws[i])
+                    literal = torch.outer((a.detach() - y) @ prod, x)
+                    print("||literal - autograd|| / ||autograd||: measured",
+                          ((literal - autograd).norm() / autograd.norm()).item(), "claimed 0.0")
+                """)})
     claim.check("matrix net: [D₁W₂ᵀD₂⋯W_nᵀD_n ∂L/∂a_n] xᵀ vs autograd", claimed=0.0,
                 measured=_rel(correct, exact), atol=1e-9, dtype=F64)
     claim.correct(f"the simplified product drops ∂a₁/∂z₁ = σ'(z₁) (scalar ratio {float(ds(zs[0])[0]):.3g} here) "
@@ -116,7 +160,28 @@ def test_separated_weight_and_derivative_products(claim, device):
         claim.check(f"width 32, depth 8, {act} ({init}): ‖separated − autograd‖/‖autograd‖ (mean of 4 seeds)",
                     claimed=0.0, measured=err, atol=0.5, dtype=F64,
                     counterexample={"width": 32, "depth": 8, "activation": act, "init": init, "seeds": [0, 1, 2, 3],
-                                    "relative_errors": errs[act], "cosines": coss[act]})
+                                    "relative_errors": errs[act], "cosines": coss[act], "snippet": _snippet(f"""
+                        import torch
+                        from gradcore import chains
+                        from gradcore.activations import get
+                        d, f64, errs = get({act!r}).derivative, torch.float64, []
+                        for seed in range(4):
+                            torch.manual_seed(seed)
+                            m = chains.feedforward(8, 32, {act!r}, {init!r}, dtype=f64)
+                            zs = [z.detach() for z in chains.pre_activations(m, torch.randn(1, 32, dtype=f64))]
+                            ws = [lin.weight.detach() for lin in chains.linears(m)]
+                            true = d(zs[-1])  # backprop order: dL/dz_1 = D_1 W_2^T D_2 ... W_n^T D_n 1, L = sum(h_n)
+                            for i in range(len(ws) - 1, 0, -1):
+                                true = (true @ ws[i]) * d(zs[i - 1])
+                            sep = torch.ones_like(zs[-1])  # separated: (W_n^T ... W_2^T) then prod of all f'(z_j)
+                            for i in range(len(ws) - 1, 0, -1):
+                                sep = sep @ ws[i]
+                            for z in zs:
+                                sep = sep * d(z)
+                            errs.append(((sep - true).norm() / true.norm()).item())
+                        print("||separated - backprop|| / ||backprop||, {act}, width 32, depth 8, seeds 0-3: measured",
+                              sum(errs) / len(errs), errs, "claimed 0.0")
+                    """)})
     # Width 1: scalars commute, so the separation itself is exact (boundary factors aside).
     ws, bs, x, y = _sigmoid_net(1, 5, device, seed=3)
     zs, a = _forward(ws, bs, x)
@@ -150,15 +215,33 @@ def test_linear_network_chain(claim, device):
     moved = grad_w1(w1 + torch.randn(w1.shape, generator=g, dtype=F64).to(device))
     change = _rel(moved, grad_w1(w1))
     claim.check("‖Δ(∂L/∂W₁)‖ when W₁ changes (linear loss)", claimed=1.0, measured=change, relation=">=",
-                atol=0.5, counterexample={"W1_shift": "N(0,1)", "relative_change": change,
-                                          "snippet": "∂L/∂W₁ = outer(W₂ᵀW₃ᵀc, x) has no W₁ in it"})
+                atol=0.5, counterexample={"W1_shift": "N(0,1)", "relative_change": change, "snippet": _snippet("""
+                    import torch
+                    from gradcore import chains
+                    f64, g = torch.float64, torch.Generator().manual_seed(0)
+                    w1, w2, w3 = (torch.randn(s, generator=g, dtype=f64) for s in ((4, 3), (5, 4), (2, 5)))
+                    x, c = torch.randn(3, generator=g, dtype=f64), torch.randn(2, generator=g, dtype=f64)
+                    grad_w1 = lambda w: torch.func.grad(lambda w_: c @ chains.linear_network([w_, w2, w3])(x))(w)
+                    moved = grad_w1(w1 + torch.randn(w1.shape, generator=g, dtype=f64))  # resample-shift W1
+                    print("relative change of dL/dW1 when W1 changes: measured",
+                          ((moved - grad_w1(w1)).norm() / grad_w1(w1).norm()).item(), "claimed >= 1 (W1 involved)")
+                """)})
     l2 = lambda v: w2 @ v  # noqa: E731  L₂ as a function of L₁ = W₁x
     l3 = lambda v: w3 @ v  # noqa: E731
     yhat = lambda v: v  # noqa: E731  ŷ = L₃
     j_yhat = jacobian(yhat, w3 @ w2 @ w1 @ x)
     claim.check("‖∂ŷ/∂L₃ − I‖ (does it involve W₃?)", claimed=1.0,
                 measured=float((j_yhat - torch.eye(2, dtype=F64, device=device)).norm()), relation=">=", atol=0.5,
-                counterexample={"dyhat_dL3": j_yhat})
+                counterexample={"dyhat_dL3": j_yhat, "snippet": _snippet("""
+                    import torch
+                    from gradcore.jacobian import jacobian
+                    f64, g = torch.float64, torch.Generator().manual_seed(0)
+                    w1, w2, w3 = (torch.randn(s, generator=g, dtype=f64) for s in ((4, 3), (5, 4), (2, 5)))
+                    x = torch.randn(3, generator=g, dtype=f64)
+                    J = jacobian(lambda l3: l3, w3 @ w2 @ w1 @ x)  # yhat = L3
+                    print("dyhat/dL3 =", J.tolist(), "; ||dyhat/dL3 - I||: measured", (J - torch.eye(2, dtype=f64)).norm().item(),
+                          "claimed >= 1 (W3 involved)")
+                """)})
     claim.check("∂L₃/∂L₂ = W₃ (autograd)", claimed=0.0, measured=_rel(jacobian(l3, w2 @ w1 @ x), w3), atol=1e-12)
     claim.check("∂L₂/∂L₁ = W₂ (autograd)", claimed=0.0, measured=_rel(jacobian(l2, w1 @ x), w2), atol=1e-12)
     claim.correct(f"the product is right (∂L/∂W₁ = W₂ᵀW₃ᵀ ∂L/∂ŷ · xᵀ) but the attribution is shifted: ∂ŷ/∂L₃ = I, "
@@ -185,7 +268,23 @@ def test_layer_jacobian_transpose(claim, device):
         claim.check(f"{n_out}×{n_in}: autograd J vs diag(σ')Wᵀ (stated)", claimed=0.0, measured=err, atol=1e-9,
                     counterexample={"W": w, "b": b, "h": h, "relative_error": err,
                                     "note": "shapes do not conform" if stated is None else None,
-                                    "snippet": "gradcore.jacobian.jacobian(lambda v: torch.sigmoid(W @ v + b), h)"})
+                                    "snippet": _snippet(f"""
+                        import torch
+                        from gradcore.activations import get
+                        from gradcore.jacobian import jacobian
+                        W = torch.tensor({w.tolist()!r}, dtype=torch.float64)
+                        b = torch.tensor({b.tolist()!r}, dtype=torch.float64)
+                        h = torch.tensor({h.tolist()!r}, dtype=torch.float64)
+                        J = jacobian(lambda v: torch.sigmoid(W @ v + b), h)
+                        D = torch.diag(get('sigmoid').derivative(W @ h + b))
+                        print("{n_out}x{n_in}: ||diag(s')W - J|| / ||J|| =", ((D @ W - J).norm() / J.norm()).item())
+                        try:
+                            err = ((D @ W.T - J).norm() / J.norm()).item()
+                        except RuntimeError as e:
+                            err = float('inf')
+                            print("diag(s') @ W^T: shapes do not conform:", e)
+                        print("||diag(s')W^T - J|| / ||J|| (stated): measured", err, "claimed 0.0")
+                    """)})
     claim.correct("∂h^{(l)}/∂h^{(l−1)} = diag(σ'(z^{(l)})) W^{(l)} (shape n_out × n_in); W^{(l)T} belongs to the "
                   f"backward vector–Jacobian product g_{{l−1}} = W^{{(l)T}} diag(σ') g_l (square case: relative error {square_err:.2f}; 3×5: shapes do not conform)")
 
@@ -215,8 +314,22 @@ def test_norm_15_amplifies_15_per_layer(claim, device):
         claim.check(f"per-layer gradient factor, {label} (depth {depth}, widths {widths}, 3 seeds)", claimed=1.5,
                     measured=mean, interval=(mean - 1.96 * se, mean + 1.96 * se), dtype=F64,
                     counterexample={"network": label, "depth": depth, "widths": list(widths), "factor": mean,
-                                    "snippet": "m = gradcore.chains.rescale_spectral(gradcore.chains.feedforward("
-                                               f"{depth}, 32, 'relu', {init!r}, dtype=torch.float64), 1.5)"})
+                                    "snippet": _snippet(f"""
+                        import torch
+                        from gradcore import chains, probes
+                        vals, norms = [], []
+                        for width in {tuple(widths)!r}:
+                            for seed in {list(seeds)!r}:
+                                torch.manual_seed(seed)
+                                m = chains.rescale_spectral(chains.feedforward({depth}, width, 'relu', {init!r},
+                                                                               dtype=torch.float64), 1.5)
+                                norms += [torch.linalg.matrix_norm(lin.weight, 2).item() for lin in chains.linears(m)]
+                                layers = {'chains.blocks(m)' if relu else 'chains.linears(m)'}  # {label}
+                                x = torch.randn(16, width, dtype=torch.float64)
+                                vals.append(probes.transfer_factor(probes.layer_gradient_norms(layers, x)).geometric)
+                        print("{label}: ||W_i||_2 =", round(max(norms), 12), "; per-layer gradient factor: measured",
+                              sum(vals) / len(vals), "claimed 1.5")
+                    """)})
         claim.check(f"factor ≤ ‖W‖₂ = 1.5 (submultiplicativity), {label}", claimed=1.5, measured=max(vals),
                     relation="<=", atol=1e-9, dtype=F64)
         torch.manual_seed(0)
@@ -257,7 +370,25 @@ def test_large_weights_cannot_reverse_vanishing(claim, device):
             claim.check(f"per-layer gradient factor, {label}", claimed=1.0, measured=mean, relation="<",
                         interval=(mean - 1.96 * se, mean + 1.96 * se), dtype=F64,
                         counterexample={"activation": act, "gains_cycled": list(gains), "depth": depth, "width": width,
-                                        "factor": mean, "growth_over_depth": mean**depth})
+                                        "factor": mean, "growth_over_depth": mean**depth, "snippet": _snippet(f"""
+                            import torch
+                            from gradcore import chains, probes
+                            from gradcore.activations import get
+                            gains, vals, max_deriv = {list(gains)!r}, [], 0.0
+                            for seed in range(3):
+                                torch.manual_seed(seed)
+                                m = chains.feedforward({depth}, {width}, {act!r}, 'xavier_normal', dtype=torch.float64)
+                                with torch.no_grad():
+                                    for l, lin in enumerate(chains.linears(m)):
+                                        lin.weight.mul_(gains[l % len(gains)])
+                                x = torch.randn(16, {width}, dtype=torch.float64)
+                                with torch.no_grad():
+                                    zs = chains.pre_activations(m, x)
+                                max_deriv = max([max_deriv] + [get({act!r}).derivative(z).max().item() for z in zs])
+                                vals.append(probes.transfer_factor(probes.layer_gradient_norms(chains.blocks(m), x)).geometric)
+                            print("max {act}'(z) =", max_deriv, "< 1; per-layer gradient factor: measured",
+                                  sum(vals) / len(vals), "claimed < 1 (vanishing)")
+                        """)})
     bad = {k: v for k, v in factors.items() if v >= 1}
     claim.correct("with tanh' < 1 everywhere, every other layer at 3× Xavier scale already reverses the trend: "
                   + ", ".join(f"{k}: {v:.3f}/layer" for k, v in factors.items())
@@ -291,7 +422,19 @@ def test_quarter_power_ten(claim, device):
         ratios[init] = sum(vals) / len(vals)
         claim.check(f"‖∂L/∂h₀‖/‖∂L/∂h₁₀‖, 10-layer sigmoid net, {init}, width 128", claimed=1e-6,
                     measured=ratios[init], relation="<=", outside="whole gradient (weights included), not ∏σ'",
-                    dtype=F64, counterexample={"init": init, "depth": 10, "width": 128, "ratio": ratios[init]})
+                    dtype=F64, counterexample={"init": init, "depth": 10, "width": 128, "ratio": ratios[init],
+                                               "snippet": _snippet(f"""
+                        import torch
+                        from gradcore import chains, probes
+                        vals = []
+                        for seed in range(3):
+                            torch.manual_seed(seed)
+                            m = chains.feedforward(10, 128, 'sigmoid', {init!r}, dtype=torch.float64)
+                            n = probes.layer_gradient_norms(chains.blocks(m), torch.randn(16, 128, dtype=torch.float64))
+                            vals.append((n[0] / n[-1]).item())
+                        print("||dL/dh_0|| / ||dL/dh_10||, sigmoid, {init}, width 128: measured", sum(vals) / len(vals),
+                              "claimed <= 1e-6 (0.25^10 =", 0.25 ** 10, ")")
+                    """)})
     claim.correct(f"0.25¹⁰ = {float(q10):.4g} bounds ∏σ'; a real 10-layer sigmoid network's gradient ratio is "
                   + ", ".join(f"{k}: {v:.2g}" for k, v in ratios.items()) + " — one millionth only at Xavier scale")
 
@@ -319,10 +462,18 @@ def test_sigmoid_transfer_factor(claim, device):
         claim.check(f"λ, sigmoid, {init} (depth {depth}, widths {widths}, 3 seeds)", claimed=0.1, measured=mean,
                     interval=(mean - 1.96 * se, mean + 1.96 * se), dtype=torch.float32,
                     counterexample={"activation": "sigmoid", "init": init, "depth": depth, "lambda": mean,
-                                    "snippet": f"import torch; from gradcore import chains, probes; "
-                                               f"m = chains.feedforward({depth}, 64, 'sigmoid', {init!r}); "
-                                               f"probes.transfer_factor(probes.layer_gradient_norms("
-                                               f"chains.blocks(m), torch.randn(32, 64)))"})
+                                    "snippet": _snippet(f"""
+                        import torch
+                        from gradcore import chains, probes
+                        vals = []
+                        for width in {tuple(widths)!r}:
+                            for seed in {list(seeds)!r}:
+                                torch.manual_seed(seed)
+                                m = chains.feedforward({depth}, width, 'sigmoid', {init!r})
+                                n = probes.layer_gradient_norms(chains.blocks(m), torch.randn(32, width))
+                                vals.append(probes.transfer_factor(n).geometric)
+                        print("lambda, sigmoid, {init}, depth {depth}: measured", sum(vals) / len(vals), vals, "claimed 0.1")
+                    """)})
     claim.correct("λ depends on the initialisation and none of the usual ones gives 0.1: "
                   + ", ".join(f"{k}: {m:.3f} ± {1.96 * s:.3f}" for k, (m, s) in measured.items()))
 
@@ -350,8 +501,18 @@ def test_underflow_of_01_power_100(claim, device):
                     outside="float64 arithmetic" if wide else None,
                     counterexample={"dtype": str(dtype), "underflow_depth": d, "min_subnormal":
                                     float(torch.finfo(dtype).tiny * torch.finfo(dtype).eps),
-                                    "snippet": "gradcore.probes.underflow_depth(lambda l: 0.1 × orthogonal Linear(8, 8), "
-                                               "torch.randn(2, 8), torch.float64, 400)"})
+                                    "snippet": _snippet(f"""
+                        import torch
+                        from gradcore import probes
+                        g = torch.Generator().manual_seed(0)
+                        q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))
+                        lin = torch.nn.Linear(8, 8, bias=False)
+                        with torch.no_grad():
+                            lin.weight.copy_(0.1 * q)  # lambda = 0.1 per layer
+                        x = torch.tensor({x.tolist()!r})
+                        d = probes.underflow_depth(lambda l: lin, x, {dtype}, 400)
+                        print("depth at which dL/dx is exactly 0 in {dtype}: measured", d, "claimed <= 100")
+                    """)})
     claim.check("10⁻¹⁰⁰ stored in float64", claimed=1e-100, measured=float(torch.tensor(1e-100, dtype=F64)),
                 rtol=1e-15, dtype=F64)
     claim.correct("0.1¹⁰⁰ underflows to exactly 0 in training precisions (gradient exactly 0 from depth "
@@ -378,7 +539,7 @@ def test_overflow_depth_per_dtype(claim, device):
 
 
 @pytest.mark.claim("DEPTH-11")
-def test_exploding_definition(claim, device):
+def test_exploding_definition(claim, device, seed):
     """004 定义3.3.3: "存在常数C > 1使得‖∂L/∂w^{(l)}‖ ≥ C^L ‖∂L/∂w^{(L)}‖"."""
     depth, width = 12, 64
     # tanh at 3× Xavier: the backward signal grows while the forward one stays bounded (|tanh| < 1),
@@ -392,7 +553,19 @@ def test_exploding_definition(claim, device):
     worst_literal = min(float(norms[l] / norms[-1]) / c ** depth for l in range(depth))
     claim.check("min_l ‖∂L/∂W_l‖ / (C^L ‖∂L/∂W_L‖) ≥ 1 (literal definition)", claimed=1.0, measured=worst_literal,
                 relation=">=", rtol=1e-6, counterexample={"l": depth, "L": depth, "C": c, "ratio": worst_literal,
-                                                         "snippet": "at l = L the definition asks 1 ≥ C^L"})
+                                                         "snippet": _snippet(f"""
+                    import torch
+                    from gradcore import chains, probes
+                    torch.manual_seed({seed})  # the suite's base seed
+                    L = {depth}
+                    m = chains.feedforward(L, {width}, 'tanh', 'xavier_normal', init_kwargs={{'gain': 3.0}}, dtype=torch.float64)
+                    m(torch.randn(4, {width}, dtype=torch.float64)).sum().backward()
+                    norms = torch.stack([lin.weight.grad.norm() for lin in chains.linears(m)])
+                    C = probes.transfer_factor(norms).geometric  # measured per-layer growth, > 1
+                    ratios = [(norms[l] / norms[-1]).item() / C ** L for l in range(L)]
+                    print("C =", C, "; min_l ||dL/dW_l|| / (C^L ||dL/dW_L||): measured", min(ratios), "claimed >= 1",
+                          "(at l = L the ratio is C^-L =", C ** -L, ")")
+                """)})
     worst_fixed = min(float(norms[l] / norms[-1]) / c ** (depth - 1 - l) for l in range(depth))
     fit = P.transfer_factor(norms)
     claim.check("log-linear fit of ‖∂L/∂W_l‖ against L − l (R²): growth is geometric in L − l", claimed=1.0,

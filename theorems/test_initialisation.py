@@ -4,6 +4,7 @@ Initialisers are torch's (``gradcore.init``); variances are measured on sampled 
 on signals pushed through real networks, with confidence intervals over seeds.
 """
 import math
+import textwrap
 
 import pytest
 import sympy as sp
@@ -15,6 +16,11 @@ from gradcore import init as I
 from gradcore import probes as P
 
 F64 = torch.float64
+
+
+def _snippet(code: str) -> str:
+    """A counterexample's copy-paste reproduction: ``code`` without its common indentation."""
+    return textwrap.dedent(code).strip()
 
 
 def _mean_ci(vals: list[float]) -> tuple[float, tuple[float, float]]:
@@ -44,7 +50,7 @@ def test_xavier_variance(claim, device):
 
 
 @pytest.mark.claim("INIT-02")
-def test_forward_variance_formula(claim, device):
+def test_forward_variance_formula(claim, device, seed):
     """004 eq. 3.3.14: "Var(y_i) = n_in · Var(W) · Var(x)" for i.i.d. x."""
     n, sw, sx, mu = sp.symbols("n sigma_w sigma_x mu", positive=True)
     w = ss.Normal("w", 0, sw)
@@ -58,8 +64,8 @@ def test_forward_variance_formula(claim, device):
                           ("x = sigmoid(N(0, 1)) (mean ≈ 0.5)",
                            lambda g: torch.sigmoid(torch.randn(batch, n_in, generator=g, dtype=F64)))):
         ratios = []
-        for seed in range(4):
-            g = torch.Generator().manual_seed(seed)
+        for stream in range(4):
+            g = torch.Generator().manual_seed(stream)
             xs = make_x(g).to(device)
             wt = torch.empty(n_out, n_in, dtype=F64, device=device)
             I.xavier_normal(wt)
@@ -69,7 +75,24 @@ def test_forward_variance_formula(claim, device):
         mean, ci = _mean_ci(ratios)
         claim.check(f"Var(y)/(n_in·Var(W)·Var(x)), {label}", claimed=1.0, measured=mean, interval=ci, atol=0.05,
                     dtype=F64, counterexample={"x": label, "n_in": n_in, "ratio": mean,
-                                               "exact": str(exact)})
+                                               "exact": str(exact), "snippet": _snippet(f"""
+                        import torch
+                        from gradcore import init
+                        torch.manual_seed({seed})  # the suite's base seed (Xavier draws W from it)
+                        n_in, n_out, batch, f64 = {n_in}, {n_out}, {batch}, torch.float64
+                        for label, make_x in (("x ~ N(0, 1)", lambda g: torch.randn(batch, n_in, generator=g, dtype=f64)),
+                                              ("x = sigmoid(N(0, 1))",
+                                               lambda g: torch.sigmoid(torch.randn(batch, n_in, generator=g, dtype=f64)))):
+                            ratios, ratios_sq = [], []
+                            for s in range(4):
+                                x = make_x(torch.Generator().manual_seed(s))
+                                W = init.xavier_normal(torch.empty(n_out, n_in, dtype=f64))
+                                y = x @ W.T
+                                ratios.append(y.var().item() / (n_in * W.var().item() * x.var().item()))
+                                ratios_sq.append(y.var().item() / (n_in * W.var().item() * x.pow(2).mean().item()))
+                            print(label, ": Var(y)/(n_in Var(W) Var(x)) measured", sum(ratios) / 4, "claimed 1.0",
+                                  "; with E[x^2] in place of Var(x):", sum(ratios_sq) / 4)
+                    """)})
     claim.correct(f"Var(y_i) = {sp.sstr(exact)} = n_in·Var(W)·E[x²]; it equals n_in·Var(W)·Var(x) only for "
                   f"zero-mean x — sigmoid outputs (mean ≈ 0.5) give a ratio of {mean:.2f}")
 
@@ -88,7 +111,16 @@ def test_xavier_is_which_mean(claim):
     claim.check("2/(n_in+n_out) vs geometric mean 1/√(n_in·n_out) at n_in=100, n_out=400",
                 claimed=float(geometric.subs(at)), measured=float(xavier.subs(at)), rtol=1e-9,
                 counterexample={"n_in": 100, "n_out": 400, "xavier": float(xavier.subs(at)),
-                                "geometric": float(geometric.subs(at))})
+                                "geometric": float(geometric.subs(at)), "snippet": _snippet("""
+                    import math, torch
+                    from gradcore import init
+                    n_in, n_out = 100, 400
+                    torch.manual_seed(0)
+                    W = init.xavier_normal(torch.empty(n_out, n_in, dtype=torch.float64))
+                    print("Xavier Var(W): measured", init.variance('xavier_normal', n_in, n_out), "(sampled", W.var().item(),
+                          ") claimed geometric mean 1/sqrt(n_in n_out) =", 1 / math.sqrt(n_in * n_out),
+                          "; harmonic mean of 1/n_in, 1/n_out =", 2 / (n_in + n_out))
+                """)})
     claim.correct(f"2/(n_in+n_out) is the harmonic mean of 1/n_in and 1/n_out (e.g. {float(xavier.subs(at))} at "
                   f"100→400); the geometric mean 1/√(n_in n_out) would be {float(geometric.subs(at))}")
 
@@ -117,8 +149,20 @@ def test_xavier_keeps_sigmoid_tanh_variance(claim, device):
         claim.check(f"Var(h_{depth})/Var(h_1), {act}, Xavier normal (widths 64, 128; 2 seeds)", claimed=1.0,
                     measured=mean, interval=ci, rtol=0.5, dtype=torch.float32,
                     counterexample={"activation": act, "init": "xavier_normal", "depth": depth, "ratio": mean,
-                                    "snippet": f"gradcore.chains.hidden_states(gradcore.chains.feedforward({depth}, 256, "
-                                               f"{act!r}, 'xavier_normal'), torch.randn(256, 256))"})
+                                    "snippet": _snippet(f"""
+                        import torch
+                        from gradcore import chains
+                        ratios = []
+                        for width in (64, 128):
+                            for seed in range(2):
+                                torch.manual_seed(seed)
+                                m = chains.feedforward({depth}, width, {act!r}, 'xavier_normal')
+                                with torch.no_grad():
+                                    v = [h.var().item() for h in chains.hidden_states(m, torch.randn(256, width))]
+                                ratios.append(v[-1] / v[1])
+                        print("Var(h_{depth})/Var(h_1), {act}, Xavier normal: measured", sum(ratios) / len(ratios), ratios,
+                              "claimed 1.0 (within 50%)")
+                    """)})
     claim.correct("under Xavier the activation variance drifts down with depth: Var(h_24)/Var(h_1) = "
                   + ", ".join(f"{a}: {m:.3f}" for a, (m, _) in results.items())
                   + " (sigmoid settles at a small fixed point after a few layers; tanh keeps decaying ~1/l)")
@@ -189,7 +233,19 @@ def test_init_avoids_bad_gradients(claim, device):
             claim.check(f"per-layer gradient factor λ, {act} + {init} (depth {depth}, width {width})", claimed=1.0,
                         measured=mean, interval=ci, rtol=0.1, dtype=torch.float32,
                         counterexample={"activation": act, "init": init, "depth": depth, "lambda": mean,
-                                        "gradient_ratio_over_depth": mean**depth})
+                                        "gradient_ratio_over_depth": mean**depth, "snippet": _snippet(f"""
+                            import torch
+                            from gradcore import chains, probes
+                            vals = []
+                            for seed in range(2):
+                                torch.manual_seed(seed)
+                                m = chains.feedforward({depth}, {width}, {act!r}, {init!r})
+                                n = probes.layer_gradient_norms(chains.blocks(m), torch.randn(32, {width}))
+                                vals.append(probes.transfer_factor(n).geometric)
+                            lam = sum(vals) / len(vals)
+                            print("per-layer gradient factor, {act} + {init}, depth {depth}: measured", lam,
+                                  "claimed 1.0 (within 10%); gradient ratio over {depth} layers:", lam ** {depth})
+                        """)})
             lambdas[f"{act} + {init}"] = mean
     worst = max(lambdas, key=lambda k: abs(math.log(lambdas[k])))
     claim.correct("per-layer λ at initialisation: " + ", ".join(f"{k}: {v:.3f}" for k, v in lambdas.items())

@@ -4,6 +4,7 @@ Saturation regions are solved exactly with sympy on the activations' sympy twins
 probed with Hypothesis; numeric spot checks use torch's functions.
 """
 import math
+import textwrap
 
 import numpy as np
 import pytest
@@ -16,6 +17,11 @@ from gradcore.verify.search import find_counterexample
 
 X = sp.Symbol("x", real=True)
 EPS = sp.Symbol("epsilon", positive=True)
+
+
+def _snippet(code: str) -> str:
+    """A counterexample's copy-paste reproduction: ``code`` without its common indentation."""
+    return textwrap.dedent(code).strip()
 
 
 def _sigmoid_threshold() -> sp.Expr:
@@ -80,9 +86,16 @@ def test_sigmoid_saturation_region_solvable(claim):
 
     bad = find_counterexample(st.floats(1e-6, 10.0), lambda e: not two_real_roots(e))
     claim.check("every ε > 0 gives two solutions x₁ < x₂ (Hypothesis)", claimed=0, measured=bad or 0.0,
-                holds=bad is None, counterexample={"epsilon": bad, "sup_sigma_prime": 0.25, "snippet":
-                    "import torch; from gradcore.activations import get; "
-                    "get('sigmoid').derivative(torch.linspace(-50, 50, 10001)).max()  # 0.25 < epsilon"})
+                holds=bad is None, counterexample={"epsilon": bad, "sup_sigma_prime": 0.25, "snippet": _snippet(f"""
+                    import numpy as np, torch
+                    from gradcore.activations import get
+                    eps = {bad!r}
+                    sup = get('sigmoid').derivative(torch.linspace(-50, 50, 100001, dtype=torch.float64)).max().item()
+                    roots = np.roots([-1.0, 1.0, -eps])  # sigma'(x) = s(1 - s) = eps with s = sigma(x)
+                    real = [r.real for r in roots if abs(r.imag) < 1e-12 and 0 < r.real < 1]
+                    print("epsilon =", eps, ": sup sigma' =", sup, "; solutions x of sigma'(x) = epsilon: measured",
+                          len(set(real)), "claimed 2")
+                """)})
     claim.correct(f"two solutions exist only for 0 < ε < 1/4: x₂ = −x₁ = {sp.sstr(x2)}; for ε = 1/4 the region is "
                   f"ℝ∖{{0}} and for ε > 1/4 (e.g. Hypothesis's ε = {bad}) it is all of ℝ")
 
@@ -93,11 +106,22 @@ def test_sigmoid_threshold_at_eps_001(claim):
     x2 = float(_sigmoid_threshold().subs(EPS, sp.Rational(1, 100)))
     at3 = _sigma_prime(3.0)
     claim.check("exact x₂ for ε = 0.01", claimed=3.0, measured=x2, atol=0.05,
-                counterexample={"epsilon": 0.01, "x2": x2})
+                counterexample={"epsilon": 0.01, "x2": x2, "snippet": _snippet("""
+                    import math, torch
+                    from gradcore.activations import get
+                    eps = 0.01
+                    s = (1 + math.sqrt(1 - 4 * eps)) / 2  # upper root of s(1 - s) = eps, s = sigma(x2)
+                    x2 = math.log(s / (1 - s))
+                    d = get('sigmoid').derivative(torch.tensor([x2], dtype=torch.float64))[0].item()
+                    print("x2 with sigma'(x2) = 0.01: measured", x2, "(sigma'(x2) =", d, ") claimed 3.0")
+                """)})
     claim.check("max σ'(x) over |x| ≥ 3 (attained at |x| = 3)", claimed=0.01, measured=at3, relation="<",
-                dtype=torch.float64, counterexample={"x": 3.0, "sigma_prime": at3, "snippet":
-                    "import torch; from gradcore.activations import get; "
-                    "get('sigmoid').derivative(torch.tensor([3.0], dtype=torch.float64))"})
+                dtype=torch.float64, counterexample={"x": 3.0, "sigma_prime": at3, "snippet": _snippet("""
+                    import torch
+                    from gradcore.activations import get
+                    d = get('sigmoid').derivative(torch.tensor([3.0], dtype=torch.float64))[0].item()
+                    print("sigma'(3): measured", d, "claimed < 0.01")
+                """)})
     claim.correct(f"σ'(3) = {at3:.4f} > 0.01; for ε = 0.01 the saturation region is |x| > {x2:.4f} "
                   f"(|x| ≥ 3 corresponds to ε = {at3:.4f})")
 
@@ -129,14 +153,30 @@ def test_tanh_saturation_region(claim):
     eps, x_bad = bad if bad is not None else (float("nan"), float("nan"))
     claim.check("no (ε, x) with |tanh x| > 1 − ε but tanh'(x) ≥ ε (Hypothesis)", claimed=0, measured=x_bad,
                 holds=bad is None, counterexample={"epsilon": eps, "x": x_bad, "tanh_prime": 1 - math.tanh(x_bad) ** 2,
-                                                   "snippet": "import math; x, e = %r, %r; "
-                                                   "(abs(math.tanh(x)) > 1 - e, 1 - math.tanh(x)**2 >= e)" % (x_bad, eps)})
+                                                   "snippet": _snippet(f"""
+                    import torch
+                    from gradcore.activations import get
+                    x, eps = {x_bad!r}, {eps!r}
+                    t = torch.tanh(torch.tensor(x, dtype=torch.float64)).item()
+                    d = get('tanh').derivative(torch.tensor([x], dtype=torch.float64))[0].item()
+                    print("x =", x, "epsilon =", eps, ": |tanh x| > 1 - epsilon is", abs(t) > 1 - eps,
+                          "; tanh'(x): measured", d, "claimed < epsilon")
+                """)})
     e = sp.Rational(1, 100)
     stated = float(sp.atanh(1 - e))
     gradient = float(sp.atanh(sp.sqrt(1 - e)))
     claim.check("boundary at ε = 0.01: artanh(1 − ε) vs the gradient region's artanh(√(1 − ε))",
                 claimed=gradient, measured=stated, atol=1e-3, counterexample={"epsilon": 0.01, "stated": stated,
-                                                                               "gradient_region": gradient})
+                                                                               "gradient_region": gradient,
+                                                                               "snippet": _snippet("""
+                    import math, torch
+                    from gradcore.activations import get
+                    eps = 0.01
+                    stated, gradient = math.atanh(1 - eps), math.atanh(math.sqrt(1 - eps))
+                    d = get('tanh').derivative(torch.tensor([stated, gradient], dtype=torch.float64)).tolist()
+                    print("boundary of {|tanh x| > 1 - eps}: measured", stated, "(tanh' there", d[0], ")",
+                          "claimed the boundary of {tanh' < eps}:", gradient, "(tanh' there", d[1], ")")
+                """)})
     # The stated set is exactly the gradient region for the threshold 2ε − ε².
     t = sp.Symbol("t", positive=True)
     implied = sp.simplify(1 - (1 - EPS) ** 2)
@@ -159,9 +199,14 @@ def test_sigmoid_saturates_for_negative_inputs_too(claim):
     at = _sigma_prime(neg) if neg is not None else float("nan")
     claim.check("no x < 0 with σ'(x) < 0.01 (sigmoid without negative-input saturation; Hypothesis)",
                 claimed=0, measured=at, holds=neg is None,
-                counterexample={"x": neg, "sigma_prime": at, "snippet":
-                    f"import torch; from gradcore.activations import get; "
-                    f"get('sigmoid').derivative(torch.tensor([{neg!r}], dtype=torch.float64))"})
+                counterexample={"x": neg, "sigma_prime": at, "snippet": _snippet(f"""
+                    import torch
+                    from gradcore.activations import get
+                    x = {neg!r}
+                    d = get('sigmoid').derivative(torch.tensor([x, -x], dtype=torch.float64)).tolist()
+                    print("sigma'(x) at x =", x, ": measured", d[0], "claimed >= 0.01 for x < 0",
+                          "(sigma'(-x) =", d[1], ")")
+                """)})
     if neg is not None:
         claim.correct(f"σ'(−x) = σ'(x), so sigmoid saturates for negative inputs exactly as for positive ones "
                       f"(e.g. σ'({neg:g}) = {at:.4f}); zero-centring changes tanh's output, not the symmetry of saturation")
