@@ -92,3 +92,11 @@ def test_guard_tolerance_comes_from_the_measurement():
     assert residual == pytest.approx(1e-11)
     assert statistic == pytest.approx(0.06)
     assert value == pytest.approx(64 * 1e-6 * 2.0)
+
+
+def test_the_deciding_counterexample_comes_from_inside_the_assumptions():
+    r = rec()
+    r.check("outside", claimed=1.0, measured=2.0, outside="elsewhere", counterexample={"case": "outside"})
+    r.check("inside", claimed=1.0, measured=3.0, counterexample={"case": "inside"})
+    assert r.verdict == "refuted"
+    assert r.counterexample == {"case": "inside"}

@@ -193,20 +193,21 @@ class ClaimRecorder:
             return "conditional"
         return "verified"
 
+    def deciding_checks(self) -> list[Check]:
+        """Failing checks in the order that explains the verdict: inside the assumptions first."""
+        failing = [c for c in self.checks if c.holds is False]
+        return [c for c in failing if c.outside is None] + [c for c in failing if c.outside is not None]
+
     @property
     def counterexample(self) -> Any:
-        """The first failing check's counterexample (what makes the claim fail)."""
-        for c in self.checks:
-            if c.holds is False and c.counterexample is not None:
-                return c.counterexample
-        return None
+        """The counterexample of the check that decides the verdict."""
+        return next((c.counterexample for c in self.deciding_checks() if c.counterexample is not None), None)
 
     def problems(self) -> list[str]:
         """Why this record is incomplete for its verdict (empty when it is complete)."""
         out = []
         if self.verdict in ("refuted", "conditional"):
-            failing = [c for c in self.checks if c.holds is False]
-            if not any(c.counterexample is not None for c in failing):
+            if self.counterexample is None:
                 out.append("a failing check must carry its counterexample")
             elif not _runnable(self.counterexample):
                 out.append("the counterexample must be a dict whose 'snippet' is Python code reproducing it")

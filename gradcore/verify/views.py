@@ -28,9 +28,11 @@ def num(x: Any) -> str:
 
 
 def key_check(claim: dict[str, Any]) -> dict[str, Any] | None:
-    """The constant that best summarises a claim: its first failing check, else its first."""
+    """The constant that best summarises a claim: the failing check that decides its
+    verdict (inside the assumptions before outside), else its first check."""
     checks = claim.get("constants") or []
     failing = [c for c in checks if c.get("holds") is False]
+    failing.sort(key=lambda c: c.get("outside") is not None)
     return (failing or checks or [None])[0]
 
 
