@@ -14,7 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import ScalarFormatter  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 
 def figure_groups(claim: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -40,7 +40,8 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
         if s.get("kind") == "scatter":
             ax.scatter(x, y, s=14, label=s["label"], alpha=0.8)
         else:
-            ax.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=s["label"])
+            marker = "o" if len(x) <= 60 else None  # markers only where points can be told apart
+            ax.plot(x, y, marker=marker, markersize=3, linewidth=1.4, label=s["label"])
     first = curves[0]
     for axis, key in ((ax.xaxis, "x"), (ax.yaxis, "y")):
         values = [v for s in curves for v in s[key]]
@@ -48,7 +49,7 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
             (ax.set_xscale if key == "x" else ax.set_yscale)("log")
             if max(values) / min(values) < 1e3:  # a few decades read better as plain numbers
                 axis.set_major_formatter(ScalarFormatter())
-                axis.set_minor_formatter(ScalarFormatter())
+                axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(first["xlabel"])
     ax.set_ylabel(first["ylabel"])
     ax.set_title(f"{claim_id}: {figure}", fontsize=10)
