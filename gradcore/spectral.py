@@ -24,8 +24,30 @@ def spectral_norm(m: torch.Tensor) -> float:
 
 
 def spectral_radius(m: torch.Tensor) -> float:
-    """ρ(m) = max |λ_i(m)| of a square matrix."""
-    return float(torch.linalg.eigvals(v.matrix(m, "m", square=True)).abs().max())
+    """ρ(m) = max |λ_i(m)| of a square matrix.
+
+    Computed as s·ρ(m/s) with s = max|m_ij| (ρ is homogeneous). LAPACK's non-symmetric
+    eigenvalue iteration can fail to converge on matrices mixing entries of very
+    different magnitude; then a symmetric matrix is solved with ``eigvalsh`` and a
+    general one once more with entries below eps·s set to zero (a relative perturbation
+    of at most n·eps), before giving up with a one-line error.
+    """
+    m = v.matrix(m, "m", square=True)
+    scale = float(m.abs().max())
+    if scale == 0.0:
+        return 0.0
+    m = m / scale
+    attempts = [lambda: torch.linalg.eigvals(m)]
+    if torch.equal(m, m.mT):
+        attempts.append(lambda: torch.linalg.eigvalsh(m))
+    eps = torch.finfo(m.dtype).eps if m.is_floating_point() else torch.finfo(m.real.dtype).eps
+    attempts.append(lambda: torch.linalg.eigvals(torch.where(m.abs() < eps, torch.zeros_like(m), m)))
+    for attempt in attempts:
+        try:
+            return scale * float(attempt().abs().max())
+        except torch.linalg.LinAlgError as e:
+            error = e
+    v.fail("m", f"the eigenvalue iteration did not converge ({error})")
 
 
 def condition_number(m: torch.Tensor) -> float:

@@ -85,3 +85,18 @@ def test_matrix_free_spectral_norm_matches_dense(device):
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(GradcoreInputError, match=f"^{argument}:"):
         call()
+
+
+def test_spectral_radius_is_scale_invariant_and_robust_to_tiny_entries():
+    M = torch.tensor([[0.5, 10.0], [0.0, 0.5]], dtype=torch.float64)
+    assert math.isclose(spectral.spectral_radius(1e-300 * M), 0.5e-300, rel_tol=1e-12)
+    assert math.isclose(spectral.spectral_radius(1e300 * M), 0.5e300, rel_tol=1e-12)
+    assert spectral.spectral_radius(torch.zeros(3, 3)) == 0.0
+
+
+def test_spectral_radius_survives_lapack_non_convergence():
+    tiny = 1.5e-207
+    M = torch.tensor([[tiny, 1.0, tiny], [1.0, tiny, tiny], [tiny, tiny, tiny]], dtype=torch.float64)
+    assert math.isclose(spectral.spectral_radius(M), 1.0, rel_tol=1e-12)
+    assert math.isclose(spectral.spectral_radius(torch.triu(M) + 0.5 * torch.eye(3, dtype=torch.float64)),
+                        0.5, rel_tol=1e-12)

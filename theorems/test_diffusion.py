@@ -39,7 +39,11 @@ def test_snr_high_at_small_t(claim, device):
     betas = hnp.arrays(float, st.integers(2, 60), elements=st.floats(1e-6, 1 - 1e-6))
 
     def violates(b) -> bool:
-        return bool((D.schedule_from_betas(torch.tensor(b, device=device)).snr.diff() >= 0).any())
+        # Only where float64 still resolves SNR: once ᾱ_t leaves the normal range, products
+        # round to equal (or zero) values, which is underflow, not a property of the schedule.
+        snr = D.schedule_from_betas(torch.tensor(b, device=device)).snr
+        resolved = snr[1:] > torch.finfo(snr.dtype).tiny
+        return bool((snr.diff()[resolved] >= 0).any())
 
     bad = find_counterexample(betas, violates, max_examples=200)
     claim.check("Hypothesis: a β-schedule in (0,1) whose SNR is not strictly decreasing", claimed=0,

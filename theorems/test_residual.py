@@ -52,7 +52,7 @@ def test_residual_jacobian_identity_plus_branch(claim, device):
             return float((block_jacobian(Residual(f), x).detach() - ref).abs().max() / ref.abs().max())
         worst, err = maximize(BRANCHES, error)
         claim.check("max relative |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| over searched blocks",
-                    claimed=0.0, measured=err, atol=64 * torch.finfo(dtype).eps, dtype=dtype)
+                    claimed=0.0, measured=err, atol=512 * torch.finfo(dtype).eps, dtype=dtype)
 
 
 @pytest.mark.claim("RES-02")
