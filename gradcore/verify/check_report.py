@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import results
 from .contracts import KINDS, ClauseResult
+from .views import num
 
 if TYPE_CHECKING:
     from .check import TechniqueCheck
@@ -21,19 +22,10 @@ MARK = {"holds": "✅ holds", "violated": "❌ violated", "inconclusive": "❔ i
 SCHEMA = "gradcore-check/1"
 
 
-def _num(x: Any) -> str:
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return "—" if x is None else str(x)
-    if isinstance(x, int):
-        return str(x)
-    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
-        return f"{x:.3e}"
-    return f"{x:.4g}"
-
-
 def _constants(r: ClauseResult, limit: int | None = None) -> str:
+    """The clause's measured constants, or its note when it measured none (e.g. the technique raised)."""
     items = list(r.constants.items())[:limit]
-    return "; ".join(f"{k} = {_num(v)}" for k, v in items)
+    return "; ".join(f"{k} = {num(v)}" for k, v in items) or (r.note or "")
 
 
 def _cell(text: str) -> str:
@@ -120,7 +112,7 @@ def _key(r: ClauseResult) -> str:
     """The first numeric constant of a clause, for the comparison cells."""
     for k, v in r.constants.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return f"{k} = {_num(v)}"
+            return f"{k} = {num(v)}"
     return _constants(r, 1)
 
 

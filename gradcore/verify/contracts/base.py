@@ -122,8 +122,8 @@ def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult
     except CheckError:
         raise
     except Exception as e:  # the technique itself failed on a valid probe input
-        out = Outcome(False, {}, {"error": f"{type(e).__name__}: {e}"},
-                      note="the technique raised while this clause was measured")
+        error = f"{type(e).__name__}: {e}"
+        out = Outcome(False, {}, {"error": error}, note=f"the technique raised while measured: {error}")
     verdict = {True: "holds", False: "violated", None: "inconclusive"}[out.holds]
     return ClauseResult(clause.id, clause.claims, clause.statement, verdict, clause.gate,
                         out.constants, out.counterexample, out.note, time.perf_counter() - start)
