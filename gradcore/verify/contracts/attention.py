@@ -16,7 +16,7 @@ import torch
 
 from ...spectral import spectral_radius
 from ...stats import loglog_exponent
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .base import Clause, Outcome, Settings, callable_or_fail, probe
 
 KIND = "attention"
 LENGTH, DIMS = 16, (16, 64, 256)
@@ -32,15 +32,8 @@ class AttentionSubject:
 
 def smoke(attend: Attend, settings: Settings) -> None:
     q, k, v = (settings.randn(LENGTH, 8, offset=o) for o in (1, 2, 3))
-    try:
-        out = attend(q, k, v)
-    except Exception as e:
-        raise CheckError(f"attention failed on q, k, v of shape ({LENGTH}, 8): {type(e).__name__}: {e}") from None
-    if not isinstance(out, torch.Tensor) or out.shape != v.shape:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise CheckError(f"attention must return the shape of v {tuple(v.shape)}, got {got}")
-    if not bool(torch.isfinite(out).all()):
-        raise CheckError("attention returned non-finite values on random inputs")
+    probe(lambda: attend(q, k, v), what="attention", on=f"random q, k, v of shape ({LENGTH}, 8)",
+          shape=tuple(v.shape))
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> AttentionSubject:

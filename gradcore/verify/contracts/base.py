@@ -139,6 +139,26 @@ def callable_or_fail(obj: Any) -> None:
         raise CheckError(f"{type(obj).__name__} object is not callable")
 
 
+def probe(call: Callable[[], Any], *, what: str, on: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """Run a technique once on a probe input ``on`` and demand a finite tensor of ``shape``.
+
+    Any exception, a non-tensor, another shape or a non-finite value becomes one CheckError
+    line naming ``what`` failed and how.
+    """
+    try:
+        y = call()
+    except CheckError:
+        raise
+    except Exception as e:
+        raise CheckError(f"{what} failed on {on}: {type(e).__name__}: {e}") from None
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(shape):
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise CheckError(f"{what} must return shape {tuple(shape)} on {on}, got {got}")
+    if not bool(torch.isfinite(y).all()):
+        raise CheckError(f"{what} returned non-finite values on {on}")
+    return y
+
+
 def run_smoke(smoke: Any, obj: Any, settings: Settings, what: str) -> None:
     """Run a kind's smoke test; any exception other than CheckError becomes one line naming ``what``."""
     try:

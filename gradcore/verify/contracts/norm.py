@@ -19,7 +19,7 @@ from torch import nn
 from ...jacobian import jacobian
 from ...spectral import spectral_norm
 from ._stack import decide_interval, linear_layers, transfer_factor
-from .base import CheckError, Clause, Outcome, Settings
+from .base import CheckError, Clause, Outcome, Settings, probe
 
 KIND = "norm"
 WIDTH, BATCH = 16, 8
@@ -57,19 +57,8 @@ def _placed(make: Callable[[int], Any], settings: Settings) -> Callable[..., nn.
 def smoke(make: Callable[[int], nn.Module], settings: Settings) -> torch.Tensor:
     """One-line CheckError unless the layer maps (batch, width) to a finite tensor of that shape."""
     x = settings.randn(BATCH, WIDTH, offset=7) * 3 + 1
-    try:
-        y = make(WIDTH)(x)
-    except CheckError:
-        raise
-    except Exception as e:
-        raise CheckError(f"layer failed on a ({BATCH}, {WIDTH}) input: {type(e).__name__}: {e}") from None
-    if not isinstance(y, torch.Tensor):
-        raise CheckError(f"layer returned {type(y).__name__}, expected a Tensor")
-    if y.shape != x.shape:
-        raise CheckError(f"layer changed the shape: input {tuple(x.shape)}, output {tuple(y.shape)}")
-    if not bool(torch.isfinite(y).all()):
-        raise CheckError(f"layer returned non-finite values on a random ({BATCH}, {WIDTH}) input")
-    return y
+    return probe(lambda: make(WIDTH)(x), what="layer", on=f"a random ({BATCH}, {WIDTH}) input",
+                 shape=tuple(x.shape))
 
 
 def normalises(y: torch.Tensor) -> bool:

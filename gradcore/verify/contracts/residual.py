@@ -17,7 +17,7 @@ from torch import nn
 from ...jacobian import jacobian
 from ...spectral import singular_values, spectral_norm
 from ._stack import transfer_factor
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
 
 KIND = "residual"
 WIDTH, DEPTH = 32, 16
@@ -42,17 +42,7 @@ def _factory(obj: Any, settings: Settings) -> Callable[[int], nn.Module]:
 
 def smoke(make: Callable[[int], nn.Module], settings: Settings) -> None:
     x = settings.randn(4, WIDTH, offset=5)
-    try:
-        y = make(WIDTH)(x)
-    except CheckError:
-        raise
-    except Exception as e:
-        raise CheckError(f"block failed on a (4, {WIDTH}) input: {type(e).__name__}: {e}") from None
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise CheckError(f"block must map (batch, width) to the same shape: input {tuple(x.shape)}, got {got}")
-    if not bool(torch.isfinite(y).all()):
-        raise CheckError("block returned non-finite values on a random input")
+    probe(lambda: make(WIDTH)(x), what="block", on=f"a random (4, {WIDTH}) input", shape=tuple(x.shape))
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> ResidualSubject:
