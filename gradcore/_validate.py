@@ -12,8 +12,7 @@ from numbers import Integral, Real
 import torch
 
 
-class GradcoreInputError(ValueError):
-    """Raised when an argument to a gradcore function is invalid."""
+from .errors import GradcoreInputError  # noqa: F401  (re-exported)
 
 
 def fail(name: str, problem: str) -> None:

@@ -21,8 +21,7 @@ METHODS = ("symbolic", "property", "statistical")
 ID_PATTERN = re.compile(r"^[A-Z]+-\d{2}$")
 
 
-class CatalogueError(Exception):
-    """The catalogue is malformed or a claim id is unknown."""
+from ..errors import CatalogueError  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from . import catalogue, guard, profiles, report, results
 from .plugin import DEVICE_CHOICES
 from .views import VERDICT_MARK, claimed_vs_measured
 
 DEFAULT_RESULTS = Path("reports/results.json")
 DEFAULT_BASELINE = Path("reports/baseline.json")
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,8 +19,7 @@ VERDICTS = ("verified", "conditional", "refuted", "inconclusive")
 RELATIONS = ("==", "<=", ">=", "<", ">")
 
 
-class RecordingError(Exception):
-    """A theorem test used the recorder incorrectly."""
+from ..errors import RecordingError  # noqa: F401  (re-exported)
 
 
 def _number(x: Any, what: str) -> float | None:

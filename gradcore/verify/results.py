@@ -21,8 +21,7 @@ SCHEMA_VERSION = 1
 SEVERITY = ("refuted", "conditional", "inconclusive", "verified")
 
 
-class ResultsError(Exception):
-    """A results file is missing, unreadable or not in gradcore's schema."""
+from ..errors import ResultsError  # noqa: F401  (re-exported)
 
 
 def device_names() -> dict[str, str]:

@@ -20,8 +20,7 @@ from ..record import plain
 CLAUSE_VERDICTS = ("holds", "violated", "inconclusive")
 
 
-class CheckError(Exception):
-    """A technique cannot be checked (bad import, wrong kind, wrong shape, ...): one line."""
+from ...errors import CheckError  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
