@@ -100,3 +100,22 @@ def test_spectral_radius_survives_lapack_non_convergence():
     assert math.isclose(spectral.spectral_radius(M), 1.0, rel_tol=1e-12)
     assert math.isclose(spectral.spectral_radius(torch.triu(M) + 0.5 * torch.eye(3, dtype=torch.float64)),
                         0.5, rel_tol=1e-12)
+
+
+def test_a_search_bound_reaches_structured_worst_cases_random_draws_miss():
+    """Value clipping at τ = 1: ‖clip(g)‖ is largest (√d) when every coordinate is large."""
+    import numpy as np
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    from gradcore.verify.search import maximize, structured_vectors
+
+    d = 16
+    objective = lambda g: float(np.linalg.norm(np.clip(g, -1, 1)))  # noqa: E731
+    draws = hnp.arrays(np.float64, (d,), elements=st.floats(-10, 10, width=64))
+    plain = maximize(draws, objective, max_examples=30)
+    found = maximize(draws, objective, candidates=structured_vectors(d), max_examples=30)
+    assert found.value == pytest.approx(4.0) and found.source.startswith(("all-ones", "alternating"))
+    m = found.bound(dtype="float64", sizes={"d": d})
+    assert (m.kind.value, m.direction, m.witness) == ("search", "lower", found.source)
+    assert found.value >= plain.value

@@ -83,15 +83,29 @@ def test_json_has_no_non_finite_numbers():
     assert out["constants"][0]["measured"] == "inf"
 
 
-def test_guard_tolerance_comes_from_the_measurement():
+def test_guard_tolerance_comes_from_the_measurement_kind():
     r = rec(atol=1e-10)
-    r.check("residual", claimed=0.0, measured=1e-15)
+    r.check("residual", claimed=0.0, measured=1e-15, kind="rounding")
     r.check("statistic", claimed=1.0, measured=1.01, interval=(0.98, 1.04), atol=0.05)
     r.check("float32 value", claimed=2.0, measured=2.0, dtype="torch.float32")
-    residual, statistic, value = (c.guard_tolerance for c in r.checks)
-    assert residual == pytest.approx(1e-11)
-    assert statistic == pytest.approx(0.06)
-    assert value == pytest.approx(64 * 1e-6 * 2.0)
+    residual, statistic, value = r.checks
+    assert (residual.kind, residual.bound, residual.guard_tolerance) == ("rounding", 1e-10, 0.0)
+    assert (statistic.kind, statistic.guard_tolerance) == ("statistical", pytest.approx(0.03))
+    assert (value.kind, value.guard_tolerance) == ("numeric", pytest.approx(64 * 2.0 ** -23 * 2.0))
+
+
+def test_a_measurement_brings_its_kind_sizes_and_reproduction():
+    from gradcore.measure import Kind, Measurement
+
+    m = Measurement(0.9, Kind.STATISTICAL, "float64", sizes={"depth": 8, "seeds": 5}, interval=(0.8, 0.95),
+                    n=5, method="Student-t", reproduction="print(0.9)")
+    r = rec()
+    assert r.check("lambda", claimed=1.0, measured=m) is False
+    c = r.checks[0]
+    assert (c.interval, c.sizes, c.n, c.reproduction, c.dtype) == ((0.8, 0.95), {"depth": 8, "seeds": 5}, 5,
+                                                                  "print(0.9)", "float64")
+    with pytest.raises(RecordingError, match="carries its own interval"):
+        r.check("again", claimed=1.0, measured=m, interval=(0, 1))
 
 
 def test_the_deciding_counterexample_comes_from_inside_the_assumptions():

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import results
 from .contracts import KINDS, ClauseResult
+from .verdicts import CLAUSE_MARK as MARK
 from .views import num
 
 if TYPE_CHECKING:
     from .check import TechniqueCheck
 
-MARK = {"holds": "✅ holds", "violated": "❌ violated", "inconclusive": "❔ inconclusive"}
 SCHEMA = "gradcore-check/1"
 
 

@@ -1,9 +1,17 @@
 """Regression guard: compare a fresh results file with the accepted baseline.
 
-A change is any verdict that moved, any constant whose measured value moved beyond
-its own tolerance (the wider of the two runs' ``guard_tolerance``: a confidence-interval
-width for statistical constants, dtype precision otherwise), and any claim, device or
-constant that appeared or vanished.
+A change is any verdict or check outcome that moved, any claim, device or constant
+that appeared or vanished, and any constant that moved in the sense of its kind
+(:class:`gradcore.measure.Kind`):
+
+* exact — any difference;
+* numeric — beyond its ``guard_tolerance`` (dtype ulps × conditioning, the wider run's);
+* statistical — outside the baseline's confidence interval;
+* rounding — a residual is only compared with its bound: it changes when it exceeds it;
+* search — a one-sided bound changes only when it gets worse (a lower bound that drops).
+
+So rounding noise on another CPU, thread count or kernel path passes, and a real drift
+does not.
 """
 from __future__ import annotations
 
@@ -28,12 +36,28 @@ def _by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in doc["claims"]}
 
 
-def _moved(old: Any, new: Any, allowed: float) -> bool:
-    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
-        if math.isnan(old) or math.isnan(new):
-            return not (math.isnan(old) and math.isnan(new))
-        return abs(new - old) > allowed
-    return old != new
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _allowed(b: dict[str, Any], a: dict[str, Any]) -> tuple[bool, str]:
+    """Whether ``a`` (now) moved from ``b`` (baseline) in the sense of its kind, and what was allowed."""
+    old, new, kind = b["measured"], a["measured"], a.get("kind", "numeric")
+    if not (_finite(old) and _finite(new)):
+        return old != new, "equal"
+    if kind == "exact":
+        return old != new, "equal"
+    if kind == "rounding":
+        bound = min(x for x in (a.get("bound"), b.get("bound")) if x is not None)
+        return abs(new) > bound, f"≤ {num(bound)} (rounding bound)"
+    tol = max(b.get("guard_tolerance", 0.0), a.get("guard_tolerance", 0.0))
+    if kind == "statistical" and b.get("interval"):
+        lo, hi = b["interval"]
+        return not lo - tol <= new <= hi + tol, f"in [{num(lo)}, {num(hi)}] (baseline CI)"
+    if kind == "search" and a.get("direction") in ("lower", "upper"):
+        worse = new < old - tol if a["direction"] == "lower" else new > old + tol
+        return worse, f"{'≥' if a['direction'] == 'lower' else '≤'} {num(old)} (search bound)"
+    return abs(new - old) > tol, f"± {num(tol)}"
 
 
 def _constant_changes(cid: str, device: str, old: list[dict], new: list[dict]) -> list[Change]:
@@ -46,10 +70,13 @@ def _constant_changes(cid: str, device: str, old: list[dict], new: list[dict]) -
         out.append(Change(cid, device, f"constant '{name}'", "absent", num(after[name]["measured"]), "—"))
     for name in before.keys() & after.keys():
         b, a = before[name], after[name]
-        allowed = max(b.get("guard_tolerance", 0.0), a.get("guard_tolerance", 0.0))
-        if _moved(b["measured"], a["measured"], allowed):
-            out.append(Change(cid, device, f"constant '{name}'", num(b["measured"]), num(a["measured"]),
-                              f"± {num(allowed)}"))
+        if b.get("kind", "numeric") != a.get("kind", "numeric"):
+            out.append(Change(cid, device, f"'{name}' kind", b.get("kind", "numeric"), a.get("kind", "numeric"),
+                              "equal"))
+            continue
+        moved, allowed = _allowed(b, a)
+        if moved:
+            out.append(Change(cid, device, f"constant '{name}'", num(b["measured"]), num(a["measured"]), allowed))
         if b.get("holds") != a.get("holds"):
             out.append(Change(cid, device, f"'{name}' holds", str(b.get("holds")), str(a.get("holds")), "equal"))
     return out

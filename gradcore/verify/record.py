@@ -1,12 +1,16 @@
 """The recorder a theorem test measures through, and how a verdict follows from it.
 
 A test never states its verdict. It records *checks* — a measured value against the
-claimed one under a relation and tolerance — and the verdict is derived:
+claimed one under a relation and tolerance — and the verdict is derived by
+:func:`gradcore.verify.verdicts.claim_verdict`:
 
 * ``refuted``      a check inside the claim's assumptions failed;
 * ``inconclusive`` no check failed but one inside the assumptions could not decide;
 * ``conditional``  every check inside the assumptions held, one outside them failed;
 * ``verified``     every check held.
+
+A measured value is best a :class:`~gradcore.measure.Measurement` from a recipe: it
+brings its kind, interval, sizes and generated reproduction into the results file.
 """
 from __future__ import annotations
 
@@ -15,11 +19,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-VERDICTS = ("verified", "conditional", "refuted", "inconclusive")
-RELATIONS = ("==", "<=", ">=", "<", ">")
-
-
 from ..errors import RecordingError  # noqa: F401  (re-exported)
+from ..measure import Kind, Measurement
+from ..measure.measurement import dtype_name
+from .verdicts import RELATIONS, VERDICTS, claim_verdict, decide  # noqa: F401  (re-exported)
 
 
 def _number(x: Any, what: str) -> float | None:
@@ -33,34 +36,6 @@ def _number(x: Any, what: str) -> float | None:
         return float(x)
     except (TypeError, ValueError):
         raise RecordingError(f"{what} must be a number, got {x!r}") from None
-
-
-def _holds(relation: str, claimed: float, measured: float, slack: float) -> bool:
-    if math.isnan(measured):
-        return False
-    if relation == "==":
-        return abs(measured - claimed) <= slack or measured == claimed
-    if relation == "<=":
-        return measured <= claimed + slack
-    if relation == ">=":
-        return measured >= claimed - slack
-    if relation == "<":
-        return measured < claimed + slack
-    return measured > claimed - slack
-
-
-def _interval_holds(relation: str, claimed: float, lo: float, hi: float, slack: float) -> bool | None:
-    """Decide a claim from a confidence interval [lo, hi]; None when the interval straddles."""
-    if relation == "==":
-        if lo - slack <= claimed <= hi + slack:
-            return True
-        return False
-    inside = _holds(relation, claimed, lo, slack), _holds(relation, claimed, hi, slack)
-    if all(inside):
-        return True
-    if not any(inside):
-        return False
-    return None
 
 
 @dataclass
@@ -78,6 +53,13 @@ class Check:
     dtype: str | None = None
     counterexample: Any = None
     guard_tolerance: float = 0.0
+    kind: str = Kind.NUMERIC.value
+    bound: float | None = None
+    direction: str | None = None
+    method: str | None = None
+    n: int | None = None
+    sizes: dict[str, Any] | None = None
+    reproduction: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return plain(asdict(self))
@@ -114,54 +96,66 @@ class ClaimRecorder:
     def check(self, name: str, *, claimed: Any, measured: Any, relation: str = "==",
               rtol: float | None = None, atol: float | None = None,
               interval: tuple[Any, Any] | None = None, holds: bool | None = None,
-              outside: str | None = None, dtype: Any = None,
+              outside: str | None = None, dtype: Any = None, kind: Kind | str | None = None,
               counterexample: Any = None) -> bool | None:
         """Record ``measured`` against ``claimed`` and return whether the claim held.
 
         ``relation`` reads "measured RELATION claimed" (``"<="``: measured ≤ claimed).
-        ``rtol``/``atol`` default to the catalogue's tolerance for this claim. With an
-        ``interval`` (a confidence interval of the measurement) the check is decided
-        from the whole interval and may come out undecided (``None``). ``outside``
-        names the case when the check lies outside the claim's stated assumptions.
-        ``holds`` may be given only for checks that are not numeric comparisons
-        (e.g. "a counterexample was found"), and then ``measured`` still says what was
-        seen.
+        ``rtol``/``atol`` default to the catalogue's tolerance for this claim. A
+        :class:`~gradcore.measure.Measurement` brings its own kind, dtype, interval
+        (a statistical estimate is decided from the whole interval and may come out
+        undecided, ``None``), sizes and reproduction. For a bare number, ``interval``,
+        ``dtype`` and ``kind`` say the same (``kind="rounding"``: a residual whose bound
+        is the check's tolerance). ``outside`` names the case when the check lies outside
+        the claim's stated assumptions. ``holds`` may be given only for checks that are
+        not numeric comparisons (e.g. "a counterexample was found").
         """
         if relation not in RELATIONS:
             raise RecordingError(f"relation must be one of {RELATIONS}, got {relation!r}")
+        m = measured if isinstance(measured, Measurement) else None
         c = _number(claimed, f"{name}: claimed")
-        m = _number(measured, f"{name}: measured")
+        value = _number(m.value if m else measured, f"{name}: measured")
         rtol = self.rtol if rtol is None else rtol
         atol = self.atol if atol is None else atol
         slack = atol + rtol * abs(c) if c is not None else atol
-        ci = None
-        if interval is not None:
-            ci = (_number(interval[0], f"{name}: interval"), _number(interval[1], f"{name}: interval"))
+        if m is None:
+            m = self._bare(value, interval, dtype, kind, slack, name)
+        elif interval is not None or (kind is not None and Kind(kind) is not m.kind):
+            raise RecordingError(f"{name}: a Measurement carries its own interval and kind")
         if holds is None:
-            if c is None or m is None:
+            if c is None or value is None:
                 raise RecordingError(f"{name}: give claimed and measured numbers, or holds=")
-            holds = _interval_holds(relation, c, *ci, slack) if ci else _holds(relation, c, m, slack)
-        guard = self._guard_tolerance(m, ci, dtype, slack)
-        self.checks.append(Check(name, c, m, relation, slack, holds, ci, outside,
-                                 None if dtype is None else str(dtype).replace("torch.", ""),
-                                 plain(counterexample), guard))
+            holds = decide(relation, c, value, slack, m.interval if m else None)
+        extra = m.fields() if m else {}
+        if m is not None and m.reproduction and holds is False:
+            # The generated reproduction is the counterexample's snippet: never typed, cannot drift.
+            counterexample = {**(counterexample or {}), "snippet": m.reproduction}
+        self.checks.append(Check(name, c, value, relation, slack, holds,
+                                 m.interval if m else None, outside, (m.dtype if m else None) or dtype_name(dtype),
+                                 plain(counterexample), m.guard_tolerance if m else 0.0, **extra))
         return holds
 
     @staticmethod
-    def _guard_tolerance(measured: float | None, ci: tuple[float, float] | None, dtype: Any,
-                         slack: float) -> float:
-        """How far a rerun may move this constant before the guard calls it a change.
-
-        The widest of: the confidence interval's width (statistical constants), dtype
-        precision relative to the value, and a tenth of the check's own tolerance (so a
-        rounding residual of 1e-15 against a tolerance of 1e-10 may wobble, a real drift
-        may not).
-        """
-        if measured is None or not math.isfinite(measured):
-            return 0.0
-        width = max(ci[1] - ci[0], 0.0) if ci is not None and all(math.isfinite(b) for b in ci) else 0.0
-        eps = {"torch.float16": 1e-3, "torch.bfloat16": 8e-3, "torch.float32": 1e-6}.get(str(dtype), 1e-9)
-        return max(width, 64 * eps * abs(measured), 0.1 * slack)
+    def _bare(value: float | None, interval: tuple[Any, Any] | None, dtype: Any, kind: Kind | str | None,
+              slack: float, name: str) -> Measurement | None:
+        """A Measurement for a bare recorded number, from what the check says about it."""
+        if value is None:
+            return None
+        ci = None
+        if interval is not None:
+            ci = (_number(interval[0], f"{name}: interval"), _number(interval[1], f"{name}: interval"))
+        kind = Kind(kind) if kind is not None else Kind.STATISTICAL if ci else Kind.NUMERIC
+        if kind is Kind.STATISTICAL:
+            if ci is None:
+                raise RecordingError(f"{name}: a statistical value needs its interval")
+            return Measurement(value, kind, dtype, interval=ci, n=1, method="interval given by the theorem")
+        if ci is not None:
+            raise RecordingError(f"{name}: only a statistical value has an interval")
+        if kind is Kind.ROUNDING:
+            return Measurement(value, kind, dtype, bound=slack)
+        if kind is Kind.SEARCH:
+            raise RecordingError(f"{name}: record a search bound as the Measurement its search returns")
+        return Measurement(value, kind, dtype)
 
     def curve(self, figure: str, label: str, x: Any, y: Any, *, xlabel: str, ylabel: str,
               logx: bool = False, logy: bool = False, kind: str = "line") -> None:
@@ -182,15 +176,8 @@ class ClaimRecorder:
     def verdict(self) -> str:
         if not self.checks:
             raise RecordingError(f"{self.claim_id}: the test recorded no checks")
-        inside = [c.holds for c in self.checks if c.outside is None]
-        outside = [c.holds for c in self.checks if c.outside is not None]
-        if False in inside:
-            return "refuted"
-        if None in inside:
-            return "inconclusive"
-        if False in outside:
-            return "conditional"
-        return "verified"
+        return claim_verdict((c.holds for c in self.checks if c.outside is None),
+                             (c.holds for c in self.checks if c.outside is not None))
 
     def deciding_checks(self) -> list[Check]:
         """Failing checks in the order that explains the verdict: inside the assumptions first."""

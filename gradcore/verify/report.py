@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from . import figures as figs
-from .views import VERDICT_MARK, VERDICT_ORDER, claimed_vs_measured, counts, key_check, num, table
+from .views import (VERDICT_MARK, VERDICT_ORDER, claimed_vs_measured, counts, key_check, measured, num, sizes,
+                    table)
 
 
 def _anchor(claim: dict[str, Any]) -> str:
@@ -75,11 +76,25 @@ def _constants(checks: list[dict[str, Any]]) -> str:
     rows = []
     for k in checks:
         ci = k.get("interval")
-        rows.append([k["name"], f"{k['relation']} {num(k['claimed'])}", num(k["measured"]),
-                     f"± {num(k['tolerance'])}", f"[{num(ci[0])}, {num(ci[1])}]" if ci else "—",
+        interval = f"[{num(ci[0])}, {num(ci[1])}]" + (f", n = {k['n']}" if k.get("n") else "") if ci else "—"
+        rows.append([k["name"], f"{k['relation']} {num(k['claimed'])}", measured(k),
+                     f"± {num(k['tolerance'])}", interval,
                      {True: "holds", False: "**fails**", None: "undecided"}[k["holds"]],
-                     k.get("outside") or "within the assumptions", k.get("dtype") or "—"])
-    return table(["constant", "claimed", "measured", "tolerance", "95% interval", "result", "case", "dtype"], rows)
+                     k.get("outside") or "within the assumptions", k.get("kind", "numeric"), sizes(k),
+                     k.get("dtype") or "—"])
+    return table(["constant", "claimed", "measured", "tolerance", "95% interval", "result", "case", "kind",
+                  "sizes", "dtype"], rows)
+
+
+def _reproductions(checks: list[dict[str, Any]]) -> list[str]:
+    """Each constant's generated reproduction, folded: run as printed, it prints the value."""
+    runnable = [k for k in checks if k.get("reproduction")]
+    if not runnable:
+        return []
+    out = ["<details><summary>Reproduce every constant</summary>", ""]
+    for k in runnable:
+        out += [f"*{k['name']}* — prints {num(k['measured'])}:", "", "```python", k["reproduction"], "```", ""]
+    return out + ["</details>", ""]
 
 
 def _counterexample(cx: Any) -> list[str]:
@@ -108,6 +123,7 @@ def _section(c: dict[str, Any], figure_links: dict[tuple[str, str], str], source
     if c.get("assumptions"):
         out += ["**Assumptions:** " + "; ".join(c["assumptions"]), ""]
     out += [_constants(c["constants"]), ""]
+    out += _reproductions(c["constants"])
     out += _counterexample(c.get("counterexample"))
     if c.get("corrected"):
         out += [f"**Corrected statement:** {c['corrected']}", ""]

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import Claim
+from .verdicts import most_severe
 
 SCHEMA_VERSION = 1
-SEVERITY = ("refuted", "conditional", "inconclusive", "verified")
 
 
 from ..errors import ResultsError  # noqa: F401  (re-exported)
@@ -54,8 +54,7 @@ def environment(*, seed: int, profile: str, wall_time_s: float, workers: int,
 
 def combined_verdict(per_device: dict[str, dict[str, Any]]) -> str:
     """The most severe verdict over devices (they normally agree)."""
-    verdicts = {r["verdict"] for r in per_device.values()}
-    return next(v for v in SEVERITY if v in verdicts)
+    return most_severe(r["verdict"] for r in per_device.values())
 
 
 def device_differences(per_device: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-VERDICT_ORDER = ("refuted", "conditional", "inconclusive", "verified")
-VERDICT_MARK = {"verified": "✅ verified", "conditional": "⚠️ conditional",
-                "refuted": "❌ refuted", "inconclusive": "❔ inconclusive"}
+from .verdicts import MARK as VERDICT_MARK
+from .verdicts import VERDICTS as VERDICT_ORDER
 
 
 def num(x: Any) -> str:
@@ -27,6 +26,22 @@ def num(x: Any) -> str:
     return f"{x:.3e}"
 
 
+def measured(check: dict[str, Any]) -> str:
+    """A recorded value as what its kind makes it: a search bound reads "≥ 3.46 (search bound)"."""
+    value = num(check.get("measured"))
+    kind, direction = check.get("kind"), check.get("direction")
+    if kind == "search" and direction in ("lower", "upper"):
+        return f"{'≥' if direction == 'lower' else '≤'} {value} (search bound)"
+    if kind == "rounding" and check.get("bound") is not None:
+        return f"{value} (rounding, bound {num(check['bound'])})"
+    return value
+
+
+def sizes(check: dict[str, Any]) -> str:
+    """The sizes a measurement was taken at ("depth 30, width 256, seeds 8"), or "—"."""
+    return ", ".join(f"{k} {v}" for k, v in (check.get("sizes") or {}).items()) or "—"
+
+
 def key_check(claim: dict[str, Any]) -> dict[str, Any] | None:
     """The constant that best summarises a claim: the failing check that decides its
     verdict (inside the assumptions before outside), else its first check."""
@@ -42,7 +57,7 @@ def claimed_vs_measured(check: dict[str, Any] | None) -> str:
     rel = check.get("relation", "==")
     claimed = num(check.get("claimed"))
     lhs = "claimed" if rel == "==" else f"claimed {rel.replace('==', '=')}"
-    return f"{check['name']}: {lhs} {claimed}, measured {num(check.get('measured'))}"
+    return f"{check['name']}: {lhs} {claimed}, measured {measured(check)}"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

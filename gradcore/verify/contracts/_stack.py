@@ -57,12 +57,3 @@ def depth_to(lam: float, factor: float) -> float | None:
     if lam <= 0 or lam == 1.0:
         return None
     return abs(math.log(factor) / math.log(lam))
-
-
-def decide_interval(lo: float, hi: float, low: float, high: float) -> bool | None:
-    """True when [lo, hi] lies inside [low, high], False when disjoint, None when it straddles."""
-    if low <= lo and hi <= high:
-        return True
-    if hi < low or lo > high:
-        return False
-    return None

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from ..search import maximize
-from ._stack import decide_interval, depth_to, linear_layers, transfer_factor
+from ._stack import depth_to, linear_layers, transfer_factor
+from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, finite
 
 KIND = "activation"
@@ -276,7 +277,7 @@ def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
         "layers to x1e-6": depth_to(lam, 1e-6) if lam < 1 else None,
         "layers to x1e6": depth_to(lam, 1e6) if lam > 1 else None,
     }
-    holds = decide_interval(m["lambda_lo"], m["lambda_hi"], *TRANSFER_BAND)
+    holds = within((m["lambda_lo"], m["lambda_hi"]), *TRANSFER_BAND)
     cex = None
     if holds is False:
         cex = {"init": label, "depth": depth, "width": width, "lambda": lam,

@@ -17,7 +17,7 @@ import torch
 
 from ..record import plain
 
-CLAUSE_VERDICTS = ("holds", "violated", "inconclusive")
+from ..verdicts import CLAUSE, CLAUSE_VERDICTS  # noqa: F401  (re-exported)
 
 
 from ...errors import CheckError  # noqa: F401  (re-exported)
@@ -123,7 +123,7 @@ def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult
     except Exception as e:  # the technique itself failed on a valid probe input
         error = f"{type(e).__name__}: {e}"
         out = Outcome(False, {}, {"error": error}, note=f"the technique raised while measured: {error}")
-    verdict = {True: "holds", False: "violated", None: "inconclusive"}[out.holds]
+    verdict = CLAUSE[out.holds]
     return ClauseResult(clause.id, clause.claims, clause.statement, verdict, clause.gate,
                         out.constants, out.counterexample, out.note, time.perf_counter() - start)
 

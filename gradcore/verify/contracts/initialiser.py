@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from ._stack import decide_interval, linear_layers, transfer_factor
+from ._stack import linear_layers, transfer_factor
 from ...stats import loglog_exponent
+from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
 
 KIND = "initialiser"
@@ -82,7 +83,7 @@ def variance_preserving(s: InitSubject, settings: Settings) -> Outcome:
         def build(_: int, act: Callable = act) -> list:
             return [(lambda h, lin=lin: act(lin(h))) for lin in linear_layers(depth, width, s.init, settings)]
         lams[act_name] = transfer_factor(build, depth=depth, width=width, batch=batch, settings=settings)
-    verdicts = {a: decide_interval(m["lambda_lo"], m["lambda_hi"], *TRANSFER_BAND) for a, m in lams.items()}
+    verdicts = {a: within((m["lambda_lo"], m["lambda_hi"]), *TRANSFER_BAND) for a, m in lams.items()}
     constants: dict[str, Any] = {f"lambda ({a})": m["lambda"] for a, m in lams.items()}
     constants.update({f"lambda ({a}) 95% CI": f"[{m['lambda_lo']:.4f}, {m['lambda_hi']:.4f}]"
                       for a, m in lams.items()})

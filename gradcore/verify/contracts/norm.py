@@ -18,7 +18,8 @@ from torch import nn
 
 from ...jacobian import jacobian
 from ...spectral import spectral_norm
-from ._stack import decide_interval, linear_layers, transfer_factor
+from ._stack import linear_layers, transfer_factor
+from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, probe
 
 KIND = "norm"
@@ -183,7 +184,7 @@ def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
 
     normed = transfer_factor(stack(True), depth=depth, width=width, batch=batch, settings=settings)
     plain = transfer_factor(stack(False), depth=depth, width=width, batch=batch, settings=settings)
-    holds = decide_interval(normed["lambda_lo"], normed["lambda_hi"], *TRANSFER_BAND)
+    holds = within((normed["lambda_lo"], normed["lambda_hi"]), *TRANSFER_BAND)
     constants = {"lambda with norm": normed["lambda"],
                  "lambda 95% CI": f"[{normed['lambda_lo']:.4f}, {normed['lambda_hi']:.4f}]",
                  "lambda without norm": plain["lambda"], "depth": depth, "width": width,
