@@ -85,13 +85,14 @@ class Measurement:
     def guard_tolerance(self) -> float:
         """How far a rerun may move the value before the guard calls it a change.
 
-        Exact: 0. Numeric: ``conditioning`` × 64 ulp of the dtype at the value's scale.
-        Statistical: the interval's half-width. Rounding and search values are guarded
-        by their bound and direction instead (:mod:`gradcore.verify.guard`).
+        Exact and rounding: 0 (a rounding residual is guarded by its bound instead).
+        Numeric and search: ``conditioning`` × 64 ulp of the dtype at the value's scale
+        (a search bound may only move the worse way by that much). Statistical: the
+        interval's half-width.
         """
         if self.kind is Kind.STATISTICAL and self.interval is not None:
             return 0.5 * (self.interval[1] - self.interval[0])
-        if self.kind is not Kind.NUMERIC or not math.isfinite(self.value):
+        if self.kind not in (Kind.NUMERIC, Kind.SEARCH) or not math.isfinite(self.value):
             return 0.0
         eps = EPS.get(self.dtype or "float64", EPS["float64"])
         return 64 * eps * self.conditioning * max(abs(self.value), 1e-300)

@@ -224,9 +224,12 @@ def _runnable(counterexample: Any) -> bool:
 
 
 def plain(x: Any) -> Any:
-    """A JSON-friendly copy (tensors become nested lists, non-finite floats strings)."""
+    """A JSON-friendly copy (tensors become nested lists, non-finite floats strings,
+    a Measurement its value)."""
     if x is None or isinstance(x, (bool, int, str)):
         return x
+    if isinstance(x, Measurement):
+        return plain(x.value)
     if isinstance(x, float):
         return x if math.isfinite(x) else repr(x)
     if hasattr(x, "tolist"):
