@@ -1,9 +1,9 @@
-"""Gradient transfer through a stack of layers, shared by the kind contracts.
+"""Gradient transfer through a stack of layers, for contracts whose layers the recipe cannot build.
 
-The per-layer transfer factor λ of 004 §3.3.1 (累积衰减模型: "设平均每层的梯度传递因子
-为λ") is ``gradcore.probes.transfer_factor(...).geometric`` = (‖g_0‖/‖g_D‖)^{1/D} of the
-norms ``gradcore.probes.layer_gradient_norms`` measures, with L = ⟨h_D, r⟩ for a random r
-(so the output gradient is isotropic), averaged over seeds with a 95 % interval.
+The per-layer transfer factor λ of 004 §3.3.1 is measured by one routine,
+:mod:`gradcore.measure.transfer`: the activation, initialiser and norm contracts call its
+recipe ``transfer_factor`` directly; :func:`transfer_factor` here serves a contract that
+builds its own layers (residual blocks) with the same per-network factor and summary.
 """
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
 
-from ... import probes
-from ...stats import mean_ci
+from ...measure import transfer
 from .base import Settings
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
@@ -22,38 +20,22 @@ Layer = Callable[[torch.Tensor], torch.Tensor]
 
 def transfer_factor(build: Callable[[int], Sequence[Layer]], *, depth: int, width: int, batch: int,
                     settings: Settings, dtype: torch.dtype = torch.float64) -> dict[str, float]:
-    """λ = (‖g_0‖/‖g_D‖)^{1/D} over ``settings.seeds`` networks; mean and 95 % CI.
-
-    ``build(seed)`` returns the ``depth`` layers of one freshly initialised network.
-    """
+    """λ over ``settings.seeds`` networks ``build(seed)`` (mean and 95 % interval), by
+    :func:`gradcore.measure.transfer.network_factor` and :func:`~gradcore.measure.transfer.summary`."""
     factors = []
     for s in range(settings.seeds):
         torch.manual_seed(settings.seed + 1000 + s)
         layers = build(s)
         x = settings.randn(batch, width, offset=2000 + s, dtype=dtype)
         r = settings.randn(batch, width, offset=3000 + s, dtype=dtype)
-        norms = probes.layer_gradient_norms(layers, x, loss=lambda out, r=r: (out * r).sum())
-        dead = not bool((norms > 0).all() and torch.isfinite(norms).all())
-        factors.append(0.0 if dead else probes.transfer_factor(norms).geometric)
-    lam, lo, hi = mean_ci(factors)
-    return {"lambda": lam, "lambda_lo": lo, "lambda_hi": hi}
-
-
-def linear_layers(depth: int, width: int, init: Callable[[torch.Tensor], object],
-                  settings: Settings, dtype: torch.dtype = torch.float64) -> list[nn.Linear]:
-    """``depth`` square ``nn.Linear`` layers whose weights ``init`` fills (zero biases)."""
-    layers = []
-    for _ in range(depth):
-        lin = nn.Linear(width, width).to(device=settings.device, dtype=dtype)
-        with torch.no_grad():
-            init(lin.weight)
-            lin.bias.zero_()
-        layers.append(lin)
-    return layers
+        factors.append(transfer.network_factor(layers, x, r)[0])
+    m = transfer.summary(factors, dtype=str(dtype), device=settings.device,
+                         sizes={"depth": depth, "width": width, "batch": batch, "seeds": settings.seeds})
+    return {"lambda": m.value, "lambda_lo": m.interval[0], "lambda_hi": m.interval[1]}
 
 
 def depth_to(lam: float, factor: float) -> float | None:
     """Layers until the gradient has shrunk (λ < 1) or grown (λ > 1) by ``factor``."""
-    if lam <= 0 or lam == 1.0:
+    if lam <= 0 or lam == 1.0 or not math.isfinite(lam):
         return None
     return abs(math.log(factor) / math.log(lam))

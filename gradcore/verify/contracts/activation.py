@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from ..search import maximize
-from ._stack import depth_to, linear_layers, transfer_factor
+from ...measure import Given
+from ...measure.transfer import transfer_factor
+from ._stack import depth_to
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, finite
 
@@ -253,45 +255,50 @@ def _tail_edge(sat: torch.Tensor, grid: torch.Tensor, *, from_left: bool) -> flo
 
 # --- depth -----------------------------------------------------------------------------
 
-def _standard_inits() -> dict[str, Callable[[torch.Tensor], Any]]:
-    return {"he (kaiming_normal_, fan_in)": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
-            "xavier (xavier_normal_)": nn.init.xavier_normal_}
+TRANSFER_SEEDS = 10   # Student-t over 10 networks: an interval narrow enough to decide the band
+
+
+def _standard_inits() -> dict[str, str]:
+    return {"he (kaiming_normal_, fan_in)": "kaiming_normal", "xavier (xavier_normal_)": "xavier_normal"}
+
+
+def _transfer_inits(s: ActivationSubject) -> dict[str, str | Given]:
+    """The init λ is measured at: the subject's recommendation (a gradcore.init name, or its own
+    function), else gradcore's He and Xavier initialisers."""
+    if s.init is None:
+        return _standard_inits()
+    from ... import init as initialisers
+
+    if s.init_name in initialisers.INITIALISERS:
+        return {s.init_name: s.init_name}
+    return {s.init_name: Given(s.init, "init", setup=f"{s.setup}\ninit = f.recommended_init")}
 
 
 def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
     depth, width, batch = 24 * settings.scale, 64 * settings.scale, 32
-    candidates = {s.init_name: s.init} if s.init is not None else _standard_inits()
-    measured = {}
-    for label, init in candidates.items():
-        def build(_: int, init: Callable[[torch.Tensor], Any] = init) -> list:
-            lins = linear_layers(depth, width, init, settings)
-            return [(lambda h, lin=lin: s.fn(lin(h))) for lin in lins]
-        measured[label] = transfer_factor(build, depth=depth, width=width, batch=batch, settings=settings)
-    label = min(measured, key=lambda k: abs(math.log(max(measured[k]["lambda"], 1e-300))))
+    act = Given(s.fn, "act", setup=f"{s.setup}\nfrom gradcore.verify.contracts.activation import _callable_of\n"
+                                   "act = _callable_of(f)")
+    measured = {label: transfer_factor(activation=act, init=init, width=width, depth=depth, batch=batch,
+                                       seeds=TRANSFER_SEEDS, seed=settings.seed, device=settings.device)
+                for label, init in _transfer_inits(s).items()}
+    label = min(measured, key=lambda k: abs(math.log(min(max(measured[k].value, 1e-300), 1e300))))
     m = measured[label]
-    lam = m["lambda"]
+    lam, (lo, hi) = m.value, m.interval
     constants: dict[str, Any] = {
         "init": label if s.init is not None else f"{label} (none recommended; best of he/xavier)",
-        "lambda": lam, "lambda 95% CI": f"[{m['lambda_lo']:.4f}, {m['lambda_hi']:.4f}]",
-        "depth": depth, "width": width,
+        "lambda": m, "lambda 95% CI": f"[{lo:.4f}, {hi:.4f}]",
+        "depth": depth, "width": width, "seeds": TRANSFER_SEEDS,
         "layers to x1e-6": depth_to(lam, 1e-6) if lam < 1 else None,
         "layers to x1e6": depth_to(lam, 1e6) if lam > 1 else None,
     }
-    holds = within((m["lambda_lo"], m["lambda_hi"]), *TRANSFER_BAND)
+    holds = within(m.interval, *TRANSFER_BAND)
     cex = None
     if holds is False:
         cex = {"init": label, "depth": depth, "width": width, "lambda": lam,
-               "gradient ratio over depth": finite(lam ** depth),
-               "snippet": f"{s.setup}\nimport torch\nfrom torch import nn\ntorch.manual_seed(0)\n"
-                          f"lins = [nn.Linear({width}, {width}).double() for _ in range({depth})]\n"
-                          f"for l in lins: nn.init.{'xavier_normal_' if 'xavier' in label else 'kaiming_normal_'}"
-                          "(l.weight); nn.init.zeros_(l.bias)  # the init measured\n"
-                          f"h0 = torch.randn(32, {width}, dtype=torch.float64, requires_grad=True); h = h0\n"
-                          "for l in lins: h = f(l(h))\n"
-                          "r = torch.randn_like(h); (h * r).sum().backward()\n"
-                          f"print((h0.grad.norm() / r.norm()) ** (1 / {depth}))  # per-layer factor"}
+               "gradient ratio over depth": finite(float(torch.tensor(lam, dtype=torch.float64) ** depth)),
+               "witness": m.witness, "snippet": m.reproduction}
     return Outcome(holds, constants, cex,
-                   note="" if holds is not None else "confidence interval straddles the band")
+                   note=m.witness or ("" if holds is not None else "confidence interval straddles the band"))
 
 
 CLAUSES = (

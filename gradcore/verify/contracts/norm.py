@@ -18,13 +18,15 @@ from torch import nn
 
 from ...jacobian import jacobian
 from ...spectral import spectral_norm
-from ._stack import linear_layers, transfer_factor
+from ...measure import Given
+from ...measure.transfer import transfer_factor
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, probe
 
 KIND = "norm"
 WIDTH, BATCH = 16, 8
 TRANSFER_BAND = (0.9, 1.1)
+TRANSFER_SEEDS = 10   # Student-t over 10 networks: an interval narrow enough to decide the band
 
 
 @dataclass(frozen=True)
@@ -171,37 +173,21 @@ def batch_independence(s: NormSubject, settings: Settings) -> Outcome:
 
 def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
     depth, width, batch = 24 * settings.scale, 32 * settings.scale, 32
-
-    def bad_init(w: torch.Tensor) -> None:
-        nn.init.normal_(w, std=(4.0 / w.shape[1]) ** 0.5)   # twice the He variance
-
-    def stack(with_norm: bool) -> Callable[[int], list]:
-        def build(_: int) -> list:
-            lins = linear_layers(depth, width, bad_init, settings)
-            norms = [s.make(width) if with_norm else nn.Identity() for _ in lins]
-            return [(lambda h, lin=lin, nm=nm: torch.relu(nm(lin(h)))) for lin, nm in zip(lins, norms)]
-        return build
-
-    normed = transfer_factor(stack(True), depth=depth, width=width, batch=batch, settings=settings)
-    plain = transfer_factor(stack(False), depth=depth, width=width, batch=batch, settings=settings)
-    holds = within((normed["lambda_lo"], normed["lambda_hi"]), *TRANSFER_BAND)
-    constants = {"lambda with norm": normed["lambda"],
-                 "lambda 95% CI": f"[{normed['lambda_lo']:.4f}, {normed['lambda_hi']:.4f}]",
-                 "lambda without norm": plain["lambda"], "depth": depth, "width": width,
+    # Xavier × 2 on square weights is N(0, 4/n): twice the He variance, so without a norm it explodes.
+    stack = dict(activation="relu", init="xavier_normal", gains=(2.0,), width=width, depth=depth, batch=batch,
+                 seeds=TRANSFER_SEEDS, seed=settings.seed, device=settings.device)
+    normed = transfer_factor(norm=Given(s.make, "make", setup=s.setup), **stack)
+    plain = transfer_factor(norm=None, **stack)
+    holds = within(normed.interval, *TRANSFER_BAND)
+    constants = {"lambda with norm": normed,
+                 "lambda 95% CI": f"[{normed.interval[0]:.4f}, {normed.interval[1]:.4f}]",
+                 "lambda without norm": plain, "depth": depth, "width": width, "seeds": TRANSFER_SEEDS,
                  "weights": "N(0, 4/n) (2× He)"}
     cex = None if holds is not False else {
         "stack": f"{depth} × (Linear({width},{width}) with N(0,4/n) weights → norm → ReLU), batch {batch}",
-        "lambda": normed["lambda"],
-        "snippet": f"{s.setup}\nimport torch\nfrom torch import nn\ntorch.manual_seed(0)\n"
-                   f"lins = [nn.Linear({width}, {width}).double() for _ in range({depth})]\n"
-                   f"for l in lins: nn.init.normal_(l.weight, std=(4 / {width}) ** 0.5); nn.init.zeros_(l.bias)\n"
-                   f"ns = [make({width}) for _ in lins]\n"
-                   f"h0 = torch.randn({batch}, {width}, dtype=torch.float64, requires_grad=True); h = h0\n"
-                   "for l, n in zip(lins, ns): h = torch.relu(n(l(h)))\n"
-                   "r = torch.randn_like(h); (h * r).sum().backward()\n"
-                   f"print((h0.grad.norm() / r.norm()) ** (1 / {depth}))"}
+        "lambda": normed.value, "witness": normed.witness, "snippet": normed.reproduction}
     return Outcome(holds, constants, cex,
-                   note="" if holds is not None else "confidence interval straddles the band")
+                   note=normed.witness or ("" if holds is not None else "confidence interval straddles the band"))
 
 
 CLAUSES = (
