@@ -252,6 +252,13 @@ def sigmoid_product_sup(*, n: int = 10, lo: float = -8.0, hi: float = 8.0, devic
     return found.bound(dtype="float64", device=device, sizes={"n": n})
 
 
+@recipe
+def stored(*, value: float, dtype: str, device: str = "cpu") -> Measurement:
+    """DEPTH-09: ``value`` stored in ``dtype`` and read back (its nearest representable number, or 0)."""
+    return Measurement(float(torch.tensor(value, dtype=probes.FLOAT_DTYPES[dtype], device=device)), Kind.EXACT,
+                       dtype, device)
+
+
 # --- DEPTH-09/10: the depth a linear chain's gradient underflows or overflows at -------------
 
 def _scaled_orthogonal(n: int, gain: float) -> torch.nn.Linear:

@@ -216,9 +216,9 @@ def max_derivative(*, activation: str, init: str, width: int, depth: int, batch:
                                 probes.FLOAT_DTYPES[dtype], device)
         h = x
         with torch.no_grad():
-            for block in layers:
-                z = block[0](h)
+            for linear, norm, act in layers:
+                z = linear(h)
                 best = max(best, float(d(z).max()))
-                h = block(h)
+                h = act(norm(z))
     return Measurement(best, Kind.NUMERIC, dtype, device, {"depth": depth, "width": width, "batch": batch,
                                                            "seeds": seeds})
