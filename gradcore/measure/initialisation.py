@@ -117,6 +117,18 @@ def xavier_variance(*, n_in: int, n_out: int) -> Measurement:
     return Measurement(float(sp.Rational(2, n_in + n_out)), Kind.EXACT)
 
 
+@recipe
+def xavier_mean_gap(*, mean: str) -> Measurement:
+    """INIT-03: 2/(n_in + n_out) minus the ``mean`` ("harmonic" or "geometric") of the forward and
+    backward requirements 1/n_in, 1/n_out, simplified by sympy; exactly 0 when they are equal, else
+    the gap at n_in = 100, n_out = 400."""
+    a, b = sp.symbols("n_in n_out", positive=True)
+    u, w = 1 / a, 1 / b
+    means = {"harmonic": 2 / (1 / u + 1 / w), "geometric": sp.sqrt(u * w)}
+    gap = sp.simplify(2 / (a + b) - means[v.choice(mean, "mean", means)])
+    return Measurement(float(gap.subs({a: 100, b: 400})), Kind.EXACT)
+
+
 def _network(activation: str, init: str, depth: int, width: int, seed: int, dtype: torch.dtype,
              device: str) -> torch.nn.Sequential:
     with seeded(seed):
