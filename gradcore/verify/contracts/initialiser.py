@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from ...measure import Given
+from ...measure.initialisation import fan_exponent, weight_variance
 from ...measure.transfer import transfer_factor
-from ...stats import loglog_exponent
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
 
@@ -62,20 +62,14 @@ def looks_like(obj: Any, settings: Settings) -> bool:
 
 
 def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
-    variances = []
-    for n in FANS:
-        w = torch.empty(n, n, dtype=torch.float64, device=settings.device)
-        torch.manual_seed(settings.seed + n)
-        s.init(w)
-        variances.append(float(w.var()))
-    slope = loglog_exponent(list(FANS), variances)[0]
+    init = Given(s.init, "init", setup=s.setup)
+    slope = fan_exponent(init=init, fans=FANS, seed=settings.seed, device=settings.device)
     constants: dict[str, Any] = {"exponent p in Var(W) ∝ n^p": slope}
-    constants.update({f"n·Var(W), n={n}": n * v for n, v in zip(FANS, variances)})
-    holds = abs(slope + 1) <= 0.1
-    cex = None if holds else {
-        "shapes": [[n, n] for n in FANS], "Var(W)": variances, "exponent": slope,
-        "snippet": f"{s.setup}\nimport torch\nfor n in {list(FANS)}:\n    w = torch.empty(n, n)\n"
-                   "    init(w); print(n, w.var().item() * n)  # constant when Var ∝ 1/n"}
+    constants.update({f"n·Var(W), n={n}": weight_variance(init=init, n=n, seed=settings.seed + n,
+                                                          device=settings.device) for n in FANS})
+    holds = abs(slope.value + 1) <= 0.1
+    cex = None if holds else {"shapes": [[n, n] for n in FANS], "exponent": slope.value,
+                              "snippet": slope.reproduction}
     return Outcome(holds, constants, cex)
 
 
