@@ -23,8 +23,7 @@ from torch import nn
 
 from ..search import maximize
 from ...measure import Given
-from ...measure.transfer import transfer_factor
-from ._stack import depth_to
+from ._stack import banded_transfer, depth_to
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, finite
 
@@ -255,9 +254,6 @@ def _tail_edge(sat: torch.Tensor, grid: torch.Tensor, *, from_left: bool) -> flo
 
 # --- depth -----------------------------------------------------------------------------
 
-TRANSFER_SEEDS = 10   # Student-t over 10 networks: an interval narrow enough to decide the band
-
-
 def _standard_inits() -> dict[str, str]:
     return {"he (kaiming_normal_, fan_in)": "kaiming_normal", "xavier (xavier_normal_)": "xavier_normal"}
 
@@ -278,8 +274,8 @@ def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
     depth, width, batch = 24 * settings.scale, 64 * settings.scale, 32
     act = Given(s.fn, "act", setup=f"{s.setup}\nfrom gradcore.verify.contracts.activation import _callable_of\n"
                                    "act = _callable_of(f)")
-    measured = {label: transfer_factor(activation=act, init=init, width=width, depth=depth, batch=batch,
-                                       seeds=TRANSFER_SEEDS, seed=settings.seed, device=settings.device)
+    measured = {label: banded_transfer(TRANSFER_BAND, activation=act, init=init, width=width, depth=depth,
+                                       batch=batch, seed=settings.seed, device=settings.device)
                 for label, init in _transfer_inits(s).items()}
     label = min(measured, key=lambda k: abs(math.log(min(max(measured[k].value, 1e-300), 1e300))))
     m = measured[label]
@@ -287,7 +283,7 @@ def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
     constants: dict[str, Any] = {
         "init": label if s.init is not None else f"{label} (none recommended; best of he/xavier)",
         "lambda": m, "lambda 95% CI": f"[{lo:.4f}, {hi:.4f}]",
-        "depth": depth, "width": width, "seeds": TRANSFER_SEEDS,
+        "depth": depth, "width": width, "seeds": m.sizes["seeds"],
         "layers to x1e-6": depth_to(lam, 1e-6) if lam < 1 else None,
         "layers to x1e6": depth_to(lam, 1e6) if lam > 1 else None,
     }

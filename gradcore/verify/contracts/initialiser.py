@@ -16,7 +16,7 @@ import torch
 
 from ...measure import Given
 from ...measure.initialisation import fan_exponent, weight_variance
-from ...measure.transfer import transfer_factor
+from ._stack import banded_transfer
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
 
@@ -24,7 +24,6 @@ KIND = "initialiser"
 Init = Callable[[torch.Tensor], Any]
 FANS = (32, 128, 512)
 TRANSFER_BAND = (0.9, 1.1)
-TRANSFER_SEEDS = 10   # Student-t over 10 networks: an interval narrow enough to decide the band
 
 
 @dataclass(frozen=True)
@@ -76,14 +75,15 @@ def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
 def variance_preserving(s: InitSubject, settings: Settings) -> Outcome:
     depth, width, batch = 24 * settings.scale, 64 * settings.scale, 32
     init = Given(s.init, "init", setup=s.setup)
-    lams = {act: transfer_factor(activation=act, init=init, width=width, depth=depth, batch=batch,
-                                 seeds=TRANSFER_SEEDS, seed=settings.seed, device=settings.device)
+    lams = {act: banded_transfer(TRANSFER_BAND, activation=act, init=init, width=width, depth=depth, batch=batch,
+                                 seed=settings.seed, device=settings.device)
             for act in ("relu", "tanh")}
     verdicts = {a: within(m.interval, *TRANSFER_BAND) for a, m in lams.items()}
     constants: dict[str, Any] = {f"lambda ({a})": m for a, m in lams.items()}
     constants.update({f"lambda ({a}) 95% CI": f"[{m.interval[0]:.4f}, {m.interval[1]:.4f}]"
                       for a, m in lams.items()})
-    constants.update({"depth": depth, "width": width, "seeds": TRANSFER_SEEDS})
+    constants.update({"depth": depth, "width": width})
+    constants.update({f"seeds ({a})": m.sizes["seeds"] for a, m in lams.items()})
     constants["stable for"] = ", ".join(a for a, ok in verdicts.items() if ok) or "neither"
     holds = True if True in verdicts.values() else (None if None in verdicts.values() else False)
     # The deciding measurement: the activation whose interval came closest to the band.

@@ -19,14 +19,13 @@ from torch import nn
 from ...jacobian import jacobian
 from ...spectral import spectral_norm
 from ...measure import Given
-from ...measure.transfer import transfer_factor
+from ._stack import banded_transfer
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, probe
 
 KIND = "norm"
 WIDTH, BATCH = 16, 8
 TRANSFER_BAND = (0.9, 1.1)
-TRANSFER_SEEDS = 10   # Student-t over 10 networks: an interval narrow enough to decide the band
 
 
 @dataclass(frozen=True)
@@ -175,13 +174,13 @@ def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
     depth, width, batch = 24 * settings.scale, 32 * settings.scale, 32
     # Xavier × 2 on square weights is N(0, 4/n): twice the He variance, so without a norm it explodes.
     stack = dict(activation="relu", init="xavier_normal", gains=(2.0,), width=width, depth=depth, batch=batch,
-                 seeds=TRANSFER_SEEDS, seed=settings.seed, device=settings.device)
-    normed = transfer_factor(norm=Given(s.make, "make", setup=s.setup), **stack)
-    plain = transfer_factor(norm=None, **stack)
+                 seed=settings.seed, device=settings.device)
+    normed = banded_transfer(TRANSFER_BAND, norm=Given(s.make, "make", setup=s.setup), **stack)
+    plain = banded_transfer(TRANSFER_BAND, norm=None, **stack)
     holds = within(normed.interval, *TRANSFER_BAND)
     constants = {"lambda with norm": normed,
                  "lambda 95% CI": f"[{normed.interval[0]:.4f}, {normed.interval[1]:.4f}]",
-                 "lambda without norm": plain, "depth": depth, "width": width, "seeds": TRANSFER_SEEDS,
+                 "lambda without norm": plain, "depth": depth, "width": width, "seeds": normed.sizes["seeds"],
                  "weights": "N(0, 4/n) (2× He)"}
     cex = None if holds is not False else {
         "stack": f"{depth} × (Linear({width},{width}) with N(0,4/n) weights → norm → ReLU), batch {batch}",
