@@ -208,10 +208,6 @@ def attention_matrix_deviation(*, qk: tuple[list[list[float]], list[list[float]]
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else math.inf
-
-
 def _contract_draw(length: int, widths: tuple[int, ...], seeds: tuple[int, ...], device: str) -> list[torch.Tensor]:
     """N(0, 1) float64 tensors (length × width), each from its own seed (as the contract's settings draw)."""
     return [torch.randn(length, w, generator=torch.Generator().manual_seed(s), dtype=torch.float64).to(device)
@@ -226,34 +222,34 @@ def attend_weights(attend: Attend, q: torch.Tensor, k: torch.Tensor) -> torch.Te
 ROW_PARTS = ("min entry", "row sum − 1", "ρ(A) − 1")
 
 
+def _row_part(a: torch.Tensor, part: str) -> float:
+    if not bool(torch.isfinite(a).all()):
+        return -math.inf if part == "min entry" else math.inf
+    if part == "min entry":
+        return min(0.0, float(a.min()))
+    return float((a.sum(-1) - 1).abs().max()) if part == "row sum − 1" else abs(spectral_radius(a) - 1)
+
+
 @recipe
 def attend_row_stochastic(*, attend: Any, part: str, length: int = 16, d: int = 32, seeds: int = 3, seed: int = 0,
                           device: str = "cpu") -> Measurement:
-    """ATTN-06 (attention contract): the worst over ``seeds`` draws of one deviation of
-    attend(q, k, I) from a row-stochastic matrix with ρ = 1: "min entry" (the most negative
-    entry, as a positive number), "row sum − 1" (max |Σ_j A_ij − 1|) or "ρ(A) − 1" (|ρ(A) − 1|).
-    A non-finite matrix gives ∞. q, k ~ N(0, 1) (L × d, float64; draw s seeded seed + 10 + s, seed + 20 + s)."""
-    worst = 0.0
+    """ATTN-06 (attention contract): the worst over ``seeds`` draws of one deviation of A = attend(q, k, I)
+    from a row-stochastic matrix with ρ(A) = 1: "min entry" (min(0, min A_ij), a rounding residual
+    within −1e-12), "row sum − 1" (max |Σ_j A_ij − 1|) or "ρ(A) − 1" (|ρ(A) − 1|), both within 1e-9.
+    A non-finite matrix is the worst possible (∓∞). q, k ~ N(0, 1) (L × d, float64; draw s seeded
+    seed + 10 + s and seed + 20 + s)."""
+    values = []
     for s in range(seeds):
         q, k = _contract_draw(length, (d, d), (seed + 10 + s, seed + 20 + s), device)
-        a = attend_weights(attend, q, k).detach()
-        if not bool(torch.isfinite(a).all()):
-            worst = math.inf
-            break
-        value = {"min entry": lambda: float(-a.min().clamp(max=0)),
-                 "row sum − 1": lambda: float((a.sum(-1) - 1).abs().max()),
-                 "ρ(A) − 1": lambda: abs(spectral_radius(a) - 1)}[part]()
-        worst = max(worst, _finite(value))
+        values.append(_row_part(attend_weights(attend, q, k).detach(), part))
+    worst = min(values) if part == "min entry" else max(values)
     return Measurement(worst, Kind.ROUNDING, "float64", device, {"L": length, "d_k": d, "seeds": seeds},
-                       bound={"min entry": 1e-12}.get(part, 1e-9))
+                       bound=1e-12 if part == "min entry" else 1e-9)
 
 
-@recipe
-def attend_statistic(*, attend: Any, statistic: str, d: int, length: int = 16, seeds: int = 3, seed: int = 0,
-                     device: str = "cpu") -> Measurement:
-    """ATTN-02/03/04 (attention contract): the mean over ``seeds`` draws at d_k = ``d`` of "max" (mean
-    largest weight of attend(q, k, I)) or "grad" (mean ‖∂⟨attend(q, k, v), r⟩/∂q_i‖); q, k, v, r ~ N(0, 1)
-    (L × d, L × 16, float64). Student-t interval; a non-finite value makes the estimate ∞."""
+def _attend_values(attend: Attend, statistic: str, d: int, length: int, seeds: int, seed: int,
+                   device: str) -> list[float]:
+    """One value per draw s: q, k, v, r ~ N(0, 1) seeded seed + 100/200/300/400 + s (the contract's draws)."""
     values = []
     for s in range(seeds):
         q, k, v, r = _contract_draw(length, (d, d, 16, 16), tuple(seed + o + s for o in (100, 200, 300, 400)), device)
@@ -264,28 +260,40 @@ def attend_statistic(*, attend: Any, statistic: str, d: int, length: int = 16, s
         else:
             with torch.no_grad():
                 values.append(float(attend_weights(attend, q, k).max(-1).values.mean()))
-    sizes = {"L": length, "d_k": d, "seeds": seeds}
-    if not all(math.isfinite(x) for x in values):
-        return Measurement(math.inf, Kind.STATISTICAL, "float64", device, sizes, interval=(math.inf, math.inf),
-                           method=MEAN_METHOD, n=seeds)
-    value, lo, hi = mean_ci(values)
+    return values
+
+
+def _mean(values: list[float], sizes: dict[str, Any], device: str) -> Measurement:
+    """Mean with its Student-t interval; ∞ (interval [∞, ∞]) when a value is not finite."""
+    if all(math.isfinite(x) for x in values):
+        value, lo, hi = mean_ci(values)
+    else:
+        value = lo = hi = math.inf
     return Measurement(value, Kind.STATISTICAL, "float64", device, sizes, interval=(lo, hi), method=MEAN_METHOD,
-                       n=seeds)
+                       n=len(values))
+
+
+@recipe
+def attend_statistic(*, attend: Any, statistic: str, d: int, length: int = 16, seeds: int = 3, seed: int = 0,
+                     device: str = "cpu") -> Measurement:
+    """ATTN-02/03/04 (attention contract): the mean over ``seeds`` draws at d_k = ``d`` of "max" (mean
+    largest weight of attend(q, k, I)) or "grad" (mean ‖∂⟨attend(q, k, v), r⟩/∂q_i‖); q, k, v, r ~ N(0, 1)
+    (L × d, L × 16, float64). Student-t interval; a non-finite value makes the estimate ∞."""
+    return _mean(_attend_values(attend, statistic, d, length, seeds, seed, device),
+                 {"L": length, "d_k": d, "seeds": seeds}, device)
 
 
 @recipe
 def attend_gradient_exponent(*, attend: Any, d_ks: tuple[int, ...] = (16, 64, 256), length: int = 16, seeds: int = 3,
                              seed: int = 0, device: str = "cpu") -> Measurement:
-    """ATTN-03/04 (attention contract): exponent p of the seed-mean ‖∂⟨attend(q, k, v), r⟩/∂q_i‖ ∝ d_k^p
-    (log–log least squares with its Student-t interval); −∞ when a gradient vanished, ∞ when one is
-    not finite."""
-    grads = [attend_statistic(attend=attend, statistic="grad", d=d, length=length, seeds=seeds, seed=seed,
-                              device=device).value for d in d_ks]
+    """ATTN-03/04 (attention contract): exponent p in ‖∂⟨attend(q, k, v), r⟩/∂q_i‖ ∝ d_k^p: each draw's
+    log–log slope over ``d_ks``, Student-t interval across draws; ∞ when a gradient is not finite or
+    vanished (no power law to fit)."""
+    per_d = [_attend_values(attend, "grad", d, length, seeds, seed, device) for d in d_ks]
     sizes = {"L": length, "d_k": list(d_ks), "seeds": seeds}
-    if not all(math.isfinite(g) for g in grads) or not all(g > 0 for g in grads):
-        p = math.inf if not all(math.isfinite(g) for g in grads) else -math.inf
-        return Measurement(p, Kind.STATISTICAL, "float64", device, sizes, interval=(p, p), method=SLOPE_METHOD,
-                           n=len(d_ks))
-    value, lo, hi = loglog_exponent(d_ks, grads)
-    return Measurement(value, Kind.STATISTICAL, "float64", device, sizes, interval=(lo, hi), method=SLOPE_METHOD,
-                       n=len(d_ks))
+    if not all(math.isfinite(g) and g > 0 for row in per_d for g in row):
+        return Measurement(math.inf, Kind.STATISTICAL, "float64", device, sizes, interval=(math.inf, math.inf),
+                           method=SLOPE_METHOD, n=seeds)
+    value, lo, hi = per_seed_slope_ci(np.log(d_ks), np.array(per_d).T)
+    return Measurement(value, Kind.STATISTICAL, "float64", device, sizes, interval=(lo, hi),
+                       method=f"per-draw log–log slopes, {MEAN_METHOD}", n=seeds)
