@@ -81,3 +81,15 @@ def test_malformed_catalogue_entries_are_named(tmp_path, text, problem):
 def test_missing_catalogue_directory(tmp_path):
     with pytest.raises(catalogue.CatalogueError, match="does not exist"):
         catalogue.load(tmp_path / "nope")
+
+
+def test_a_downstream_catalogue_is_added_to_the_built_in_one(tmp_path):
+    (tmp_path / "mine.toml").write_text(PAPER.replace("LIT-01", "MY-01"), encoding="utf-8")
+    both = catalogue.load(extra=(tmp_path,))
+    assert "MY-01" in both and set(catalogue.load()) < set(both)
+    assert set(catalogue.load(extra=(tmp_path,), builtin=False)) == {"MY-01"}
+    with pytest.raises(catalogue.CatalogueError, match=f"unknown claim id 'NOPE-01'.*{tmp_path.name}"):
+        both.claim("NOPE-01")
+    (tmp_path / "clash.toml").write_text(PAPER.replace("LIT-01", "ACT-01"), encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match="duplicate claim id ACT-01"):
+        catalogue.load(extra=(tmp_path,))

@@ -150,20 +150,53 @@ def _parse(entry: dict[str, Any], topic: str, where: str) -> Claim:
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "claims"
 
 
-def load(directory: str | Path = DEFAULT_DIR) -> dict[str, Claim]:
-    """All claims of the catalogue directory, keyed by id, in file then entry order."""
-    directory = Path(directory)
+class Catalogue(dict[str, Claim]):
+    """Claims keyed by id, in directory, file and entry order, remembering where they came from."""
+
+    def __init__(self, claims: dict[str, Claim], directories: tuple[Path, ...]) -> None:
+        super().__init__(claims)
+        self.directories = directories
+
+    def read_from(self) -> str:
+        return ", ".join(str(d) for d in self.directories)
+
+    def claim(self, cid: str) -> Claim:
+        """The claim ``cid``; a CatalogueError naming the directories read when there is none."""
+        if cid not in self:
+            raise CatalogueError(f"unknown claim id {cid!r} (catalogues read: {self.read_from()})")
+        return self[cid]
+
+
+def _load_directory(directory: Path, claims: dict[str, Claim]) -> None:
     if not directory.is_dir():
         raise CatalogueError(f"catalogue directory {directory} does not exist")
-    claims: dict[str, Claim] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise CatalogueError(f"{path}: {e}") from None
         for entry in data.get("claim", []):
             claim = _parse(entry, path.stem, str(path))
             if claim.id in claims:
                 raise CatalogueError(f"{path}: duplicate claim id {claim.id}")
             claims[claim.id] = claim
-    return claims
+
+
+def load(directory: str | Path | None = None, *, extra: tuple[str | Path, ...] = (),
+         builtin: bool | None = None) -> Catalogue:
+    """Claims of one or more catalogue directories.
+
+    ``load()`` is gradcore's built-in catalogue; ``load(extra=(dir,))`` adds a downstream
+    project's catalogue to it (the default for ``--catalogue`` and the ``gradcore_catalogue``
+    ini key); ``builtin=False`` reads only the given directories. ``load(dir)`` reads just
+    ``dir`` (as before). A claim id may be defined once across all of them.
+    """
+    dirs = [Path(directory)] if directory is not None else []
+    if builtin or (builtin is None and directory is None):
+        dirs.insert(0, DEFAULT_DIR)
+    dirs += [Path(d) for d in extra]
+    dirs = list(dict.fromkeys(d.resolve() for d in dirs))
+    claims: dict[str, Claim] = {}
+    for d in dirs:
+        _load_directory(d, claims)
+    return Catalogue(claims, tuple(dirs))
