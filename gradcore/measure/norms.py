@@ -256,11 +256,14 @@ def _sigma_min(x: torch.Tensor) -> float:
 
 
 def _jacobian_norm(make: Any, x: torch.Tensor) -> float:
-    """‖∂layer(x)/∂x‖₂ over the whole batch; ∞ when the Jacobian is not finite (an explosion or a
-    NaN born of a division by a vanishing spread: either way no gain to report as small)."""
+    """‖∂layer(x)/∂x‖₂ over the whole batch; ∞ when the output or the Jacobian is not finite (an
+    explosion or a NaN born of a division by a vanishing spread: either way no gain to report as small)."""
     layer = _layer(make, x.shape[1], x.dtype, str(x.device))
+    with torch.no_grad():
+        finite_out = bool(torch.isfinite(layer(x)).all())
+    # A layer whose output is NaN may still have a finite (e.g. zero) Jacobian: unmeasurable, ∞.
     jac = jacobian(lambda t: layer(t), x).detach()
-    return spectral_norm(jac) if bool(torch.isfinite(jac).all()) else math.inf
+    return spectral_norm(jac) if finite_out and bool(torch.isfinite(jac).all()) else math.inf
 
 
 @recipe
