@@ -88,14 +88,17 @@ class Measurement:
         Exact and rounding: 0 (a rounding residual is guarded by its bound instead).
         Numeric and search: ``conditioning`` × 64 ulp of the dtype at the value's scale
         (a search bound may only move the worse way by that much). Statistical: the
-        interval's half-width.
+        interval's half-width, at least the numeric tolerance (every seed may give the same
+        value, e.g. an orthogonal chain's exact gain, and a zero-width interval must not ask
+        for bit equality across thread counts).
         """
-        if self.kind is Kind.STATISTICAL and self.interval is not None:
-            return 0.5 * (self.interval[1] - self.interval[0])
-        if self.kind not in (Kind.NUMERIC, Kind.SEARCH) or not math.isfinite(self.value):
+        if self.kind not in (Kind.NUMERIC, Kind.SEARCH, Kind.STATISTICAL) or not math.isfinite(self.value):
             return 0.0
         eps = EPS.get(self.dtype or "float64", EPS["float64"])
-        return 64 * eps * self.conditioning * max(abs(self.value), 1e-300)
+        numeric = 64 * eps * self.conditioning * max(abs(self.value), 1e-300)
+        if self.kind is Kind.STATISTICAL and self.interval is not None:
+            return max(0.5 * (self.interval[1] - self.interval[0]), numeric)
+        return numeric
 
     def fields(self) -> dict[str, Any]:
         """The measurement-kind fields a recorded constant carries (results schema)."""
