@@ -96,10 +96,11 @@ def test_initialiser_constants_match_the_formula(device):
     bad = check_technique(T.fixed_std_init, device=device)
     assert bad.kind == "initialiser" and not bad.ok
     fan = _clause(bad, "fan-scaling")
-    assert fan.constants["n·Var(W), n=512"] == pytest.approx(512 * 0.05 ** 2, rel=0.05)
-    assert abs(fan.constants["exponent p in Var(W) ∝ n^p"]) < 0.1
+    # the clause's constants are Measurements (their value is the number)
+    assert float(fan.constants["n·Var(W), n=512"]) == pytest.approx(512 * 0.05 ** 2, rel=0.05)
+    assert abs(float(fan.constants["exponent p in Var(W) ∝ n^p"])) < 0.1
     good = check_technique(T.lecun_normal, device=device)
-    assert good.ok and _clause(good, "fan-scaling").constants["n·Var(W), n=512"] == pytest.approx(1.0, rel=0.05)
+    assert good.ok and float(_clause(good, "fan-scaling").constants["n·Var(W), n=512"]) == pytest.approx(1.0, rel=0.05)
 
 
 def test_residual_attention_recurrent_contracts(device):
