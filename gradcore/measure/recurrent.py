@@ -52,11 +52,15 @@ def over_seeds(values: Sequence[float], *, device: str, sizes: dict[str, Any]) -
 
 def step_rate(step: R.Step, s0: torch.Tensor, T: int, start: int,
               grad_output: torch.Tensor | None = None) -> float:
-    """Per-step rate of ‖∂L/∂s_{T−k}‖ in k, fitted from k = ``start`` (geometric mean over a batch).
+    """Per-step rate of ‖∂L/∂s_{T−k}‖ in k, fitted from k = ``start`` (geometric mean over a batch)."""
+    return norms_rate(R.bptt_gradient_norms(step, s0, T, grad_output=grad_output).flip(0), start)
+
+
+def norms_rate(norms: torch.Tensor, start: int) -> float:
+    """The per-step rate of BPTT norms indexed by steps back (a batch: their geometric mean).
 
     A non-finite norm is an explosion (rate inf); a norm that underflowed to 0 a vanished gradient (0).
     """
-    norms = R.bptt_gradient_norms(step, s0, T, grad_output=grad_output).flip(0)
     if not bool(torch.isfinite(norms).all()):
         return math.inf
     if not bool((norms > 0).all()):
@@ -384,8 +388,10 @@ def _forget_bias(cell: Any, hidden: int, bias: float) -> None:
         cell.bias_hh[hidden:2 * hidden] = 0.0
 
 
-def cell_rate_value(cell: Any, input_size: int, hidden: int, T: int, batch: int, seed: int, state_std: float,
-                    forget_bias: float | None, start: int, device: str) -> float:
+@functools.lru_cache(maxsize=64)
+def _cell_norms(cell: Any, input_size: int, hidden: int, T: int, batch: int, seed: int, state_std: float,
+                forget_bias: float | None, device: str) -> torch.Tensor:
+    """BPTT norms (steps back × batch) of a cell initialised from ``seed``, inputs then h_0 drawn from it."""
     with seeded(seed):                              # the cell's own default init, from `seed`
         c = build_cell(cell, input_size, hidden, device)
     if forget_bias is not None:
@@ -396,7 +402,7 @@ def cell_rate_value(cell: Any, input_size: int, hidden: int, T: int, batch: int,
     width = 2 * hidden if pair else hidden
     s0 = (state_std * torch.randn(batch, width, generator=g, dtype=F64) if state_std else
           torch.zeros(batch, width, dtype=F64)).to(device)
-    return step_rate(cell_stepper(c, xs, hidden, pair), s0, T, start)
+    return R.bptt_gradient_norms(cell_stepper(c, xs, hidden, pair), s0, T).flip(0).detach()
 
 
 @recipe
@@ -405,13 +411,24 @@ def cell_bptt_rate(*, cell: Any = "GRUCell", input_size: int = 8, hidden: int = 
                    start: int = 10, device: str = "cpu") -> Measurement:
     """GATE-05, contract ``bptt-*``: mean over seeds of the BPTT per-step rate of a recurrent cell.
 
-    Per seed: the cell initialised from the seed, inputs x ~ N(0, I) of shape (T, batch, input)
-    then the initial state (0, or state_std·N(0, I)) from a generator of that seed; the rate is
-    fitted to the batch's geometric-mean norm from ``start`` steps back (∂L/∂s_T = 1/√width).
+    ``cell``: a torch cell name (``"GRUCell"``), or a factory ``(input_size, hidden) -> cell`` or a
+    module (``Given``) whose ``cell(x, h)`` returns h, or (h, c) for a pair state. Per seed: the cell
+    initialised from the seed, inputs x ~ N(0, I) of shape (T, batch, input) then the initial state
+    (0, or state_std·N(0, I)) from a generator of that seed; the rate is fitted to the batch's
+    geometric-mean norm from ``start`` steps back (∂L/∂s_T = 1/√width).
     """
-    rates = [cell_rate_value(cell, input_size, hidden, T, batch, s, state_std, forget_bias, start, device)
+    rates = [norms_rate(_cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device), start)
              for s in seeds]
     sizes = {"hidden": hidden, "input": input_size, "T": T, "batch": batch, "seeds": len(seeds)}
     if not all(math.isfinite(r) for r in rates):     # an exploded seed: the mean rate is inf
         return Measurement(math.inf, Kind.NUMERIC, F64, device, sizes)
     return over_seeds(rates, device=device, sizes=sizes)
+
+
+def cell_bptt_curve(*, cell: Any, input_size: int, hidden: int, T: int, batch: int, seeds: tuple[int, ...],
+                    state_std: float = 0.0, forget_bias: float | None = None, start: int = 10,
+                    device: str = "cpu") -> list[float]:
+    """Mean over seeds of the batch's geometric-mean BPTT norm, k = 0…T steps back, for a figure."""
+    curves = [_cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device).log().mean(1).exp()
+              for s in seeds]
+    return torch.stack(curves).mean(0).tolist()
