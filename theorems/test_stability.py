@@ -4,8 +4,6 @@
 Every number is measured by a recipe of gradcore.measure.stability (products, singular values)
 or gradcore.measure.euler (Euler as a linear RNN); searches score structured candidates.
 """
-import math
-
 import numpy as np
 import pytest
 import torch

@@ -352,7 +352,6 @@ def elman_bptt_rate(*, quantity: str = "rate", n: int = 64, gain: float = 2.0, d
 
 # ---------------------------------------------------------------- cells: torch's and a user's
 
-Cell = Callable[..., Any]
 _TORCH_CELLS = {"RNNCell": nn.RNNCell, "GRUCell": nn.GRUCell, "LSTMCell": nn.LSTMCell}
 
 
@@ -405,6 +404,16 @@ def _cell_norms(cell: Any, input_size: int, hidden: int, T: int, batch: int, see
     return R.bptt_gradient_norms(cell_stepper(c, xs, hidden, pair), s0, T).flip(0).detach()
 
 
+def cell_norms(cell: Any, *args: Any) -> torch.Tensor:
+    """:func:`_cell_norms`, cached when the cell (a name, a class, a module) can be a cache key."""
+    try:
+        return _cell_norms(cell, *args)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        return _cell_norms.__wrapped__(cell, *args)
+
+
 @recipe
 def cell_bptt_rate(*, cell: Any = "GRUCell", input_size: int = 8, hidden: int = 32, T: int = 60, batch: int = 16,
                    seeds: tuple[int, ...] = (0, 1, 2), state_std: float = 0.0, forget_bias: float | None = None,
@@ -417,7 +426,7 @@ def cell_bptt_rate(*, cell: Any = "GRUCell", input_size: int = 8, hidden: int = 
     (0, or state_std·N(0, I)) from a generator of that seed; the rate is fitted to the batch's
     geometric-mean norm from ``start`` steps back (∂L/∂s_T = 1/√width).
     """
-    rates = [norms_rate(_cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device), start)
+    rates = [norms_rate(cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device), start)
              for s in seeds]
     sizes = {"hidden": hidden, "input": input_size, "T": T, "batch": batch, "seeds": len(seeds)}
     if not all(math.isfinite(r) for r in rates):     # an exploded seed: the mean rate is inf
@@ -429,6 +438,6 @@ def cell_bptt_curve(*, cell: Any, input_size: int, hidden: int, T: int, batch: i
                     state_std: float = 0.0, forget_bias: float | None = None, start: int = 10,
                     device: str = "cpu") -> list[float]:
     """Mean over seeds of the batch's geometric-mean BPTT norm, k = 0…T steps back, for a figure."""
-    curves = [_cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device).log().mean(1).exp()
+    curves = [cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device).log().mean(1).exp()
               for s in seeds]
     return torch.stack(curves).mean(0).tolist()

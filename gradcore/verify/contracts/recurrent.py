@@ -91,8 +91,9 @@ _REBIND = "from gradcore.measure import Given\nmake = Given(make, 'make')"
 
 def _rate(s: RecurrentSubject, settings: Settings) -> Measurement:
     """The BPTT per-step rate recipe (the one GATE-05 uses) on the subject, one seed per profile seed."""
-    return cell_bptt_rate(cell=Given(s.make_obj, "make", f"{s.setup}\n{_REBIND}"), input_size=INPUT, hidden=HIDDEN, T=STEPS,
-                          batch=1, seeds=tuple(settings.seed + 50 + k for k in range(settings.seeds)),
+    return cell_bptt_rate(cell=Given(s.make_obj, "make", f"{s.setup}\n{_REBIND}"), input_size=INPUT,
+                          hidden=HIDDEN, T=STEPS, batch=1,
+                          seeds=tuple(settings.seed + 50 + k for k in range(settings.seeds)),
                           state_std=0.1, start=START, device=settings.device)
 
 
