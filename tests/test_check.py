@@ -116,7 +116,7 @@ def test_residual_attention_recurrent_contracts(device):
     rnn = check_technique(T.LeakyCell, device=device)
     assert rnn.kind == "recurrent" and rnn.ok
     # the leaky cell's step Jacobian is 0.95·I + 0.05·D W: its factor sits just below 0.95 + 0.05
-    assert 0.9 < _clause(rnn, "bptt-no-explosion").constants["per-step factor"] < 1.0
+    assert 0.9 < float(_clause(rnn, "bptt-no-explosion").constants["per-step factor"]) < 1.0
 
 
 @pytest.mark.parametrize("obj, kind, message", [
