@@ -10,6 +10,7 @@ from gradcore.measure import Given, Kind
 from gradcore.measure import derivative as D
 from gradcore.measure import saturation as S
 from gradcore.testing import check_technique
+from gradcore.verify.check import load_object
 from gradcore.verify.reproduce import run
 
 
@@ -37,7 +38,7 @@ def test_sympy_extremum_is_exact_where_the_value_is():
     at = D.derivative_extremum(activation="gelu", method="sympy", quantity="argmax")
     assert at.value == math.sqrt(2)
     low = D.derivative_extremum(activation="gelu", method="sympy", extremum="inf", absolute=False)
-    assert low.value == pytest.approx(-float(sp.N(exact - 1, 30)), abs=1e-15)   # GELU' is 1 - GELU'(-x)... at ∓√2
+    assert low.value == pytest.approx(1 - float(sp.N(exact, 30)), abs=1e-15)   # GELU'(−x) = 1 − GELU'(x)
     tail = D.derivative_extremum(activation="tanh", method="sympy", extremum="inf")
     assert (tail.value, tail.kind) == (0.0, Kind.EXACT)
 
@@ -50,10 +51,11 @@ def test_search_bound_and_its_reproduction():
 
 
 def test_user_object_as_given():
-    f = Given(lambda x: 2 * torch.tanh(x), "f", "import torch\nf = lambda x: 2 * torch.tanh(x)")
+    setup = "import torch\nfrom gradcore.measure import Given\nf = Given(lambda x: 2 * torch.tanh(x), 'f')"
+    f = Given(lambda x: 2 * torch.tanh(x), "f", setup)
     m = D.derivative_extremum(activation=f)
     assert m.value == pytest.approx(2.0, abs=1e-12)
-    assert "f = lambda x: 2 * torch.tanh(x)" in m.reproduction and run(m.reproduction) == m.value
+    assert setup in m.reproduction and run(m.reproduction) == m.value
 
 
 def test_saturation_edges_match_closed_forms():
@@ -73,6 +75,14 @@ def test_nan_outside_the_smoke_range_is_an_explosion():
     bound = _clause(res, "derivative-bound")
     assert bound.verdict == "violated" and math.isinf(float(bound.constants["sup|f'| (search)"]))
     assert abs(bound.counterexample["x"]) > 10 and "not finite" in bound.note
+
+
+def test_a_checked_techniques_snippet_runs():
+    from gradcore.verify.check import check
+
+    res = check(load_object("tests.test_measure_activation:nan_far"), spec="tests.test_measure_activation:nan_far",
+                compare=False)
+    assert math.isinf(run(_clause(res, "derivative-bound").counterexample["snippet"]))
 
 
 def test_constant_activation_has_zero_derivative():

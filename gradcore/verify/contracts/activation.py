@@ -83,13 +83,17 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
 
 
 def _recipe_argument(obj: Any, setup: str) -> str | Given:
-    """A built-in goes to the recipes by its registry name, anything else as Given bound to ``f``."""
+    """A built-in goes to the recipes by its registry name, anything else as Given bound to ``f``.
+
+    The setup rebinds ``f`` as a Given too: a recipe called with the bare object could not
+    write its own reproduction, so the generated snippet would not run.
+    """
     from ... import activations
 
     name = getattr(obj, "name", None)
     if isinstance(name, str) and activations.REGISTRY.get(name) is obj:
         return name
-    return Given(obj, "f", setup)
+    return Given(obj, "f", f"{setup}\nfrom gradcore.measure import Given\nf = Given(f, 'f')")
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> ActivationSubject:
