@@ -219,8 +219,9 @@ def _searched_extremum(activation: Any, extremum: str, absolute: bool, lo: float
         return table[x] if x in table else batch([x])[0]
 
     search = maximize if extremum == "sup" else minimize
-    found = search(st.floats(lo, hi, allow_nan=False, allow_infinity=False), objective,
-                   candidates=candidates, **hypothesis_overrides(profile))
+    with pinned(profile):
+        found = search(st.floats(lo, hi, allow_nan=False, allow_infinity=False), objective,
+                       candidates=candidates, **hypothesis_overrides(profile))
     if spacing == "linear" and math.isfinite(found.value):
         found = _zoom(found, batch, (hi - lo) / max(points - 1, 1), extremum)
     x = float(torch.tensor(found.example, dtype=torch.float64).to(dt))  # the point as evaluated
@@ -241,6 +242,14 @@ def _zoom(found: Any, batch: Callable[[list[float]], list[float]], step: float, 
                           f"zoom around {found.source}")
         step /= 1000
     return found
+
+
+def pinned(profile: str) -> Any:
+    """Draw as ``profile`` does in gradcore's own runs, whatever else this interpreter has imported
+    (so a reproduction run in a fresh interpreter finds the same examples)."""
+    from ..verify import profiles
+
+    return profiles.pinned_generation(profile)
 
 
 def hypothesis_overrides(profile: str) -> dict[str, Any]:

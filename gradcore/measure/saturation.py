@@ -17,8 +17,8 @@ import sympy as sp
 import torch
 
 from ..errors import InputError
-from .derivative import (DPS, RANGE, X, derivative, expr_of, fn_of, hypothesis_overrides, memo, mp_eval, roots,
-                         slope, tail, torch_dtype)
+from .derivative import (DPS, RANGE, X, derivative, expr_of, fn_of, hypothesis_overrides, memo, mp_eval, pinned,
+                         roots, slope, tail, torch_dtype)
 from .measurement import Kind, Measurement, recipe
 
 SIDES = ("left", "right")
@@ -195,8 +195,9 @@ def output_distance_sup(*, activation: Any, beyond: float = 4.0, to: float = RAN
 
     candidates = grid(beyond, to, points) + grid(-to, -beyond, points)
     table = dict(zip((x for _, x in candidates), distance([x for _, x in candidates])))
-    found = maximize(st.one_of(st.floats(beyond, to), st.floats(-to, -beyond)),
-                     lambda x: table[x] if x in table else distance([x])[0], candidates=candidates,
-                     **hypothesis_overrides(profile))
+    with pinned(profile):
+        found = maximize(st.one_of(st.floats(beyond, to), st.floats(-to, -beyond)),
+                         lambda x: table[x] if x in table else distance([x])[0], candidates=candidates,
+                         **hypothesis_overrides(profile))
     return found.bound(dtype=torch.float64, device=device,
                        sizes={"domain": f"{beyond} ≤ |x| ≤ {to}", "grid points": 2 * points, "profile": profile})

@@ -1,11 +1,13 @@
 """Contract for an activation function f: derivative bound, saturation, depth behaviour.
 
-Claims (catalogue ACT/SAT/DEPTH): 000 §主要“罪魁祸首” "Sigmoid、Tanh、ReLU 这些常用激活
-函数的导数都小于或等于1"; 004 §3.3.1 saturation regions S = {|σ'(x)| < ε} and the
-per-layer transfer factor λ; 004 §3.3.5 原则3.3.1 (avoid saturation). Every constant is
-measured on the subject: sup |f'| symbolically when a sympy form is given and by
-Hypothesis search plus a dense grid always; λ through a deep network at the init the
-subject recommends (or, if it names none, the standard one that suits it best).
+Claims (catalogue ACT/SAT/DEPTH; 000 §主要“罪魁祸首”, 004 §3.3.1 and §3.3.5): sup |f'| ≤ 1,
+saturation regions S = {|f'(x)| < ε}, the per-layer transfer factor λ. The derivative and
+saturation clauses call the recipes of :mod:`gradcore.measure.derivative` and
+:mod:`gradcore.measure.saturation` on the subject (a built-in by its registry name, a
+user's object as ``Given``) — the same recipes ACT-03 and the SAT theorems measure with:
+sup |f'| symbolically when a sympy form is given and by search always (a non-finite f or
+f' anywhere in the probed domain is an explosion); λ through a deep network at the init
+the subject recommends (or, if it names none, the standard one that suits it best).
 """
 from __future__ import annotations
 
