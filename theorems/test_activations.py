@@ -150,6 +150,6 @@ def test_relu_has_no_zero_derivative(claim, device):
     share = S.sampled_derivative_share(activation="relu", device=device)
     claim.check("share of z~N(0,1) with relu'(z) = 0 (gradient saturation, Def. 3.3.2)", claimed=0.0,
                 measured=share, atol=0.0)
-    claim.correct(f"ReLU' = 0 on the whole half-line x ≤ 0 ({share:.3f} of N(0,1) inputs, e.g. x = {zero:g}): "
+    claim.correct(f"ReLU' = 0 on the whole half-line x ≤ 0 ({share:.3f} of N(0,1) inputs, e.g. x = {at:g}): "
                   f"ReLU is free of saturation only on x > 0; Leaky ReLU/PReLU/ELU are the variants with non-zero "
                   f"derivative")

@@ -56,6 +56,8 @@ def test_sigmoid_saturation_region_solvable(claim):
         claim.check(f"x₁ = −x₂ at ε = {label} (σ' even)", claimed=-x2.value, measured=x1, atol=1e-12)
         claim.check(f"σ' < ε exactly beyond x₂ at ε = {label} (torch)", claimed=eps, relation="<", atol=0.0,
                     measured=D.derivative_at(activation="sigmoid", x=1.01 * x2.value))
+        claim.check(f"σ' > ε just inside x₂ at ε = {label} (torch)", claimed=eps, relation=">", atol=0.0,
+                    measured=D.derivative_at(activation="sigmoid", x=0.99 * x2.value))
     # Search every ε > 0 for one where σ'(x) = ε does not have two solutions.
     bad = find_counterexample(st.floats(1e-6, 10.0), lambda e: S.crossings("sigmoid", e) != 2)
     claim.check("every ε > 0 gives two solutions x₁ < x₂ (Hypothesis)", claimed=2, atol=0,
