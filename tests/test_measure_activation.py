@@ -92,3 +92,12 @@ def test_constant_activation_has_zero_derivative():
     sat = _clause(res, "saturation")
     assert sat.verdict == "violated" and float(sat.constants["saturated share of [-40, 40]"]) == 1.0
     assert D.derivative_at(activation=Given(constant, "f"), x=1.0).value == 0.0
+
+
+def test_a_search_keeps_an_infinite_score():
+    from hypothesis import strategies as st
+
+    from gradcore.verify.search import maximize
+
+    found = maximize(st.floats(0, 1), lambda x: math.inf if x > 0.5 else x, candidates=[("end", 1.0)])
+    assert math.isinf(found.value) and found.source == "end"
