@@ -44,7 +44,11 @@ def layer_gradients(model_layers: Sequence[Layer], x: Tensor, loss: Loss = sum_l
     hs = [x.detach().clone().requires_grad_(True)]
     for layer in layers:
         hs.append(layer(hs[-1]))
-    return list(torch.autograd.grad(loss(hs[-1]), hs))
+    out = loss(hs[-1])
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        return [torch.zeros_like(h) for h in hs]   # the loss does not depend on x: every gradient is 0
+    grads = torch.autograd.grad(out, hs, allow_unused=True)
+    return [torch.zeros_like(h) if g is None else g for h, g in zip(hs, grads)]
 
 
 def layer_gradient_norms(model_layers: Sequence[Layer], x: Tensor, loss: Loss = sum_loss) -> Tensor:

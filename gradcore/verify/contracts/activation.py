@@ -47,8 +47,11 @@ class ActivationSubject:
 def derivative(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """f'(x) elementwise by autograd (f is elementwise, so the VJP with ones is f')."""
     x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(fn(x).sum(), x)
-    return g.detach()
+    y = fn(x)
+    if not (isinstance(y, torch.Tensor) and y.requires_grad):
+        return torch.zeros_like(x.detach())   # f does not depend on x (a constant): f' = 0
+    (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+    return torch.zeros_like(x.detach()) if g is None else g.detach()
 
 
 # --- building the subject ---------------------------------------------------------------
@@ -102,12 +105,23 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
         raise CheckError(f"activation changed the shape: input {tuple(x.shape)}, output {tuple(y.shape)}")
     if not bool(torch.isfinite(y).all()):
         raise CheckError("activation returned non-finite values on inputs in [-3, 3]")
+    _finite_on_domain(fn, settings)
     x2 = x.clone()
     x2[0, 0] += 0.5
     changed = (fn(x2) - y).abs() > 1e-12
     changed[0, 0] = False
     if bool(changed.any()):
         raise CheckError("not elementwise: changing one input entry changed other outputs")
+
+
+def _finite_on_domain(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> None:
+    """One-line CheckError unless f is finite on the whole interval the clauses probe."""
+    grid = torch.linspace(-RANGE, RANGE, 8001, dtype=torch.float64, device=settings.device)
+    bad = ~torch.isfinite(fn(grid))
+    if bool(bad.any()):
+        x = float(grid[bad.nonzero()[0, 0]])
+        raise CheckError(f"activation returned non-finite values on the probed domain [-{RANGE:g}, {RANGE:g}], "
+                         f"first at x = {x:.4g}")
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> ActivationSubject:

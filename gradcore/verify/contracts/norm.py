@@ -9,6 +9,7 @@ vanishing/exploding gradients. The subject is a factory ``width -> nn.Module`` a
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +103,9 @@ def _stateless(m: nn.Module) -> nn.Module:
 
 def _jac_norm(s: NormSubject, x: torch.Tensor) -> float:
     m = _stateless(s.make(x.shape[1], x.dtype))
-    return spectral_norm(jacobian(lambda t: m(t), x).detach())
+    jac = jacobian(lambda t: m(t), x, check_finite=False).detach()
+    # A layer whose output or Jacobian is NaN/inf at a valid input has no bound at all.
+    return spectral_norm(jac) if bool(torch.isfinite(jac).all()) else math.inf
 
 
 def _sigma_min(x: torch.Tensor) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...stats import mean_ci
+from ._stack import factor_of, summarise
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
 
 KIND = "recurrent"
@@ -95,7 +95,7 @@ def looks_like(obj: Any, settings: Settings) -> bool:
 
 
 def _rates(s: RecurrentSubject, settings: Settings) -> tuple[float, float, float, list[float]]:
-    from ... import probes, recurrent
+    from ... import recurrent
 
     rates = []
     for k in range(settings.seeds):
@@ -105,9 +105,8 @@ def _rates(s: RecurrentSubject, settings: Settings) -> tuple[float, float, float
         pair = _wants_pair(cell) or smoke(s.make, settings) == 2 * HIDDEN
         s0 = settings.randn(1, 2 * HIDDEN if pair else HIDDEN, offset=70 + k) * 0.1
         norms = recurrent.bptt_gradient_norms(_step(cell, xs, HIDDEN), s0, STEPS)[:, 0]
-        dead = not bool((norms > 0).all() and torch.isfinite(norms).all())
-        rates.append(0.0 if dead else probes.transfer_factor(norms).geometric)
-    m, lo, hi = mean_ci(rates)
+        rates.append(factor_of(norms))
+    m, lo, hi = summarise(rates)
     return m, lo, hi, rates
 
 
