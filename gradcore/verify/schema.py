@@ -97,9 +97,21 @@ def _describe(error: ValidationError) -> str:
     return f"{shown} violates {error.validator} {json.dumps(rule, default=repr)[:60]}"
 
 
+def _curve_lengths(doc: dict[str, Any]) -> list[str]:
+    """What JSON Schema cannot say: each curve has as many x as y values."""
+    out = []
+    for c in doc["claims"]:
+        for i, s in enumerate(c.get("series", [])):
+            if len(s["x"]) != len(s["y"]):
+                out.append(f"claim {c['id']}, field series[{i}]: x has {len(s['x'])} values, y has {len(s['y'])}")
+    return out
+
+
 def errors(doc: Any) -> list[str]:
     """Every schema violation in ``doc``, one line each, naming the claim and field."""
     found = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    if not found:
+        return _curve_lengths(doc)
     return [f"{_where(doc, list(e.absolute_path))}: {_describe(e)}" for e in found]
 
 
