@@ -325,8 +325,8 @@ def test_a_technique_that_hangs_is_stopped_by_the_time_limit(capsys, tmp_path):
 
     start = time.perf_counter()
     status, out, _ = run(capsys, "check", f"{SPEC}:slow_on_big_inputs", "--kind", "activation", "--no-compare",
-                         "--time-limit", "2", "--out", tmp_path)
+                         "--time-limit", "20", "--out", tmp_path)
     assert time.perf_counter() - start < 120
-    assert status == 2 and "time limit of 2 s" in out
+    assert status == 2 and "time limit of 20 s" in out
     doc = json.loads((tmp_path / "slow_on_big_inputs.json").read_text())
     assert doc["unmeasured"] == ["derivative-bound"] and doc["violations"] == []
