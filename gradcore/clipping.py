@@ -70,7 +70,7 @@ def _norm_type(p: object) -> float:
 
 def total_norm(grads: Grads, norm_type: float = 2.0) -> float:
     """Global norm of all gradients viewed as one vector (``torch.nn.utils.get_total_norm``)."""
-    items, _ = _grad_list(grads)
+    items, _ = _grad_list(grads, finite=True)   # a NaN entry would make the norm a silent NaN
     return float(nn_utils.get_total_norm(items, _norm_type(norm_type)))
 
 
