@@ -17,17 +17,15 @@ import pytest
 from gradcore.errors import UsageError
 from gradcore.verify import atomic, cli, results
 
+from .cli_helpers import small_results
+
 ROOT = Path(__file__).resolve().parent.parent
 PNG_START, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
 
 
 @pytest.fixture
 def results_file(tmp_path) -> Path:
-    doc = json.loads((ROOT / "reports" / "results.json").read_text(encoding="utf-8"))
-    doc["claims"] = [c for c in doc["claims"] if c.get("series")][:12]
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    return path
+    return small_results(tmp_path, 12, keep=lambda c: bool(c.get("series")))   # with figures to draw
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from gradcore.errors import InputError, MeasurementError
 from gradcore.verify import cli, profiles
 from gradcore.verify.contracts import Clause, activation
 
+from .cli_helpers import run, small_results
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "tests.hostile_techniques"
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -26,17 +28,7 @@ ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 
 @pytest.fixture
 def results_file(tmp_path) -> Path:
-    doc = json.loads((ROOT / "reports" / "results.json").read_text(encoding="utf-8"))
-    doc["claims"] = doc["claims"][:3]
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
-def run(capsys, *argv):
-    status = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return status, out.out, out.err
+    return small_results(tmp_path)
 
 
 def one_line_error(err: str) -> bool:
