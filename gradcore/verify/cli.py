@@ -231,7 +231,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{entry['id']}  {entry['title']}")
     print(f"verdict: {VERDICT_MARK.get(entry.get('verdict'), 'not run')}  (expected {entry['expected_verdict']})")
-    for s in entry["sources"]:
+    for s in entry.get("sources", []):
         print(f"source: {s['file']} — {s['section']}\n  「{s['quote']}」")
     print(f"checked: {entry['statement']}\nmethod: {entry['method']}")
     for a in entry.get("assumptions", []):
