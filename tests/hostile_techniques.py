@@ -1,6 +1,7 @@
 """Techniques a careless or hostile user might hand to `gradcore check` (tests only)."""
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
@@ -54,3 +55,14 @@ class NaNBeyondDepth(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-5)
         return torch.where(x.abs().amax() > 1e3, torch.full_like(y, float("nan")), y)
+
+
+def exits(x: torch.Tensor) -> torch.Tensor:
+    sys.exit(3)
+
+
+def exits_on_big_inputs(x: torch.Tensor) -> torch.Tensor:
+    """ReLU that calls sys.exit inside a clause (not in the smoke test)."""
+    if x.numel() > 20000:
+        sys.exit(0)
+    return torch.relu(x)

@@ -236,6 +236,14 @@ def test_check_of_a_module_that_exits_on_import(capsys, module):
     assert status == 2 and one_line_error(err) and "sys.exit" in err
 
 
+def test_check_of_a_technique_that_calls_sys_exit(capsys, tmp_path):
+    status, _, err = run(capsys, "check", f"{SPEC}:exits", "--kind", "activation", "--no-compare")
+    assert status == 2 and one_line_error(err) and "sys.exit(3)" in err
+    status, out, _ = run(capsys, "check", f"{SPEC}:exits_on_big_inputs", "--kind", "activation", "--no-compare",
+                         "--out", tmp_path)
+    assert status == 1 and "sys.exit(0)" in out   # the technique failed inside a clause: a violation
+
+
 @pytest.mark.parametrize("name", ["huge", "expo"])
 def test_exploding_gradients_are_explosion_not_zero(capsys, tmp_path, name):
     status, out, _ = run(capsys, "check", f"{SPEC}:{name}", "--no-compare", "--out", tmp_path)

@@ -159,8 +159,9 @@ def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult
         raise
     except GradcoreError as e:
         return _unmeasured(clause, str(e), start)
-    except Exception as e:
-        error = f"{type(e).__name__}: {e}".splitlines()[0]
+    except (Exception, SystemExit) as e:   # a technique calling sys.exit must not end gradcore
+        error = f"{type(e).__name__}: {e}".splitlines()[0] if not isinstance(e, SystemExit) \
+            else f"it called sys.exit({e.code!r})"
         if not raised_by_technique(e):
             return _unmeasured(clause, f"gradcore failed while measuring: {error}", start)
         out = Outcome(False, {}, {"error": error}, note=f"the technique raised while measured: {error}")
@@ -180,6 +181,8 @@ def prepare(make: Callable[[], Any], settings: Settings, what: str) -> Any:
         raise CheckError(str(e)) from None
     except GradcoreError as e:
         raise CheckError(f"{what}: {e}") from None
+    except SystemExit as e:
+        raise CheckError(f"{what}: the technique called sys.exit({e.code!r})") from None
     except Exception as e:
         raise CheckError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
