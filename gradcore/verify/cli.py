@@ -170,9 +170,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     status = subprocess.call(_verify_command(args))
     if status not in (0, 1):   # pytest: 2 interrupted, 3 internal error, 4 usage error, 5 no tests
         raise UsageError(f"pytest exited with status {status}; no results written (see its output above)")
-    if _stamp(args.results) == before:
+    if _stamp(args.results) == before:   # never re-render a stale file as if it were this run's
+        if status == 1:
+            print(f"gradcore: every selected theorem failed, so {args.results} was not rewritten", file=sys.stderr)
+            return FAILED
         raise UsageError(f"no claim was measured, so {args.results} was not rewritten "
-                         "(every selected theorem failed or was skipped; see the pytest output above)")
+                         "(every selected theorem was skipped or deselected; see the pytest output above)")
     doc = _read(args.results)
     out, n = report.write_markdown(doc, md)
     print(report.terminal_summary(doc))
