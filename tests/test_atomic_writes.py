@@ -17,7 +17,7 @@ import pytest
 from gradcore.errors import UsageError
 from gradcore.verify import atomic, cli, results
 
-from .cli_helpers import small_results
+from .cli_helpers import project, small_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_START, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
@@ -92,36 +92,6 @@ def test_same_file_sees_through_links_and_relative_paths(tmp_path, monkeypatch):
 
 
 # --- subset runs never drop claims --------------------------------------------------------
-
-CATALOGUE = "".join(f'''
-[[claim]]
-id = "T-0{i}"
-title = "claim {i}"
-statement = "{i} is {i}"
-method = "symbolic"
-expected_verdict = "verified"
-[[claim.sources]]
-file = "f.txt"
-section = "s"
-quote = "q"
-''' for i in (1, 2, 3))
-
-
-def theorem(i: int, sleep: float = 0.0) -> str:
-    return (f'import time, pytest\n\n@pytest.mark.claim("T-0{i}")\ndef test_{i}(claim):\n'
-            f'    time.sleep({sleep})\n    claim.check("value", claimed={i}, measured={i})\n'
-            f'    claim.curve("fig", "line", [1, 2, 3], [1.0, 2.0, 3.0], xlabel="x", ylabel="y")\n')
-
-
-def project(root: Path, sleep: float = 0.0) -> None:
-    (root / "tox.ini").write_text("[pytest]\naddopts = -p gradcore.verify.plugin -p no:cacheprovider\n"
-                                  "gradcore_catalogue = catalogue\n")
-    (root / "catalogue").mkdir()
-    (root / "catalogue" / "t.toml").write_text(CATALOGUE, encoding="utf-8")
-    (root / "theorems").mkdir()
-    for i in (1, 2, 3):
-        (root / "theorems" / f"test_t{i}.py").write_text(theorem(i, sleep), encoding="utf-8")
-
 
 def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", *args, "--gradcore-results=out/results.json"],

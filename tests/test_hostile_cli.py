@@ -19,7 +19,7 @@ from gradcore.errors import InputError, MeasurementError
 from gradcore.verify import cli, profiles
 from gradcore.verify.contracts import Clause, activation
 
-from .cli_helpers import run, small_results
+from .cli_helpers import project, run, small_results, theorem
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "tests.hostile_techniques"
@@ -68,6 +68,25 @@ def test_verify_cuda_without_cuda_is_an_error_not_a_stale_rerender(capsys, resul
                            "--results", results_file)
     assert status == 2 and one_line_error(err) and "cuda" in err and "wrote" not in out
     assert results_file.read_bytes() == before
+
+
+def test_verify_exit_codes_when_nothing_new_was_measured(tmp_path):
+    """Every selected theorem failing is a verification failure (1); nothing selected is bad usage (2);
+    neither re-renders the stale results file as this run's."""
+    project(tmp_path)
+    verify = [sys.executable, "-m", "gradcore.verify.cli", "verify", "--theorems", "theorems",
+              "--results", "out/results.json", "--no-techniques"]
+    assert subprocess.run(verify, cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    before = (tmp_path / "out" / "results.json").read_bytes()
+    (tmp_path / "theorems" / "test_t1.py").write_text(theorem(1, measured=7), encoding="utf-8")
+    failed = subprocess.run(verify + ["--only", "T-01"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "not rewritten" in failed.stderr and "wrote" not in failed.stdout
+    (tmp_path / "only1").mkdir()
+    (tmp_path / "only1" / "test_t1.py").write_text(theorem(1), encoding="utf-8")
+    nothing = subprocess.run(verify + ["--theorems", "only1", "--only", "T-02"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)   # selects no theorem at all
+    assert nothing.returncode == 2 and "Traceback" not in nothing.stderr and "wrote" not in nothing.stdout
+    assert (tmp_path / "out" / "results.json").read_bytes() == before
 
 
 # --- the guard cannot be silenced by the files it checks ----------------------------------
