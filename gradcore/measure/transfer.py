@@ -22,6 +22,7 @@ from torch import nn
 from .. import _validate as v
 from .. import activations, chains, init as initialisers, norms as norm_layers, probes
 from ..stats import MEAN_METHOD, mean_ci
+from .derivative import callable_of
 from .measurement import Given, Kind, Measurement, recipe
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
@@ -93,9 +94,10 @@ def summary(factors: Sequence[float], *, dtype: str, device: str, sizes: dict[st
 def _activation(activation: str | Callable | None) -> Layer:
     if activation is None:
         return nn.Identity()
-    fn = activations.get(activation) if isinstance(activation, str) else activation
-    act = fn if isinstance(fn, activations.Activation) else activations.Activation("given", fn, None, "")
-    return chains.Elementwise(act)
+    if isinstance(activation, str):
+        return chains.Elementwise(activations.get(activation))
+    # A user's object: its tensor function, as the activation contract reads it (.fn, a module class, ...).
+    return chains.Elementwise(activations.Activation("given", callable_of(activation), None, ""))
 
 
 def _initialiser(init: str | Callable) -> Callable[[torch.Tensor], Any]:

@@ -197,14 +197,13 @@ def _transfer_inits(s: ActivationSubject) -> dict[str, str | Given]:
 
     if s.init_name in initialisers.INITIALISERS:
         return {s.init_name: s.init_name}
-    return {s.init_name: Given(s.init, "init", setup=f"{s.setup}\ninit = f.recommended_init")}
+    # The activation's setup (it comes first in the recipe's reproduction) has bound f as Given(obj, 'f').
+    return {s.init_name: Given(s.init, "init", setup="init = getattr(f, 'obj', f).recommended_init")}
 
 
 def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
     depth, width, batch = 24 * settings.scale, 64 * settings.scale, 32
-    act = Given(s.fn, "act", setup=f"{s.setup}\nfrom gradcore.verify.contracts.activation import _callable_of\n"
-                                   "act = _callable_of(f)")
-    measured = {label: banded_transfer(TRANSFER_BAND, activation=act, init=init, width=width, depth=depth,
+    measured = {label: banded_transfer(TRANSFER_BAND, activation=s.measured, init=init, width=width, depth=depth,
                                        batch=batch, seed=settings.seed, device=settings.device)
                 for label, init in _transfer_inits(s).items()}
     label = min(measured, key=lambda k: abs(math.log(min(max(measured[k].value, 1e-300), 1e300))))

@@ -60,8 +60,15 @@ def looks_like(obj: Any, settings: Settings) -> bool:
         return False
 
 
+def _recipe_argument(s: InitSubject) -> str | Given:
+    """A built-in goes to the recipes by its gradcore.init name, anything else as Given bound to ``init``."""
+    from ... import init as initialisers
+
+    return s.name if initialisers.INITIALISERS.get(s.name) is s.init else Given(s.init, "init", setup=s.setup)
+
+
 def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
-    init = Given(s.init, "init", setup=s.setup)
+    init = _recipe_argument(s)
     slope = fan_exponent(init=init, fans=FANS, seed=settings.seed, device=settings.device)
     constants: dict[str, Any] = {"exponent p in Var(W) ∝ n^p": slope}
     constants.update({f"n·Var(W), n={n}": weight_variance(init=init, n=n, seed=settings.seed + n,
@@ -74,7 +81,7 @@ def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
 
 def variance_preserving(s: InitSubject, settings: Settings) -> Outcome:
     depth, width, batch = 24 * settings.scale, 64 * settings.scale, 32
-    init = Given(s.init, "init", setup=s.setup)
+    init = _recipe_argument(s)
     lams = {act: banded_transfer(TRANSFER_BAND, activation=act, init=init, width=width, depth=depth, batch=batch,
                                  seed=settings.seed, device=settings.device)
             for act in ("relu", "tanh")}
