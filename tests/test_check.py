@@ -14,8 +14,8 @@ import torch
 
 from gradcore.testing import check_technique
 from gradcore.verify import catalogue
-from gradcore.verify.check import load_object
-from gradcore.verify.check_report import comparison_table, markdown, write, write_builtin_tables
+from gradcore.verify.check import load_object, write_builtin_tables
+from gradcore.verify.check_report import comparison_table, markdown, write
 from gradcore.verify.cli import main
 from gradcore.verify.contracts import KINDS, CheckError, contract
 
