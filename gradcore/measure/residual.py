@@ -14,10 +14,9 @@ between CPUs. Numeric values built on such weights carry ``conditioning=DRAWN_F3
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschi
                         residual_stack, safe_scaling)
 from ..stats import MEAN_METHOD, mean_ci, per_seed_slope_ci, proportion_ci
 from .measurement import EPS, Given, Kind, Measurement, recipe
+from .seeding import seeded
 
 F64 = torch.float64
 DTYPES = {"float32": torch.float32, "float64": F64}
@@ -42,21 +42,11 @@ ACT_DERIV: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": lambda z: torch.sigmoid(z) * (1 - torch.sigmoid(z))}
 
 
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Draw from torch's CPU generator seeded with ``seed``, leaving the caller's state untouched
-    (torch's initialisers and a user's factory draw from the global generator)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def _sample(seed: int, width: int, gain: float, activation: str, *, dtype: torch.dtype = F64,
             draws: int = 1) -> tuple[nn.Sequential, list[torch.Tensor]]:
     """A branch drawn from ``seed`` and then ``draws`` N(0, I) vectors from the same stream (CPU)."""
-    with seeded(seed):
-        f = mlp_branch(width, activation=activation, gain=gain, dtype=dtype)
-        return f, [torch.randn(width, dtype=dtype) for _ in range(draws)]
+    (f,), xs = _branches([seed], width, gain, activation, draws, dtype=dtype)
+    return f, xs
 
 
 def _gain(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, g: torch.Tensor) -> float:
@@ -205,15 +195,22 @@ def half_branch_stack_gain(*, blocks: int = 16, width: int = 8, device: str = "c
     return Measurement(ratio, Kind.EXACT, "float64", device, {"width": width, "blocks": blocks})
 
 
+def _branches(seeds: Sequence[int], width: int, gain: float, activation: str, draws: int = 2, *,
+              dtype: torch.dtype = F64) -> tuple[list[nn.Sequential], list[torch.Tensor]]:
+    """Branches drawn one per seed in ``seeds``, then ``draws`` N(0, I) vectors continuing the last
+    seed's stream (CPU)."""
+    with torch.random.fork_rng(devices=[]):
+        branches = []
+        for s in seeds:
+            torch.manual_seed(s)
+            branches.append(mlp_branch(width, activation=activation, gain=gain, dtype=dtype))
+        return branches, [torch.randn(width, dtype=dtype) for _ in range(draws)]
+
+
 def _he_relu_stack(depth: int, seed: int, width: int, device: str) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
     """Residual stack of He-init ReLU branches (branch l drawn from 1000·seed + l) and the x, g drawn
     after it from the same stream."""
-    with torch.random.fork_rng(devices=[]):
-        branches = []
-        for l in range(depth):
-            torch.manual_seed(1000 * seed + l)
-            branches.append(mlp_branch(width, activation="relu", gain=math.sqrt(2), dtype=F64))
-        x, g = torch.randn(width, dtype=F64), torch.randn(width, dtype=F64)
+    branches, (x, g) = _branches([1000 * seed + l for l in range(depth)], width, math.sqrt(2), "relu")
     return residual_stack(Residual(f.to(device)) for f in branches), x.to(device), g.to(device)
 
 
@@ -348,12 +345,7 @@ def safely_scaled_stack_gain(*, beta: float = 0.1, depth: int = 32, width: int =
     blocks (branch l of seed s drawn from 100·s + l; x, g drawn after), with its Student-t interval."""
     logs = []
     for seed in range(seeds):
-        with torch.random.fork_rng(devices=[]):
-            fs = []
-            for l in range(depth):
-                torch.manual_seed(100 * seed + l)
-                fs.append(mlp_branch(width, dtype=F64))
-            x, g = torch.randn(width, dtype=F64), torch.randn(width, dtype=F64)
+        fs, (x, g) = _branches([100 * seed + l for l in range(depth)], width, 1.0, "tanh")
         net = residual_stack(ScaledResidual(f.to(device), safe_scaling(branch_lipschitz_bound(f), beta), beta)
                              for f in fs)
         logs.append(math.log(_gain(net, x.to(device), g.to(device))))
