@@ -151,9 +151,22 @@ def mean_product_order_error(*, width: int = 6, depth: int = 5, seeds: tuple[int
                        interval=(lo, hi), method=MEAN_METHOD, n=len(seeds))
 
 
-def _singular(jac: torch.Tensor, which: str) -> float:
+def _singular(jac: torch.Tensor, which: str, *, device: str, sizes: dict, conditioning: float) -> Measurement:
+    """σ_max or σ_min of a Jacobian whose entries are known to relative precision ``conditioning`` × ulp.
+
+    An entry perturbation moves every σ_i by up to about its size times ‖J‖₂ = σ_max (Weyl), so
+    σ_min's relative precision is σ_max/σ_min times worse; a σ_min below what float64 resolves at
+    the scale of σ_max is a rounding residual, not a number.
+    """
     sv = torch.linalg.svdvals(jac.detach())
-    return float(sv.min() if which == "min" else sv.max())
+    smax, smin = float(sv.max()), float(sv.min())
+    if which == "max":
+        return Measurement(smax, Kind.NUMERIC, "float64", device, sizes, conditioning=conditioning)
+    floor = jac.shape[0] * EPS["float64"] * smax
+    if smin <= floor:
+        return Measurement(smin, Kind.ROUNDING, "float64", device, sizes, bound=floor,
+                           witness=f"below float64's resolution {floor:.1e} at σ_max = {smax:.3g}")
+    return Measurement(smin, Kind.NUMERIC, "float64", device, sizes, conditioning=conditioning * smax / smin)
 
 
 @recipe
@@ -161,8 +174,8 @@ def identity_path_min_gain(*, seed: int, width: int, gain: float, activation: st
                            device: str = "cpu") -> Measurement:
     """RES-05: min over g of ‖(I + F')ᵀg‖/‖g‖ = σ_min(I + F'(x)) for one block."""
     f, (x,) = _sample(seed, width, gain, activation)
-    smin = _singular(block_jacobian(Residual(f.to(device)), x.to(device)), "min")
-    return Measurement(smin, Kind.NUMERIC, "float64", device, {"width": width}, conditioning=DRAWN_F32)
+    return _singular(block_jacobian(Residual(f.to(device)), x.to(device)), "min", device=device,
+                     sizes={"width": width}, conditioning=DRAWN_F32)
 
 
 @recipe
@@ -334,8 +347,8 @@ def scaled_block_norm(*, seed: int, width: int, gain: float, activation: str, be
                       alpha: float | None = None, device: str = "cpu") -> Measurement:
     """RES-07: ‖(1−β)I + αF'(x)‖₂ for one block; ``alpha=None`` takes the safe α = (1 − |1−β|)/Lip(f)."""
     block, x = _scaled_block(seed, width, gain, activation, beta, alpha)
-    norm = _singular(block_jacobian(block.to(device), x.to(device)), "max")
-    return Measurement(norm, Kind.NUMERIC, "float64", device, {"width": width}, conditioning=DRAWN_F32)
+    return _singular(block_jacobian(block.to(device), x.to(device)), "max", device=device, sizes={"width": width},
+                     conditioning=DRAWN_F32)
 
 
 @recipe
@@ -374,7 +387,8 @@ def _per_sample(blocks: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> Cal
     return through
 
 
-def _x(width: int, x_seed: int, device: str) -> torch.Tensor:
+def sample_vector(*, width: int, x_seed: int, device: str = "cpu") -> torch.Tensor:
+    """The probe input x ~ N(0, I) of the user-block recipes, drawn from ``Generator(x_seed)``."""
     return torch.randn(width, generator=torch.Generator().manual_seed(x_seed), dtype=F64).to(device)
 
 
@@ -384,8 +398,9 @@ def user_block_norm(*, make: Given, width: int, seed: int, x_seed: int, device: 
     built by ``make(width)`` from torch's generator seeded with ``seed``."""
     with seeded(seed):
         block = build_block(make, width, device)
-    norm = _singular(jacobian(_per_sample([block]), _x(width, x_seed, device)), "max")
-    return Measurement(norm, Kind.NUMERIC, "float64", device, {"width": width}, conditioning=DRAWN_F32)
+    x = sample_vector(width=width, x_seed=x_seed, device=device)
+    return _singular(jacobian(_per_sample([block]), x), "max", device=device, sizes={"width": width},
+                     conditioning=DRAWN_F32)
 
 
 @recipe
@@ -396,10 +411,10 @@ def user_stack_singular_value(*, make: Given, which: str, width: int, depth: int
     v.choice(which, "which", ("min", "max"))
     with seeded(seed):
         blocks = [build_block(make, width, device) for _ in range(depth)]
-    value = _singular(jacobian(_per_sample(blocks), _x(width, x_seed, device)), which)
-    # σ of a product of `depth` Jacobians: rounding grows with depth (and σ_min with the condition number)
-    return Measurement(value, Kind.NUMERIC, "float64", device, {"width": width, "depth": depth},
-                       conditioning=DRAWN_F32 * depth)
+    x = sample_vector(width=width, x_seed=x_seed, device=device)
+    # the Jacobian of a product of `depth` blocks: entry errors grow with depth
+    return _singular(jacobian(_per_sample(blocks), x), which, device=device, sizes={"width": width, "depth": depth},
+                     conditioning=DRAWN_F32 * depth)
 
 
 @recipe
