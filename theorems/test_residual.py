@@ -46,7 +46,7 @@ def test_residual_jacobian_identity_plus_branch(claim, device):
         found = maximize(BRANCHES, error, candidates=_corners((1, 10), (0.0, 1.0, 3.0)))
         # the searched sup of a rounding residual is itself a rounding residual: only its bound matters
         m = _at(M.branch_jacobian_error, BRANCH, found.example, dtype=dtype, device=device)
-        claim.check("max relative |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| over searched blocks",
+        claim.check(f"max relative |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| over searched blocks, {dtype}",
                     claimed=0.0, measured=m.with_(witness=found.source), atol=m.bound)
 
 
@@ -76,12 +76,12 @@ def test_residual_backward_recursion(claim, device):
 def test_residual_product_order(claim, device):
     """RES-04 (004 §3.3.2 eq 3.3.9): the order of the product of block Jacobians."""
     space = st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(0, 20))
-    order = ("width", "depth", "seed")
-    ex = find_counterexample(space, lambda p: _at(M.product_order_error, order, p, device=device).value > 1e-6)
+    names = ("width", "depth", "seed")
+    ex = find_counterexample(space, lambda p: _at(M.product_order_error, names, p, device=device).value > 1e-6)
     assert ex is not None, "no counterexample: the written order always matched autograd"
     width, depth, seed = ex
-    written = _at(M.product_order_error, order, ex, device=device)
-    reversed_ = _at(M.product_order_error, order, ex, order="reversed", device=device)
+    written = _at(M.product_order_error, names, ex, device=device)
+    reversed_ = _at(M.product_order_error, names, ex, order="reversed", device=device)
     claim.check("relative error of ∏_{l=1..L} (left to right) vs autograd, shrunk example",
                 claimed=0.0, measured=written, atol=1e-9,
                 counterexample={"width": width, "blocks": depth, "seed": seed})

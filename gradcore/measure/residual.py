@@ -32,7 +32,6 @@ from .measurement import EPS, Given, Kind, Measurement, recipe
 from .seeding import seeded
 
 F64 = torch.float64
-DTYPES = {"float32": torch.float32, "float64": F64}
 # A float64 computation on float32-drawn weights (see the module docstring): float32 precision.
 DRAWN_F32 = EPS["float32"] / EPS["float64"]
 PER_SEED_SLOPES = f"{MEAN_METHOD} of per-seed least-squares slopes"
@@ -64,7 +63,7 @@ def _closed_form(f: nn.Sequential, x: torch.Tensor, activation: str) -> torch.Te
 def branch_jacobian_error(*, seed: int, width: int, gain: float, activation: str, dtype: str = "float64",
                           device: str = "cpu") -> Measurement:
     """RES-01: max |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| / max |I + W₂diag(σ')W₁| for one block."""
-    dt = DTYPES[dtype]
+    dt = probes.FLOAT_DTYPES[v.choice(dtype, "dtype", ("float32", "float64"))]
     f, (x,) = _sample(seed, width, gain, activation, dtype=dt)
     f, x = f.to(device), x.to(device)
     ref = torch.eye(width, dtype=dt, device=device) + _closed_form(f, x, activation)
