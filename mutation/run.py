@@ -1,0 +1,154 @@
+"""Negative controls: plant realistic bugs in gradcore and check that the suite catches each.
+
+Each mutant in ``mutation/mutants.toml`` replaces one exact snippet of one file (it must
+occur exactly once) in a temporary copy of the repository. The tests and theorems that
+import the mutated module run on that copy, and the regression guard compares the claims
+they measured with the committed baseline. A mutant is *killed* when a test fails or the
+guard reports a change, and *survives* otherwise; every survivor needs a reason in the
+TOML (``survives_because``) or a new check. Writes ``reports/mutation.md``.
+
+usage: python mutation/run.py [--only NAME,...] [--jobs N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gradcore.verify import guard  # noqa: E402
+from gradcore.verify.results import write_text  # noqa: E402
+from gradcore.verify.views import table  # noqa: E402
+
+IGNORE = shutil.ignore_patterns(".git", "__pycache__", "figures", "audits", "*.png", "mutation")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    find: str
+    replace: str
+    bug: str
+    survives_because: str = ""
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    status: str          # killed | survived | does not apply
+    by: str
+    seconds: float
+
+
+def load(path: Path = ROOT / "mutation" / "mutants.toml") -> list[Mutant]:
+    return [Mutant(**m) for m in tomllib.loads(path.read_text(encoding="utf-8"))["mutant"]]
+
+
+def _module(file: str) -> str:
+    return file.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+
+
+def _selected(m: Mutant) -> list[str]:
+    """The test and theorem files that import the mutated module (by name or from its package)."""
+    module = _module(m.file)
+    package, _, leaf = module.rpartition(".")
+    pattern = re.compile(rf"(\b{re.escape(module)}\b|from {re.escape(package)} import [^\n]*\b{leaf}\b)")
+    files = [p for d in ("tests", "theorems") for p in sorted((ROOT / d).glob("test_*.py"))
+             if pattern.search(p.read_text(encoding="utf-8"))]
+    return [str(p.relative_to(ROOT)) for p in files]
+
+
+def _guard_changes(results: Path) -> list[guard.Change]:
+    if not results.is_file():
+        return []
+    now = json.loads(results.read_text(encoding="utf-8"))
+    base = json.loads((ROOT / "reports" / "baseline.json").read_text(encoding="utf-8"))
+    ids = {c["id"] for c in now["claims"]}
+    base["claims"] = [c for c in base["claims"] if c["id"] in ids]
+    return guard.compare(base, now)
+
+
+def run_one(m: Mutant) -> Outcome:
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gradcore-mutant-") as tmp:
+        copy = Path(tmp) / "repo"
+        shutil.copytree(ROOT, copy, ignore=IGNORE)
+        target = copy / m.file
+        text = target.read_text(encoding="utf-8")
+        if text.count(m.find) != 1:
+            return Outcome(m, "does not apply", f"snippet found {text.count(m.find)} times", 0.0)
+        target.write_text(text.replace(m.find, m.replace), encoding="utf-8")
+        results = copy / "mutant-results.json"
+        env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+        tests = _selected(m)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider",
+                               "--gradcore-results", str(results), *tests],
+                              cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+        seconds = time.perf_counter() - start
+        if proc.returncode not in (0, 5):
+            failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M) or ["pytest exit %d" % proc.returncode]
+            return Outcome(m, "killed", f"test {failed[0]}", seconds)
+        changes = _guard_changes(results)
+        if changes:
+            c = changes[0]
+            return Outcome(m, "killed", f"guard: {c.claim} {c.what} {c.baseline} → {c.now}", seconds)
+        return Outcome(m, "survived", f"{len(tests)} test files passed, guard clean", seconds)
+
+
+def render(outcomes: list[Outcome]) -> str:
+    killed = [o for o in outcomes if o.status == "killed"]
+    survived = [o for o in outcomes if o.status == "survived"]
+    broken = [o for o in outcomes if o.status == "does not apply"]
+    scored = len(killed) + len(survived)
+    rate = 100.0 * len(killed) / scored if scored else 0.0
+    rows = [[f"`{o.mutant.name}`", f"`{o.mutant.file}`", o.mutant.bug, o.status, o.by.replace("|", "\\|"),
+             f"{o.seconds:.0f} s"] for o in outcomes]
+    out = ["# Negative controls: planted bugs", "",
+           "Generated by `python mutation/run.py` from `mutation/mutants.toml`: each planted bug is applied to a "
+           "temporary copy of the repository; the tests and theorems importing the mutated module run there, "
+           "and the guard compares what they measured with `reports/baseline.json`.", "",
+           f"**{len(killed)} of {scored} killed ({rate:.0f} %)**, {len(survived)} survived"
+           + (f", {len(broken)} did not apply (fix the mutant list)" if broken else "") + ".", "",
+           table(["mutant", "file", "planted bug", "outcome", "caught by", "time"], rows), ""]
+    if survived:
+        out += ["## Why each survivor survived", ""]
+        out += [f"- `{o.mutant.name}`: {o.mutant.survives_because or '**unexplained** — needs a new check'}"
+                for o in survived]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default="", help="comma-separated mutant names")
+    p.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    p.add_argument("--out", type=Path, default=ROOT / "reports" / "mutation.md")
+    args = p.parse_args(argv)
+    mutants = load()
+    if args.only:
+        wanted = set(args.only.split(","))
+        mutants = [m for m in mutants if m.name in wanted]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        outcomes = list(pool.map(run_one, mutants))
+    for o in outcomes:
+        print(f"{o.status:<15} {o.mutant.name:<32} {o.by}")
+    write_text(render(outcomes), args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
