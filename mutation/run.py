@@ -12,7 +12,6 @@ usage: python mutation/run.py [--only NAME,...] [--jobs N]
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
@@ -62,41 +61,13 @@ def _module(file: str) -> str:
     return file.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
 
 
-def _imported(path: Path) -> set[str]:
-    """The modules a file imports (relative imports resolved; ``from a import b`` counts a and a.b)."""
-    name = _module(str(path.relative_to(ROOT)))
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
-            found |= {base} | {f"{base}.{a.name}" for a in node.names}
-    return found
-
-
-def _dependents(module: str) -> set[str]:
-    """``module`` and every gradcore module that imports it, directly or through others (a theorem
-    measures through ``gradcore.measure`` recipes, which import the model modules)."""
-    imports = {_module(str(p.relative_to(ROOT))): _imported(p) for p in (ROOT / "gradcore").rglob("*.py")}
-    found, todo = {module}, [module]
-    while todo:
-        target = todo.pop()
-        new = {name for name, deps in imports.items() if name not in found and target in deps}
-        found |= new
-        todo += new
-    return found
-
-
 def _selected(m: Mutant) -> list[str]:
-    """The test and theorem files that import the mutated module or a gradcore module built on it."""
-    dependents = _dependents(_module(m.file))
+    """The test and theorem files that import the mutated module (by name or from its package)."""
+    module = _module(m.file)
+    package, _, leaf = module.rpartition(".")
+    pattern = re.compile(rf"(\b{re.escape(module)}\b|from {re.escape(package)} import [^\n]*\b{leaf}\b)")
     files = [p for d in ("tests", "theorems") for p in sorted((ROOT / d).glob("test_*.py"))
-             if _imported(p) & dependents]
+             if pattern.search(p.read_text(encoding="utf-8"))]
     return [str(p.relative_to(ROOT)) for p in files]
 
 
