@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gradcore.verify import guard  # noqa: E402
+from gradcore.verify.imports import closure, graph, imports  # noqa: E402
 from gradcore.verify.results import write_text  # noqa: E402
 from gradcore.verify.views import table  # noqa: E402
 
@@ -61,13 +62,14 @@ def _module(file: str) -> str:
     return file.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
 
 
+GRAPH = graph()
+
+
 def _selected(m: Mutant) -> list[str]:
-    """The test and theorem files that import the mutated module (by name or from its package)."""
+    """The test and theorem files whose imports reach the mutated module (through any recipe)."""
     module = _module(m.file)
-    package, _, leaf = module.rpartition(".")
-    pattern = re.compile(rf"(\b{re.escape(module)}\b|from {re.escape(package)} import [^\n]*\b{leaf}\b)")
     files = [p for d in ("tests", "theorems") for p in sorted((ROOT / d).glob("test_*.py"))
-             if pattern.search(p.read_text(encoding="utf-8"))]
+             if module in closure(GRAPH, {i for i in imports(p) if i in GRAPH})]
     return [str(p.relative_to(ROOT)) for p in files]
 
 
