@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gradcore.measure import Measurement
 from gradcore.measure import residual as M
+from gradcore.measure.candidates import search_bound, searched_residual
 from gradcore.verify.search import Found, find_counterexample, maximize, minimize
 
 ACTS = sorted(M.ACT_DERIV)
@@ -36,17 +37,10 @@ def _at(recipe: Callable[..., Measurement], names: Sequence[str], example: tuple
 
 def _bound(found: Found, recipe: Callable[..., Measurement], names: Sequence[str], direction: str, space: str,
            **fixed: Any) -> Measurement:
-    """A searched extremum as the bound it is, reproduced by the recipe at the winning example."""
-    m = _at(recipe, names, found.example, **fixed)
-    return found.bound(dtype=m.dtype, device=m.device, sizes={**m.sizes, "searched": space},
-                       direction=direction).with_(reproduction=m.reproduction, conditioning=m.conditioning)
-
-
-def _worst_residual(found: Found, recipe: Callable[..., Measurement], space: str, **fixed: Any) -> Measurement:
-    """The searched supremum of a rounding residual: still a rounding residual, judged by its bound
-    alone (a search-kind guard would call a smaller residual on another CPU a worse bound)."""
-    m = _at(recipe, BRANCH, found.example, **fixed)
-    return m.with_(witness=found.source, sizes={**m.sizes, "searched": space})
+    """A searched extremum as the bound it is, reproduced by the recipe at the winning example
+    (whose conditioning it keeps: the weights are float32 draws)."""
+    point = _at(recipe, names, found.example, **fixed)
+    return search_bound(found, point, searched=space).with_(direction=direction, conditioning=point.conditioning)
 
 
 @pytest.mark.claim("RES-01")
@@ -56,7 +50,8 @@ def test_residual_jacobian_identity_plus_branch(claim, device):
         def error(p, dtype=dtype):
             return M.branch_jacobian_error(**dict(zip(BRANCH, p)), dtype=dtype, device=device).value
         found = maximize(BRANCHES, error, candidates=_corners((1, 10), (0.0, 1.0, 3.0)))
-        m = _worst_residual(found, M.branch_jacobian_error, _space(), dtype=dtype, device=device)
+        m = searched_residual(found, _at(M.branch_jacobian_error, BRANCH, found.example, dtype=dtype, device=device),
+                              searched=_space())
         claim.check(f"max relative |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| over searched blocks, {dtype}",
                     claimed=0.0, measured=m, atol=m.bound)
 
@@ -67,7 +62,8 @@ def test_small_branch_keeps_jacobian_near_identity(claim, device):
     small = st.tuples(st.integers(0, 2 ** 16), st.integers(1, 10), st.floats(0.0, 0.3), st.sampled_from(ACTS))
     found = maximize(small, lambda p: M.gain_band_excess(**dict(zip(BRANCH, p)), device=device).value,
                      candidates=_corners((1, 10), (0.0, 0.3)))
-    m = _worst_residual(found, M.gain_band_excess, _space(gain="0–0.3"), device=device)
+    m = searched_residual(found, _at(M.gain_band_excess, BRANCH, found.example, device=device),
+                          searched=_space(gain="0–0.3"))
     claim.check("max over blocks of max_i |σ_i(I+F') − 1| − ‖F'‖₂ (≤ 0: gain within 1 ± ‖F'‖)",
                 claimed=0.0, measured=m, relation="<=", atol=m.bound)
     dev = max((M.gradient_gain_deviation(seed=s, device=device) for s in range(20)), key=float)

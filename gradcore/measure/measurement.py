@@ -124,8 +124,7 @@ _PLAIN = (bool, int, float, str, type(None))
 def _literal(x: Any, where: str) -> str:
     """Python source that evaluates to ``x`` (plain values, tuples/lists/dicts of them, Given)."""
     if isinstance(x, Given):
-        # passed on as a Given again, so the printed call runs (a recipe takes no bare object)
-        return f"Given({x.name}, {x.name!r})"
+        return x.name
     if isinstance(x, float) and not math.isfinite(x):
         return f"float({repr(x)!r})"
     if isinstance(x, _PLAIN):
@@ -140,13 +139,13 @@ def _literal(x: Any, where: str) -> str:
     raise InputError(f"{where}: a recipe argument must be a plain value or Given(...), got {type(x).__name__}")
 
 
-def _givens(x: Any) -> list[Given]:
+def _setups(x: Any) -> list[str]:
     if isinstance(x, Given):
-        return [x]
+        return [x.setup] if x.setup else []
     if isinstance(x, (tuple, list)):
-        return [g for e in x for g in _givens(e)]
+        return [s for e in x for s in _setups(e)]
     if isinstance(x, dict):
-        return [g for e in x.values() for g in _givens(e)]
+        return [s for e in x.values() for s in _setups(e)]
     return []
 
 
@@ -164,10 +163,8 @@ def reproduction(fn: Callable[..., Any], arguments: Mapping[str, Any]) -> str:
     """Python that imports ``fn`` by its public name, calls it with ``arguments`` and prints the value."""
     where = f"{fn.__module__}.{fn.__qualname__}"
     call = ", ".join(f"{k}={_literal(val, where)}" for k, val in arguments.items())
-    givens = [g for val in arguments.values() for g in _givens(val)]
-    setup = list(dict.fromkeys(g.setup for g in givens if g.setup))
-    given = ["from gradcore.measure import Given"] if givens else []
-    lines = [f"from {fn.__module__} import {fn.__name__}", *given, *setup, f"print(repr({fn.__name__}({call}).value))"]
+    setup = list(dict.fromkeys(s for val in arguments.values() for s in _setups(val)))
+    lines = [f"from {fn.__module__} import {fn.__name__}", *setup, f"print(repr({fn.__name__}({call}).value))"]
     return "\n".join(lines)
 
 
