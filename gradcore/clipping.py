@@ -14,9 +14,11 @@ Edge cases (torch's semantics, kept on purpose so that they can be measured):
   comparable to 1e-6;
 * the norm is accumulated in the gradients' dtype: a finite float32 gradient whose norm
   overflows (‖g‖ > 3.4e38) has total norm ``inf`` and is scaled to 0 (or NaN where inf);
-* non-finite gradients: with ``error_if_nonfinite=True`` a :class:`GradcoreInputError` is
-  raised; otherwise NaN/inf propagate as in torch (NaN norm → every entry NaN-scaled).
-  Value clipping maps ±inf to ±τ and keeps NaN.
+* gradients with NaN or infinite entries are rejected (:class:`GradcoreInputError` naming
+  the entry's tensor): torch would scale every entry by a NaN norm, and value clipping
+  would turn ±inf silently into ±τ — a finite update from a broken gradient. (A finite
+  gradient whose *norm* overflows, above, is torch's behaviour and kept, so it can be
+  measured.)
 """
 from __future__ import annotations
 
@@ -31,14 +33,17 @@ from . import _validate as v
 Grads = torch.Tensor | list[torch.Tensor]
 
 
-def _grad_list(grads: object, name: str = "grads") -> tuple[list[torch.Tensor], bool]:
-    """The gradients as a non-empty list of floating tensors (non-finite allowed), and
-    whether a single tensor was passed."""
+def _grad_list(grads: object, name: str = "grads", *,
+               finite: bool = False) -> tuple[list[torch.Tensor], bool]:
+    """The gradients as a non-empty list of floating tensors on one device (finite if asked),
+    and whether a single tensor was passed."""
     single = isinstance(grads, torch.Tensor)
     items = [grads] if single else grads
     if not isinstance(items, (list, tuple)) or len(items) == 0:
         v.fail(name, "expected a tensor or a non-empty list of tensors")
-    out = [v.tensor(g, f"{name}[{i}]", finite=False) for i, g in enumerate(items)]
+    out = [v.tensor(g, f"{name}[{i}]", finite=finite) for i, g in enumerate(items)]
+    for i, g in enumerate(out[1:], 1):
+        v.same_device(out[0], g, f"{name}[0]", f"{name}[{i}]")
     return out, single
 
 
@@ -65,7 +70,7 @@ def _norm_type(p: object) -> float:
 
 def total_norm(grads: Grads, norm_type: float = 2.0) -> float:
     """Global norm of all gradients viewed as one vector (``torch.nn.utils.get_total_norm``)."""
-    items, _ = _grad_list(grads)
+    items, _ = _grad_list(grads, finite=True)   # a NaN entry would make the norm a silent NaN
     return float(nn_utils.get_total_norm(items, _norm_type(norm_type)))
 
 
@@ -75,7 +80,7 @@ def clip_by_norm(grads: Grads, max_norm: float, *, norm_type: float = 2.0,
 
     003 §4 / 004 Definition 3.3.5: "如果 ||g|| > θ，则更新梯度为 g' = (θ / ||g||) * g".
     """
-    items, single = _grad_list(grads)
+    items, single = _grad_list(grads, finite=True)
     max_norm = v.real(max_norm, "max_norm", positive=True)
     norm_type = _norm_type(norm_type)
     holders = _holders(items)
@@ -89,7 +94,7 @@ def clip_by_norm(grads: Grads, max_norm: float, *, norm_type: float = 2.0,
 
 def clip_by_value(grads: Grads, clip_value: float) -> Grads:
     """Element-wise clipping of every entry into [-τ, τ] (``clip_grad_value_``), as new tensors."""
-    items, single = _grad_list(grads)
+    items, single = _grad_list(grads, finite=True)
     clip_value = v.real(clip_value, "clip_value", positive=True)
     holders = _holders(items)
     nn_utils.clip_grad_value_(holders, clip_value)

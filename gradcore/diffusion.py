@@ -117,9 +117,13 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, schedule: Sch
     """x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε, with t broadcast over the leading dims of x₀."""
     x0 = v.tensor(x0, "x0")
     v.same_shape(x0, v.tensor(eps, "eps"), "x0", "eps")
-    t = v.tensor(t, "t", floating=False)
+    if not isinstance(schedule, Schedule):
+        v.fail("schedule", f"expected a gradcore.diffusion.Schedule, got {type(schedule).__name__}")
+    # t counts 1..T; t = 0 or t < 0 would index alpha_bar from its end (t = 0 → x_T)
+    t = v.integer_tensor(t, "t", minimum=1, maximum=schedule.T)
     if tuple(t.shape) != tuple(x0.shape[:t.ndim]):
         v.fail("t", f"shape {tuple(t.shape)} does not match the leading dims of x0 {tuple(x0.shape)}")
+    v.same_device(x0, t, "x0", "t")
     return _q_sample(x0, t, eps, schedule)
 
 
@@ -139,11 +143,11 @@ def per_timestep_gradients(model: Denoiser, x0: torch.Tensor, t: torch.Tensor, s
     weighted loss v(t)·ℓ_t is v(t) times row t (linearity), see :func:`effective_contributions`.
     """
     x0 = v.tensor(x0, "x0", ndim=3)
-    t = v.tensor(t, "t", ndim=1, floating=False)
-    if t.shape[0] != x0.shape[0]:
-        v.fail("t", f"has {t.shape[0]} entries but x0 has {x0.shape[0]} time-step batches")
-    if bool((t < 1).any()) or bool((t > schedule.T).any()):
-        v.fail("t", f"time steps must lie in 1..{schedule.T}")
+    if not isinstance(schedule, Schedule):
+        v.fail("schedule", f"expected a gradcore.diffusion.Schedule, got {type(schedule).__name__}")
+    t = v.integer_tensor(t, "t", minimum=1, maximum=schedule.T)
+    if t.ndim != 1 or t.shape[0] != x0.shape[0]:
+        v.fail("t", f"shape {tuple(t.shape)}: expected one time step per x0 batch ({x0.shape[0]},)")
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
     params = {k: p.detach() for k, p in model.named_parameters()}
 
@@ -169,12 +173,10 @@ def _clip_rows(grad: torch.Tensor, max_norms: torch.Tensor) -> torch.Tensor:
 def clip_time_dependent(grad: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Clip each row ``grad[i]`` (time step ``t[i]``) to norm ≤ c(t[i]); ``c`` indexed by t−1."""
     grad = v.tensor(grad, "grad", ndim=2)
-    t = v.tensor(t, "t", ndim=1, floating=False)
     c = v.tensor(c, "c", ndim=1)
-    if t.shape[0] != grad.shape[0]:
-        v.fail("t", f"has {t.shape[0]} entries but grad has {grad.shape[0]} rows")
-    if bool((t < 1).any()) or bool((t > c.numel()).any()):
-        v.fail("t", f"time steps must lie in 1..{c.numel()}")
+    t = v.integer_tensor(t, "t", minimum=1, maximum=c.numel())
+    if t.ndim != 1 or t.shape[0] != grad.shape[0]:
+        v.fail("t", f"shape {tuple(t.shape)}: expected one time step per grad row ({grad.shape[0]},)")
     if bool((c <= 0).any()):
         v.fail("c", "thresholds must be > 0")
     return _clip_rows(grad, c[t - 1])
@@ -211,8 +213,10 @@ def effective_contributions(grad: torch.Tensor, t: torch.Tensor, weights: torch.
     """
     scheme = v.choice(scheme, "scheme", SCHEMES)
     grad = v.tensor(grad, "grad", ndim=2)
-    t = v.tensor(t, "t", ndim=1, floating=False)
     weights = v.tensor(weights, "weights", ndim=1)
+    t = v.integer_tensor(t, "t", minimum=1, maximum=weights.numel())
+    if t.ndim != 1 or t.shape[0] != grad.shape[0]:
+        v.fail("t", f"shape {tuple(t.shape)}: expected one time step per grad row ({grad.shape[0]},)")
     threshold = v.real(threshold, "threshold", positive=True)
     w = weights.to(grad.dtype)[t - 1][:, None]
     if scheme == "none":

@@ -3,7 +3,8 @@
 Catch :class:`GradcoreError` to catch anything gradcore raises on purpose; a bare
 Python or torch exception escaping gradcore is a bug. The command line maps them to
 exit codes: :class:`UsageError`, :class:`InputError`, :class:`ResultsError`,
-:class:`CatalogueError`, :class:`CheckError` and :class:`MeasurementError` → 2.
+:class:`CatalogueError`, :class:`CheckError` and :class:`MeasurementError` (with its
+:class:`TimeLimitError`) → 2.
 """
 from __future__ import annotations
 
@@ -42,3 +43,7 @@ class MeasurementError(GradcoreError):
 
 # The name the public API has documented since 0.1.
 GradcoreInputError = InputError
+
+
+class TimeLimitError(MeasurementError):
+    """A measurement ran past its time limit (e.g. a technique that never returns)."""

@@ -108,7 +108,7 @@ def flow_stack(layers: Iterable[nn.Module]) -> nn.Sequential:
 
 def log_abs_det_jacobian(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> float:
     """log|det ∂f/∂x| at one sample ``x`` (shape (dim,)) via ``torch.linalg.slogdet``."""
-    x = v.tensor(x, "x", ndim=1)
+    x = v.tensor(x, "x", ndim=1, low_precision=False)   # slogdet has no float16/bfloat16 kernels
     jac = jacobian(f, x)
     if jac.shape[0] != jac.shape[1]:
         v.fail("f", f"Jacobian must be square for a flow, got shape {tuple(jac.shape)}")

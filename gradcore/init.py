@@ -48,7 +48,10 @@ def kaiming_uniform(weight: Tensor, nonlinearity: str = "relu", a: float = 0.0) 
 
 def orthogonal(weight: Tensor, gain: float = 1.0) -> Tensor:
     """gain × a (semi-)orthogonal matrix (``nn.init.orthogonal_``)."""
-    return nn.init.orthogonal_(_weight(weight), gain=v.real(gain, "gain", positive=True))
+    weight = _weight(weight)
+    if weight.dtype in v.LOW_PRECISION:   # orthogonal_ needs a QR factorisation (no half kernels)
+        v.fail("weight", f"dtype {weight.dtype} is not supported by orthogonal init; use float32 or float64")
+    return nn.init.orthogonal_(weight, gain=v.real(gain, "gain", positive=True))
 
 
 def torch_default(weight: Tensor) -> Tensor:

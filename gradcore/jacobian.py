@@ -24,14 +24,20 @@ def _callable(f: object, name: str) -> TensorFn:
     return f  # type: ignore[return-value]
 
 
-def jacobian(f: TensorFn, x: torch.Tensor) -> torch.Tensor:
+def jacobian(f: TensorFn, x: torch.Tensor, *, check_finite: bool = True) -> torch.Tensor:
     """Dense Jacobian of ``f`` at ``x`` as a matrix of shape ``(f(x).numel(), x.numel())``.
 
-    Row i holds ∂f_i/∂x, the convention of autograd and of ``torch.func.jacrev``.
+    Row i holds ∂f_i/∂x, the convention of autograd and of ``torch.func.jacrev``. A
+    Jacobian with NaN or infinite entries raises :class:`~gradcore.errors.InputError`
+    naming ``f`` unless ``check_finite=False`` (then the caller decides what it means).
     """
     f = _callable(f, "f")
     x = v.tensor(x, "x")
     jac = func.jacrev(f)(x)
+    if not isinstance(jac, torch.Tensor):
+        v.fail("f", f"must return one tensor, got {type(jac).__name__}")
+    if check_finite and not bool(torch.isfinite(jac).all()):
+        v.fail("f", "its Jacobian at x has NaN or infinite entries (f overflows or is not differentiable there)")
     out_numel = jac.numel() // x.numel()
     return jac.reshape(out_numel, x.numel())
 

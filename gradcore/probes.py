@@ -42,9 +42,17 @@ def layer_gradients(model_layers: Sequence[Layer], x: Tensor, loss: Loss = sum_l
     layers = _layers(model_layers)
     x = v.tensor(x, "x")
     hs = [x.detach().clone().requires_grad_(True)]
-    for layer in layers:
-        hs.append(layer(hs[-1]))
-    return list(torch.autograd.grad(loss(hs[-1]), hs))
+    for i, layer in enumerate(layers):
+        hs.append(v.tensor(layer(hs[-1]), f"model_layers[{i}] output", finite=False, nonempty=False))
+    out = loss(hs[-1])
+    if not isinstance(out, torch.Tensor) or out.numel() != 1:
+        v.fail("loss", f"must return a scalar tensor, got {type(out).__name__}"
+                       + (f" of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else ""))
+    # A layer that ignores its input (a constant) cuts the graph: the gradient there is 0.
+    live = [i for i, h in enumerate(hs) if h.requires_grad]
+    grads = dict(zip(live, torch.autograd.grad(out, [hs[i] for i in live], allow_unused=True))) \
+        if out.requires_grad else {}
+    return [g if (g := grads.get(i)) is not None else torch.zeros_like(h) for i, h in enumerate(hs)]
 
 
 def layer_gradient_norms(model_layers: Sequence[Layer], x: Tensor, loss: Loss = sum_loss) -> Tensor:

@@ -16,19 +16,22 @@ from __future__ import annotations
 from typing import Any
 
 from .verify.check import TechniqueCheck, check
+from .verify.contracts.base import DEFAULT_TIME_LIMIT_S
 from .verify.contracts import CheckError
 
 
 def check_technique(technique: Any, kind: str | None = None, *, device: str = "cpu",
                     profile: str = "ci", seed: int = 0, name: str | None = None,
-                    compare: bool = False) -> TechniqueCheck:
+                    compare: bool = False, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> TechniqueCheck:
     """Measure ``technique`` against every claim of its kind (inferred unless given).
 
     Raises :class:`~gradcore.verify.contracts.CheckError` (one line) when the technique
-    cannot be checked: unknown kind, not callable, wrong shape, non-finite output.
+    cannot be checked: unknown kind, not callable, wrong shape, non-finite output. A
+    clause gradcore could not measure (its own error, or past ``time_limit_s`` seconds,
+    enforced on the main thread only) is in ``result.unmeasured`` and makes ``ok`` False.
     """
     return check(technique, kind=kind, name=name, device=device, profile=profile, seed=seed,
-                 compare=compare)
+                 compare=compare, time_limit_s=time_limit_s)
 
 
 __all__ = ["CheckError", "TechniqueCheck", "check_technique"]

@@ -7,23 +7,15 @@ import pytest
 
 from gradcore.verify import cli
 
+from .cli_helpers import run, small_results
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def results_file(tmp_path) -> Path:
     """A small, real results file: the committed one's first claims."""
-    doc = json.loads((ROOT / "reports" / "results.json").read_text(encoding="utf-8"))
-    doc["claims"] = doc["claims"][:3]
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
-def run(capsys, *argv):
-    status = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return status, out.out, out.err
+    return small_results(tmp_path)
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -4,7 +4,10 @@ The object (a callable, an ``nn.Module`` class or a factory) is imported, its ki
 inferred (or taken from ``--kind``), and the kind's contract
 (:mod:`gradcore.verify.contracts`) runs every applicable clause on it — and, for the
 side-by-side table, on gradcore's built-in techniques of the same kind. Exit status:
-0 when no gating clause is violated, 1 when one is, 2 on usage errors (one line each).
+0 when every gating clause holds, 1 when one is violated, 2 when the technique cannot be
+checked or a clause could not be measured (gradcore's own failure or the per-clause time
+limit: "could not be measured: <reason>"), one line each. User code runs under a time limit
+(:mod:`gradcore.verify.timelimit`) and a ``sys.exit`` in it is caught.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import KINDS, CheckError, ClauseResult, Settings, contract
-from .contracts.base import run_clause
+from .contracts.base import DEFAULT_TIME_LIMIT_S, prepare, run_clause
 
 DEVICES = ("cpu", "cuda")
 
@@ -41,8 +44,13 @@ class TechniqueCheck:
         return [r for r in self.results if r.violated]
 
     @property
+    def unmeasured(self) -> list[ClauseResult]:
+        """Gating clauses gradcore could not measure (so neither pass nor fail)."""
+        return [r for r in self.results if r.unmeasured]
+
+    @property
     def ok(self) -> bool:
-        return not self.violations
+        return not self.violations and not self.unmeasured
 
     def table(self) -> str:
         from .check_report import summary_table
@@ -51,9 +59,12 @@ class TechniqueCheck:
 
     def assert_ok(self) -> None:
         """Raise AssertionError with the clause table when a gating clause is violated."""
-        if not self.ok:
+        if self.violations:
             names = ", ".join(r.clause for r in self.violations)
             raise AssertionError(f"{self.name} ({self.kind}) violates {names}\n{self.table()}")
+        if self.unmeasured:
+            names = ", ".join(r.clause for r in self.unmeasured)
+            raise AssertionError(f"{self.name} ({self.kind}): {names} could not be measured\n{self.table()}")
 
 
 def load_object(spec: str) -> Any:
@@ -65,8 +76,11 @@ def load_object(spec: str) -> Any:
         sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
+    except SystemExit as e:   # a module that exits on import must not end gradcore's process
+        raise CheckError(f"cannot import module {module_name!r}: it called sys.exit({e.code!r}) on import") from None
     except Exception as e:
-        raise CheckError(f"cannot import module {module_name!r}: {type(e).__name__}: {e}") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CheckError(f"cannot import module {module_name!r}: {type(e).__name__}: {first}") from None
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise CheckError(f"{module_name!r} has no attribute {attr_path!r}")
@@ -104,7 +118,8 @@ def _describe(obj: Any) -> str:
     return getattr(obj, "__qualname__", None) or type(obj).__name__
 
 
-def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0) -> Settings:
+def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0,
+                 time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> Settings:
     import torch
 
     from . import profiles
@@ -115,22 +130,29 @@ def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0) -> Set
         raise CheckError("--device cuda requested but torch.cuda.is_available() is False")
     if profile not in profiles.PROFILES:
         raise CheckError(f"unknown profile {profile!r}; expected one of {', '.join(profiles.PROFILES)}")
-    return Settings(device=device, profile=profile, seed=seed)
+    if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and 0 < time_limit_s < 1e6):
+        raise CheckError(f"time limit must be a number of seconds in (0, 1e6) or None, got {time_limit_s!r}")
+    return Settings(device=device, profile=profile, seed=seed, time_limit_s=time_limit_s)
 
 
 def measure(kind: str, obj: Any, name: str, setup: str, settings: Settings) -> list[ClauseResult]:
     """Every clause of ``kind`` on one object (prepared and validated first)."""
     module = contract(kind)
-    subj = module.subject(obj, name, setup, settings)
+    subj = prepare(lambda: module.subject(obj, name, setup, settings), settings, f"{name} as {kind}")
     return [run_clause(c, subj, settings) for c in module.CLAUSES]
 
 
 def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: str | None = None,
-          device: str = "cpu", profile: str = "ci", seed: int = 0, compare: bool = True) -> TechniqueCheck:
-    """Measure ``obj`` against its kind's contract (and the built-ins, when ``compare``)."""
+          device: str = "cpu", profile: str = "ci", seed: int = 0, compare: bool = True,
+          time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> TechniqueCheck:
+    """Measure ``obj`` against its kind's contract (and the built-ins, when ``compare``).
+
+    Each clause (and the technique's preparation) runs under ``time_limit_s`` seconds.
+    """
     start = time.perf_counter()
-    settings = settings_for(device, profile, seed)
-    kind = contract(kind).KIND if kind is not None else infer_kind(obj, settings)
+    settings = settings_for(device, profile, seed, time_limit_s)
+    kind = contract(kind).KIND if kind is not None else prepare(
+        lambda: infer_kind(obj, settings), settings, f"inferring the kind of {_describe(obj)}")
     name = name or _describe(obj)
     setup = (f"from gradcore.verify.check import load_object\n{_binding(kind)} = load_object({spec!r})"
              if spec else f"{_binding(kind)} = ...  # your {name}")
@@ -171,23 +193,37 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("gradcore-check"), help="report directory (default: ./gradcore-check)")
     p.add_argument("--no-compare", action="store_true", help="skip the built-in comparison table")
     p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    p.add_argument("--time-limit", type=_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                   help=f"wall-clock limit per clause; a clause past it could not be measured "
+                        f"(default: {DEFAULT_TIME_LIMIT_S:g})")
     return p
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds in (0, 1e6), got {text!r}")
+    return value
+
+
 def command(args: argparse.Namespace) -> int:
-    """Run ``gradcore check``; 0 all clauses hold, 1 a clause is violated, 2 usage error."""
+    """Run ``gradcore check``: 0 every clause holds, 1 one is violated, 2 the technique cannot
+    be checked or a clause could not be measured (CheckError reaches ``cli.main``: one line)."""
     from . import check_report, profiles
 
-    try:
-        obj = load_object(args.target)
-        profiles.load(args.profile)
-        result = check(obj, kind=args.kind, name=args.target.split(":")[1], spec=args.target,
-                       device=args.device, profile=args.profile, seed=args.seed,
-                       compare=not args.no_compare)
-    except CheckError as e:
-        print(f"gradcore: error: {e}", file=sys.stderr)
-        return 2
+    if args.out.exists() and not args.out.is_dir():
+        raise CheckError(f"--out {args.out} exists and is not a directory")
+    obj = load_object(args.target)
+    profiles.load(args.profile)
+    result = check(obj, kind=args.kind, name=args.target.split(":")[1], spec=args.target,
+                   device=args.device, profile=args.profile, seed=args.seed,
+                   compare=not args.no_compare, time_limit_s=args.time_limit)
     md, js = check_report.write(result, args.out)
     print(check_report.summary_table(result))
     print(f"\nreport: {md}\nresults: {js}")
-    return 0 if result.ok else 1
+    if result.violations:
+        return 1
+    return 2 if result.unmeasured else 0

@@ -37,13 +37,21 @@ def _verdict(r: ClauseResult) -> str:
     return MARK[r.verdict] + ("" if r.gate else " (info)")
 
 
+def _outcome(check: TechniqueCheck) -> str:
+    if check.ok:
+        return "all gating clauses hold"
+    parts = [f"{len(check.violations)} violated"] if check.violations else []
+    parts += [f"{len(check.unmeasured)} could not be measured"] if check.unmeasured else []
+    return ", ".join(parts)
+
+
 def summary_table(check: TechniqueCheck) -> str:
     """Plain-text table: clause, verdict, key constants."""
     rows = [(r.clause, _verdict(r), _constants(r, 3)) for r in check.results]
     w0 = max(len("clause"), *(len(a) for a, _, _ in rows))
     w1 = max(len("verdict"), *(len(b) for _, b, _ in rows))
     lines = [f"{check.name} ({check.kind}) on {check.settings.device}, profile {check.settings.profile}: "
-             + ("all gating clauses hold" if check.ok else f"{len(check.violations)} violated"),
+             + _outcome(check),
              f"{'clause':<{w0}}  {'verdict':<{w1}}  measured", f"{'-' * w0}  {'-' * w1}  {'-' * 8}"]
     lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
     return "\n".join(lines)
@@ -70,9 +78,8 @@ def markdown(check: TechniqueCheck) -> str:
     """The markdown report of one technique, with the built-in comparison table."""
     claims = _catalogue()
     out = [f"# gradcore check: `{check.spec}` ({check.kind})", "",
-           f"**{'PASS' if check.ok else 'FAIL'}** — "
-           + ("every gating clause holds." if check.ok else
-              f"violates {', '.join(f'`{r.clause}`' for r in check.violations)}."),
+           f"**{'PASS' if check.ok else 'FAIL' if check.violations else 'NOT MEASURED'}** — "
+           + ("every gating clause holds." if check.ok else f"{_outcome(check)}."),
            f"Device {check.settings.device}, profile {check.settings.profile}, seed {check.settings.seed}, "
            f"{check.wall_time_s:.1f} s.", "",
            "| clause | claims | statement | verdict | measured |", "|---|---|---|---|---|"]
@@ -133,6 +140,7 @@ def to_json(check: TechniqueCheck) -> dict[str, Any]:
     return {"schema": SCHEMA, "environment": env,
             "technique": {"name": check.name, "spec": check.spec, "kind": check.kind},
             "ok": check.ok, "violations": [r.clause for r in check.violations],
+            "unmeasured": [r.clause for r in check.unmeasured],
             "clauses": [r.to_json() for r in check.results],
             "builtins": {n: [r.to_json() for r in res] for n, res in check.builtins.items()}}
 

@@ -4,24 +4,31 @@ Subcommands: ``verify`` (run the theorems, write results and report), ``report``
 (render a results file), ``list`` and ``show`` (browse claims), ``guard`` (compare
 with the baseline) and ``check`` (test a new technique against the claims).
 
-Exit status: 0 success; 1 a verification failed (a theorem contradicted the
-catalogue, the guard found a change, a technique violated a claim); 2 usage error
-(bad arguments, missing or corrupt files). Errors are one line on stderr.
+Exit status (each means one thing): 0 success, every claim holds; 1 a verification
+failed (a theorem contradicted the catalogue, the guard found a change, a technique
+violated a claim); 2 bad usage or input (bad arguments, missing, unreadable or invalid
+files, a technique that could not be measured); 3 gradcore itself failed (one line on
+stderr naming the log file that holds the traceback). Errors are one line on stderr.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from . import catalogue, guard, profiles, report, results
-from .plugin import DEVICE_CHOICES
+from ..errors import GradcoreError, UsageError
+from . import atomic, catalogue, guard, profiles, report, results
+from .devices import DEVICE_CHOICES, cuda_available
 from .views import VERDICT_MARK, claimed_vs_measured
+
+# Exit statuses (README "Exit codes and errors").
+OK, FAILED, BAD_INPUT, CRASHED = 0, 1, 2, 3
 
 DEFAULT_RESULTS = Path("reports/results.json")
 DEFAULT_BASELINE = Path("reports/baseline.json")
@@ -34,6 +41,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _workers(text: str) -> str:
+    """``-n``: ``auto`` or a whole number ≥ 0."""
+    if text == "auto" or (text.isdigit() and int(text) >= 0):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'auto', got {text!r}")
+
+
 def _add(sub: Any, name: str, help_: str, example: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help_, description=f"{help_}\n\nexample:\n  {example}",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +58,7 @@ def _verify_parser(sub: Any) -> None:
              "gradcore verify --device all -n 2 --only attention,CLIP-02")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="devices to measure on (default: auto)")
     p.add_argument("--profile", choices=profiles.PROFILES, default="ci", help="Hypothesis profile (default: ci)")
-    p.add_argument("-n", "--workers", default="0", help="pytest-xdist workers: a number or 'auto' (default: 0, serial)")
+    p.add_argument("-n", "--workers", default="0", type=_workers, help="pytest-xdist workers: a number or 'auto' (default: 0, serial)")
     p.add_argument("--only", default=None, help="comma-separated claim ids or topics")
     p.add_argument("--theorems", type=Path, default=Path("theorems"), help="theorem directory (default: theorems)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results file to write")
@@ -93,10 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        return results.read(path)
-    except results.ResultsError as e:
-        raise UsageError(str(e)) from None
+    return results.read(path)
+
+
+def _distinct(output: Path, *inputs: Path, what: str = "output") -> Path:
+    """Refuse to write ``output`` over one of the files the command reads."""
+    for source in inputs:
+        if atomic.same_file(output, source):
+            raise UsageError(f"{what} {output} is the input file {source}; refusing to overwrite it")
+    return output
+
+
+def _writable_target(path: Path, what: str) -> None:
+    """Fail before a long run, not after it, when ``path`` cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a directory")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path} cannot be written (directory {parent} is not writable)")
 
 
 def _markdown_path(results_path: Path, out: Path | None) -> Path:
@@ -106,20 +134,50 @@ def _markdown_path(results_path: Path, out: Path | None) -> Path:
     return results_path.parent / f"verification{suffix}.md"
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    if not args.theorems.is_dir():
-        raise UsageError(f"theorem directory {args.theorems} not found (run from a gradcore checkout or pass --theorems)")
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a rewritten results file from the one that was there before."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ino
+
+
+def _verify_command(args: argparse.Namespace) -> list[str]:
     command = [sys.executable, "-m", "pytest", str(args.theorems), f"--device={args.device}",
                f"--hypothesis-profile={args.profile}", f"--gradcore-results={args.results.resolve()}"]
-    if args.workers not in ("0", 0):
-        command += ["-n", str(args.workers)]
+    if args.workers != "0":
+        command += ["-n", args.workers]
     if args.only:
         command += [f"--only={args.only}"]
-    status = subprocess.call(command)
-    if status not in (0, 1):
-        return 2 if status in (4,) else 1
+    return command
+
+
+def _check_verify_args(args: argparse.Namespace) -> Path:
+    if not args.theorems.is_dir():
+        raise UsageError(f"theorem directory {args.theorems} not found (run from a gradcore checkout or pass --theorems)")
+    if args.device == "cuda" and not cuda_available():
+        raise UsageError("--device cuda requested but torch.cuda.is_available() is False (use --device cpu or auto)")
+    md = _distinct(_markdown_path(args.results, args.report), args.results, what="--report")
+    _writable_target(args.results, "--results")
+    _writable_target(md, "--report")
+    return md
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    md = _check_verify_args(args)
+    before = _stamp(args.results)
+    status = subprocess.call(_verify_command(args))
+    if status not in (0, 1):   # pytest: 2 interrupted, 3 internal error, 4 usage error, 5 no tests
+        raise UsageError(f"pytest exited with status {status}; no results written (see its output above)")
+    if _stamp(args.results) == before:   # never re-render a stale file as if it were this run's
+        if status == 1:
+            print(f"gradcore: every selected theorem failed, so {args.results} was not rewritten", file=sys.stderr)
+            return FAILED
+        raise UsageError(f"no claim was measured, so {args.results} was not rewritten "
+                         "(every selected theorem was skipped or deselected; see the pytest output above)")
     doc = _read(args.results)
-    out, n = report.write_markdown(doc, _markdown_path(args.results, args.report))
+    out, n = report.write_markdown(doc, md)
     print(report.terminal_summary(doc))
     print(f"wrote {args.results} and {out} ({n} figures)")
     if not (args.only or args.no_techniques):
@@ -127,7 +185,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         device = "cuda" if args.device in ("cuda", "all") and "cuda" in doc["environment"]["devices"] else "cpu"
         print(f"wrote {write_builtin_tables(args.results.parent, device=device, profile=args.profile)}")
-    return 0 if status == 0 else 1
+    return OK if status == 0 else FAILED
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -138,12 +196,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(doc, indent=1, ensure_ascii=False)
         if args.out:
-            results.write_text(text + "\n", args.out)
+            results.write_text(text + "\n", _distinct(args.out, args.results, what="--out"))
             print(f"wrote {args.out}")
         else:
             print(text)
         return 0
-    out, n = report.write_markdown(doc, _markdown_path(args.results, args.out))
+    md = _distinct(_markdown_path(args.results, args.out), args.results, what="--out")
+    out, n = report.write_markdown(doc, md)
     print(f"wrote {out} ({n} figures)")
     return 0
 
@@ -175,7 +234,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{entry['id']}  {entry['title']}")
     print(f"verdict: {VERDICT_MARK.get(entry.get('verdict'), 'not run')}  (expected {entry['expected_verdict']})")
-    for s in entry["sources"]:
+    for s in entry.get("sources", []):
         print(f"source: {s['file']} — {s['section']}\n  「{s['quote']}」")
     print(f"checked: {entry['statement']}\nmethod: {entry['method']}")
     for a in entry.get("assumptions", []):
@@ -195,8 +254,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_guard(args: argparse.Namespace) -> int:
     current = _read(args.results)
     if args.accept:
-        if args.results.resolve() != args.baseline.resolve():
-            shutil.copyfile(args.results, args.baseline)
+        if not atomic.same_file(args.results, args.baseline):
+            atomic.copy(args.results, args.baseline)
         print(f"accepted {args.results} as the baseline {args.baseline} ({len(current['claims'])} claims)")
         return 0
     changes = guard.compare(_read(args.baseline), current)
@@ -212,21 +271,41 @@ def cmd_guard(args: argparse.Namespace) -> int:
 COMMANDS = {"verify": cmd_verify, "report": cmd_report, "list": cmd_list, "show": cmd_show, "guard": cmd_guard}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _crash_log(error: BaseException) -> Path:
+    """Write the traceback of an unexpected exception to a log file; return its path."""
+    path = Path(tempfile.gettempdir()) / f"gradcore-crash-{os.getpid()}.log"
+    text = "".join(traceback.format_exception(error))
     try:
-        if args.command == "check":
-            from . import check
+        path.write_text(f"gradcore {' '.join(sys.argv)}\n{text}", encoding="utf-8")
+    except OSError:
+        path = Path(os.devnull)
+    return path
 
-            return check.command(args)
-        return COMMANDS[args.command](args)
-    except (UsageError, catalogue.CatalogueError) as e:
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        from . import check
+
+        return check.command(args)
+    return COMMANDS[args.command](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand and map every outcome to one exit status (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except GradcoreError as e:
         print(f"gradcore: error: {e}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except KeyboardInterrupt:
         print("gradcore: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:   # a bug in gradcore: one line and the log, never a bare traceback
+        first = (str(e).splitlines() or [""])[0][:200]
+        print(f"gradcore: internal error: {type(e).__name__}: {first} (traceback in {_crash_log(e)}; "
+              "please report it)", file=sys.stderr)
+        return CRASHED
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ view of measured data and nothing else.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+
+from .atomic import write_with  # noqa: E402
 
 
 def figure_groups(claim: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -28,15 +31,20 @@ def file_name(claim_id: str, figure: str) -> str:
     return f"{claim_id}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', figure).strip('-')}.png"
 
 
+def _floats(values: list[Any]) -> list[float]:
+    """Plot values: the results file spells non-finite numbers "inf"/"nan" and may hold null."""
+    return [math.nan if v is None else float(v) for v in values]
+
+
 def _positive(values: list[Any]) -> bool:
-    return all(isinstance(v, (int, float)) and v > 0 for v in values)
+    return bool(values) and all(v > 0 for v in values)
 
 
 def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str, path: Path) -> Path:
     """Draw one figure to ``path`` (log axes only where every value is positive)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for s in curves:
-        x, y = s["x"], s["y"]
+        x, y = _floats(s["x"]), _floats(s["y"])
         if s.get("kind") == "scatter":
             ax.scatter(x, y, s=14, label=s["label"], alpha=0.8)
         else:
@@ -44,7 +52,7 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
             ax.plot(x, y, marker=marker, markersize=3, linewidth=1.4, label=s["label"])
     first = curves[0]
     for axis, key in ((ax.xaxis, "x"), (ax.yaxis, "y")):
-        values = [v for s in curves for v in s[key]]
+        values = [v for s in curves for v in _floats(s[key])]
         if first.get(f"log{key}") and _positive(values):
             (ax.set_xscale if key == "x" else ax.set_yscale)("log")
             if max(values) / min(values) < 1e3:  # a few decades read better as plain numbers
@@ -58,9 +66,11 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
         ax.legend(fontsize=8)
     fig.text(0.99, 0.01, caption, ha="right", va="bottom", fontsize=7, color="0.4")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        # atomically: a kill mid-save leaves the previous PNG, never a truncated one
+        write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -20,12 +20,14 @@ from typing import Any
 
 import pytest
 
+from ..errors import GradcoreError
 from . import catalogue as cat
-from . import profiles, results
+from . import guard, profiles, results, schema
+from .devices import DEVICE_CHOICES, selected_devices
 from .record import ClaimRecorder
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "all")
 _RECORDS = pytest.StashKey[list]()
+_SELECTED = pytest.StashKey[set]()
 _CATALOGUE = pytest.StashKey[dict]()
 _START = pytest.StashKey[float]()
 
@@ -47,7 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the catalogued claim this theorem test checks")
     hypothesis_profile = config.getoption("hypothesis_profile", default=None)
-    profiles.load(hypothesis_profile)
+    try:
+        profiles.load(hypothesis_profile)
+    except GradcoreError as e:
+        raise pytest.UsageError(str(e)) from None
     import torch
 
     # One intra-op thread in every run, serial or xdist: a reduction split over another
@@ -55,17 +60,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # one constant for constant. (Under xdist the workers fill the cores anyway.)
     torch.set_num_threads(1)
     config.stash[_RECORDS] = []
+    config.stash[_SELECTED] = set()
     config.stash[_START] = time.perf_counter()
     directory = config.getini("gradcore_catalogue")
     config.stash[_CATALOGUE] = cat.load(Path(config.rootpath, directory) if directory else cat.DEFAULT_DIR)
-
-
-def selected_devices(option: str) -> list[str]:
-    import torch
-
-    if option == "auto":
-        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-    return ["cpu", "cuda"] if option == "all" else [option]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -116,6 +114,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    # The claims this run measures; every other claim keeps its entry in the results file.
+    config.stash[_SELECTED] = {m.args[0] for m in (i.get_closest_marker("claim") for i in keep) if m}
 
 
 @pytest.fixture(autouse=True)
@@ -184,8 +184,9 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: collect the records a worker measured."""
+    """xdist controller: collect the records a worker measured and the claims it selected."""
     node.config.stash[_RECORDS].extend(node.workeroutput.get("gradcore_records", []))
+    node.config.stash[_SELECTED].update(node.workeroutput.get("gradcore_selected", []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -193,34 +194,53 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     records = config.stash[_RECORDS]
     if _is_xdist_worker(config):
         config.workeroutput["gradcore_records"] = records
+        config.workeroutput["gradcore_selected"] = sorted(config.stash[_SELECTED])
         return
     if not records:
         return
     target = config.getoption("gradcore_results") or config.getini("gradcore_results")
-    devices = sorted({r["device"] for r in records})
     env = results.environment(
         seed=config.getoption("gradcore_seed"), profile=profiles.selected_name(),
         wall_time_s=time.perf_counter() - config.stash[_START],
         workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0) or _worker_count(config),
-        devices=devices)
+        devices=sorted({r["device"] for r in records}))
+    stamp = results.measured_in(env)
+    records = [dict(r, measured_in=stamp) for r in records]
     path = Path(config.rootpath, target)
-    if config.getoption("only") and path.is_file():
-        records = _previous_records(path, {r["id"] for r in records}) + records
-    doc = results.assemble(config.stash[_CATALOGUE], records, env)
-    results.write(doc, path)
+    kept, note = _kept_records(path, config.stash[_SELECTED] | {r["id"] for r in records})
+    doc = results.assemble(config.stash[_CATALOGUE], kept + records, env, _differ)
+    doc["environment"]["claims_measured"] = len({r["id"] for r in records})
+    results.write(schema.validate(doc, path), path)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"gradcore: {len(doc['claims'])} claims measured, results written to {path}")
+        kept_ids = {r["id"] for r in kept}
+        reporter.write_line(f"gradcore: {len(doc['claims']) - len(kept_ids)} claims measured"
+                            + (f", {len(kept_ids)} kept from the previous file" if kept_ids else "")
+                            + f", results written to {path}" + note)
 
 
-def _previous_records(path: Path, replaced: set[str]) -> list[dict[str, Any]]:
-    """Per-device records of an earlier results file, except the claims re-measured now."""
+def _differ(first: dict[str, Any], other: dict[str, Any], device: str) -> list[guard.Change]:
+    return guard.compare_device("", first, other, device)
+
+
+def _kept_records(path: Path, selected: set[str]) -> tuple[list[dict[str, Any]], str]:
+    """The earlier file's per-device records of claims this run did not select (each with the
+    environment it was measured in), so that a subset run never drops a claim.
+
+    An earlier file that is not a valid results file is moved aside, never overwritten.
+    """
+    if not path.exists():
+        return [], ""
     try:
         previous = results.read(path)
-    except results.ResultsError:
-        return []
-    return [dict(r, id=c["id"], device=d, test=c.get("test"), notes=c.get("notes", []), series=c.get("series", []))
-            for c in previous["claims"] if c["id"] not in replaced for d, r in c["devices"].items()]
+    except results.ResultsError as e:
+        aside = path.with_name(path.name + f".invalid-{int(time.time())}")
+        os.replace(path, aside)
+        return [], f" (the previous file was invalid and is kept as {aside}: {e})"
+    fallback = results.measured_in(previous["environment"])
+    return [dict(r, id=c["id"], device=d, test=c.get("test"), notes=c.get("notes", []),
+                 series=c.get("series", []), measured_in=c.get("measured_in") or fallback)
+            for c in previous["claims"] if c["id"] not in selected for d, r in c["devices"].items()], ""
 
 
 def _worker_count(config: pytest.Config) -> int:

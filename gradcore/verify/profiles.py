@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from ..errors import InputError
+
 PROFILES = ("ci", "dev", "thorough")
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -29,7 +31,7 @@ def selected() -> str:
     """The profile named by ``GRADCORE_PROFILE`` (default ``ci``)."""
     name = os.environ.get("GRADCORE_PROFILE", "ci")
     if name not in PROFILES:
-        raise ValueError(f"GRADCORE_PROFILE={name!r} is not one of {', '.join(PROFILES)}")
+        raise InputError(f"GRADCORE_PROFILE={name!r} is not one of {', '.join(PROFILES)}")
     return name
 
 
@@ -81,7 +83,7 @@ def load(name: str | None = None) -> str:
     """Load ``name`` (default: :func:`selected`) and remember it for the results file."""
     name = name or selected()
     if name not in PROFILES:
-        raise ValueError(f"Hypothesis profile {name!r} is not one of {', '.join(PROFILES)}")
+        raise InputError(f"Hypothesis profile {name!r} is not one of {', '.join(PROFILES)}")
     settings.load_profile(name)
     if name == "ci":
         _stop_mining_local_constants()

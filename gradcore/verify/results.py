@@ -8,20 +8,23 @@ and a parallel run give the same file apart from timings.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import ResultsError  # noqa: F401  (re-exported)
+from . import schema
+from .atomic import write_text  # noqa: F401  (re-exported: the one atomic writer)
 from .catalogue import Claim
 from .verdicts import most_severe
 
 SCHEMA_VERSION = 1
-
-
 from ..errors import ResultsError  # noqa: F401  (re-exported)
+
+# Two measurements of one claim (e.g. cpu and cuda) → their differences beyond tolerance.
+Differ = Callable[[dict[str, Any], dict[str, Any], str], list[Any]]
 
 
 def device_names() -> dict[str, str]:
@@ -52,23 +55,31 @@ def environment(*, seed: int, profile: str, wall_time_s: float, workers: int,
     }
 
 
+# What a claim entry keeps of the run that measured it (``measured_in``).
+MEASURED_IN = ("timestamp", "workers", "profile", "seed", "python", "torch", "numpy", "sympy",
+               "hypothesis", "platform", "devices")
+
+
+def measured_in(env: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's environment block that describes where a claim was measured."""
+    return {k: env[k] for k in MEASURED_IN if k in env}
+
+
 def combined_verdict(per_device: dict[str, dict[str, Any]]) -> str:
     """The most severe verdict over devices (they normally agree)."""
     return most_severe(r["verdict"] for r in per_device.values())
 
 
-def device_differences(per_device: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def device_differences(per_device: dict[str, dict[str, Any]], differ: Differ) -> list[dict[str, Any]]:
     """Where another device's verdict or constants differ from the primary's beyond tolerance."""
-    from .guard import compare_device
-
     names = sorted(per_device, key=lambda d: (d != "cpu", d))
     first = names[0]
-    return [vars(c) for d in names[1:] for c in compare_device("", per_device[first], per_device[d], d)]
+    return [vars(c) for d in names[1:] for c in differ(per_device[first], per_device[d], d)]
 
 
-def claim_entry(claim: Claim, per_device: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def claim_entry(claim: Claim, per_device: dict[str, dict[str, Any]], differ: Differ) -> dict[str, Any]:
     primary = per_device["cpu"] if "cpu" in per_device else per_device[sorted(per_device)[0]]
-    differences = device_differences(per_device)
+    differences = device_differences(per_device, differ)
     entry = claim.to_json()
     entry.update({
         "verdict": combined_verdict(per_device),
@@ -83,36 +94,25 @@ def claim_entry(claim: Claim, per_device: dict[str, dict[str, Any]]) -> dict[str
         "devices": {d: {k: r[k] for k in ("verdict", "constants", "counterexample", "corrected", "duration_s")}
                     for d, r in sorted(per_device.items())},
     })
+    measured_in = primary.get("measured_in")
+    if measured_in is not None:
+        entry["measured_in"] = measured_in
     return entry
 
 
 def assemble(catalogue: dict[str, Claim], records: list[dict[str, Any]],
-             env: dict[str, Any]) -> dict[str, Any]:
-    """One results document from per-(claim, device) records, in catalogue order."""
+             env: dict[str, Any], differ: Differ) -> dict[str, Any]:
+    """One results document from per-(claim, device) records, in catalogue order.
+
+    A record may carry ``measured_in`` (the environment it was measured in); the claim
+    entry keeps it, so claims merged from an earlier run keep their own timestamp.
+    """
     by_claim: dict[str, dict[str, dict[str, Any]]] = {}
     for r in records:
         by_claim.setdefault(r["id"], {})[r["device"]] = r
-    claims = [claim_entry(c, by_claim[cid]) for cid, c in catalogue.items() if cid in by_claim]
+    claims = [claim_entry(c, by_claim[cid], differ) for cid, c in catalogue.items() if cid in by_claim]
     return {"schema": SCHEMA_VERSION, "environment": env, "claims": claims,
             "not_run": [cid for cid in catalogue if cid not in by_claim]}
-
-
-def write_text(text: str, path: str | Path) -> Path:
-    """Write atomically: a temporary file in the same directory, then ``os.replace``.
-
-    An interrupted run therefore never leaves a truncated results file or report.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
 
 
 def write(doc: dict[str, Any], path: str | Path) -> Path:
@@ -121,21 +121,22 @@ def write(doc: dict[str, Any], path: str | Path) -> Path:
 
 
 def read(path: str | Path) -> dict[str, Any]:
-    """Load and validate a results file; any problem is one ResultsError line."""
+    """Load a results file and validate it against the schema; any problem is one ResultsError line."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ResultsError(f"results file {path} is a directory")
+    if not path.exists():
         raise ResultsError(f"results file {path} does not exist (run `gradcore verify` first)")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsError(f"results file {path} is not valid JSON: {e}") from None
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ResultsError(f"results file {path} cannot be read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ResultsError(f"results file {path} is not UTF-8 text: {e.reason}") from None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
+        raise ResultsError(f"results file {path} is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
         raise ResultsError(f"results file {path} is not a gradcore results file (schema {SCHEMA_VERSION})")
-    for key in ("environment", "claims"):
-        if key not in doc:
-            raise ResultsError(f"results file {path} lacks '{key}'")
-    for i, c in enumerate(doc["claims"]):
-        missing = [k for k in ("id", "verdict", "constants", "devices") if k not in c]
-        if missing:
-            raise ResultsError(f"results file {path}: claim #{i} lacks {', '.join(missing)}")
-    return doc
+    return schema.validate(doc, path)

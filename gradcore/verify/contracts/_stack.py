@@ -32,11 +32,35 @@ def transfer_factor(build: Callable[[int], Sequence[Layer]], *, depth: int, widt
         layers = build(s)
         x = settings.randn(batch, width, offset=2000 + s, dtype=dtype)
         r = settings.randn(batch, width, offset=3000 + s, dtype=dtype)
-        norms = probes.layer_gradient_norms(layers, x, loss=lambda out, r=r: (out * r).sum())
-        dead = not bool((norms > 0).all() and torch.isfinite(norms).all())
-        factors.append(0.0 if dead else probes.transfer_factor(norms).geometric)
-    lam, lo, hi = mean_ci(factors)
+        forward_finite: list[bool] = []
+
+        def loss(out: torch.Tensor, r: torch.Tensor = r) -> torch.Tensor:
+            forward_finite.append(bool(torch.isfinite(out).all()))
+            return (out * r).sum()
+
+        norms = probes.layer_gradient_norms(layers, x, loss=loss)
+        factors.append(factor_of(norms) if all(forward_finite) else math.inf)
+    lam, lo, hi = summarise(factors)
     return {"lambda": lam, "lambda_lo": lo, "lambda_hi": hi}
+
+
+def summarise(factors: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % interval of per-network factors; (∞, ∞, ∞) when any network exploded
+    (one overflowing network is an explosion, not a number to average)."""
+    if any(math.isinf(f) for f in factors):
+        return math.inf, math.inf, math.inf
+    return mean_ci(factors)
+
+
+def factor_of(norms: torch.Tensor) -> float:
+    """λ of one network: ∞ when a gradient norm is non-finite (it overflowed: explosion, or a
+    NaN born of an overflow), 0 when one vanished exactly, else the geometric mean factor."""
+    if not bool(torch.isfinite(norms).all()):
+        return math.inf
+    if not bool((norms > 0).all()):
+        return 0.0
+    factor = probes.transfer_factor(norms).geometric
+    return factor if math.isfinite(factor) else math.inf
 
 
 def linear_layers(depth: int, width: int, init: Callable[[torch.Tensor], object],

@@ -76,6 +76,7 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
         raise CheckError(f"activation changed the shape: input {tuple(x.shape)}, output {tuple(y.shape)}")
     if not bool(torch.isfinite(y).all()):
         raise CheckError("activation returned non-finite values on inputs in [-3, 3]")
+    _finite_on_domain(fn, settings)
     x2 = x.clone()
     x2[0, 0] += 0.5
     changed = (fn(x2) - y).abs() > 1e-12
@@ -96,6 +97,16 @@ def _recipe_argument(obj: Any, setup: str) -> str | Given:
     if isinstance(name, str) and activations.REGISTRY.get(name) is obj:
         return name
     return Given(obj, "f", f"{setup}\nfrom gradcore.measure import Given\nf = Given(f, 'f')")
+
+
+def _finite_on_domain(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> None:
+    """One-line CheckError unless f is finite on the whole interval the clauses probe."""
+    grid = torch.linspace(-RANGE, RANGE, 8001, dtype=torch.float64, device=settings.device)
+    bad = ~torch.isfinite(fn(grid))
+    if bool(bad.any()):
+        x = float(grid[bad.nonzero()[0, 0]])
+        raise CheckError(f"activation returned non-finite values on the probed domain [-{RANGE:g}, {RANGE:g}], "
+                         f"first at x = {x:.4g}")
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> ActivationSubject:

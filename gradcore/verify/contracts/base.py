@@ -8,19 +8,24 @@ user's technique or a built-in — and the verdict follows from the measurement.
 from __future__ import annotations
 
 import math
+import sysconfig
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ...errors import CheckError, GradcoreError, TimeLimitError  # noqa: F401  (CheckError re-exported)
 from ..record import plain
-
-from ..verdicts import CLAUSE, CLAUSE_VERDICTS  # noqa: F401  (re-exported)
-
+from ..timelimit import time_limit
 
 from ...errors import CheckError  # noqa: F401  (re-exported)
+from ..verdicts import CLAUSE, CLAUSE_VERDICTS, UNMEASURED  # noqa: F401  (re-exported)
+
+DEFAULT_TIME_LIMIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Settings:
     device: str = "cpu"
     profile: str = "ci"
     seed: int = 0
+    time_limit_s: float | None = DEFAULT_TIME_LIMIT_S   # per clause (and per preparation); None: none
 
     @property
     def seeds(self) -> int:
@@ -106,6 +112,10 @@ class ClauseResult:
     def violated(self) -> bool:
         return self.gate and self.verdict == "violated"
 
+    @property
+    def unmeasured(self) -> bool:
+        return self.gate and self.verdict == UNMEASURED
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.clause, "claims": list(self.claims), "statement": self.statement,
                 "verdict": self.verdict, "gate": self.gate, "constants": plain(self.constants),
@@ -113,19 +123,68 @@ class ClauseResult:
                 "duration_s": round(self.duration_s, 3)}
 
 
+def _library_dirs() -> tuple[str, ...]:
+    import gradcore
+
+    dirs = [Path(gradcore.__file__).parent, Path(torch.__file__).parent, Path(sysconfig.get_paths()["stdlib"])]
+    return tuple(str(d.resolve()) for d in dirs)
+
+
+def raised_by_technique(error: BaseException) -> bool:
+    """Whether the traceback passes through code other than gradcore's, torch's or Python's own,
+    i.e. the technique raised (rather than gradcore failing to measure it)."""
+    library = _library_dirs()
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(not str(Path(f.filename).resolve()).startswith(library) for f in frames
+               if not f.filename.startswith("<"))
+
+
+def _unmeasured(clause: Clause, reason: str, start: float) -> ClauseResult:
+    return ClauseResult(clause.id, clause.claims, clause.statement, UNMEASURED, clause.gate, {}, None,
+                        f"could not be measured: {reason}", time.perf_counter() - start)
+
+
 def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult:
-    """Measure one clause; a technique that raises while measured violates the clause."""
+    """Measure one clause under the settings' time limit.
+
+    The technique raising on a valid probe input violates the clause; gradcore's own
+    failure (a gradcore error, an exception that never passed through the technique's
+    code, the time limit) leaves it unmeasured, with the reason.
+    """
     start = time.perf_counter()
     try:
-        out = clause.measure(subject, settings)
+        with time_limit(settings.time_limit_s, f"clause {clause.id}"):
+            out = clause.measure(subject, settings)
     except CheckError:
         raise
-    except Exception as e:  # the technique itself failed on a valid probe input
-        error = f"{type(e).__name__}: {e}"
+    except GradcoreError as e:
+        return _unmeasured(clause, str(e), start)
+    except (Exception, SystemExit) as e:   # a technique calling sys.exit must not end gradcore
+        error = f"{type(e).__name__}: {e}".splitlines()[0] if not isinstance(e, SystemExit) \
+            else f"it called sys.exit({e.code!r})"
+        if not raised_by_technique(e):
+            return _unmeasured(clause, f"gradcore failed while measuring: {error}", start)
         out = Outcome(False, {}, {"error": error}, note=f"the technique raised while measured: {error}")
     verdict = CLAUSE[out.holds]
     return ClauseResult(clause.id, clause.claims, clause.statement, verdict, clause.gate,
                         out.constants, out.counterexample, out.note, time.perf_counter() - start)
+
+
+def prepare(make: Callable[[], Any], settings: Settings, what: str) -> Any:
+    """Run a contract's ``subject(...)`` under the time limit; any failure is one CheckError line."""
+    try:
+        with time_limit(settings.time_limit_s, what):
+            return make()
+    except CheckError:
+        raise
+    except TimeLimitError as e:
+        raise CheckError(str(e)) from None
+    except GradcoreError as e:
+        raise CheckError(f"{what}: {e}") from None
+    except SystemExit as e:
+        raise CheckError(f"{what}: the technique called sys.exit({e.code!r})") from None
+    except Exception as e:
+        raise CheckError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
 
 def finite(x: float) -> float | None:

@@ -1,0 +1,124 @@
+"""The results schema (``results.schema.json``, JSON Schema draft 2020-12) and its validator.
+
+Every results document is validated before any view, the guard or a merge uses it, so
+a file cannot steer gradcore with a value it was never meant to hold (an infinite
+tolerance, an unknown verdict, a constant that is not a number). Numbers must be
+finite: JSON has no NaN, and the recorder spells non-finite measurements as strings.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
+
+from ..errors import ResultsError
+from .record import RELATIONS, VERDICTS
+
+
+def _finite_number(_: Any, x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+_Validator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number),
+)
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The shipped schema, with the verdict and relation vocabularies filled in from the recorder."""
+    text = resources.files(__package__).joinpath("results.schema.json").read_text(encoding="utf-8")
+    doc = json.loads(text)
+    doc["$defs"]["verdict"]["enum"] = list(VERDICTS)
+    doc["$defs"]["relation"]["enum"] = list(RELATIONS)
+    _Validator.check_schema(doc)
+    return doc
+
+
+@cache
+def _validator() -> Any:
+    return _Validator(schema())
+
+
+def _where(doc: Any, path: list[Any]) -> str:
+    """``claim ACT-01, constants[0].guard_tolerance`` for an error at that place in ``doc``."""
+    parts, node, prefix = [], doc, ""
+    for i, key in enumerate(path):
+        if i == 1 and path[0] == "claims" and isinstance(node, list) and isinstance(key, int):
+            claim = node[key] if key < len(node) else None
+            cid = claim.get("id") if isinstance(claim, dict) else None
+            prefix = f"claim {cid}" if isinstance(cid, str) else f"claim #{key}"
+            parts = []
+        else:
+            parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    field = "".join(parts).lstrip(".")
+    if prefix:
+        return f"{prefix}, field {field}" if field else prefix
+    return f"field {field}" if field else "top level"
+
+
+def _brief(sub: dict[str, Any]) -> str:
+    """A subschema in a few words: its type, its allowed values or the definition it names."""
+    if "$ref" in sub:
+        return sub["$ref"].rsplit("/", 1)[-1]
+    if "enum" in sub:
+        return " or ".join(json.dumps(v) for v in sub["enum"])
+    kind = sub.get("type", "value")
+    kinds = kind if isinstance(kind, list) else [kind]
+    return " or ".join("finite number" if k == "number" else k for k in kinds)
+
+
+def _describe(error: ValidationError) -> str:
+    """The problem in one line, without jsonschema's echo of a whole sub-document."""
+    if error.validator in ("required", "additionalProperties", "minProperties"):
+        return error.message
+    value = error.instance
+    shown = repr(value) if isinstance(value, float) else json.dumps(value, ensure_ascii=False, default=repr)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    rule = error.validator_value
+    if error.validator == "anyOf":
+        return f"{shown} is not one of: {' / '.join(_brief(s) for s in rule)}"
+    if error.validator == "type":
+        return f"{shown} is not of type {_brief(error.schema)}"
+    if error.validator in ("enum", "const"):
+        allowed = rule if error.validator == "enum" else [rule]
+        return f"{shown} is not one of {', '.join(json.dumps(v) for v in allowed)}"
+    return f"{shown} violates {error.validator} {json.dumps(rule, default=repr)[:60]}"
+
+
+def _curve_lengths(doc: dict[str, Any]) -> list[str]:
+    """What JSON Schema cannot say: each curve has as many x as y values."""
+    out = []
+    for c in doc["claims"]:
+        for i, s in enumerate(c.get("series", [])):
+            if len(s["x"]) != len(s["y"]):
+                out.append(f"claim {c['id']}, field series[{i}]: x has {len(s['x'])} values, y has {len(s['y'])}")
+    return out
+
+
+def errors(doc: Any) -> list[str]:
+    """Every schema violation in ``doc``, one line each, naming the claim and field."""
+    found = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    if not found:
+        return _curve_lengths(doc)
+    return [f"{_where(doc, list(e.absolute_path))}: {_describe(e)}" for e in found]
+
+
+def validate(doc: Any, path: str | Path) -> dict[str, Any]:
+    """Return ``doc`` if it is a valid results document, else raise :class:`ResultsError`."""
+    problems = errors(doc)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ResultsError(f"results file {path}: {problems[0]}{more}")
+    return doc

@@ -1,0 +1,68 @@
+"""Techniques a careless or hostile user might hand to `gradcore check` (tests only)."""
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+from torch import nn
+
+
+def huge(x: torch.Tensor) -> torch.Tensor:
+    """1e30·x: finite on every probe, but gradients explode through depth."""
+    return 1e30 * x
+
+
+def expo(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(x)
+
+
+def constant(x: torch.Tensor) -> torch.Tensor:
+    """Does not depend on x: f' = 0 everywhere (autograd has no graph to differentiate)."""
+    return torch.full_like(x, 0.5)
+
+
+def nan_beyond_five(x: torch.Tensor) -> torch.Tensor:
+    """tanh on [-3, 3] (the smoke range), NaN for x > 5."""
+    return torch.where(x > 5, torch.full_like(x, float("nan")), torch.tanh(x))
+
+
+def raises(x: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError("this activation always fails")
+
+
+def slow_on_big_inputs(x: torch.Tensor) -> torch.Tensor:
+    """ReLU (every clause holds), but it hangs on the dense grid of the derivative-bound clause."""
+    if x.numel() > 20000:
+        time.sleep(3600)
+    return torch.relu(x)
+
+
+def raises_on_big_inputs(x: torch.Tensor) -> torch.Tensor:
+    """tanh that raises inside a clause (not in the smoke test): the technique's own failure."""
+    if x.numel() > 20000:
+        raise RuntimeError("too many inputs")
+    return torch.tanh(x)
+
+
+class NaNBeyondDepth(nn.Module):
+    """A 'norm' layer that returns NaN once activations grow past 1e3."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-5)
+        return torch.where(x.abs().amax() > 1e3, torch.full_like(y, float("nan")), y)
+
+
+def exits(x: torch.Tensor) -> torch.Tensor:
+    sys.exit(3)
+
+
+def exits_on_big_inputs(x: torch.Tensor) -> torch.Tensor:
+    """ReLU that calls sys.exit inside a clause (not in the smoke test)."""
+    if x.numel() > 20000:
+        sys.exit(0)
+    return torch.relu(x)

@@ -1,0 +1,351 @@
+"""The command line under careless or hostile use: the documented exit code, one line on
+stderr, never a traceback, and no file lost.
+
+Exit codes: 0 holds, 1 a verification failed, 2 bad usage or input, 3 gradcore itself failed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gradcore.errors import InputError, MeasurementError
+from gradcore.verify import cli, profiles
+from gradcore.verify.contracts import Clause, activation
+
+from .cli_helpers import project, run, small_results, theorem
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = "tests.hostile_techniques"
+ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture
+def results_file(tmp_path) -> Path:
+    return small_results(tmp_path)
+
+
+def one_line_error(err: str) -> bool:
+    return err.startswith("gradcore: error:") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def edit(path: Path, change) -> Path:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    change(doc)
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")   # NaN/inf become NaN/Infinity
+    return path
+
+
+# --- data loss: an output never replaces an input -----------------------------------------
+
+@pytest.mark.parametrize("fmt", ["md", "json"])
+def test_report_out_onto_its_input_is_refused(capsys, results_file, fmt):
+    before = results_file.read_bytes()
+    status, _, err = run(capsys, "report", results_file, "--format", fmt, "--out", results_file)
+    assert status == 2 and one_line_error(err) and "refusing to overwrite" in err
+    assert results_file.read_bytes() == before
+
+
+def test_verify_report_onto_results_is_refused_before_running(capsys, results_file):
+    before = results_file.read_bytes()
+    status, _, err = run(capsys, "verify", "--only", "ACT-01", "--theorems", ROOT / "theorems",
+                         "--results", results_file, "--report", results_file)
+    assert status == 2 and one_line_error(err) and "--report" in err
+    assert results_file.read_bytes() == before
+
+
+def test_verify_cuda_without_cuda_is_an_error_not_a_stale_rerender(capsys, results_file):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    before = results_file.read_bytes()
+    status, out, err = run(capsys, "verify", "--device", "cuda", "--theorems", ROOT / "theorems",
+                           "--results", results_file)
+    assert status == 2 and one_line_error(err) and "cuda" in err and "wrote" not in out
+    assert results_file.read_bytes() == before
+
+
+def test_verify_exit_codes_when_nothing_new_was_measured(tmp_path):
+    """Every selected theorem failing is a verification failure (1); nothing selected is bad usage (2);
+    neither re-renders the stale results file as this run's."""
+    project(tmp_path)
+    verify = [sys.executable, "-m", "gradcore.verify.cli", "verify", "--theorems", "theorems",
+              "--results", "out/results.json", "--no-techniques"]
+    assert subprocess.run(verify, cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    before = (tmp_path / "out" / "results.json").read_bytes()
+    (tmp_path / "theorems" / "test_t1.py").write_text(theorem(1, measured=7), encoding="utf-8")
+    failed = subprocess.run(verify + ["--only", "T-01"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "not rewritten" in failed.stderr and "wrote" not in failed.stdout
+    (tmp_path / "only1").mkdir()
+    (tmp_path / "only1" / "test_t1.py").write_text(theorem(1), encoding="utf-8")
+    nothing = subprocess.run(verify + ["--theorems", "only1", "--only", "T-02"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)   # selects no theorem at all
+    assert nothing.returncode == 2 and "Traceback" not in nothing.stderr and "wrote" not in nothing.stdout
+    assert (tmp_path / "out" / "results.json").read_bytes() == before
+
+
+# --- the guard cannot be silenced by the files it checks ----------------------------------
+
+@pytest.mark.parametrize("value", [math.inf, math.nan, -1.0])
+@pytest.mark.parametrize("which", ["current", "baseline"])
+def test_non_finite_or_negative_guard_tolerance_is_an_input_error(capsys, results_file, tmp_path, value, which):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_bytes(results_file.read_bytes())
+    target = results_file if which == "current" else baseline
+
+    def poison(doc):
+        for c in doc["claims"]:
+            for k in c["constants"] + [k for d in c["devices"].values() for k in d["constants"]]:
+                k["guard_tolerance"] = value
+                k["measured"] = 123456.0   # a change the guard must not miss
+    edit(target, poison)
+    status, out, err = run(capsys, "guard", results_file, "--baseline", baseline)
+    assert status == 2 and one_line_error(err) and "guard_tolerance" in err and "match" not in out
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda d: d["claims"][0].update(verdict="maybe"), "verdict"),
+    (lambda d: d["claims"][0]["constants"][0].update(measured=float("nan")), "measured"),
+    (lambda d: d["claims"][0]["constants"][0].update(measured="banana"), "measured"),
+    (lambda d: d["claims"][0]["constants"][0].update(claimed={"x": 1}), "claimed"),
+    (lambda d: d.update(claims=None), "claims"),
+    (lambda d: d.update(claims=["ACT-01", "ACT-02"]), "claim #0"),
+    (lambda d: d["claims"][0].update(constants={"a": 1}), "constants"),
+    (lambda d: d["claims"][0].pop("title"), "title"),
+    (lambda d: d["claims"][0].pop("topic"), "topic"),
+])
+@pytest.mark.parametrize("command", [["report"], ["report", "--format", "summary"], ["guard"], ["list", "--results"],
+                                     ["show", "ACT-01", "--results"]])
+def test_malformed_results_are_one_line_exit_2(capsys, results_file, tmp_path, change, field, command):
+    edit(results_file, change)
+    argv = command + [results_file]
+    if command == ["guard"]:
+        argv += ["--baseline", results_file]
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and one_line_error(err) and field in err
+    assert "✅" not in out and "maybe" not in out
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"", b"[" * 100000, b'{"schema": 1, "claims": '])
+def test_unreadable_results_files(capsys, tmp_path, content):
+    path = tmp_path / "r.json"
+    path.write_bytes(content)
+    status, _, err = run(capsys, "report", path, "--format", "summary")
+    assert status == 2 and one_line_error(err)
+
+
+def test_a_directory_as_results_file(capsys, tmp_path):
+    status, _, err = run(capsys, "report", tmp_path)
+    assert status == 2 and one_line_error(err) and "directory" in err
+
+
+@pytest.mark.skipif(ROOT_USER, reason="root reads files whatever their mode")
+def test_a_results_file_without_read_permission(capsys, results_file):
+    results_file.chmod(0)
+    status, _, err = run(capsys, "report", results_file)
+    assert status == 2 and one_line_error(err) and "cannot be read" in err
+
+
+# --- bad output targets -------------------------------------------------------------------
+
+def test_report_out_targets(capsys, results_file, tmp_path):
+    status, _, err = run(capsys, "report", results_file, "--out", tmp_path)   # a directory
+    assert status == 2 and one_line_error(err) and "directory" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    status, _, err = run(capsys, "report", results_file, "--out", blocker / "sub" / "r.md")   # parent is a file
+    assert status == 2 and one_line_error(err)
+    status, out, _ = run(capsys, "report", results_file, "--out", tmp_path / "new" / "dir" / "r.md")   # missing: made
+    assert status == 0 and (tmp_path / "new" / "dir" / "r.md").is_file()
+
+
+@pytest.mark.skipif(ROOT_USER, reason="root writes into read-only directories")
+def test_report_into_a_read_only_directory(capsys, results_file, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    status, _, err = run(capsys, "report", results_file, "--out", ro / "r.md")
+    assert status == 2 and one_line_error(err)
+
+
+def test_guard_accept_onto_a_directory_or_impossible_path(capsys, results_file, tmp_path):
+    status, _, err = run(capsys, "guard", results_file, "--baseline", tmp_path, "--accept")
+    assert status == 2 and one_line_error(err)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    status, _, err = run(capsys, "guard", results_file, "--baseline", blocker / "b.json", "--accept")
+    assert status == 2 and one_line_error(err) and blocker.read_text() == "x"
+
+
+def test_guard_accept_of_an_invalid_results_file_keeps_the_baseline(capsys, results_file, tmp_path):
+    baseline = tmp_path / "b.json"
+    baseline.write_bytes(results_file.read_bytes())
+    edit(results_file, lambda d: d["claims"][0].update(verdict="maybe"))
+    status, _, err = run(capsys, "guard", results_file, "--baseline", baseline, "--accept")
+    assert status == 2 and one_line_error(err)
+    assert json.loads(baseline.read_text())["claims"][0]["verdict"] != "maybe"
+
+
+def test_verify_results_targets(capsys, tmp_path):
+    status, _, err = run(capsys, "verify", "--theorems", ROOT / "theorems", "--results", tmp_path)
+    assert status == 2 and one_line_error(err) and "directory" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    status, _, err = run(capsys, "verify", "--theorems", ROOT / "theorems", "--results", blocker / "r.json")
+    assert status == 2 and one_line_error(err) and "cannot be written" in err
+
+
+def test_check_out_is_a_file(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    status, _, err = run(capsys, "check", "tests.techniques_for_tests:swish", "--out", blocker, "--no-compare")
+    assert status == 2 and one_line_error(err) and "not a directory" in err and blocker.read_text() == "x"
+
+
+# --- arguments and environment ------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", ["-3", "x", "1.5"])
+def test_bad_worker_counts(capsys, workers):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["verify", f"-n={workers}"])
+    assert e.value.code == 2 and "expected a number >= 0" in capsys.readouterr().err
+
+
+def test_a_bogus_profile_in_the_environment(monkeypatch, capsys, pytester):
+    monkeypatch.setenv("GRADCORE_PROFILE", "bogus")
+    with pytest.raises(InputError, match="GRADCORE_PROFILE='bogus'"):
+        profiles.selected()
+    pytester.makeini("[pytest]\naddopts = -p gradcore.verify.plugin\n")
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "GRADCORE_PROFILE='bogus'" in result.stderr.str() and "Traceback" not in result.stderr.str()
+
+
+def test_an_unexpected_exception_is_exit_3_with_a_log(capsys, monkeypatch):
+    def broken(args):
+        raise KeyError("gradcore bug")
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    status, _, err = run(capsys, "list")
+    assert status == 3 and err.count("\n") == 1 and "Traceback" not in err
+    log = Path(err.split("traceback in ")[1].split(";")[0])
+    assert "KeyError: 'gradcore bug'" in log.read_text() and "Traceback" in log.read_text()
+    log.unlink()
+
+
+def test_the_console_script_never_prints_a_traceback(tmp_path):
+    """Through the installed entry point: bad input → 2 and one line."""
+    bad = tmp_path / "r.json"
+    bad.write_text('{"schema": 1, "environment": {"devices": {}}, "claims": [{"id": "X"}]}')
+    proc = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "report", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+# --- gradcore check -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["tests.hostile_exit0", "tests.hostile_exit3"])
+def test_check_of_a_module_that_exits_on_import(capsys, module):
+    status, out, err = run(capsys, "check", f"{module}:f")
+    assert status == 2 and one_line_error(err) and "sys.exit" in err
+
+
+def test_check_of_a_technique_that_calls_sys_exit(capsys, tmp_path):
+    status, _, err = run(capsys, "check", f"{SPEC}:exits", "--kind", "activation", "--no-compare")
+    assert status == 2 and one_line_error(err) and "sys.exit(3)" in err
+    status, out, _ = run(capsys, "check", f"{SPEC}:exits_on_big_inputs", "--kind", "activation", "--no-compare",
+                         "--out", tmp_path)
+    assert status == 1 and "sys.exit(0)" in out   # the technique failed inside a clause: a violation
+
+
+@pytest.mark.parametrize("name", ["huge", "expo"])
+def test_exploding_gradients_are_explosion_not_zero(capsys, tmp_path, name):
+    status, out, _ = run(capsys, "check", f"{SPEC}:{name}", "--no-compare", "--out", tmp_path)
+    assert status == 1
+    doc = json.loads((tmp_path / f"{name}.json").read_text())
+    transfer = next(c for c in doc["clauses"] if c["id"] == "transfer-factor")
+    assert transfer["verdict"] == "violated" and transfer["constants"]["lambda"] == "inf"
+
+
+def test_nan_gradient_norms_through_depth_are_explosion():
+    from gradcore.verify.contracts import _stack
+    from gradcore.verify.contracts.base import Settings
+
+    def build(_):
+        return [torch.nn.Identity()] * 5 + [lambda h: h * float("nan")] + [torch.nn.Identity()] * 5
+    lam = _stack.transfer_factor(build, depth=11, width=4, batch=2, settings=Settings())
+    assert lam == {"lambda": math.inf, "lambda_lo": math.inf, "lambda_hi": math.inf}
+
+
+def test_a_norm_that_goes_nan_with_depth_is_not_lambda_zero():
+    from gradcore.testing import check_technique
+
+    res = check_technique(__import__(SPEC, fromlist=["x"]).NaNBeyondDepth, kind="norm")
+    for r in res.results:
+        for key, value in r.constants.items():
+            if key.startswith("lambda") and isinstance(value, float):
+                assert value != 0.0, (r.clause, key)
+
+
+def test_nan_outside_the_smoke_range_is_found(capsys):
+    status, _, err = run(capsys, "check", f"{SPEC}:nan_beyond_five", "--kind", "activation", "--no-compare")
+    assert status == 2 and one_line_error(err) and "x = 5.01" in err
+
+
+def test_a_constant_activation_is_measured_not_crashed(tmp_path):
+    from gradcore.testing import check_technique
+
+    res = check_technique(__import__(SPEC, fromlist=["x"]).constant, kind="activation")
+    verdicts = {r.clause: r.verdict for r in res.results}
+    assert verdicts["derivative-bound"] == "holds"                 # f' = 0 ≤ 1
+    assert verdicts["saturation"] == "violated"                   # f' = 0 on both tails
+    assert verdicts["transfer-factor"] == "violated"              # the gradient vanishes: λ = 0
+    assert all("raised" not in r.note and r.verdict != "unmeasured" for r in res.results)
+
+
+def test_an_activation_that_raises_with_kind_given(capsys):
+    status, _, err = run(capsys, "check", f"{SPEC}:raises", "--kind", "activation", "--no-compare")
+    assert status == 2 and one_line_error(err) and "always fails" in err
+
+
+def test_a_technique_raising_inside_a_clause_violates_it():
+    from gradcore.testing import check_technique
+
+    res = check_technique(__import__(SPEC, fromlist=["x"]).raises_on_big_inputs, kind="activation")
+    bound = next(r for r in res.results if r.clause == "derivative-bound")
+    assert bound.verdict == "violated" and "too many inputs" in bound.note
+
+
+def _gradcore_error(subject, settings):
+    raise MeasurementError("the search found no finite value")
+
+
+@pytest.mark.parametrize("measure, reason", [
+    (_gradcore_error, "the search found no finite value"),
+    # an exception raised by library code alone (no frame of the technique's): torch.zeros(subject, settings)
+    (torch.zeros, "gradcore failed while measuring: TypeError"),
+])
+def test_gradcore_failures_inside_a_clause_are_unmeasured_exit_2(capsys, monkeypatch, tmp_path, measure, reason):
+    clause = Clause("broken", ("ACT-03",), "a clause gradcore cannot measure", measure)
+    monkeypatch.setattr(activation, "CLAUSES", (clause,))
+    status, out, _ = run(capsys, "check", "tests.techniques_for_tests:swish", "--no-compare", "--out", tmp_path)
+    assert status == 2 and "could not be measured" in out and reason in out and "violated" not in out.split("\n")[0]
+    doc = json.loads((tmp_path / "swish.json").read_text())
+    assert doc["ok"] is False and doc["unmeasured"] == ["broken"] and doc["violations"] == []
+
+
+def test_a_technique_that_hangs_is_stopped_by_the_time_limit(capsys, tmp_path):
+    import time
+
+    start = time.perf_counter()
+    status, out, _ = run(capsys, "check", f"{SPEC}:slow_on_big_inputs", "--kind", "activation", "--no-compare",
+                         "--time-limit", "20", "--out", tmp_path)
+    assert time.perf_counter() - start < 120
+    assert status == 2 and "time limit of 20 s" in out
+    doc = json.loads((tmp_path / "slow_on_big_inputs.json").read_text())
+    assert doc["unmeasured"] == ["derivative-bound"] and doc["violations"] == []
