@@ -421,16 +421,22 @@ def user_stack_transfer_factor(*, make: Given, width: int, depth: int, batch: in
                                device: str = "cpu") -> Measurement:
     """RES-05/RES-08 for a user's block: λ = (‖g_0‖/‖g_D‖)^{1/D} through ``depth`` blocks for L = ⟨h_D, r⟩,
     network s drawn from seed + 1000 + s and x, r from Generator(seed + 2000 + s), (seed + 3000 + s);
-    mean over ``seeds`` networks with its Student-t interval. A non-finite gradient norm is an
-    explosion (λ = ∞), a vanished one a dead network (λ = 0)."""
+    mean over ``seeds`` networks with its Student-t interval. A non-finite output or gradient norm
+    is an explosion (λ = ∞), a vanished gradient a dead network (λ = 0)."""
     factors = []
     for s in range(seeds):
         with seeded(seed + 1000 + s):
             blocks = [build_block(make, width, device) for _ in range(depth)]
         x, r = (torch.randn(batch, width, generator=torch.Generator().manual_seed(seed + off + s), dtype=F64)
                 .to(device) for off in (2000, 3000))
-        norms = probes.layer_gradient_norms(blocks, x, loss=lambda out, r=r: (out * r).sum())
-        if not bool(torch.isfinite(norms).all()):
+        finite: list[bool] = []
+
+        def loss(out: torch.Tensor, r: torch.Tensor = r) -> torch.Tensor:
+            finite.append(bool(torch.isfinite(out).all()))
+            return (out * r).sum()
+
+        norms = probes.layer_gradient_norms(blocks, x, loss=loss)
+        if not (all(finite) and bool(torch.isfinite(norms).all())):
             factors.append(math.inf)
         else:
             factors.append(probes.transfer_factor(norms).geometric if bool((norms > 0).all()) else 0.0)
