@@ -109,7 +109,7 @@ def test_residual_attention_recurrent_contracts(device):
     torch.manual_seed(bound.counterexample["seed"])
     block = T.HalfResidual(32).double()
     ref = torch.linalg.matrix_norm(torch.autograd.functional.jacobian(lambda t: block(t[None])[0], x), ord=2)
-    assert bound.verdict == "violated" and bound.constants["max ‖∂block/∂x‖₂"] >= float(ref) - 1e-12
+    assert bound.verdict == "violated" and float(bound.constants["max ‖∂block/∂x‖₂"]) >= float(ref) - 1e-12
     att = check_technique(T.unscaled_attention, device=device)
     assert att.kind == "attention" and _clause(att, "row-stochastic").verdict == "holds"
     assert [r.clause for r in att.violations] == ["no-saturation"]
