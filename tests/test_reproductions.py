@@ -43,3 +43,30 @@ def test_reproductions_are_judged_by_their_kind():
     assert agrees({"measured": 1.0, "kind": "statistical", "guard_tolerance": 0.1}, 1.05)
     assert not agrees({"measured": 1.0, "kind": "numeric", "guard_tolerance": 1e-12}, 1.0 + 1e-9)
     assert run("print('value', repr(0.25))") == 0.25
+
+
+def _document(name: str) -> dict:
+    path = REPORTS / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def test_every_refuted_or_conditional_claim_is_decided_by_a_reproducible_value():
+    missing = []
+    for claim in _document("results.json").get("claims", []):
+        if claim["verdict"] not in ("refuted", "conditional"):
+            continue
+        failing = [c for c in claim["constants"] if c["holds"] is False]
+        failing.sort(key=lambda c: c.get("outside") is not None)
+        if not failing[0].get("reproduction"):
+            missing.append(f"{claim['id']}: {failing[0]['name']}")
+    assert not missing, f"deciding checks without a generated reproduction: {missing}"
+
+
+def test_every_violated_clause_of_a_built_in_carries_its_reproduction():
+    missing = []
+    for kind, techniques in _document("techniques.json").get("kinds", {}).items():
+        for name, clauses in techniques.items():
+            for c in clauses:
+                if c["verdict"] == "violated" and not (c.get("counterexample") or {}).get("snippet"):
+                    missing.append(f"{kind} {name} {c['id']}")
+    assert not missing, f"violated clauses without a reproduction: {missing}"

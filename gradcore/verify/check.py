@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import check_report, profiles
 from .contracts import KINDS, CheckError, ClauseResult, Settings, contract
 from .contracts.base import DEFAULT_TIME_LIMIT_S, prepare, run_clause
 
@@ -53,9 +54,7 @@ class TechniqueCheck:
         return not self.violations and not self.unmeasured
 
     def table(self) -> str:
-        from .check_report import summary_table
-
-        return summary_table(self)
+        return check_report.summary_table(self)
 
     def assert_ok(self) -> None:
         """Raise AssertionError with the clause table when a gating clause is violated."""
@@ -122,8 +121,6 @@ def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0,
                  time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> Settings:
     import torch
 
-    from . import profiles
-
     if device not in DEVICES:
         raise CheckError(f"unknown device {device!r}; expected cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
@@ -156,8 +153,9 @@ def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: s
     name = name or _describe(obj)
     setup = (f"from gradcore.verify.check import load_object\n{_binding(kind)} = load_object({spec!r})"
              if spec else f"{_binding(kind)} = ...  # your {name}")
-    results = measure(kind, obj, name, setup, settings)
-    builtin = builtin_results(kind, settings) if compare else {}
+    with profiles.pinned_generation(profile):   # the CLI and the Python API draw alike
+        results = measure(kind, obj, name, setup, settings)
+        builtin = builtin_results(kind, settings) if compare else {}
     return TechniqueCheck(name, kind, spec or name, settings, results, builtin,
                           time.perf_counter() - start)
 
@@ -166,6 +164,22 @@ def _binding(kind: str) -> str:
     """The name the clause snippets use for a technique of ``kind``."""
     return {"activation": "f", "norm": "make", "clipping": "clip", "initialiser": "init",
             "residual": "make", "recurrent": "make", "attention": "attend"}[kind]
+
+
+def write_builtin_tables(out_dir: str | Path, *, device: str = "cpu", profile: str = "ci",
+                         kinds: tuple[str, ...] = KINDS) -> Path:
+    """Measure every built-in technique and write ``techniques.md`` (+ ``techniques.json``)."""
+    from . import results
+
+    settings = settings_for(device, profile)
+    start = time.perf_counter()
+    with profiles.pinned_generation(profile):
+        measured = {k: rows for k in kinds if (rows := builtin_results(k, settings))}
+    statements = {k: [f"- `{c.id}`{'' if c.gate else ' (info)'}: {c.statement}" for c in contract(k).CLAUSES]
+                  for k in measured}
+    env = results.environment(seed=settings.seed, profile=profile, wall_time_s=time.perf_counter() - start,
+                              workers=1, devices=[device])
+    return check_report.write_builtin_tables(measured, statements, env, out_dir)
 
 
 def builtin_results(kind: str, settings: Settings) -> dict[str, list[ClauseResult]]:
@@ -212,12 +226,9 @@ def _seconds(text: str) -> float:
 def command(args: argparse.Namespace) -> int:
     """Run ``gradcore check``: 0 every clause holds, 1 one is violated, 2 the technique cannot
     be checked or a clause could not be measured (CheckError reaches ``cli.main``: one line)."""
-    from . import check_report, profiles
-
     if args.out.exists() and not args.out.is_dir():
         raise CheckError(f"--out {args.out} exists and is not a directory")
     obj = load_object(args.target)
-    profiles.load(args.profile)
     result = check(obj, kind=args.kind, name=args.target.split(":")[1], spec=args.target,
                    device=args.device, profile=args.profile, seed=args.seed,
                    compare=not args.no_compare, time_limit_s=args.time_limit)

@@ -1,25 +1,26 @@
-"""Reports of ``gradcore check``: terminal table, markdown and JSON for one technique,
-and the built-in comparison tables (``reports/techniques.md``).
+"""Views of ``gradcore check``: terminal table, markdown and JSON for one technique,
+and the built-in comparison tables (``reports/techniques.md``). Nothing here measures:
+:mod:`gradcore.verify.check` measures and hands its results over.
 
-The JSON follows the results-file style (:mod:`gradcore.verify.results`): an
-``environment`` block plus one entry per clause with its verdict, measured constants
-and counterexample; files are written atomically.
+The JSON follows the results schema (``results.schema.json``, the ``check`` document):
+an ``environment`` block plus one entry per clause with its verdict, its measured
+constants as the same constant objects a results file holds (kind, interval as numbers,
+sizes, reproduction) and its counterexample; files are written atomically.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import results
-from .contracts import KINDS, ClauseResult
 from .verdicts import CLAUSE_MARK as MARK
 from .views import num
 
 if TYPE_CHECKING:
     from .check import TechniqueCheck
+    from .contracts.base import ClauseResult
 
-SCHEMA = "gradcore-check/1"
+SCHEMA = results.CHECK_SCHEMA
 
 
 def _constants(r: ClauseResult, limit: int | None = None) -> str:
@@ -105,7 +106,7 @@ def markdown(check: TechniqueCheck) -> str:
         if c is None:
             out.append(f"- {cid}: not in the catalogue")
             continue
-        src = "; ".join(f"{s.file} §{s.section}: “{s.quote}”" for s in c.sources)
+        src = "; ".join(f"{s.cite()}: “{s.quote}”" for s in c.sources)
         out.append(f"- **{cid}** {c.title} — {src}")
     return "\n".join(out) + "\n"
 
@@ -158,30 +159,21 @@ def write(check: TechniqueCheck, out_dir: str | Path) -> tuple[Path, Path]:
     return md, js
 
 
-def write_builtin_tables(out_dir: str | Path, *, device: str = "cpu", profile: str = "ci",
-                         kinds: tuple[str, ...] = KINDS) -> Path:
-    """Measure every built-in technique and write ``techniques.md`` (+ ``techniques.json``)."""
-    from .check import builtin_results, settings_for
-    from .contracts import contract
+def write_builtin_tables(measured: dict[str, dict[str, list[ClauseResult]]],
+                         statements: dict[str, list[str]], env: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write ``techniques.md`` and ``techniques.json`` for the built-ins ``check`` measured.
 
-    settings = settings_for(device, profile)
-    start = time.perf_counter()
+    ``measured`` maps kind → technique → its clause results; ``statements`` kind → one
+    markdown line per clause.
+    """
     md = ["# gradcore's techniques against the documents' claims", "",
           "Each kind's contract (gradcore/verify/contracts) measured on every built-in technique "
-          f"of that kind (device {device}, profile {profile}). Cells: verdict and the clause's key "
-          "measured constant; ❌ marks a measured violation, not a bug.", ""]
-    doc: dict[str, Any] = {"schema": SCHEMA, "kinds": {}}
-    for kind in kinds:
-        rows = builtin_results(kind, settings)
-        if not rows:
-            continue
-        md += [f"## {kind}", ""]
-        md += [f"- `{c.id}`{'' if c.gate else ' (info)'}: {c.statement}" for c in contract(kind).CLAUSES]
-        md += ["", comparison_table(rows), ""]
+          f"of that kind (device {env['devices'] and next(iter(env['devices']))}, profile {env['profile']}). "
+          "Cells: verdict and the clause's key measured constant; ❌ marks a measured violation, not a bug.", ""]
+    doc: dict[str, Any] = {"schema": SCHEMA, "environment": env, "kinds": {}}
+    for kind, rows in measured.items():
+        md += [f"## {kind}", "", *statements[kind], "", comparison_table(rows), ""]
         doc["kinds"][kind] = {n: [r.to_json() for r in res] for n, res in rows.items()}
-    doc["environment"] = results.environment(seed=settings.seed, profile=profile,
-                                             wall_time_s=time.perf_counter() - start, workers=1,
-                                             devices=[device])
     out_dir = Path(out_dir)
     results.write(doc, out_dir / "techniques.json")
     return results.write_text("\n".join(md), out_dir / "techniques.md")

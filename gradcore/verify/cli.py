@@ -181,7 +181,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(report.terminal_summary(doc))
     print(f"wrote {args.results} and {out} ({n} figures)")
     if not (args.only or args.no_techniques):
-        from .check_report import write_builtin_tables
+        from .check import write_builtin_tables
 
         device = "cuda" if args.device in ("cuda", "all") and "cuda" in doc["environment"]["devices"] else "cpu"
         print(f"wrote {write_builtin_tables(args.results.parent, device=device, profile=args.profile)}")
@@ -252,13 +252,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
-    current = _read(args.results)
+    current = results.as_claims(_read(args.results))
     if args.accept:
         if not atomic.same_file(args.results, args.baseline):
             atomic.copy(args.results, args.baseline)
         print(f"accepted {args.results} as the baseline {args.baseline} ({len(current['claims'])} claims)")
         return 0
-    changes = guard.compare(_read(args.baseline), current)
+    changes = guard.compare(results.as_claims(_read(args.baseline)), current)
     if not changes:
         print(f"guard: {len(current['claims'])} claims match the baseline {args.baseline}")
         return 0

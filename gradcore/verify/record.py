@@ -212,6 +212,15 @@ class ClaimRecorder:
         }
 
 
+def constant(name: str, value: Any) -> dict[str, Any]:
+    """A measured value that is not compared with a claim (a technique clause's constant), as the
+    same constant object a results file holds: no claimed value, no outcome of its own."""
+    m = value if isinstance(value, Measurement) else Measurement(_number(value, name))
+    return plain({"name": name, "claimed": None, "measured": m.value, "relation": "==", "tolerance": 0.0,
+                  "holds": None, "interval": list(m.interval) if m.interval else None, "outside": None,
+                  "dtype": m.dtype, "counterexample": None, "guard_tolerance": m.guard_tolerance, **m.fields()})
+
+
 def _runnable(counterexample: Any) -> bool:
     """Whether a counterexample carries a snippet that at least parses as Python."""
     if not isinstance(counterexample, dict) or not isinstance(counterexample.get("snippet"), str):

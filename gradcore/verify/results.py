@@ -21,6 +21,7 @@ from .catalogue import Claim
 from .verdicts import most_severe
 
 SCHEMA_VERSION = 1
+CHECK_SCHEMA = "gradcore-check/2"   # a technique check (``gradcore check``, reports/techniques.json)
 from ..errors import ResultsError  # noqa: F401  (re-exported)
 
 # Two measurements of one claim (e.g. cpu and cuda) → their differences beyond tolerance.
@@ -137,6 +138,25 @@ def read(path: str | Path) -> dict[str, Any]:
         doc = json.loads(text)
     except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
         raise ResultsError(f"results file {path} is not valid JSON: {str(e)[:200]}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
-        raise ResultsError(f"results file {path} is not a gradcore results file (schema {SCHEMA_VERSION})")
+    if not isinstance(doc, dict) or doc.get("schema") not in (SCHEMA_VERSION, CHECK_SCHEMA):
+        raise ResultsError(f"results file {path} is not a gradcore results file "
+                           f"(schema {SCHEMA_VERSION}, or {CHECK_SCHEMA!r} for technique checks)")
     return schema.validate(doc, path)
+
+
+def as_claims(doc: dict[str, Any]) -> dict[str, Any]:
+    """A results document in the claims form: a technique check's clauses become entries
+    ``kind:technique:clause`` whose one device record holds the clause verdict and constants,
+    so the guard and the views read both documents the same way."""
+    if doc.get("schema") != CHECK_SCHEMA:
+        return doc
+    device = next(iter(doc["environment"].get("devices", {"cpu": ""})), "cpu")
+    groups = dict(doc.get("kinds", {}))
+    if "technique" in doc:
+        groups.setdefault(doc["technique"]["kind"], {})[doc["technique"]["name"]] = doc.get("clauses", [])
+        for name, clauses in doc.get("builtins", {}).items():
+            groups[doc["technique"]["kind"]][name] = clauses
+    claims = [{"id": f"{kind}:{name}:{c['id']}", "verdict": c["verdict"],
+               "devices": {device: {"verdict": c["verdict"], "constants": c["constants"]}}}
+              for kind, techniques in groups.items() for name, clauses in techniques.items() for c in clauses]
+    return {"schema": SCHEMA_VERSION, "environment": doc["environment"], "claims": claims}

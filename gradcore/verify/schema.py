@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from ..errors import ResultsError
-from .record import RELATIONS, VERDICTS
+from .verdicts import CLAUSE_VERDICTS, RELATIONS, VERDICTS
 
 
 def _finite_number(_: Any, x: Any) -> bool:
@@ -38,6 +38,7 @@ def schema() -> dict[str, Any]:
     doc = json.loads(text)
     doc["$defs"]["verdict"]["enum"] = list(VERDICTS)
     doc["$defs"]["relation"]["enum"] = list(RELATIONS)
+    doc["$defs"]["clause_verdict"]["enum"] = list(CLAUSE_VERDICTS)
     _Validator.check_schema(doc)
     return doc
 
@@ -100,7 +101,7 @@ def _describe(error: ValidationError) -> str:
 def _curve_lengths(doc: dict[str, Any]) -> list[str]:
     """What JSON Schema cannot say: each curve has as many x as y values."""
     out = []
-    for c in doc["claims"]:
+    for c in doc.get("claims", []):
         for i, s in enumerate(c.get("series", [])):
             if len(s["x"]) != len(s["y"]):
                 out.append(f"claim {c['id']}, field series[{i}]: x has {len(s['x'])} values, y has {len(s['y'])}")

@@ -19,10 +19,9 @@ from typing import Any
 import torch
 
 from ...errors import CheckError, GradcoreError, TimeLimitError  # noqa: F401  (CheckError re-exported)
-from ..record import plain
+from ...measure import Measurement
+from ..record import constant, plain
 from ..timelimit import time_limit
-
-from ...errors import CheckError  # noqa: F401  (re-exported)
 from ..verdicts import CLAUSE, CLAUSE_VERDICTS, UNMEASURED  # noqa: F401  (re-exported)
 
 DEFAULT_TIME_LIMIT_S = 300.0
@@ -117,10 +116,17 @@ class ClauseResult:
         return self.gate and self.verdict == UNMEASURED
 
     def to_json(self) -> dict[str, Any]:
+        numbers = {k: v for k, v in self.constants.items() if _is_number(v)}
         return {"id": self.clause, "claims": list(self.claims), "statement": self.statement,
-                "verdict": self.verdict, "gate": self.gate, "constants": plain(self.constants),
+                "verdict": self.verdict, "gate": self.gate,
+                "constants": [constant(k, v) for k, v in numbers.items()],
+                "facts": {k: plain(v) for k, v in self.constants.items() if k not in numbers},
                 "counterexample": plain(self.counterexample), "note": self.note,
                 "duration_s": round(self.duration_s, 3)}
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, Measurement) or (isinstance(x, (int, float)) and not isinstance(x, bool))
 
 
 def _library_dirs() -> tuple[str, ...]:

@@ -1,0 +1,449 @@
+"""Gradient paths through residual blocks: identity-path gains, product order, scaled bounds.
+
+RES-01…RES-08 and the residual contract measure here. A block is ŷ = x + F(x) or the scaled
+(1−β)x + αF(x) of :mod:`gradcore.residual` around its Linear–activation–Linear branch
+(:func:`gradcore.residual.mlp_branch`); a user's block comes in as a ``Given`` factory
+``width -> nn.Module`` acting on (batch, width).
+
+Branch weights are drawn by ``nn.init.kaiming_normal_`` in float32 and then cast to float64.
+ATen draws a float32 normal tensor of ≥ 16 elements with a vectorised Box–Muller (Sleef
+log/cos) under AVX2/AVX-512 and a scalar one otherwise (``ATEN_CPU_CAPABILITY=default``), so
+the last bit of a weight depends on the CPU's kernel path: a value computed from these weights
+is known to float32 precision, not float64 — this is why RES-06's rate moved 2e-7 relative
+between CPUs. Numeric values built on such weights carry ``conditioning=DRAWN_F32``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import _validate as v
+from .. import probes
+from ..jacobian import chain_jacobians, jacobian, jacobian_operator
+from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound, mlp_branch,
+                        residual_stack, safe_scaling)
+from ..stats import MEAN_METHOD, mean_ci, per_seed_slope_ci, proportion_ci
+from .measurement import EPS, Given, Kind, Measurement, recipe
+from .seeding import seeded
+
+F64 = torch.float64
+# A float64 computation on float32-drawn weights (see the module docstring): float32 precision.
+DRAWN_F32 = EPS["float32"] / EPS["float64"]
+PER_SEED_SLOPES = f"{MEAN_METHOD} of per-seed least-squares slopes"
+SHORTCUT_FORMS = ("plain", "residual", "scaled")
+ACT_DERIV: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda z: 1 - torch.tanh(z) ** 2, "relu": lambda z: (z > 0).to(z.dtype),
+    "sigmoid": lambda z: torch.sigmoid(z) * (1 - torch.sigmoid(z))}
+
+
+def _sample(seed: int, width: int, gain: float, activation: str, *, dtype: torch.dtype = F64,
+            draws: int = 1) -> tuple[nn.Sequential, list[torch.Tensor]]:
+    """A branch drawn from ``seed`` and then ``draws`` N(0, I) vectors from the same stream (CPU)."""
+    (f,), xs = _branches([seed], width, gain, activation, draws, dtype=dtype)
+    return f, xs
+
+
+def _gain(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, g: torch.Tensor) -> float:
+    """‖(∂net/∂x)ᵀ g‖ / ‖g‖: how much one backward pass scales the gradient g."""
+    return float(jacobian_operator(net, x).rmatvec(g).detach().norm() / g.norm())
+
+
+def _closed_form(f: nn.Sequential, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """F'(x) = W₂ diag(σ'(W₁x)) W₁, written out by hand (independent of autograd)."""
+    w1, w2 = f[0].weight.detach(), f[2].weight.detach()
+    return w2 @ torch.diag(ACT_DERIV[activation](w1 @ x)) @ w1
+
+
+@recipe
+def branch_jacobian_error(*, seed: int, width: int, gain: float, activation: str, dtype: str = "float64",
+                          device: str = "cpu") -> Measurement:
+    """RES-01: max |autograd ∂ŷ/∂x − (I + W₂diag(σ')W₁)| / max |I + W₂diag(σ')W₁| for one block."""
+    dt = probes.FLOAT_DTYPES[v.choice(dtype, "dtype", ("float32", "float64"))]
+    f, (x,) = _sample(seed, width, gain, activation, dtype=dt)
+    f, x = f.to(device), x.to(device)
+    ref = torch.eye(width, dtype=dt, device=device) + _closed_form(f, x, activation)
+    err = float((block_jacobian(Residual(f), x) - ref).abs().max() / ref.abs().max())
+    # Two evaluations of the same product differ by rounding only; 512 ulp of the dtype bound it.
+    return Measurement(err, Kind.ROUNDING, dtype, device, {"width": width}, bound=512 * EPS[dtype])
+
+
+@recipe
+def gain_band_excess(*, seed: int, width: int, gain: float, activation: str, device: str = "cpu") -> Measurement:
+    """RES-02: max_i |σ_i(I + F') − 1| − ‖F'‖₂ for one block (≤ 0 by Weyl; = 0 when F' = 0 or
+    width 1, so its supremum is a rounding residual)."""
+    f, (x,) = _sample(seed, width, gain, activation)
+    f, x = f.to(device), x.to(device)
+    eps = float(torch.linalg.matrix_norm(_closed_form(f, x, activation), ord=2))
+    sv = torch.linalg.svdvals(block_jacobian(Residual(f), x))
+    return Measurement(float((sv - 1).abs().max()) - eps, Kind.ROUNDING, "float64", device, {"width": width},
+                       bound=1e-12)
+
+
+@recipe
+def gradient_gain_deviation(*, seed: int, width: int = 16, gain: float = 0.05, activation: str = "tanh",
+                            device: str = "cpu") -> Measurement:
+    """RES-02: |‖(I + F')ᵀg‖/‖g‖ − 1| for one block and one random gradient g."""
+    f, (x, g) = _sample(seed, width, gain, activation, draws=2)
+    dev = abs(_gain(Residual(f.to(device)), x.to(device), g.to(device)) - 1)
+    return Measurement(dev, Kind.NUMERIC, "float64", device, {"width": width}, conditioning=DRAWN_F32)
+
+
+@functools.lru_cache(maxsize=64)
+def _stack_gradients(width: int, depth: int, seed: int, device: str
+                     ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Autograd ∂L/∂x_l of a tanh residual stack (L = ⟨x_{L+1}, c⟩) and its branch Jacobians F'_l."""
+    blocks = [Residual(_sample(seed + l, width, 1.0, "tanh")[0].to(device)) for l in range(depth)]
+    gen = torch.Generator().manual_seed(seed)
+    xs = [torch.randn(width, generator=gen, dtype=F64).to(device).requires_grad_(True)]
+    for b in blocks:
+        xs.append(b(xs[-1]))
+    c = torch.randn(width, generator=gen, dtype=F64).to(device)
+    grads = torch.autograd.grad((xs[-1] * c).sum(), xs)
+    jac_f = [jacobian(b.f, x.detach()).detach() for b, x in zip(blocks, xs)]
+    return tuple(g.detach() for g in grads), tuple(jac_f)
+
+
+@recipe
+def backward_recursion_error(*, width: int = 6, depth: int = 5, seed: int, device: str = "cpu") -> Measurement:
+    """RES-03: max over blocks of ‖∂L/∂x_{l+1}(I + F'_l) − ∂L/∂x_l‖ / ‖∂L/∂x_l‖ (eq 3.3.8 vs autograd)."""
+    grads, jac_f = _stack_gradients(width, depth, seed, device)
+    eye = torch.eye(width, dtype=F64, device=device)
+    worst = max(float((grads[l + 1] @ (eye + jac_f[l]) - grads[l]).norm() / grads[l].norm()) for l in range(depth))
+    return Measurement(worst, Kind.ROUNDING, "float64", device, {"width": width, "blocks": depth}, bound=1e-12)
+
+
+def _order_error(width: int, depth: int, seed: int, order: str, device: str) -> float:
+    grads, jac_f = _stack_gradients(width, depth, seed, device)
+    eye = torch.eye(width, dtype=F64, device=device)
+    prod = grads[-1]
+    for j in (jac_f if order == "written" else jac_f[::-1]):
+        prod = prod @ (eye + j)
+    return float((prod - grads[0]).norm() / grads[0].norm())
+
+
+@recipe
+def product_order_error(*, width: int, depth: int, seed: int, order: str = "written",
+                        device: str = "cpu") -> Measurement:
+    """RES-04: relative error vs autograd of ∂L/∂x_{L+1} ∏(I + F'_l) multiplied in ``order``:
+    "written" (l = 1…L, eq 3.3.9 as printed) or "reversed" (l = L…1)."""
+    v.choice(order, "order", ("written", "reversed"))
+    err = _order_error(width, depth, seed, order, device)
+    sizes = {"width": width, "blocks": depth}
+    if order == "reversed" or width == 1:
+        # the chain rule's order, or scalars that commute: the two sides differ by rounding only
+        return Measurement(err, Kind.ROUNDING, "float64", device, sizes, bound=1e-9)
+    return Measurement(err, Kind.NUMERIC, "float64", device, sizes, conditioning=DRAWN_F32)
+
+
+@recipe
+def mean_product_order_error(*, width: int = 6, depth: int = 5, seeds: tuple[int, ...] = (0, 10, 20, 30, 40),
+                             device: str = "cpu") -> Measurement:
+    """RES-04: mean over stacks of the written order's relative error, with its Student-t interval."""
+    mean, lo, hi = mean_ci([_order_error(width, depth, s, "written", device) for s in seeds])
+    return Measurement(mean, Kind.STATISTICAL, "float64", device,
+                       {"width": width, "blocks": depth, "seeds": len(seeds)},
+                       interval=(lo, hi), method=MEAN_METHOD, n=len(seeds))
+
+
+def _singular(jac: torch.Tensor, which: str, *, device: str, sizes: dict, conditioning: float) -> Measurement:
+    """σ_max or σ_min of a Jacobian whose entries are known to relative precision ``conditioning`` × ulp.
+
+    An entry perturbation moves every σ_i by up to about its size times ‖J‖₂ = σ_max (Weyl), so
+    σ_min's relative precision is σ_max/σ_min times worse; a σ_min below what float64 resolves at
+    the scale of σ_max is a rounding residual, not a number.
+    """
+    sv = torch.linalg.svdvals(jac.detach())
+    smax, smin = float(sv.max()), float(sv.min())
+    if which == "max":
+        return Measurement(smax, Kind.NUMERIC, "float64", device, sizes, conditioning=conditioning)
+    floor = jac.shape[0] * EPS["float64"] * smax
+    if smin <= floor:
+        return Measurement(smin, Kind.ROUNDING, "float64", device, sizes, bound=floor,
+                           witness=f"below float64's resolution {floor:.1e} at σ_max = {smax:.3g}")
+    return Measurement(smin, Kind.NUMERIC, "float64", device, sizes, conditioning=conditioning * smax / smin)
+
+
+@recipe
+def identity_path_min_gain(*, seed: int, width: int, gain: float, activation: str,
+                           device: str = "cpu") -> Measurement:
+    """RES-05: min over g of ‖(I + F')ᵀg‖/‖g‖ = σ_min(I + F'(x)) for one block."""
+    f, (x,) = _sample(seed, width, gain, activation)
+    return _singular(block_jacobian(Residual(f.to(device)), x.to(device)), "min", device=device,
+                     sizes={"width": width}, conditioning=DRAWN_F32)
+
+
+@recipe
+def shrinking_share(*, blocks: int = 10, directions: int = 10, width: int = 16, gain: float = 1.0,
+                    activation: str = "tanh", device: str = "cpu") -> Measurement:
+    """RES-05: share of random (block, g) pairs with ‖(I + F')ᵀg‖ < ‖g‖, with its Wilson interval."""
+    below = 0
+    for seed in range(blocks):
+        f, (x, *gs) = _sample(seed, width, gain, activation, draws=1 + directions)
+        below += sum(_gain(Residual(f.to(device)), x.to(device), g.to(device)) < 1.0 for g in gs)
+    p, lo, hi = proportion_ci(below, blocks * directions)
+    return Measurement(p, Kind.STATISTICAL, "float64", device,
+                       {"width": width, "blocks": blocks, "directions": directions},
+                       interval=(lo, hi), method="Wilson 95% interval of a proportion", n=blocks * directions)
+
+
+@recipe
+def half_branch_stack_gain(*, blocks: int = 16, width: int = 8, device: str = "cpu") -> Measurement:
+    """RES-05: ‖∂L/∂x_1‖/‖∂L/∂x_{L+1}‖ through ``blocks`` blocks x + F(x) with F = −x/2.
+
+    Each backward step multiplies the gradient by 1/2 exactly, so the value is 2^-blocks exactly
+    whatever x and g are.
+    """
+    half = nn.Linear(width, width, bias=False).to(device=device, dtype=F64)
+    with torch.no_grad():
+        half.weight.copy_(-0.5 * torch.eye(width, dtype=F64))
+    gen = torch.Generator().manual_seed(0)
+    x, g = (torch.randn(width, generator=gen, dtype=F64).to(device) for _ in range(2))
+    ratio = _gain(residual_stack([Residual(half)] * blocks), x, g)
+    return Measurement(ratio, Kind.EXACT, "float64", device, {"width": width, "blocks": blocks})
+
+
+def _branches(seeds: Sequence[int], width: int, gain: float, activation: str, draws: int = 2, *,
+              dtype: torch.dtype = F64) -> tuple[list[nn.Sequential], list[torch.Tensor]]:
+    """Branches drawn one per seed in ``seeds``, then ``draws`` N(0, I) vectors continuing the last
+    seed's stream (CPU)."""
+    with torch.random.fork_rng(devices=[]):
+        branches = []
+        for s in seeds:
+            torch.manual_seed(s)
+            branches.append(mlp_branch(width, activation=activation, gain=gain, dtype=dtype))
+        return branches, [torch.randn(width, dtype=dtype) for _ in range(draws)]
+
+
+def _he_relu_stack(depth: int, seed: int, width: int, device: str) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """Residual stack of He-init ReLU branches (branch l drawn from 1000·seed + l) and the x, g drawn
+    after it from the same stream."""
+    branches, (x, g) = _branches([1000 * seed + l for l in range(depth)], width, math.sqrt(2), "relu")
+    return residual_stack(Residual(f.to(device)) for f in branches), x.to(device), g.to(device)
+
+
+@functools.lru_cache(maxsize=16)
+def _he_relu_growth(depths: tuple[int, ...], width: int, seeds: int, device: str
+                    ) -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
+    """RES-06's ratios ‖∂L/∂x_1‖/‖∂L/∂x_{L+1}‖ (seeds × depths; x, g from Generator(seed)) and
+    ‖I + f'_l‖₂ of every block of the deepest stack of each seed."""
+    ratios, norms = [], []
+    for seed in range(seeds):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(width, generator=gen, dtype=F64).to(device)
+        g = torch.randn(width, generator=gen, dtype=F64).to(device)
+        row = []
+        for depth in depths:
+            net = _he_relu_stack(depth, seed, width, device)[0]
+            row.append(_gain(net, x, g))
+        ratios.append(tuple(row))
+        norms += [float(torch.linalg.matrix_norm(J.detach(), ord=2)) for J in chain_jacobians(list(net), x)]
+    return tuple(ratios), tuple(norms)
+
+
+def he_relu_curve(*, depths: Sequence[int] = (4, 8, 16, 24), width: int = 16, seeds: int = 4,
+                  device: str = "cpu") -> list[float]:
+    """RES-06's figure: the geometric mean over seeds of the gradient ratio at each depth."""
+    ratios = np.array(_he_relu_growth(tuple(depths), width, seeds, device)[0])
+    return list(np.exp(np.log(ratios).mean(0)))
+
+
+@recipe
+def he_relu_growth_rate(*, depths: tuple[int, ...] = (4, 8, 16, 24), width: int = 16, seeds: int = 4,
+                        device: str = "cpu") -> Measurement:
+    """RES-06: per-block growth rate d log‖∂L/∂x_1‖ / dL of a He-init ReLU residual stack: the mean
+    over seeds of each seed's fitted slope, with its Student-t interval (an estimate over seeds)."""
+    ratios = _he_relu_growth(tuple(depths), width, seeds, device)[0]
+    rate, lo, hi = per_seed_slope_ci(depths, ratios)
+    return Measurement(rate, Kind.STATISTICAL, "float64", device,
+                       {"depths": list(depths), "width": width, "seeds": seeds},
+                       interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
+
+
+@recipe
+def he_relu_block_norms(*, quantity: str, depths: tuple[int, ...] = (4, 8, 16, 24), width: int = 16,
+                        seeds: int = 4, device: str = "cpu") -> Measurement:
+    """RES-06: over the blocks of the deepest He-init ReLU stack of each seed, the share with
+    ‖I + f'_l‖₂ > 1 (``quantity="share above 1"``) or the mean of log ‖I + f'_l‖₂ ("mean log")."""
+    v.choice(quantity, "quantity", ("share above 1", "mean log"))
+    norms = np.array(_he_relu_growth(tuple(depths), width, seeds, device)[1])
+    value = float(np.mean(norms > 1)) if quantity == "share above 1" else float(np.mean(np.log(norms)))
+    return Measurement(value, Kind.NUMERIC, "float64", device, {"depth": max(depths), "width": width,
+                                                               "seeds": seeds}, conditioning=DRAWN_F32)
+
+
+@functools.lru_cache(maxsize=16)
+def _shortcut_ratios(depths: tuple[int, ...], width: int, seeds: int, device: str
+                     ) -> dict[str, tuple[tuple[float, ...], ...]]:
+    """RES-08: gradient ratios (seeds × depths) through the same tanh layers H_l without a
+    shortcut ("plain"), with +x ("residual"), and safely scaled with β = 0.1 ("scaled")."""
+    out: dict[str, list[list[float]]] = {k: [] for k in SHORTCUT_FORMS}
+    for seed in range(seeds):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(width, generator=gen, dtype=F64).to(device)
+        g = torch.randn(width, generator=gen, dtype=F64).to(device)
+        rows = {k: [] for k in SHORTCUT_FORMS}
+        for depth in depths:
+            with seeded(1000 * seed + depth):
+                layers = [nn.Sequential(nn.Linear(width, width, bias=False), nn.Tanh()) for _ in range(depth)]
+                for layer in layers:
+                    nn.init.kaiming_normal_(layer[0].weight, nonlinearity="linear")
+            layers = [layer.to(device, F64) for layer in layers]
+            rows["plain"].append(_gain(nn.Sequential(*layers), x, g))
+            rows["residual"].append(_gain(residual_stack(Residual(h) for h in layers), x, g))
+            rows["scaled"].append(_gain(residual_stack(
+                ScaledResidual(h, 0.1 / branch_lipschitz_bound(h), 0.1) for h in layers), x, g))
+        for k in SHORTCUT_FORMS:
+            out[k].append(rows[k])
+    return {k: tuple(tuple(r) for r in rs) for k, rs in out.items()}
+
+
+def shortcut_curve(*, form: str, depths: Sequence[int] = (2, 16, 32, 48), width: int = 16, seeds: int = 4,
+                   device: str = "cpu") -> list[float]:
+    """RES-08's figure: geometric mean over seeds of the gradient ratio at each depth for ``form``."""
+    ratios = np.array(_shortcut_ratios(tuple(depths), width, seeds, device)[form])
+    return list(np.exp(np.log(ratios).mean(0)))
+
+
+@recipe
+def shortcut_depth_slope(*, form: str, depths: tuple[int, ...] = (2, 16, 32, 48), width: int = 16,
+                         seeds: int = 4, device: str = "cpu") -> Measurement:
+    """RES-08: per-layer slope of log‖∂L/∂x_1‖/‖∂L/∂x_{L+1}‖ against depth through the same tanh
+    layers in ``form`` "plain", "residual" (+x) or "scaled" (β = 0.1, safe α); mean of per-seed slopes."""
+    v.choice(form, "form", SHORTCUT_FORMS)
+    slope, lo, hi = per_seed_slope_ci(depths, _shortcut_ratios(tuple(depths), width, seeds, device)[form])
+    return Measurement(slope, Kind.STATISTICAL, "float64", device,
+                       {"depths": list(depths), "width": width, "seeds": seeds},
+                       interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
+
+
+@recipe
+def he_relu_log_growth(*, depth: int = 32, width: int = 16, seeds: int = 4, device: str = "cpu") -> Measurement:
+    """RES-08: per-block log-gradient growth log(‖∂L/∂x_1‖/‖∂L/∂x_{L+1}‖)/L of a He-init ReLU residual
+    stack (x, g drawn after the stack), mean over seeds with its Student-t interval."""
+    rates = []
+    for seed in range(seeds):
+        net, x, g = _he_relu_stack(depth, seed, width, device)
+        rates.append(math.log(_gain(net, x, g)) / depth)
+    mean, lo, hi = mean_ci(rates)
+    return Measurement(mean, Kind.STATISTICAL, "float64", device, {"blocks": depth, "width": width, "seeds": seeds},
+                       interval=(lo, hi), method=MEAN_METHOD, n=seeds)
+
+
+def _scaled_block(seed: int, width: int, gain: float, activation: str, beta: float, alpha: float | None
+                  ) -> tuple[ScaledResidual, torch.Tensor]:
+    f, (x,) = _sample(seed, width, gain, activation)
+    a = safe_scaling(branch_lipschitz_bound(f), beta) if alpha is None else alpha
+    return ScaledResidual(f, a, beta), x
+
+
+@recipe
+def scaled_block_norm(*, seed: int, width: int, gain: float, activation: str, beta: float,
+                      alpha: float | None = None, device: str = "cpu") -> Measurement:
+    """RES-07: ‖(1−β)I + αF'(x)‖₂ for one block; ``alpha=None`` takes the safe α = (1 − |1−β|)/Lip(f)."""
+    block, x = _scaled_block(seed, width, gain, activation, beta, alpha)
+    return _singular(block_jacobian(block.to(device), x.to(device)), "max", device=device, sizes={"width": width},
+                     conditioning=DRAWN_F32)
+
+
+@recipe
+def safely_scaled_stack_gain(*, beta: float = 0.1, depth: int = 32, width: int = 16, seeds: int = 4,
+                             device: str = "cpu") -> Measurement:
+    """RES-07: geometric mean over seeds of the gradient ratio through ``depth`` safely scaled tanh
+    blocks (branch l of seed s drawn from 100·s + l; x, g drawn after), with its Student-t interval."""
+    logs = []
+    for seed in range(seeds):
+        fs, (x, g) = _branches([100 * seed + l for l in range(depth)], width, 1.0, "tanh")
+        net = residual_stack(ScaledResidual(f.to(device), safe_scaling(branch_lipschitz_bound(f), beta), beta)
+                             for f in fs)
+        logs.append(math.log(_gain(net, x.to(device), g.to(device))))
+    mean, lo, hi = mean_ci(logs)
+    return Measurement(math.exp(mean), Kind.STATISTICAL, "float64", device,
+                       {"blocks": depth, "width": width, "seeds": seeds},
+                       interval=(math.exp(lo), math.exp(hi)), method=f"exp of the {MEAN_METHOD} of log ratios",
+                       n=seeds)
+
+
+# --- a user's block (the residual contract) -------------------------------------------------------
+
+def build_block(make: object, width: int, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A fresh block from a ``width -> nn.Module`` factory (or a module used as it is), in float64."""
+    m = make if isinstance(make, nn.Module) else make(width)  # type: ignore[operator]
+    return m.to(device=device, dtype=F64) if isinstance(m, nn.Module) else m
+
+
+def _per_sample(blocks: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The composition of (batch, width) blocks as a map of one sample (width,)."""
+    def through(t: torch.Tensor) -> torch.Tensor:
+        h = t.unsqueeze(0)
+        for b in blocks:
+            h = b(h)
+        return h.squeeze(0)
+    return through
+
+
+def sample_vector(*, width: int, x_seed: int, device: str = "cpu") -> torch.Tensor:
+    """The probe input x ~ N(0, I) of the user-block recipes, drawn from ``Generator(x_seed)``."""
+    return torch.randn(width, generator=torch.Generator().manual_seed(x_seed), dtype=F64).to(device)
+
+
+@recipe
+def user_block_norm(*, make: Given, width: int, seed: int, x_seed: int, device: str = "cpu") -> Measurement:
+    """RES-06/RES-07 for a user's block: ‖∂block/∂x‖₂ at x ~ N(0, I) (Generator(x_seed)), the block
+    built by ``make(width)`` from torch's generator seeded with ``seed``."""
+    with seeded(seed):
+        block = build_block(make, width, device)
+    x = sample_vector(width=width, x_seed=x_seed, device=device)
+    return _singular(jacobian(_per_sample([block]), x), "max", device=device, sizes={"width": width},
+                     conditioning=DRAWN_F32)
+
+
+@recipe
+def user_stack_singular_value(*, make: Given, which: str, width: int, depth: int, seed: int, x_seed: int,
+                              device: str = "cpu") -> Measurement:
+    """RES-05 for a user's block: σ_min or σ_max (``which``) of ∂x_D/∂x_0 through ``depth`` blocks
+    built in turn by ``make(width)`` from torch's generator seeded with ``seed``."""
+    v.choice(which, "which", ("min", "max"))
+    with seeded(seed):
+        blocks = [build_block(make, width, device) for _ in range(depth)]
+    x = sample_vector(width=width, x_seed=x_seed, device=device)
+    # the Jacobian of a product of `depth` blocks: entry errors grow with depth
+    return _singular(jacobian(_per_sample(blocks), x), which, device=device, sizes={"width": width, "depth": depth},
+                     conditioning=DRAWN_F32 * depth)
+
+
+@recipe
+def user_stack_transfer_factor(*, make: Given, width: int, depth: int, batch: int, seeds: int, seed: int = 0,
+                               device: str = "cpu") -> Measurement:
+    """RES-05/RES-08 for a user's block: λ = (‖g_0‖/‖g_D‖)^{1/D} through ``depth`` blocks for L = ⟨h_D, r⟩,
+    network s drawn from seed + 1000 + s and x, r from Generator(seed + 2000 + s), (seed + 3000 + s);
+    mean over ``seeds`` networks with its Student-t interval. A non-finite output or gradient norm
+    is an explosion (λ = ∞), a vanished gradient a dead network (λ = 0)."""
+    factors = []
+    for s in range(seeds):
+        with seeded(seed + 1000 + s):
+            blocks = [build_block(make, width, device) for _ in range(depth)]
+        x, r = (torch.randn(batch, width, generator=torch.Generator().manual_seed(seed + off + s), dtype=F64)
+                .to(device) for off in (2000, 3000))
+        finite: list[bool] = []
+
+        def loss(out: torch.Tensor, r: torch.Tensor = r) -> torch.Tensor:
+            finite.append(bool(torch.isfinite(out).all()))
+            return (out * r).sum()
+
+        norms = probes.layer_gradient_norms(blocks, x, loss=loss)
+        if not (all(finite) and bool(torch.isfinite(norms).all())):
+            factors.append(math.inf)
+        else:
+            factors.append(probes.transfer_factor(norms).geometric if bool((norms > 0).all()) else 0.0)
+    sizes = {"depth": depth, "width": width, "batch": batch, "seeds": seeds}
+    if any(math.isinf(f) for f in factors):
+        return Measurement(math.inf, Kind.STATISTICAL, "float64", device, sizes, interval=(math.inf, math.inf),
+                           method=MEAN_METHOD, n=seeds, witness="a network's gradient norm overflowed: explosion")
+    lam, lo, hi = mean_ci(factors)
+    return Measurement(lam, Kind.STATISTICAL, "float64", device, sizes, interval=(lo, hi), method=MEAN_METHOD,
+                       n=seeds)
