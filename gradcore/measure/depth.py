@@ -18,7 +18,7 @@ from .. import _validate as v
 from .. import activations, chains, probes
 from ..jacobian import jacobian
 from .measurement import Kind, Measurement, recipe
-from .transfer import seeded
+from .seeding import seeded
 
 F64 = torch.float64
 

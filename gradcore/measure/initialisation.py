@@ -19,7 +19,8 @@ from .. import _validate as v
 from .. import chains, init as initialisers, probes
 from ..stats import MEAN_METHOD, loglog_exponent, mean_ci, proportion_ci
 from .measurement import Given, Kind, Measurement, recipe
-from .transfer import seeded, streams
+from .seeding import seeded
+from .transfer import streams
 
 INPUTS = ("gaussian", "sigmoid")   # x ~ N(0, 1) or x = sigmoid(N(0, 1)) (mean ≈ 0.5)
 SIGNALS = ("variance", "second_moment")

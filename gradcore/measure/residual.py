@@ -29,6 +29,7 @@ from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschi
                         residual_stack, safe_scaling)
 from ..stats import MEAN_METHOD, mean_ci, per_seed_slope_ci, proportion_ci
 from .measurement import EPS, Given, Kind, Measurement, recipe
+from . import transfer
 from .seeding import seeded
 
 F64 = torch.float64
@@ -429,21 +430,6 @@ def user_stack_transfer_factor(*, make: Given, width: int, depth: int, batch: in
             blocks = [build_block(make, width, device) for _ in range(depth)]
         x, r = (torch.randn(batch, width, generator=torch.Generator().manual_seed(seed + off + s), dtype=F64)
                 .to(device) for off in (2000, 3000))
-        finite: list[bool] = []
-
-        def loss(out: torch.Tensor, r: torch.Tensor = r) -> torch.Tensor:
-            finite.append(bool(torch.isfinite(out).all()))
-            return (out * r).sum()
-
-        norms = probes.layer_gradient_norms(blocks, x, loss=loss)
-        if not (all(finite) and bool(torch.isfinite(norms).all())):
-            factors.append(math.inf)
-        else:
-            factors.append(probes.transfer_factor(norms).geometric if bool((norms > 0).all()) else 0.0)
-    sizes = {"depth": depth, "width": width, "batch": batch, "seeds": seeds}
-    if any(math.isinf(f) for f in factors):
-        return Measurement(math.inf, Kind.STATISTICAL, "float64", device, sizes, interval=(math.inf, math.inf),
-                           method=MEAN_METHOD, n=seeds, witness="a network's gradient norm overflowed: explosion")
-    lam, lo, hi = mean_ci(factors)
-    return Measurement(lam, Kind.STATISTICAL, "float64", device, sizes, interval=(lo, hi), method=MEAN_METHOD,
-                       n=seeds)
+        factors.append(transfer.network_factor(blocks, x, r)[0])   # the one per-network λ (∞ explosion, 0 dead)
+    return transfer.summary(factors, dtype="float64", device=device,
+                            sizes={"depth": depth, "width": width, "batch": batch, "seeds": seeds})

@@ -10,10 +10,9 @@ vanished exactly is a dead network (λ = 0), and the witness says which happened
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -24,22 +23,11 @@ from .. import activations, chains, init as initialisers, norms as norm_layers, 
 from ..stats import MEAN_METHOD, mean_ci
 from .derivative import callable_of
 from .measurement import Given, Kind, Measurement, recipe
+from .seeding import seeded
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
 QUANTITIES = ("lambda", "ratio", "max")
 NORMS = ("batch_norm", "layer_norm", "rms_norm")
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Draw from torch's CPU generator seeded with ``seed``, leaving the caller's state untouched.
-
-    Initialisers (torch's and a user's) take no generator, so they draw from the global one;
-    forking it makes a network depend on ``seed`` alone, never on what ran before.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def streams(seed: int) -> tuple[int, torch.Generator]:
