@@ -51,7 +51,7 @@ def test_global_rng_state_does_not_matter():
 def test_explosion_is_infinite_never_zero():
     m = transfer_factor(activation="relu", init="normal", width=64, depth=60, batch=4, seeds=2, dtype="float32")
     assert m.value == math.inf and m.interval == (math.inf, math.inf)
-    assert "exploded" in m.witness
+    assert "explosion" in m.witness
 
 
 def test_dead_network_is_zero_and_said_so():

@@ -62,7 +62,8 @@ def witness(factors: Sequence[float]) -> str | None:
     dead = sum(f == 0 for f in factors)
     said = []
     if exploded:
-        said.append(f"{exploded} of {len(factors)} networks exploded (non-finite gradient norm): λ = inf")
+        said.append(f"{exploded} of {len(factors)} networks overflowed (a non-finite output or gradient norm: "
+                    "explosion): λ = inf")
     if dead:
         said.append(f"{dead} of {len(factors)} networks are dead (a gradient vanished exactly): λ = 0 for them")
     return "; ".join(said) or None
