@@ -50,3 +50,16 @@ def test_scale_factor():
 def test_bad_inputs_raise(call):
     with pytest.raises(GradcoreInputError):
         call()
+
+
+def test_contract_recipes_treat_non_finite_attention_as_worst():
+    from gradcore.measure import Given
+    from gradcore.measure import attention as M
+
+    nan = Given(lambda q, k, v: (q @ k.T * float("nan")) @ v, "attend")
+    assert M.attend_row_stochastic(attend=nan, part="min entry").value == float("-inf")
+    assert M.attend_row_stochastic(attend=nan, part="row sum − 1").value == float("inf")
+    assert M.attend_statistic(attend=nan, statistic="grad", d=16).value == float("inf")
+    assert M.attend_gradient_exponent(attend=nan).value == float("inf")
+    ok = Given(at.attention, "attend", "from gradcore.attention import attention as attend")
+    assert M.attend_row_stochastic(attend=ok, part="row sum − 1").value <= 1e-12

@@ -22,12 +22,31 @@ def theorem_claim_ids() -> dict[str, list[str]]:
     return found
 
 
-def test_catalogue_loads_and_cites_only_the_seed_documents():
+def test_catalogue_cites_the_seed_notes_or_publications():
     claims = catalogue.load()
     assert claims
     for c in claims.values():
-        assert {s.file for s in c.sources} <= SEEDS, c.id
-        assert all(s.quote.strip() and s.section.strip() for s in c.sources), c.id
+        for s in c.sources:
+            assert s.quote.strip(), c.id
+            if s.kind == "seed":
+                assert s.file in SEEDS and s.section.strip(), c.id
+            else:
+                assert s.authors and s.year > 1900 and s.title and s.locator and (s.doi or s.arxiv), c.id
+
+
+PAPER = ('[[claim]]\nid = "LIT-01"\ntitle="t"\nstatement="s"\nmethod="symbolic"\nexpected_verdict="verified"\n'
+         '[[claim.sources]]\nauthors = "Vaswani, Shazeer, Parmar"\nyear = 2017\ntitle = "Attention Is All You Need"\n'
+         'arxiv = "1706.03762"\nlocator = "§3.2.1, footnote 4"\nquote = "q · k has mean 0 and variance d_k"\n')
+
+
+def test_a_publication_is_a_source_with_its_own_citation(tmp_path):
+    (tmp_path / "lit.toml").write_text(PAPER, encoding="utf-8")
+    (src,) = catalogue.load(tmp_path)["LIT-01"].sources
+    assert src.kind == "paper" and src.document == "Vaswani et al. 2017"
+    assert src.cite() == "Vaswani et al. 2017, *Attention Is All You Need*, §3.2.1, footnote 4 (arXiv:1706.03762)"
+    (tmp_path / "lit.toml").write_text(PAPER.replace('arxiv = "1706.03762"\n', ""), encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match="doi or arxiv"):
+        catalogue.load(tmp_path)
 
 
 def test_every_catalogued_claim_has_exactly_one_theorem():
@@ -62,3 +81,15 @@ def test_malformed_catalogue_entries_are_named(tmp_path, text, problem):
 def test_missing_catalogue_directory(tmp_path):
     with pytest.raises(catalogue.CatalogueError, match="does not exist"):
         catalogue.load(tmp_path / "nope")
+
+
+def test_a_downstream_catalogue_is_added_to_the_built_in_one(tmp_path):
+    (tmp_path / "mine.toml").write_text(PAPER.replace("LIT-01", "MY-01"), encoding="utf-8")
+    both = catalogue.load(extra=(tmp_path,))
+    assert "MY-01" in both and set(catalogue.load()) < set(both)
+    assert set(catalogue.load(extra=(tmp_path,), builtin=False)) == {"MY-01"}
+    with pytest.raises(catalogue.CatalogueError, match=f"unknown claim id 'NOPE-01'.*{tmp_path.name}"):
+        both.claim("NOPE-01")
+    (tmp_path / "clash.toml").write_text(PAPER.replace("LIT-01", "ACT-01"), encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match="duplicate claim id ACT-01"):
+        catalogue.load(extra=(tmp_path,))

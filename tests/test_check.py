@@ -44,7 +44,7 @@ def test_swish_derivative_bound_violated_at_the_closed_form_maximum(device):
     d1 = sp.diff(x / (1 + sp.exp(-x)), x)
     x_star = sp.nsolve(sp.diff(d1, x), x, 2.4)
     assert bound.verdict == "violated"
-    assert bound.constants["sup|f'| (search)"] == pytest.approx(float(d1.subs(x, x_star)), abs=1e-9)
+    assert float(bound.constants["sup|f'| (search)"]) == pytest.approx(float(d1.subs(x, x_star)), abs=1e-9)
     assert bound.counterexample["x"] == pytest.approx(float(x_star), abs=1e-3)
     assert _clause(res, "saturation").verdict == "holds"        # the right tail f' → 1
     assert [r.clause for r in res.violations] == ["derivative-bound", "transfer-factor"]
@@ -53,13 +53,13 @@ def test_swish_derivative_bound_violated_at_the_closed_form_maximum(device):
 def test_bad_activation_with_sympy_form(device):
     res = check_technique(T.SteepTanh, kind="activation", device=device)
     bound = _clause(res, "derivative-bound")
-    assert bound.constants["sup|f'| (sympy)"] == pytest.approx(1.5, abs=1e-12)
-    assert bound.constants["sup|f'| (search)"] == pytest.approx(1.5, abs=1e-9)
+    assert float(bound.constants["sup|f'| (sympy)"]) == pytest.approx(1.5, abs=1e-12)
+    assert float(bound.constants["sup|f'| (search)"]) == pytest.approx(1.5, abs=1e-9)
     sat = _clause(res, "saturation")
     # closed form: 1.5·(1 − tanh²x) < 0.01  ⇔  |x| > atanh(√(1 − 0.01/1.5))
     edge = math.atanh(math.sqrt(1 - 0.01 / 1.5))
     assert sat.verdict == "violated"
-    assert sat.constants["right saturated above x"] == pytest.approx(edge, abs=0.02)
+    assert float(sat.constants["right saturated above x"]) == pytest.approx(edge, abs=0.02)
     assert _clause(res, "transfer-factor").constants["init"] == "xavier_normal"
     with pytest.raises(AssertionError, match="derivative-bound"):
         res.assert_ok()
@@ -116,7 +116,7 @@ def test_residual_attention_recurrent_contracts(device):
     rnn = check_technique(T.LeakyCell, device=device)
     assert rnn.kind == "recurrent" and rnn.ok
     # the leaky cell's step Jacobian is 0.95·I + 0.05·D W: its factor sits just below 0.95 + 0.05
-    assert 0.9 < _clause(rnn, "bptt-no-explosion").constants["per-step factor"] < 1.0
+    assert 0.9 < float(_clause(rnn, "bptt-no-explosion").constants["per-step factor"]) < 1.0
 
 
 @pytest.mark.parametrize("obj, kind, message", [

@@ -76,3 +76,40 @@ def test_layer_factories_are_torch_modules():
 def test_bad_inputs_raise(call):
     with pytest.raises(GradcoreInputError):
         call()
+
+
+class _NaNWhenFlat(torch.nn.Module):
+    """Normalises each row, but returns NaN (with a zero Jacobian) when a row's spread is tiny."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.std(-1, keepdim=True, unbiased=False)
+        return torch.where(s < 1e-3, torch.full_like(x, float("nan")), (x - x.mean(-1, keepdim=True)) / s)
+
+
+def test_non_finite_layers_measure_as_infinite_never_zero():
+    """Issue 12: a NaN output is an explosion/unmeasurable (∞), not a gain or a gap of 0."""
+    from gradcore.measure import Given
+    from gradcore.measure import norms as M
+
+    make = Given(_NaNWhenFlat, "make")
+    assert M.norm_jacobian_norm(make=make, scale=1e-6).value == float("inf")
+    assert M.norm_jacobian_norm(make=make, scale=1.0).value < float("inf")
+    assert M.batch_dependence(make=make, sizes=(2, 64), shift=0.0).value == 0.0
+    nan_layer = Given(lambda width: (lambda x: x * float("nan")), "make")
+    assert M.batch_dependence(make=nan_layer).value == float("inf")
+    assert M.norm_jacobian_sigma(make=nan_layer, seeds=1).value == float("inf")
+    assert M.norm_finite_on_constant(make=make).value == 0.0
+
+
+def test_norm_recipes_reproduce_in_a_fresh_namespace():
+    from gradcore.measure import Given
+    from gradcore.measure import norms as M
+    from gradcore.verify.reproduce import run
+
+    m = M.norm_jacobian_sigma(make=Given(norms.layer_norm, "make", "from gradcore.norms import layer_norm as make"),
+                              seeds=1)
+    assert m.kind.value == "search" and 0.99 < m.value <= 1.0 + 1e-6
+    assert run(m.reproduction) == m.value

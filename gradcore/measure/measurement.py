@@ -188,7 +188,10 @@ def recipe(fn: F) -> F:
         except TypeError as e:
             raise InputError(f"{fn.__name__}: {e}") from None
         bound.apply_defaults()
-        arguments = dict(bound.arguments)
+        # A reproduction of a Given argument passes the bare object its setup bound to the
+        # parameter's name (``make=make``): a callable technique is taken as Given under that name.
+        arguments = {k: Given(val, k) if callable(val) and not isinstance(val, (Given, type(None))) else val
+                     for k, val in bound.arguments.items()}
         script = reproduction(fn, arguments)
         m = fn(**_unwrap(arguments))
         if not isinstance(m, Measurement):

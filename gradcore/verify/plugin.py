@@ -48,11 +48,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the catalogued claim this theorem test checks")
     hypothesis_profile = config.getoption("hypothesis_profile", default=None)
     profiles.load(hypothesis_profile)
-    if _is_xdist_worker(config):
-        import torch
+    import torch
 
-        # Workers already fill the cores; torch's own threads on top of them oversubscribe.
-        torch.set_num_threads(1)
+    # One intra-op thread in every run, serial or xdist: a reduction split over another
+    # number of threads rounds differently, and a serial run must reproduce a parallel
+    # one constant for constant. (Under xdist the workers fill the cores anyway.)
+    torch.set_num_threads(1)
     config.stash[_RECORDS] = []
     config.stash[_START] = time.perf_counter()
     directory = config.getini("gradcore_catalogue")

@@ -5,7 +5,9 @@ variable; ``ci`` is the default so that every run reproduces the committed repor
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -32,6 +34,30 @@ def selected() -> str:
 
 
 _loaded: list[str] = []
+
+
+@contextlib.contextmanager
+def pinned_generation(name: str) -> Iterator[None]:
+    """Within the block, Hypothesis draws as the ``name`` profile does in gradcore's own runs.
+
+    ``gradcore check`` and ``gradcore.testing.check_technique`` both measure inside this
+    block, so the command line and the Python API find the same examples (the ``ci``
+    profile pins Hypothesis's local-constant pool, :func:`_stop_mining_local_constants`);
+    the user's own Hypothesis state is restored afterwards.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    saved = getattr(providers, "_get_local_constants", None)
+    if name == "ci":
+        _stop_mining_local_constants()
+    try:
+        yield
+    finally:
+        if saved is not None:
+            providers._get_local_constants = saved
 
 
 def _stop_mining_local_constants() -> None:

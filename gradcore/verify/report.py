@@ -25,9 +25,9 @@ def _summary(doc: dict[str, Any]) -> list[str]:
     claims = doc["claims"]
     n = counts(claims)
     env = doc["environment"]
-    docs = sorted({s["file"] for c in claims for s in c.get("sources", [])})
+    docs = {_document(s) for c in claims for s in c.get("sources", [])}
     devices = ", ".join(f"{k} ({v})" for k, v in env.get("devices", {}).items())
-    text = (f"gradcore measured **{len(claims)} claims** from {len(docs)} seed documents on {devices}: "
+    text = (f"gradcore measured **{len(claims)} claims** from {len(docs)} sources on {devices}: "
             f"**{n['verified']} verified**, **{n['conditional']} conditional** (true only under assumptions "
             f"the documents do not all state), **{n['refuted']} refuted** (false as written) and "
             f"**{n['inconclusive']} inconclusive**. Every verdict is derived from measurements that could have "
@@ -44,6 +44,49 @@ def _failures(claims: list[dict[str, Any]]) -> list[str]:
     rows = [[f"[{c['id']}]({_anchor(c)})", VERDICT_MARK[c["verdict"]], c["title"],
              claimed_vs_measured(key_check(c)), c.get("corrected") or "—"] for c in bad]
     return [table(["claim", "verdict", "what the documents say", "claimed vs measured", "corrected"], rows)]
+
+
+def _document(source: dict[str, Any]) -> str:
+    """The seed file or paper a source quotes (results files older than paper sources name a file)."""
+    return source.get("document") or source["file"]
+
+
+def _cite(source: dict[str, Any]) -> str:
+    return source.get("cite") or f"`{source['file']}`, {source['section']}"
+
+
+def _by_source(claims: list[dict[str, Any]]) -> list[str]:
+    """Verdict counts per source document (a claim counts once for each document it quotes)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in claims:
+        for doc in dict.fromkeys(_document(s) for s in c.get("sources", [])):
+            groups.setdefault(doc, []).append(c)
+    rows = []
+    for doc, cs in groups.items():
+        n = counts(cs)
+        kind = next(s.get("kind", "seed") for s in cs[0]["sources"] if _document(s) == doc)
+        rows.append([doc, "seed note" if kind == "seed" else "paper", str(len(cs))] + [str(n[v]) for v in VERDICT_ORDER])
+    return [table(["source", "kind", "claims", *VERDICT_ORDER], rows)]
+
+
+def _papers(claims: list[dict[str, Any]]) -> list[str]:
+    """Claims taken from publications: the paper's own value beside the measured one."""
+    rows = []
+    for c in claims:
+        papers = [s for s in c.get("sources", []) if s.get("kind") == "paper"]
+        if not papers:
+            continue
+        key = key_check(c)
+        rows.append([f"[{c['id']}]({_anchor(c)})", _cite(papers[0]), c["title"],
+                     num(key.get("claimed")) if key else "—", measured(key) if key else "—",
+                     VERDICT_MARK[c["verdict"]]])
+    if not rows:
+        return []
+    return ["## Literature reproduced", "",
+            "Each row is a claim quoted from a paper, measured here; *paper* is the value the paper states "
+            "(the claimed constant of the deciding check), *measured* what gradcore measured under the "
+            "assumptions listed in the claim's section.", "",
+            table(["claim", "paper", "what it says", "paper", "measured", "verdict"], rows), ""]
 
 
 def _by_topic(claims: list[dict[str, Any]]) -> list[str]:
@@ -115,7 +158,7 @@ def _section(c: dict[str, Any], figure_links: dict[tuple[str, str], str], source
     out = [f"### {c['id']}", "", f"**{c['title']}** — {VERDICT_MARK[c['verdict']]} "
            f"(expected {c['expected_verdict']})", ""]
     for s in c.get("sources", []):
-        out += [f"> {s['quote']}", ">", f"> — `{s['file']}`, {s['section']}", ""]
+        out += [f"> {s['quote']}", ">", f"> — {_cite(s)}", ""]
     test = c.get("test") or {}
     link = f"[{test.get('file')}:{test.get('line')}]({source_prefix}{test.get('file')}#L{test.get('line')})"
     out += [f"**Checked:** {c['statement']}", "",
@@ -157,6 +200,8 @@ def render(doc: dict[str, Any], figure_links: dict[tuple[str, str], str] | None 
     parts = ["# gradcore verification report", "", *_summary(doc), "",
              "## What does not hold as written", "", *_failures(claims), "",
              "## By topic", "", *_by_topic(claims), "",
+             "## By source", "", *_by_source(claims), "",
+             *_papers(claims),
              "## Every claim", "", *_all_claims(doc), "",
              "## Claims in detail", ""]
     for c in claims:

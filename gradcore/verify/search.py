@@ -14,6 +14,7 @@ candidate won.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -86,7 +87,9 @@ def maximize(strategy: st.SearchStrategy[T], objective: Callable[[T], float], *,
         score(x, label)
 
     def probe(x: T) -> bool:
-        target(score(x, "search"))
+        value = score(x, "search")
+        if math.isfinite(value):   # Hypothesis's target() rejects ±inf/NaN; the best seen still keeps it
+            target(value)
         return False
 
     find_counterexample(strategy, probe, **overrides)

@@ -1,34 +1,34 @@
 """Contract for an activation function f: derivative bound, saturation, depth behaviour.
 
-Claims (catalogue ACT/SAT/DEPTH): 000 §主要“罪魁祸首” "Sigmoid、Tanh、ReLU 这些常用激活
-函数的导数都小于或等于1"; 004 §3.3.1 saturation regions S = {|σ'(x)| < ε} and the
-per-layer transfer factor λ; 004 §3.3.5 原则3.3.1 (avoid saturation). Every constant is
-measured on the subject: sup |f'| symbolically when a sympy form is given and by
-Hypothesis search plus a dense grid always; λ through a deep network at the init the
-subject recommends (or, if it names none, the standard one that suits it best).
+Claims (catalogue ACT/SAT/DEPTH; 000 §主要“罪魁祸首”, 004 §3.3.1 and §3.3.5): sup |f'| ≤ 1,
+saturation regions S = {|f'(x)| < ε}, the per-layer transfer factor λ. The derivative and
+saturation clauses call the recipes of :mod:`gradcore.measure.derivative` and
+:mod:`gradcore.measure.saturation` on the subject (a built-in by its registry name, a
+user's object as ``Given``) — the same recipes ACT-03 and the SAT theorems measure with:
+sup |f'| symbolically when a sympy form is given and by search always (a non-finite f or
+f' anywhere in the probed domain is an explosion); λ through a deep network at the init
+the subject recommends (or, if it names none, the standard one that suits it best).
 """
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import mpmath
 import sympy as sp
 import torch
-from hypothesis import strategies as st
 from torch import nn
 
-from ..search import maximize
+from ...measure import Given, Measurement
+from ...measure import derivative as D
+from ...measure import saturation as S
 from ._stack import depth_to, linear_layers, transfer_factor
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, finite
 
 KIND = "activation"
-X = sp.Symbol("x", real=True)
-RANGE = 40.0          # search interval [-RANGE, RANGE] for f'
+RANGE = D.RANGE       # probed interval [-RANGE, RANGE] for f' (plus the far points D.TAILS)
 SATURATION_EPS = 0.01  # 004 Theorem 3.3.1 uses ε = 0.01
 TRANSFER_BAND = (0.9, 1.1)
 
@@ -43,39 +43,12 @@ class ActivationSubject:
     init: Callable[[torch.Tensor], Any] | None
     init_name: str | None
     setup: str  # Python lines that bind the technique to ``f`` (for counterexample snippets)
-
-
-def derivative(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """f'(x) elementwise by autograd (f is elementwise, so the VJP with ones is f')."""
-    x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(fn(x).sum(), x)
-    return g.detach()
+    measured: str | Given = ""  # what the recipes are called with: a registry name, or the object as Given
 
 
 # --- building the subject ---------------------------------------------------------------
 
-def _callable_of(obj: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    if hasattr(obj, "fn") and callable(obj.fn):   # gradcore.activations.Activation
-        return obj.fn
-    if inspect.isclass(obj) and issubclass(obj, nn.Module):
-        try:
-            return obj()
-        except TypeError as e:
-            raise CheckError(f"cannot instantiate {obj.__name__}() without arguments: {e}") from None
-    if not callable(obj):
-        raise CheckError(f"{type(obj).__name__} object is not callable")
-    return obj
-
-
-def _expr_of(obj: Any) -> sp.Expr | None:
-    form = getattr(obj, "sympy", None)
-    if form is None:
-        return None
-    expr = form(X) if callable(form) else sp.sympify(form)
-    free = expr.free_symbols
-    if len(free) > 1:
-        raise CheckError(f"sympy form {expr} has more than one free symbol")
-    return expr.subs(next(iter(free)), X) if free else expr
+_callable_of = D.callable_of   # kind inference (gradcore.verify.check) asks for it by this name
 
 
 def _init_of(obj: Any) -> tuple[Callable[[torch.Tensor], Any] | None, str | None]:
@@ -111,13 +84,27 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
         raise CheckError("not elementwise: changing one input entry changed other outputs")
 
 
+def _recipe_argument(obj: Any, setup: str) -> str | Given:
+    """A built-in goes to the recipes by its registry name, anything else as Given bound to ``f``.
+
+    The setup rebinds ``f`` as a Given too: a recipe called with the bare object could not
+    write its own reproduction, so the generated snippet would not run.
+    """
+    from ... import activations
+
+    name = getattr(obj, "name", None)
+    if isinstance(name, str) and activations.REGISTRY.get(name) is obj:
+        return name
+    return Given(obj, "f", f"{setup}\nfrom gradcore.measure import Given\nf = Given(f, 'f')")
+
+
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> ActivationSubject:
     fn = _callable_of(obj)
     if isinstance(fn, nn.Module):
         fn = fn.to(device=settings.device, dtype=torch.float64)
     smoke(fn, settings)
     init, init_name = _init_of(obj)
-    return ActivationSubject(name, fn, _expr_of(obj), init, init_name, setup)
+    return ActivationSubject(name, fn, D.sympy_form(obj), init, init_name, setup, _recipe_argument(obj, setup))
 
 
 def looks_like(obj: Any, settings: Settings) -> bool:
@@ -134,121 +121,54 @@ def looks_like(obj: Any, settings: Settings) -> bool:
 
 # --- sup |f'| --------------------------------------------------------------------------
 
-def symbolic_sup(expr: sp.Expr) -> tuple[float, float | None]:
-    """sup |f'| from the exact form: f' and f'' by ``sympy.diff``; |f'| at every root of f''
-    in [-RANGE, RANGE] (sign changes on a grid, refined by ``mpmath.findroot`` at 30 digits)
-    and at the far tails x = ±1000."""
-    d1 = sp.diff(expr, X)
-    d2 = sp.diff(d1, X)
-    f1 = sp.lambdify(X, d1, "mpmath")
-    f2 = sp.lambdify(X, d2, "mpmath")
-    candidates: list[tuple[float, float | None]] = []
-    with mpmath.workdps(30):
-        for end in (-1000, 1000):
-            candidates.append((abs(float(f1(mpmath.mpf(end)))), float(end)))
-        grid = [mpmath.mpf(-RANGE) + i * mpmath.mpf(2 * RANGE) / 2000 for i in range(2001)]
-        vals = [_value(f2, t) for t in grid]
-        for a, b, fa, fb in zip(grid, grid[1:], vals, vals[1:]):
-            if fa is None or fb is None or fa * fb > 0:
-                continue
-            root = a if fa == 0 else (b if fb == 0 else _root(f2, a, b))
-            value = _value(f1, root)
-            if value is not None:
-                candidates.append((abs(value), float(root)))
-    return max(candidates, key=lambda c: c[0])
-
-
-def _value(f: Callable[[Any], Any], t: Any) -> float | None:
-    try:
-        out = float(f(t))
-    except (ValueError, ZeroDivisionError, OverflowError, TypeError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def _root(f: Callable[[Any], Any], a: Any, b: Any) -> Any:
-    try:
-        return mpmath.findroot(f, (a, b), solver="anderson")
-    except (ValueError, ZeroDivisionError):
-        return (a + b) / 2
-
-
-def numeric_sup(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> tuple[float, float]:
-    """sup |f'| on [-RANGE, RANGE] (plus far tails): dense grid, Hypothesis search, then zoom."""
-    dev = settings.device
-    grid = torch.linspace(-RANGE, RANGE, 40001 * settings.scale, dtype=torch.float64, device=dev)
-    far = torch.tensor([-1e6, -1e3, 1e3, 1e6], dtype=torch.float64, device=dev)
-    xs = torch.cat([grid, far])
-    d = derivative(fn, xs).abs().nan_to_num(nan=float("inf"))
-    i = int(d.argmax())
-    best_x, best = float(xs[i]), float(d[i])
-
-    def objective(t: float) -> float:
-        return float(derivative(fn, torch.tensor([t], dtype=torch.float64, device=dev)).abs()[0])
-
-    hx, hv = maximize(st.floats(-RANGE, RANGE, allow_nan=False), objective, **settings.hypothesis)
-    if hv > best:
-        best_x, best = hx, hv
-    step = 2 * RANGE / (grid.numel() - 1)
-    for _ in range(3):   # zoom in around the best point
-        local = torch.linspace(best_x - step, best_x + step, 2001, dtype=torch.float64, device=dev)
-        dl = derivative(fn, local).abs()
-        j = int(dl.argmax())
-        if float(dl[j]) >= best:
-            best_x, best = float(local[j]), float(dl[j])
-        step /= 1000
-    return best, best_x
+def sup_derivative(s: ActivationSubject, settings: Settings, method: str,
+                   quantity: str = "value") -> Measurement:
+    """sup |f'| (or where it is) over ℝ: the recipe ACT-03 measures the built-ins with."""
+    if method == "sympy":
+        return D.derivative_extremum(activation=s.measured, method="sympy", quantity=quantity)
+    return D.derivative_extremum(activation=s.measured, quantity=quantity, points=40001 * settings.scale,
+                                 profile=settings.profile, device=settings.device)
 
 
 def derivative_bound(s: ActivationSubject, settings: Settings) -> Outcome:
-    num, num_x = numeric_sup(s.fn, settings)
+    num, num_x = sup_derivative(s, settings, "search"), sup_derivative(s, settings, "search", "argmax")
     constants: dict[str, Any] = {"sup|f'| (search)": num, "argmax x (search)": num_x}
     sup, at = num, num_x
     if s.expr is not None:
-        sym, sym_x = symbolic_sup(s.expr)
+        sym, sym_x = sup_derivative(s, settings, "sympy"), sup_derivative(s, settings, "sympy", "argmax")
         constants.update({"sup|f'| (sympy)": sym, "argmax x (sympy)": sym_x})
-        sup, at = max((sym, sym_x), (num, num_x), key=lambda c: c[0])
-    holds = sup <= 1.0 + 1e-9
-    cex = None
-    if not holds:
-        x = at if at is not None else num_x
-        cex = {"x": x, "f'(x)": float(derivative(s.fn, torch.tensor([x], dtype=torch.float64,
-                                                                      device=settings.device))[0]),
-               "snippet": f"{s.setup}\nimport torch\nx = torch.tensor([{x!r}], dtype=torch.float64, "
-                          f"requires_grad=True)\nf(x).sum().backward()\nprint(x.grad)  # |f'(x)| > 1"}
-    return Outcome(holds, constants, cex)
+        if sym.value > num.value:
+            sup, at = sym, sym_x
+    holds = sup.value <= 1.0 + 1e-9
+    if holds:
+        return Outcome(True, constants)
+    x = at.value if math.isfinite(at.value) else num_x.value
+    slope = D.derivative_at(activation=s.measured, x=x, device=settings.device).value
+    note = "" if math.isfinite(num.value) else f"f or f' is not finite at x = {num_x.value:g} (explosion)"
+    return Outcome(False, constants, {"x": x, "f'(x)": slope, "snippet": sup.reproduction}, note=note)
 
 
 # --- saturation ------------------------------------------------------------------------
 
 def saturation(s: ActivationSubject, settings: Settings) -> Outcome:
-    grid = torch.linspace(-RANGE, RANGE, 8001 * settings.scale, dtype=torch.float64, device=settings.device)
-    sat = derivative(s.fn, grid).abs() < SATURATION_EPS
-    left = _tail_edge(sat, grid, from_left=True)
-    right = _tail_edge(sat, grid, from_left=False)
-    constants = {"saturated share of [-40, 40]": float(sat.double().mean()), "left saturated below x": left,
-                 "right saturated above x": right, "epsilon": SATURATION_EPS}
-    holds = left is None or right is None
-    cex = None
-    if not holds:
-        xs = [left - 1.0, right + 1.0]
-        ds = derivative(s.fn, torch.tensor(xs, dtype=torch.float64, device=settings.device)).tolist()
-        cex = {"epsilon": SATURATION_EPS, "x": xs, "f'(x)": ds,
-               "snippet": f"{s.setup}\nimport torch\nx = torch.tensor({xs!r}, dtype=torch.float64, "
-                          f"requires_grad=True)\nf(x).sum().backward()\nprint(x.grad)  # both below ε"}
-    return Outcome(holds, constants, cex)
+    grid = dict(activation=s.measured, lo=-RANGE, hi=RANGE, points=8001 * settings.scale, device=settings.device)
+    share = S.derivative_share(radius=SATURATION_EPS, **grid)
+    left, right = (S.saturation_edge(epsilon=SATURATION_EPS, side=side, **grid) for side in ("left", "right"))
+    constants = {f"saturated share of [-{RANGE:g}, {RANGE:g}]": share,
+                 "left saturated below x": _edge(left), "right saturated above x": _edge(right),
+                 "epsilon": SATURATION_EPS}
+    holds = math.isnan(left.value) or math.isnan(right.value)
+    if holds:
+        return Outcome(True, constants)
+    xs = [left.value - 1.0, right.value + 1.0]
+    ds = [D.derivative_at(activation=s.measured, x=x, device=settings.device).value for x in xs]
+    return Outcome(False, constants, {"epsilon": SATURATION_EPS, "x": xs, "f'(x)": ds,
+                                      "snippet": f"{left.reproduction}\n{right.reproduction}"})
 
 
-def _tail_edge(sat: torch.Tensor, grid: torch.Tensor, *, from_left: bool) -> float | None:
-    """Where a saturated tail ends (None when that tail is not saturated)."""
-    seq = sat if from_left else sat.flip(0)
-    if not bool(seq[0]):
-        return None
-    unsat = (~seq).nonzero()
-    if unsat.numel() == 0:
-        return float(grid[-1] if from_left else grid[0])
-    k = int(unsat[0]) - 1
-    return float(grid[k] if from_left else grid.flip(0)[k])
+def _edge(m: Measurement) -> Measurement | None:
+    """An edge for the report; None when that tail is not saturated."""
+    return None if math.isnan(m.value) else m
 
 
 # --- depth -----------------------------------------------------------------------------

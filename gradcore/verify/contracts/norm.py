@@ -4,11 +4,15 @@ Claims (catalogue NORM): 002 §归一化层与架构细节 "BN的归一化操作
 受到批内统计量（特别是标准差 σ）的约束"; the ε of 004 (3.3.16)-(3.3.18); 004 §3.3.4
 "层归一化的关键优势是它不依赖于batch size"; 003 §4 and 000 list normalisation as a cure for
 vanishing/exploding gradients. The subject is a factory ``width -> nn.Module`` acting on
-``(batch, width)`` inputs; Jacobians are dense (``gradcore.jacobian``) on small sizes.
+``(batch, width)`` inputs; Jacobians are dense (``gradcore.jacobian``) on small sizes. The
+Jacobian, ε and batch clauses measure through :mod:`gradcore.measure.norms` (the theorems'
+recipes) with the technique passed as ``Given``; a non-finite output or Jacobian is an
+explosion (∞), never a small number.
 """
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...jacobian import jacobian
-from ...spectral import spectral_norm
+from ...measure import Given
+from ...measure import norms as M
 from ._stack import linear_layers, transfer_factor
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, probe
@@ -32,6 +36,7 @@ class NormSubject:
     name: str
     make: Callable[..., nn.Module]   # (width, dtype=float64) -> fresh module in training mode on device
     setup: str                         # Python lines binding ``make`` (for snippets)
+    obj: Any = None                    # the object itself (a factory, module class or instance): what recipes get
 
 
 def _factory(obj: Any, settings: Settings) -> Callable[[int], nn.Module]:
@@ -77,7 +82,7 @@ def subject(obj: Any, name: str, setup: str, settings: Settings) -> NormSubject:
         raise CheckError(f"{obj.__name__} is a class but not an nn.Module")
     make = _factory(obj, settings)
     smoke(make, settings)
-    return NormSubject(name, make, setup)
+    return NormSubject(name, make, setup, obj)
 
 
 def looks_like(obj: Any, settings: Settings) -> bool:
@@ -89,83 +94,48 @@ def looks_like(obj: Any, settings: Settings) -> bool:
         return False
 
 
-def _stateless(m: nn.Module) -> nn.Module:
-    """Stop running-statistics updates, which ``torch.func`` transforms cannot trace.
-
-    The batch statistics are still used in training mode, so the Jacobian is that of
-    the normalisation the layer applies to this batch.
-    """
-    for sub in m.modules() if isinstance(m, nn.Module) else ():
-        if getattr(sub, "track_running_stats", False):
-            sub.track_running_stats = False
-    return m
-
-
-def _jac_norm(s: NormSubject, x: torch.Tensor) -> float:
-    m = _stateless(s.make(x.shape[1], x.dtype))
-    return spectral_norm(jacobian(lambda t: m(t), x).detach())
-
-
-def _sigma_min(x: torch.Tensor) -> float:
-    """Smallest per-sample or per-feature standard deviation of the input."""
-    return float(torch.cat([x.std(0, unbiased=False), x.std(1, unbiased=False)]).min())
+def _given(s: NormSubject) -> Given:
+    """The user's object as a recipe argument: its reproduction binds ``make`` with the subject's setup."""
+    return Given(s.obj, "make", s.setup)
 
 
 def jacobian_bound(s: NormSubject, settings: Settings) -> Outcome:
-    worst, worst_x = 0.0, None
-    for k in range(settings.seeds):
-        for scale in (0.1, 1.0, 10.0):
-            x = settings.randn(BATCH, WIDTH, offset=100 + k) * scale + 0.5
-            ratio = _jac_norm(s, x) * _sigma_min(x)
-            if ratio > worst:
-                worst, worst_x = ratio, x
-    holds = worst <= 1.0 + 1e-6
-    cex = None if holds else {
-        "max ‖J‖₂·σ_min": worst, "input": worst_x.tolist(),
-        "snippet": f"{s.setup}\nimport torch\nfrom gradcore.jacobian import jacobian\n"
-                   "from gradcore.spectral import spectral_norm\n"
-                   f"x = torch.tensor(<the input above>, dtype=torch.float64); m = make({WIDTH})\n"
-                   "print(spectral_norm(jacobian(m, x)) * min(x.std(0, unbiased=False).min(), "
-                   "x.std(1, unbiased=False).min()))"}
+    worst = M.norm_jacobian_sigma(make=_given(s), width=WIDTH, batch=BATCH, seeds=settings.seeds,
+                                  seed=settings.seed, device=settings.device)
+    holds = worst.value <= 1.0 + 1e-6          # a non-finite Jacobian is ∞: violated, never 0
+    cex = None if holds else {"max ‖J‖₂·σ_min": worst.value, "input": worst.witness, "snippet": worst.reproduction}
     return Outcome(holds, {"max ‖J‖₂·σ_min": worst, "scales": "0.1, 1, 10"}, cex)
 
 
 def epsilon_floor(s: NormSubject, settings: Settings) -> Outcome:
     """Measured in float32, the dtype layers train in (an ε tied to the dtype, like
     ``nn.RMSNorm``'s default ``finfo.eps``, only floors the variance in that dtype)."""
-    z = settings.randn(BATCH, WIDTH, offset=200, dtype=torch.float32)
-    j4, j6 = _jac_norm(s, 1e-4 * z), _jac_norm(s, 1e-6 * z)
-    const = torch.full((BATCH, WIDTH), 0.5, dtype=torch.float32, device=settings.device,
-                       requires_grad=True)
-    out = s.make(WIDTH, torch.float32)(const)
-    (g,) = torch.autograd.grad((out * torch.ones_like(out)).sum(), const)
-    finite_const = bool(torch.isfinite(out).all() and torch.isfinite(g).all())
-    growth = j6 / j4 if j4 > 0 else float("inf")
-    constants = {"growth 1e-4 → 1e-6": growth, "‖J‖₂ at input scale 1e-4": j4, "‖J‖₂ at input scale 1e-6": j6,
+    j4, j6 = (M.norm_jacobian_norm(make=_given(s), scale=scale, width=WIDTH, batch=BATCH, seed=settings.seed + 200,
+                                   dtype="float32", device=settings.device) for scale in (1e-4, 1e-6))
+    finite = M.norm_finite_on_constant(make=_given(s), value=0.5, width=WIDTH, batch=BATCH, dtype="float32",
+                                       device=settings.device)
+    finite_const = bool(finite.value)
+    # ∞ when either gain is not finite: no floor (never a ratio of 0 or NaN)
+    growth = j6.value / j4.value if 0 < j4.value < math.inf and j6.value < math.inf else math.inf
+    # growth and the 1e-6 gain stay floats: tests compare them with pytest.approx, which a
+    # Measurement does not support yet.
+    constants = {"growth 1e-4 → 1e-6": growth, "‖J‖₂ at input scale 1e-4": j4, "‖J‖₂ at input scale 1e-6": j6.value,
                  "constant input finite": finite_const, "dtype": "float32"}
     holds = finite_const and growth <= 2.0
     cex = None if holds else {
         "input": f"constant 0.5, shape ({BATCH}, {WIDTH})" if not finite_const else
                  f"1e-6 × N(0,1), shape ({BATCH}, {WIDTH})",
         "output finite": finite_const, "‖J‖₂ growth": growth,
-        "snippet": f"{s.setup}\nimport torch\nx = torch.full(({BATCH}, {WIDTH}), 0.5, "
-                   f"requires_grad=True)\ny = make({WIDTH})(x); y.sum().backward()\n"
-                   "print(y.isfinite().all(), x.grad.isfinite().all())"}
+        "snippet": finite.reproduction if not finite_const else j6.reproduction}
     return Outcome(holds, constants, cex)
 
 
 def batch_independence(s: NormSubject, settings: Settings) -> Outcome:
-    x = settings.randn(64, WIDTH, offset=300)
-    m = s.make(WIDTH)
-    with torch.no_grad():
-        full = m(x)[0]
-        diffs = [float((m(x[:size])[0] - full).abs().max()) for size in (2, 8)]
-    gap = max(diffs)
-    holds = gap <= 1e-9
-    cex = None if holds else {
-        "sample": "row 0 of a N(0,1) batch", "batch sizes": [2, 8, 64], "max |Δ output|": gap,
-        "snippet": f"{s.setup}\nimport torch\nx = torch.randn(64, {WIDTH}, dtype=torch.float64)\n"
-                   f"m = make({WIDTH})\nprint((m(x[:2])[0] - m(x)[0]).abs().max())"}
+    gap = M.batch_dependence(make=_given(s), width=WIDTH, sizes=(2, 8, 64), seed=settings.seed + 300,
+                             device=settings.device)
+    holds = gap.value <= 1e-9                  # non-finite outputs give ∞: dependent, not independent
+    cex = None if holds else {"sample": "row 0 of a N(0,1) batch", "batch sizes": [2, 8, 64],
+                              "max |Δ output|": gap.value, "snippet": gap.reproduction}
     return Outcome(holds, {"max |Δ output| of one sample, batch 2/8 vs 64": gap}, cex)
 
 

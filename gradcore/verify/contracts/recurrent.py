@@ -2,9 +2,10 @@
 
 Claims (catalogue RNN/GATE): 000 §主要“罪魁祸首” "如果这个矩阵的最大特征值大于1，梯度就会在
 时间序列上指数级增长"; 003 §3.b "W 的最大奇异值大于1…以 λᵀ 的速度增长"; 004 Theorem 3.3.4;
-002 §循环网络中的门控机制 "梯度几乎可以无衰减地向后传播" and 003 §4 门控机制. BPTT norms come
-from ``gradcore.recurrent.bptt_gradient_norms``; cells returning ``(h, c)`` (LSTM-like) are
-run on the concatenated state, as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``.
+002 §循环网络中的门控机制 "梯度几乎可以无衰减地向后传播" and 003 §4 门控机制. The per-step BPTT
+rate is the recipe :func:`gradcore.measure.recurrent.cell_bptt_rate` (the one GATE-05 measures
+torch's cells with); cells returning ``(h, c)`` (LSTM-like) are run on the concatenated state,
+as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``.
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...stats import mean_ci
+from ...measure import Given, Measurement
+from ...measure.recurrent import build_cell, cell_bptt_rate
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
 
 KIND = "recurrent"
 INPUT, HIDDEN, STEPS = 8, 32, 40
+START = 10          # the per-step rate is fitted from 10 steps back (past the first steps' transient)
 UPPER, LOWER = 1.02, 0.9
 
 
@@ -29,24 +32,11 @@ class RecurrentSubject:
     name: str
     make: Callable[[int, int], nn.Module]
     setup: str
+    make_obj: Any = None    # the technique as given (a cell class, factory or module), bound as `make` in setup
 
 
 def _factory(obj: Any, settings: Settings) -> Callable[[int, int], Any]:
-    def build(n_in: int, n_h: int) -> Any:
-        cell = obj if isinstance(obj, nn.Module) else obj(n_in, n_h)
-        return cell.to(device=settings.device, dtype=torch.float64) if isinstance(cell, nn.Module) else cell
-    return build
-
-
-def _step(cell: Any, xs: torch.Tensor, hidden: int) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """A step on the full state; tuple states (h, c) are concatenated."""
-    def step(s: torch.Tensor, t: int) -> torch.Tensor:
-        if s.shape[-1] == 2 * hidden:
-            out = cell(xs[t - 1], (s[..., :hidden], s[..., hidden:]))
-        else:
-            out = cell(xs[t - 1], s)
-        return torch.cat(list(out), dim=-1) if isinstance(out, tuple) else out
-    return step
+    return lambda n_in, n_h: build_cell(obj, n_in, n_h, settings.device)
 
 
 def _wants_pair(cell: Any) -> bool:
@@ -74,7 +64,7 @@ def subject(obj: Any, name: str, setup: str, settings: Settings) -> RecurrentSub
     callable_or_fail(obj)
     make = _factory(obj, settings)
     smoke(make, settings)
-    return RecurrentSubject(name, make, setup)
+    return RecurrentSubject(name, make, setup, obj)
 
 
 def looks_like(obj: Any, settings: Settings) -> bool:
@@ -94,48 +84,37 @@ def looks_like(obj: Any, settings: Settings) -> bool:
         return False
 
 
-def _rates(s: RecurrentSubject, settings: Settings) -> tuple[float, float, float, list[float]]:
-    from ... import probes, recurrent
-
-    rates = []
-    for k in range(settings.seeds):
-        torch.manual_seed(settings.seed + 50 + k)
-        cell = s.make(INPUT, HIDDEN)
-        xs = settings.randn(STEPS, 1, INPUT, offset=60 + k)
-        pair = _wants_pair(cell) or smoke(s.make, settings) == 2 * HIDDEN
-        s0 = settings.randn(1, 2 * HIDDEN if pair else HIDDEN, offset=70 + k) * 0.1
-        norms = recurrent.bptt_gradient_norms(_step(cell, xs, HIDDEN), s0, STEPS)[:, 0]
-        dead = not bool((norms > 0).all() and torch.isfinite(norms).all())
-        rates.append(0.0 if dead else probes.transfer_factor(norms).geometric)
-    m, lo, hi = mean_ci(rates)
-    return m, lo, hi, rates
+# A Given is written into a reproduction by its bare name, and a recipe called with a bare object
+# cannot write its own reproduction: rebinding `make` as a Given lets the reproduction run.
+_REBIND = "from gradcore.measure import Given\nmake = Given(make, 'make')"
 
 
-def _snippet(s: RecurrentSubject) -> str:
-    return (f"{s.setup}\nimport torch\nfrom gradcore.recurrent import bptt_gradient_norms\n"
-            f"torch.manual_seed(0); cell = make({INPUT}, {HIDDEN}).double()\n"
-            f"xs = torch.randn({STEPS}, 1, {INPUT}, dtype=torch.float64)\n"
-            f"h0 = 0.1 * torch.randn(1, {HIDDEN}, dtype=torch.float64)  # [h, c] concatenated for LSTM-like cells\n"
-            f"n = bptt_gradient_norms(lambda h, t: cell(xs[t - 1], h), h0, {STEPS})[:, 0]\n"
-            f"print((n[0] / n[-1]) ** (1 / {STEPS}))  # per-step factor")
+def _rate(s: RecurrentSubject, settings: Settings) -> Measurement:
+    """The BPTT per-step rate recipe (the one GATE-05 uses) on the subject, one seed per profile seed."""
+    return cell_bptt_rate(cell=Given(s.make_obj, "make", f"{s.setup}\n{_REBIND}"), input_size=INPUT,
+                          hidden=HIDDEN, T=STEPS, batch=1,
+                          seeds=tuple(settings.seed + 50 + k for k in range(settings.seeds)),
+                          state_std=0.1, start=START, device=settings.device)
+
+
+def _outcome(m: Measurement, holds: bool | None) -> Outcome:
+    lo, hi = m.interval or (m.value, m.value)
+    cex = None if holds is not False else {"steps": STEPS, "hidden": HIDDEN, "per-step factor": m.value,
+                                           "snippet": m.reproduction}
+    return Outcome(holds, {"per-step factor": m, "95% CI": f"[{lo:.4f}, {hi:.4f}]",
+                           f"‖g_0‖/‖g_{STEPS}‖": m.value ** STEPS}, cex)
 
 
 def no_explosion(s: RecurrentSubject, settings: Settings) -> Outcome:
-    m, lo, hi, _ = _rates(s, settings)
-    holds = True if hi <= UPPER else (False if lo > UPPER else None)
-    cex = None if holds is not False else {"steps": STEPS, "hidden": HIDDEN, "per-step factor": m,
-                                           "snippet": _snippet(s)}
-    return Outcome(holds, {"per-step factor": m, "95% CI": f"[{lo:.4f}, {hi:.4f}]",
-                           f"‖g_0‖/‖g_{STEPS}‖": m ** STEPS}, cex)
+    m = _rate(s, settings)
+    lo, hi = m.interval or (m.value, m.value)
+    return _outcome(m, True if hi <= UPPER else (False if lo > UPPER else None))
 
 
 def long_memory(s: RecurrentSubject, settings: Settings) -> Outcome:
-    m, lo, hi, _ = _rates(s, settings)
-    holds = True if lo >= LOWER else (False if hi < LOWER else None)
-    cex = None if holds is not False else {"steps": STEPS, "hidden": HIDDEN, "per-step factor": m,
-                                           "snippet": _snippet(s)}
-    return Outcome(holds, {"per-step factor": m, "95% CI": f"[{lo:.4f}, {hi:.4f}]",
-                           f"‖g_0‖/‖g_{STEPS}‖": m ** STEPS}, cex)
+    m = _rate(s, settings)
+    lo, hi = m.interval or (m.value, m.value)
+    return _outcome(m, True if lo >= LOWER else (False if hi < LOWER else None))
 
 
 CLAUSES = (

@@ -1,0 +1,362 @@
+"""Normalisation layers measured: definitions, moments, Jacobian gains, batch dependence (NORM-*).
+
+The layers are torch's own (``nn.BatchNorm1d``, ``nn.LayerNorm``, ``nn.RMSNorm``, built by
+:mod:`gradcore.norms`): every recipe here measures torch's implementation. Inputs a search
+found come in as plain lists, so a reproduction re-evaluates the very example; random draws
+come from explicit ``torch.Generator`` seeds on the CPU (the same numbers on every device).
+A recipe given ``bound=`` records a residual that is ~0 in exact arithmetic (ROUNDING,
+judged only against that bound); without it the value is NUMERIC.
+
+The technique contract (:mod:`gradcore.verify.contracts.norm`) applies the ``make`` recipes
+to a user's layer factory passed as :class:`~gradcore.measure.Given`.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import norms
+from ..jacobian import jacobian
+from ..spectral import spectral_norm
+from ..stats import SLOPE_METHOD, slope_ci
+from .measurement import Kind, Measurement, recipe
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _value(value: float, bound: float | None, dtype: str, device: str, sizes: dict[str, Any],
+           conditioning: float = 1.0) -> Measurement:
+    """NUMERIC, or ROUNDING within ``bound`` when the caller says the value is a residual."""
+    if bound is None:
+        return Measurement(value, Kind.NUMERIC, dtype, device, sizes, conditioning=conditioning)
+    return Measurement(value, Kind.ROUNDING, dtype, device, sizes, bound=bound)
+
+
+def _tensor(x: Sequence[Any], dtype: str, device: str) -> torch.Tensor:
+    return torch.tensor(x, dtype=DTYPES[dtype]).to(device)
+
+
+# --- NORM-01: BatchNorm's Definition 3.3.10 -------------------------------------------------
+
+@recipe
+def batchnorm_definition_gap(*, variance: str = "biased", m: int = 8, features: int = 5, eps: float = 1e-5,
+                             seed: int = 0, bound: float | None = None, dtype: str = "float64",
+                             device: str = "cpu") -> Measurement:
+    """NORM-01: max |torch BatchNorm1d (training mode) − γ(x − μ_B)/√(σ²_B + ε) + β| over a batch.
+
+    ``variance`` "biased" writes σ²_B = 1/m Σ (x − μ_B)² (Definition 3.3.10), "unbiased" the
+    1/(m − 1) estimator. The batch has per-feature scales 0.5…3 and mean 1; γ ~ U(0.5, 2),
+    β ~ U(−1, 1).
+    """
+    g = torch.Generator().manual_seed(seed)
+    dt = DTYPES[dtype]
+    x = (torch.randn(m, features, generator=g, dtype=dt) * torch.linspace(0.5, 3, features, dtype=dt) + 1).to(device)
+    bn = norms.batch_norm(features, eps=eps).to(device, dt).train()
+    with torch.no_grad():
+        bn.weight.copy_(torch.empty(features, dtype=dt).uniform_(0.5, 2.0, generator=g))
+        bn.bias.copy_(torch.empty(features, dtype=dt).uniform_(-1.0, 1.0, generator=g))
+        mu = x.mean(0)
+        var = ((x - mu) ** 2).mean(0) if variance == "biased" else x.var(0, unbiased=True)
+        gap = float((bn(x) - (bn.weight * (x - mu) / torch.sqrt(var + eps) + bn.bias)).abs().max())
+    return _value(gap, bound, dtype, device, {"m": m, "features": features})
+
+
+# --- NORM-02: BatchNorm's output moments ----------------------------------------------------
+
+MOMENTS = ("variance", "variance_gap", "abs_mean")
+
+
+@recipe
+def bn_output_moment(*, x: list[float], moment: str = "variance", eps: float = 1e-5, bound: float | None = None,
+                     device: str = "cpu") -> Measurement:
+    """NORM-02: a moment of BatchNorm1d(affine=False) applied to the one-feature batch ``x`` (float64).
+
+    ``moment``: "variance" (biased output variance, σ²_B/(σ²_B + ε) in exact arithmetic),
+    "variance_gap" (|variance − 1|) or "abs_mean" (|batch mean of the output|, 0 in exact arithmetic).
+    """
+    bn = norms.batch_norm(1, eps=eps, affine=False).to(device, torch.float64).train()
+    with torch.no_grad():
+        y = bn(_tensor(x, "float64", device).view(-1, 1))
+    var = float(y.var(unbiased=False))
+    value = {"variance": var, "variance_gap": abs(var - 1.0), "abs_mean": abs(float(y.mean()))}[moment]
+    return _value(value, bound, "float64", device, {"m": len(x)})
+
+
+# --- NORM-03: BatchNorm's Jacobian gain -----------------------------------------------------
+
+@recipe
+def bn_jacobian_norm(*, x: list[float], gamma: float = 1.5, eps: float = 1e-5, quantity: str = "norm",
+                     bound: float | None = None, device: str = "cpu") -> Measurement:
+    """NORM-03: ‖∂BN(x)/∂x‖₂ of torch's BatchNorm1d (γ = ``gamma``) on the one-feature batch ``x``.
+
+    ``quantity`` "norm" is the spectral norm of the dense Jacobian over the batch; "relative_gap"
+    is |‖J‖₂ − γ/√(σ²_B + ε)| / (γ/√(σ²_B + ε)), the distance to the σ-bound the seed states.
+    """
+    bn = norms.batch_norm(1, eps=eps).to(device, torch.float64)
+    with torch.no_grad():
+        bn.weight.fill_(gamma)
+    xt = _tensor(x, "float64", device).view(-1, 1)
+    measured = spectral_norm(norms.module_jacobian(bn, xt))
+    predicted = gamma / math.sqrt(float(xt.var(unbiased=False)) + eps)
+    value = measured if quantity == "norm" else abs(measured - predicted) / predicted
+    # An SVD of an m × m matrix: a few ulp per singular value, 1e1 covers it.
+    return _value(value, bound, "float64", device, {"m": len(x)}, conditioning=10.0)
+
+
+# --- NORM-04: BatchNorm in deep sigmoid/tanh nets -------------------------------------------
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+@functools.lru_cache(maxsize=512)
+def _first_last_ratio(activation: str, batchnorm: bool, depth: int, width: int, batch: int, seed: int,
+                      device: str) -> float:
+    """‖∂L/∂W_1‖ / ‖∂L/∂W_depth‖ at Xavier-normal init (zero biases), L = ⟨r, output⟩ with random r
+    (float32; weights, input and r from ``torch.Generator(seed)`` on the CPU)."""
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width)
+        with torch.no_grad():
+            nn.init.xavier_normal_(lin.weight, generator=g)
+            lin.bias.zero_()
+        layers += [lin, norms.batch_norm(width)] if batchnorm else [lin]
+        layers.append(ACTIVATIONS[activation]())
+    net = nn.Sequential(*layers).to(device).train()
+    x = torch.randn(batch, width, generator=g).to(device)
+    out = net(x)
+    out.backward(torch.randn(out.shape, generator=g).to(device))
+    lins = [m for m in net if isinstance(m, nn.Linear)]
+    return float(lins[0].weight.grad.norm() / lins[-1].weight.grad.norm())
+
+
+def first_last_ratios(*, activation: str, batchnorm: bool, depth: int, seeds: int = 3, width: int = 32,
+                      batch: int = 32, device: str = "cpu") -> list[float]:
+    """The per-seed ratios :func:`bn_gradient_factor` fits (for curves)."""
+    return [_first_last_ratio(activation, batchnorm, depth, width, batch, s, device) for s in range(seeds)]
+
+
+@recipe
+def bn_gradient_factor(*, activation: str = "sigmoid", batchnorm: bool = True, depths: tuple[int, ...] = (4, 8, 16, 24),
+                       seeds: int = 3, width: int = 32, batch: int = 32, device: str = "cpu") -> Measurement:
+    """NORM-04: per-layer gradient factor exp(slope) of log(‖∂L/∂W_1‖/‖∂L/∂W_L‖) on depth − 1.
+
+    A Linear(width) → [BatchNorm1d] → activation stack at Xavier-normal init, one network per
+    (depth, seed); the slope's Student-t interval is over all depth × seed points.
+    """
+    xs, ys = [], []
+    for depth in depths:
+        for r in first_last_ratios(activation=activation, batchnorm=batchnorm, depth=depth, seeds=seeds,
+                                   width=width, batch=batch, device=device):
+            xs.append(depth - 1)
+            ys.append(math.log(r))
+    slope, lo, hi = slope_ci(xs, ys)
+    return Measurement(math.exp(slope), Kind.STATISTICAL, "float32", device,
+                       {"depths": list(depths), "seeds": seeds, "width": width, "batch": batch},
+                       interval=(math.exp(lo), math.exp(hi)), method=f"exp of the {SLOPE_METHOD}", n=len(xs))
+
+
+# --- NORM-05: batch (in)dependence ------------------------------------------------------------
+
+def _layer(make: Any, width: int, dtype: torch.dtype, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A layer from a ``width -> module`` factory, a module instance or a plain function of the batch,
+    in training mode on ``device``/``dtype`` (what a norm contract's subject is)."""
+    if isinstance(make, str):          # a gradcore.norms factory by name
+        make = getattr(norms, make)
+    layer = make if isinstance(make, nn.Module) else make(width)
+    if isinstance(layer, nn.Module):
+        layer = layer.to(device=device, dtype=dtype).train()
+        for sub in layer.modules():   # running-stat updates break torch.func transforms
+            if getattr(sub, "track_running_stats", False):
+                sub.track_running_stats = False
+    return layer
+
+
+def _finite_or_inf(value: float) -> float:
+    """A non-finite measured gap or gain is an explosion, never a small number."""
+    return value if math.isfinite(value) else math.inf
+
+
+@recipe
+def ln_batch_dependence(*, others: list[list[float]], features: int = 6, seed: int = 0, bound: float | None = None,
+                        device: str = "cpu") -> Measurement:
+    """NORM-05: how much torch's LayerNorm output and Jacobian for one probe sample depend on the
+    rest of the batch ``others`` (rows of ``features`` values), float64.
+
+    The value is the largest of: |Δ output of the probe|, |Δ its own Jacobian block| (batch vs alone)
+    and the largest cross-sample Jacobian entry. The probe is 2·N(0, 1) + 0.5, γ ~ U(0.5, 2).
+    """
+    g = torch.Generator().manual_seed(seed)
+    probe = (torch.randn(1, features, generator=g, dtype=torch.float64) * 2 + 0.5).to(device)
+    ln = norms.layer_norm(features).to(device, torch.float64)
+    with torch.no_grad():
+        ln.weight.copy_(torch.empty(features, dtype=torch.float64).uniform_(0.5, 2.0, generator=g))
+    x = torch.cat([probe, _tensor(others, "float64", device).view(-1, features)])
+    alone_y, alone_j = ln(probe).detach(), norms.module_jacobian(ln, probe)
+    jac = norms.module_jacobian(ln, x).reshape(len(x), features, len(x), features)
+    parts = ((ln(x).detach()[0] - alone_y[0]).abs().max(), (jac[0, :, 0, :] - alone_j).abs().max(),
+             jac[0, :, 1:, :].abs().max() if len(x) > 1 else torch.zeros(()))
+    return _value(max(float(p) for p in parts), bound, "float64", device, {"features": features, "batch": len(x)})
+
+
+@recipe
+def batch_dependence(*, make: Any, width: int = 16, sizes: tuple[int, ...] = (2, 8, 64), shift: float = 0.0,
+                     seed: int = 0, bound: float | None = None, dtype: str = "float64",
+                     device: str = "cpu") -> Measurement:
+    """NORM-05 and the norm contract: how far sample 0's output moves with the rest of the batch.
+
+    ``make`` builds the layer (a gradcore.norms factory name such as "batch_norm" — torch's
+    modules —, or a Given ``width -> module`` factory, module, or function of the batch). x is N(0, 1) of shape
+    (max(sizes), width). With ``shift = 0``: max |layer(x[:s])[0] − layer(x)[0]| over the smaller
+    ``sizes``; with a shift: |layer(x)[0] − layer(x with rows 1… shifted by ``shift``)[0]|.
+    Non-finite outputs give ∞ (the layer is not measurable there, never "independent").
+    """
+    dt = DTYPES[dtype]
+    x = torch.randn(max(sizes), width, generator=torch.Generator().manual_seed(seed), dtype=dt).to(device)
+    layer = _layer(make, width, dt, device)
+    with torch.no_grad():
+        full = layer(x)[0]
+        if shift:
+            moved = torch.cat([x[:1], x[1:] + shift])
+            gaps = [(layer(moved)[0] - full).abs().max()]
+        else:
+            gaps = [(layer(x[:s])[0] - full).abs().max() for s in sizes if s < len(x)]
+    value = max(_finite_or_inf(float(t)) for t in gaps)
+    return _value(value, bound, dtype, device, {"width": width, "batch sizes": list(sizes)})
+
+
+# --- the norm contract's Jacobian gains -------------------------------------------------------
+
+def _checkerboard(batch: int, width: int) -> torch.Tensor:
+    return (-1.0) ** (torch.arange(batch).view(-1, 1) + torch.arange(width).view(1, -1))
+
+
+def _gain_inputs(batch: int, width: int, seeds: int, scales: Sequence[float], seed: int,
+                 dt: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    """Random N(0,1)·scale + 0.5 batches per seed, and structured ones: checkerboard ±scale + 0.5,
+    whose per-sample and per-feature stds all equal the scale (where LN, BN and RMSNorm reach
+    ‖J‖₂·σ_min ≈ 1: every row and column is as spread as the smallest)."""
+    out = []
+    for k in range(seeds):
+        g = torch.Generator().manual_seed(seed + 100 + k)
+        z = torch.randn(batch, width, generator=g, dtype=dt)
+        out += [(f"N(0,1) × {s:g} + 0.5, seed {seed + 100 + k}", z * s + 0.5) for s in scales]
+    out += [(f"checkerboard × {s:g} + 0.5", _checkerboard(batch, width).to(dt) * s + 0.5) for s in scales]
+    return out
+
+
+def _sigma_min(x: torch.Tensor) -> float:
+    """Smallest per-sample or per-feature standard deviation of the input."""
+    return float(torch.cat([x.std(0, unbiased=False), x.std(1, unbiased=False)]).min())
+
+
+def _jacobian_norm(make: Any, x: torch.Tensor) -> float:
+    """‖∂layer(x)/∂x‖₂ over the whole batch; ∞ when the output or the Jacobian is not finite (an
+    explosion or a NaN born of a division by a vanishing spread: either way no gain to report as small)."""
+    layer = _layer(make, x.shape[1], x.dtype, str(x.device))
+    with torch.no_grad():
+        finite_out = bool(torch.isfinite(layer(x)).all())
+    # A layer whose output is NaN may still have a finite (e.g. zero) Jacobian: unmeasurable, ∞.
+    jac = jacobian(lambda t: layer(t), x).detach()
+    return spectral_norm(jac) if finite_out and bool(torch.isfinite(jac).all()) else math.inf
+
+
+@recipe
+def norm_jacobian_sigma(*, make: Any, width: int = 16, batch: int = 8, seeds: int = 3,
+                        scales: tuple[float, ...] = (0.1, 1.0, 10.0), seed: int = 0,
+                        device: str = "cpu") -> Measurement:
+    """NORM-03 (norm contract): the largest ‖∂y/∂x‖₂·σ_min over inputs x, σ_min the smallest
+    per-sample or per-feature std of x (float64, dense Jacobian over the whole batch).
+
+    A search bound (the sup is at least this): random batches at each scale plus structured
+    checkerboard ones. A non-finite Jacobian counts as ∞.
+    """
+    best, where = -math.inf, ""
+    for label, x in _gain_inputs(batch, width, seeds, scales, seed, torch.float64):
+        x = x.to(device)
+        gain = _jacobian_norm(make, x)
+        ratio = math.inf if math.isinf(gain) else gain * _sigma_min(x)
+        if ratio > best:
+            best, where = ratio, label
+    return Measurement(best, Kind.SEARCH, "float64", device, {"width": width, "batch": batch, "seeds": seeds},
+                       direction="lower", witness=where)
+
+
+@recipe
+def norm_jacobian_norm(*, make: Any, scale: float, width: int = 16, batch: int = 8, seed: int = 200,
+                       dtype: str = "float32", device: str = "cpu") -> Measurement:
+    """NORM-03 ε floor (norm contract): ‖∂y/∂x‖₂ of the layer at x = scale·N(0, 1) (dense
+    Jacobian over the batch); ∞ when the Jacobian is not finite."""
+    dt = DTYPES[dtype]
+    x = (scale * torch.randn(batch, width, generator=torch.Generator().manual_seed(seed), dtype=dt)).to(device)
+    # An SVD of a (batch·width)² matrix whose gain is ~1/σ: float32 rounding of the Jacobian
+    # entries moves σ_max by ~100 ulp; 1e2.
+    return Measurement(_jacobian_norm(make, x), Kind.NUMERIC, dtype, device, {"width": width, "batch": batch},
+                       conditioning=1e2)
+
+
+@recipe
+def norm_finite_on_constant(*, make: Any, value: float = 0.5, width: int = 16, batch: int = 8,
+                            dtype: str = "float32", device: str = "cpu") -> Measurement:
+    """NORM-03 ε floor (norm contract): 1 when the layer's output and input gradient are finite on a
+    constant batch (zero variance), else 0 (exact)."""
+    layer = _layer(make, width, DTYPES[dtype], device)
+    x = torch.full((batch, width), value, dtype=DTYPES[dtype], device=device, requires_grad=True)
+    out = layer(x)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    finite = bool(torch.isfinite(out).all() and torch.isfinite(grad).all())
+    return Measurement(float(finite), Kind.EXACT, dtype, device, {"width": width, "batch": batch})
+
+
+# --- NORM-06 / NORM-07: RMSNorm against its definition and against LayerNorm -------------------
+
+@recipe
+def rmsnorm_definition_gap(*, h: list[float], eps: float | None = None, seed: int = 0, bound: float | None = None,
+                           device: str = "cpu") -> Measurement:
+    """NORM-06: max |torch RMSNorm(h) − h/√(mean h²)·γ| / max |h/√(mean h²)·γ| in float32
+    (``eps=None``: torch's default finfo(float32).eps inside the root), γ ~ U(0.5, 2)."""
+    rn = norms.rms_norm(len(h), eps=eps).to(device)
+    with torch.no_grad():
+        rn.weight.copy_(torch.empty(len(h)).uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(seed)))
+        ht = _tensor(h, "float32", device)
+        formula = ht / torch.sqrt(ht.pow(2).mean()) * rn.weight
+        gap = float((rn(ht) - formula).abs().max() / formula.abs().max())
+    return _value(gap, bound, "float32", device, {"C": len(h)})
+
+
+RMS_LN = ("output_gap", "jacobian_gap", "ln_mean_gain", "rms_mean_gain")
+
+
+@recipe
+def rmsnorm_vs_layernorm(*, quantity: str = "output_gap", shift: float = 0.0, features: int = 16, eps: float = 1e-6,
+                         seed: int = 0, bound: float | None = None, device: str = "cpu") -> Measurement:
+    """NORM-07: RMSNorm against LayerNorm (β = 0, the same γ ~ U(0.5, 2)) at h = h₀ + shift, h₀ a
+    centred N(0, 1) draw (float64).
+
+    ``quantity``: "output_gap" max |RMSNorm(h) − LN(h)|; "jacobian_gap" ‖J_RMS − J_LN‖₂ (the closed
+    forms of gradcore.norms); "ln_mean_gain"/"rms_mean_gain" ‖J·1/√C‖, how much of the mean
+    direction each Jacobian passes.
+    """
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(features, generator=g, dtype=torch.float64)
+    h = (h - h.mean() + shift).to(device)
+    ln = norms.layer_norm(features, eps=eps).to(device, torch.float64)
+    rn = norms.rms_norm(features, eps=eps).to(device, torch.float64)
+    with torch.no_grad():
+        ln.weight.copy_(torch.empty(features, dtype=torch.float64).uniform_(0.5, 2.0, generator=g))
+        ln.bias.zero_()
+        rn.weight.copy_(ln.weight)
+        if quantity == "output_gap":
+            return _value(float((rn(h) - ln(h)).abs().max()), bound, "float64", device, {"C": features})
+    j_ln = norms.layernorm_jacobian(h, eps, ln.weight.detach())
+    j_rms = norms.rmsnorm_jacobian(h, eps, rn.weight.detach())
+    ones = torch.ones(features, dtype=torch.float64, device=device) / math.sqrt(features)
+    value = {"jacobian_gap": lambda: spectral_norm(j_rms - j_ln), "ln_mean_gain": lambda: float((j_ln @ ones).norm()),
+             "rms_mean_gain": lambda: float((j_rms @ ones).norm())}[quantity]()
+    return _value(value, bound, "float64", device, {"C": features}, conditioning=10.0)
+
