@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +24,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from .. import clipping as C
-from ..verify.search import Found, maximize, minimize, structured_vectors
+from ..verify.search import Found, structured_vectors
 from .measurement import Kind, Measurement, recipe
-from .searching import hypothesis_settings, residual_bound
+from .searching import residual_bound, search
 
 Rule = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -36,7 +35,7 @@ NP_DTYPES = {"float32": np.float32, "float64": np.float64}
 POWERS = range(-3, 31)
 DIMS = (2, 12)
 SIZES = {"d": f"{DIMS[0]}..{DIMS[1]}", "scale": f"1e{POWERS[0]}..1e{POWERS[-1]}"}
-NO_DIRECTION, EXPLODED = -2.0, sys.float_info.max
+NO_DIRECTION = -2.0   # scores a lost direction (NaN cosine) below every cosine
 
 
 def _rule(rule: Any, threshold: float) -> Rule:
@@ -118,9 +117,8 @@ def worst_cosine(*, rule: Any = "value", threshold: float = 1.0, profile: str = 
 
     NaN when the worst gradient leaves no direction (the rule returned zero or non-finite)."""
     clip = _rule(rule, threshold)
-    # Hypothesis targets finite scores only: a lost direction (NaN) scores below every cosine
     score = lambda e: NO_DIRECTION if math.isnan(c := _cos_of(clip, e, device)) else c  # noqa: E731
-    found = minimize(_gradients(), score, candidates=gradient_candidates(), **hypothesis_settings(profile))
+    found = search(_gradients(), score, candidates=gradient_candidates(), profile=profile, minimise=True)
     m = _witnessed(found, found.bound(dtype="float32", device=device, direction="upper", sizes=SIZES))
     return m.with_(value=math.nan) if found.value == NO_DIRECTION else m
 
@@ -130,11 +128,9 @@ def max_clipped_norm(*, rule: Any = "value", threshold: float = 1.0, profile: st
                      device: str = "cpu") -> Measurement:
     """CLIP-02, contract clause ``step-bound``: sup over g of ‖clip(g)‖ (search lower bound)."""
     clip = _rule(rule, threshold)
-    # Hypothesis targets finite scores only: a non-finite output norm (explosion) scores highest
-    score = lambda e: min(_norm_of(clip, e, device), EXPLODED)  # noqa: E731
-    found = maximize(_gradients(), score, candidates=gradient_candidates(), **hypothesis_settings(profile))
-    m = _witnessed(found, found.bound(dtype="float32", device=device, sizes=SIZES))
-    return m.with_(value=math.inf) if found.value == EXPLODED else m
+    found = search(_gradients(), lambda e: _norm_of(clip, e, device), candidates=gradient_candidates(),
+                   profile=profile)
+    return _witnessed(found, found.bound(dtype="float32", device=device, sizes=SIZES))
 
 
 @recipe
@@ -215,7 +211,7 @@ def norm_clip_residual(*, quantity: str = "norm", dtype: str = "float32", profil
 
     above = lambda g, t: float(np.linalg.norm(g.astype(np.float64))) > t  # noqa: E731
     cands = _case_candidates(dtype, (1, 2, 64), (0.1, 1.0, 10.0, 1e3, 1e4), (0.1, 1.0, 1e3), above)
-    found = maximize(_norm_clip_cases(dtype), error, candidates=cands, **hypothesis_settings(profile))
+    found = search(_norm_clip_cases(dtype), error, candidates=cands, profile=profile)
     return residual_bound(found, bound=1e-5, dtype=dtype, device=device, sizes={"d": "1..64"})
 
 
@@ -236,7 +232,7 @@ def unchanged_residual(*, rule: str = "norm", profile: str = "ci", device: str =
         return float((out - g).abs().max())
 
     cands = _case_candidates("float64", (1, max_d), (1e-3, 0.1, 1.0), thetas, lambda g, t: True)
-    found = maximize(cases, change, candidates=cands, **hypothesis_settings(profile))
+    found = search(cases, change, candidates=cands, profile=profile)
     return residual_bound(found, bound=0.0, dtype="float64", device=device, sizes={"d": f"1..{max_d}"})
 
 
@@ -266,8 +262,8 @@ def sgd_step_ratio_bound(*, profile: str = "ci", device: str = "cpu") -> Measure
     cases = st.tuples(_vec("float64", -1e6, 1e6), st.floats(1e-2, 1e2), st.floats(1e-4, 1.0))
     cands = [(f"{label}, θ={t:g}, η={lr:g}", (vec, t, lr))
              for label, vec in structured_vectors(64, (1e-3, 1.0, 1e3, 1e6)) for t in (1e-2, 1e2) for lr in (1e-4, 1.0)]
-    found = maximize(cases, lambda c: _step_ratio(torch.as_tensor(c[0], device=device), c[1], c[2], "sgd", 1, 0.0),
-                     candidates=cands, **hypothesis_settings(profile))
+    found = search(cases, lambda c: _step_ratio(torch.as_tensor(c[0], device=device), c[1], c[2], "sgd", 1, 0.0),
+                     candidates=cands, profile=profile)
     return found.bound(dtype="float64", device=device, sizes={"d": "1..64"})
 
 

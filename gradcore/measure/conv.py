@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 from .. import conv as Cv
 from ..jacobian import jacobian
 from ..stats import MEAN_METHOD, mean_ci, proportion_ci, slope_ci
-from ..verify.search import maximize
 from .measurement import Kind, Measurement, recipe
-from .searching import hypothesis_settings, residual_bound
+from .searching import residual_bound, search
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 CHANNELS = (4, 8, 16, 32, 64)
@@ -52,9 +51,9 @@ def fft_dense_residual(*, dtype: str = "float64", max_examples: int = 15, profil
     # corners of the domain for every kind: the smallest case, and the widest kernel on
     # the most non-square input (the dense Jacobian of the largest corner costs seconds)
     corners = [(kind, 1, 1, 0, 0, 0) for kind in Cv.KINDS] + [(kind, 4, 5, 0, 3, 0) for kind in Cv.KINDS]
-    found = maximize(cases, lambda case: _fft_error(case, dtype, device),
+    found = search(cases, lambda case: _fft_error(case, dtype, device),
                      candidates=[(f"corner {c}", c) for c in corners],
-                     **{**hypothesis_settings(profile), "max_examples": max_examples})
+                     profile=profile, max_examples=max_examples)
     return residual_bound(found, bound=1e-9 if dtype == "float64" else 2e-5, dtype=dtype, device=device,
                           sizes={"channels": "1..4", "kernel": "1, 3, 5", "input": "k..k+3"})
 

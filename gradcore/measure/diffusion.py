@@ -15,9 +15,8 @@ from hypothesis.extra import numpy as hnp
 
 from .. import diffusion as D
 from ..stats import MEAN_METHOD, mean_ci
-from ..verify.search import maximize
 from .measurement import Kind, Measurement, recipe
-from .searching import hypothesis_settings
+from .searching import search
 
 # one time grid for all gradient measurements: every decade of t from 1 to T = 1000
 T_GRID = tuple(torch.unique(torch.logspace(0, 3, 40).round().long()).tolist())
@@ -63,8 +62,8 @@ def max_snr_step_bound(*, profile: str = "ci", device: str = "cpu") -> Measureme
              for b in ends for n in (2, 60)]
     cands += [(f"alternating β = {a:g}, {b:g}, T = 60", torch.tensor([a, b] * 30, dtype=torch.float64).numpy())
               for a in ends for b in ends if a != b]
-    found = maximize(betas, lambda b: _max_snr_step(torch.tensor(b, device=device)), candidates=cands,
-                     **{**hypothesis_settings(profile), "max_examples": 200})
+    found = search(betas, lambda b: _max_snr_step(torch.tensor(b, device=device)), candidates=cands,
+                     profile=profile, max_examples=200)
     return found.bound(dtype="float64", device=device, sizes={"T": "2..60"})
 
 

@@ -1,33 +1,28 @@
-"""How a measuring recipe searches: Hypothesis settings named by profile, residual bounds.
+"""How the clipping, weight-decay, diffusion and convolution recipes search: pinned to a profile.
 
 A recipe that searches must print the same value when its reproduction runs in a fresh
 interpreter, where no pytest plugin has loaded a Hypothesis profile. So a searching
-recipe takes the profile *name* as a plain argument and passes that profile's settings
-to :mod:`gradcore.verify.search` explicitly (the theorem passes the profile it runs
-under, so ``--hypothesis-profile=dev`` still widens the search).
+recipe takes the profile *name* as a plain argument and searches with that profile's
+settings, derandomized and pinned (:func:`gradcore.measure.derivative.pinned`,
+``hypothesis_overrides``); the theorem passes the profile it runs under, so
+``--hypothesis-profile=dev`` still widens the search.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ..verify.search import Found
+from ..verify.search import Candidates, Found, maximize, minimize
+from .derivative import hypothesis_overrides, pinned
 from .measurement import Kind, Measurement
 
 
-def hypothesis_settings(profile: str = "ci") -> dict[str, Any]:
-    """The named profile's Hypothesis settings as overrides for ``maximize``/``minimize``."""
-    from hypothesis import settings
-
-    from ..verify import profiles
-
-    if profile not in profiles.PROFILES:
-        raise ValueError(f"profile {profile!r} is not one of {', '.join(profiles.PROFILES)}")
-    if profile == "ci":
-        # what loading the ci profile does: examples must not depend on the loaded modules
-        profiles._stop_mining_local_constants()
-    prof = settings.get_profile(profile)
-    return {k: getattr(prof, k) for k in ("max_examples", "derandomize", "database", "deadline",
-                                          "suppress_health_check")}
+def search(strategy: Any, objective: Callable[[Any], float], *, candidates: Candidates = (), profile: str = "ci",
+           minimise: bool = False, **overrides: Any) -> Found[Any]:
+    """:func:`~gradcore.verify.search.maximize` (``minimise``: ``minimize``) under ``profile``, pinned."""
+    with pinned(profile):
+        return (minimize if minimise else maximize)(strategy, objective, candidates=candidates,
+                                                    **{**hypothesis_overrides(profile), **overrides})
 
 
 def residual_bound(found: Found[Any], *, bound: float, dtype: Any, device: str | None = None,

@@ -2,8 +2,7 @@
 
 Matrices are drawn in float64 from explicit generators (cast to float32 where the
 measurement is in float32), σ_max and ρ come from :mod:`gradcore.spectral`. Searches
-score structured matrices first (scaled identity, all-ones, rank-one, triangular,
-permutation) and the domain's ends.
+score structured matrices first (:mod:`gradcore.measure.candidates`) and the domain's ends.
 """
 from __future__ import annotations
 
@@ -18,10 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ..spectral import spectral_norm, spectral_radius
-from ..verify.search import maximize, minimize
 from ..weight_decay import decay_only, decay_step, l2_penalty
+from .candidates import structured_matrices
 from .measurement import EPS, Kind, Measurement, recipe
-from .searching import hypothesis_settings, residual_bound
+from .searching import residual_bound, search
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 NP_DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -39,17 +38,12 @@ def _square(max_n: int = 6, lo: float = -10.0, hi: float = 10.0, dtype: str = "f
         lambda n: hnp.arrays(NP_DTYPES[dtype], (n, n), elements=st.floats(lo, hi, width=width)))
 
 
-def structured_matrices(n: int, scales: tuple[float, ...] = (1e-3, 1.0, 10.0), dtype: str = "float64",
-                        symmetric: bool = False) -> list[tuple[str, np.ndarray]]:
-    """Scaled identity, all-ones, rank-one, diag(±1) and (non-symmetric) upper-triangular
-    ones and a cyclic permutation: where norm/radius relations are tight or extreme."""
-    shapes = {"identity": np.eye(n), "all-ones": np.ones((n, n)),
-              "rank-one": np.outer(np.arange(1, n + 1), np.arange(1, n + 1)) / n,
-              "diag(±1)": np.diag((-1.0) ** np.arange(n))}
-    if not symmetric:
-        shapes |= {"upper-triangular ones": np.triu(np.ones((n, n))), "cyclic permutation": np.roll(np.eye(n), 1, 0)}
-    return [(f"{name} {n}×{n} × {s:g}", (s * m).astype(NP_DTYPES[dtype])) for name, m in shapes.items()
-            for s in scales]
+def _matrices(n: int, bound: float, dtype: str = "float64", symmetric: bool = False) -> list[tuple[str, np.ndarray]]:
+    """The structured n×n candidates of :func:`gradcore.measure.candidates.structured_matrices`
+    (scaled identity, all-ones, rank-one, one-hot, shifts), in ``dtype``; only the symmetric
+    ones when ``symmetric``."""
+    return [(f"{label} ({n}×{n})", m.astype(NP_DTYPES[dtype])) for label, m in structured_matrices(n, bound=bound)
+            if not symmetric or np.array_equal(m, m.T)]
 
 
 # --- WD-01: the decay update rule ------------------------------------------------------------
@@ -109,9 +103,9 @@ def max_decay_norm_ratio(*, dtype: str = "float64", profile: str = "ci", device:
     step (< 1: every step shrinks); a search bound, structured W and the ends of ηλ first."""
     cases = st.tuples(_square(4, -100, 100, dtype).filter(lambda a: np.abs(a).max() > 1e-3), st.floats(1e-12, 0.999))
     cands = [(f"{label}, ηλ = {c:g}", (m, c)) for n in (1, 4)
-             for label, m in structured_matrices(n, (1e-2, 1.0, 100.0), dtype) for c in (1e-12, 1e-6, 0.5, 0.999)]
-    found = maximize(cases, lambda a: _norm_ratio(torch.as_tensor(a[0], device=device), a[1]), candidates=cands,
-                     **hypothesis_settings(profile))
+             for label, m in _matrices(n, 100.0, dtype) for c in (1e-12, 1e-6, 0.5, 0.999)]
+    found = search(cases, lambda a: _norm_ratio(torch.as_tensor(a[0], device=device), a[1]), candidates=cands,
+                     profile=profile)
     return found.bound(dtype=dtype, device=device, sizes={"n": "1..4"})
 
 
@@ -150,9 +144,9 @@ def symmetric_norm_radius_gap(*, profile: str = "ci", device: str = "cpu") -> Me
     """WD-03: sup over symmetric W (n ≤ 6, |w| ≤ 20) of |‖W‖₂ − ρ(W)|/‖W‖₂: 0 up to rounding
     (two LAPACK routines on the same matrix; bound 1e-12 ≈ 4500 ε)."""
     sym = _square().filter(lambda a: np.abs(a).max() > 1e-3).map(lambda a: a + a.T)
-    cands = [c for n in (1, 6) for c in structured_matrices(n, symmetric=True)]
-    found = maximize(sym, lambda a: abs(_gap(torch.as_tensor(a, device=device))), candidates=cands,
-                     **hypothesis_settings(profile))
+    cands = [c for n in (1, 6) for c in _matrices(n, 20.0, symmetric=True)]
+    found = search(sym, lambda a: abs(_gap(torch.as_tensor(a, device=device))), candidates=cands,
+                     profile=profile)
     return residual_bound(found, bound=1e-12, dtype="float64", device=device, sizes={"n": "1..6"})
 
 
@@ -160,9 +154,9 @@ def symmetric_norm_radius_gap(*, profile: str = "ci", device: str = "cpu") -> Me
 def general_norm_radius_gap(*, profile: str = "ci", device: str = "cpu") -> Measurement:
     """WD-03: inf over general W (n ≤ 6, |w| ≤ 10) of (‖W‖₂ − ρ(W))/‖W‖₂ (≥ 0: ‖W‖₂ ≥ ρ(W)); the
     infimum 0 is attained at normal W (structured candidates), so what is left is rounding."""
-    cands = [c for n in (1, 6) for c in structured_matrices(n)]
-    found = minimize(_square(), lambda a: _gap(torch.as_tensor(a, device=device)), candidates=cands,
-                     **hypothesis_settings(profile))
+    cands = [c for n in (1, 6) for c in _matrices(n, 10.0)]
+    found = search(_square(), lambda a: _gap(torch.as_tensor(a, device=device)), candidates=cands, minimise=True,
+                     profile=profile)
     return residual_bound(found, bound=1e-12, dtype="float64", device=device, sizes={"n": "1..6"})
 
 
@@ -181,7 +175,7 @@ def decay_radius_residual(*, profile: str = "ci", device: str = "cpu") -> Measur
     """WD-04: sup over non-symmetric W (n ≤ 5) and ηλ of |ρ((1−ηλ)W) − (1−ηλ)ρ(W)|/ρ(W): 0 up to
     rounding of the eigenvalue iteration (bound 1e-9; defective W would make it ε^{1/n})."""
     cases = st.tuples(_square(5).filter(lambda a: np.abs(a).max() > 0.1), st.floats(1e-3, 0.999))
-    cands = [(f"{label}, ηλ = {c:g}", (m, c)) for n in (1, 5) for label, m in structured_matrices(n, (1.0, 10.0))
+    cands = [(f"{label}, ηλ = {c:g}", (m, c)) for n in (1, 5) for label, m in _matrices(n, 10.0)
              for c in (1e-3, 0.999)]
 
     def error(case: tuple[np.ndarray, float]) -> float:
@@ -189,7 +183,7 @@ def decay_radius_residual(*, profile: str = "ci", device: str = "cpu") -> Measur
         rho = spectral_radius(W)
         return abs(spectral_radius(decay_only(W, c, 1.0, 1)) - (1 - c) * rho) / max(rho, 1e-12)
 
-    found = maximize(cases, error, candidates=cands, **hypothesis_settings(profile))
+    found = search(cases, error, candidates=cands, profile=profile)
     return residual_bound(found, bound=1e-9, dtype="float64", device=device, sizes={"n": "1..5"})
 
 
@@ -291,6 +285,6 @@ def ridge_residual(*, quantity: str = "norm_increase", profile: str = "ci", devi
     """WD-05: sup over data (12 × d, d ≤ 6, |x|, |y| ≤ 5) of the largest increase of ‖w_λ‖ as λ grows
     (``norm_increase``) or of ‖w_λ‖² − 2L(0)/λ (``bound_violation``); both ≤ 0, attained (= 0) at
     y = 0, so the value is rounding (bound 1e-9)."""
-    found = maximize(_ridge_data(), _ridge_objective(quantity, device), candidates=_ridge_candidates(),
-                     **hypothesis_settings(profile))
+    found = search(_ridge_data(), _ridge_objective(quantity, device), candidates=_ridge_candidates(),
+                     profile=profile)
     return residual_bound(found, bound=1e-9, dtype="float64", device=device, sizes={"rows": 12, "d": "2..6"})
