@@ -59,10 +59,12 @@ class AdditiveCoupling(nn.Module):
     ``t`` is Linear → tanh → Linear with weights N(0, scale²/fan_in), so ``scale``
     sets the shear ‖t'‖ and hence σ_max while the determinant stays exactly 1.
     ``flip`` swaps the roles of the two halves so that stacked couplings alternate.
+    Weights come from ``generator`` when given.
     """
 
     def __init__(self, dim: int, *, hidden: int | None = None, scale: float = 1.0, flip: bool = False,
-                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> None:
+                 generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.dim = v.integer(dim, "dim", minimum=2)
         scale = v.real(scale, "scale", nonnegative=True)
@@ -71,11 +73,15 @@ class AdditiveCoupling(nn.Module):
         n_in, n_out = (dim - self.split, self.split) if flip else (self.split, dim - self.split)
         hidden = max(n_in, n_out) if hidden is None else v.integer(hidden, "hidden", minimum=1)
         self.t = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, n_out))
-        # initialise on the CPU generator so a seed gives the same weights on every device
+        # Drawn on the CPU (``generator`` or the global one) in float64 whatever ``dtype``: a
+        # seed then gives the same weights on every device and CPU. torch's float32 normal
+        # kernel is vectorised differently per CPU capability (AVX2 vs AVX-512 builds), so
+        # float32 draws differ in the last bits between machines; the float64 kernel does not.
         with torch.no_grad():
             for layer in (self.t[0], self.t[2]):
-                nn.init.kaiming_normal_(layer.weight, nonlinearity="linear")
-                layer.weight.mul_(scale)
+                w = torch.empty(layer.weight.shape, dtype=torch.float64)
+                nn.init.kaiming_normal_(w, nonlinearity="linear", generator=generator)
+                layer.weight.copy_(w * scale)
                 nn.init.zeros_(layer.bias)
         self.t.to(device=device, dtype=dtype)
 

@@ -83,12 +83,12 @@ def test_per_coordinate_clipping_loses_direction(device):
     assert res.kind == "clipping" and [r.clause for r in res.violations] == ["direction"]
     d = _clause(res, "direction")
     # Gaussian g with ‖g‖∞ ≫ τ: cos → √(2/π) (the value-clipping limit, 002)
-    assert d.constants["cos(clip(g), g), Gaussian g, d=4096, ‖g‖∞≈4e3"] == pytest.approx(math.sqrt(2 / math.pi), abs=0.01)
+    assert float(d.constants["cos(clip(g), g), Gaussian g, d=4096, ‖g‖∞≈4e3"]) == pytest.approx(math.sqrt(2 / math.pi), abs=0.01)
     g = torch.tensor(d.counterexample["g"])
     out = torch.tensor(d.counterexample["clip(g)"])
     assert torch.equal(out, g.clamp(-1, 1)) and float(torch.nn.functional.cosine_similarity(g, out, dim=0)) < 1 - 1e-6
     step = _clause(res, "step-bound")
-    assert step.constants["‖clip(g)‖, Gaussian ‖g‖≈6e7, d=4096"] == pytest.approx(64.0)   # τ√d
+    assert float(step.constants["‖clip(g)‖, Gaussian ‖g‖≈6e7, d=4096"]) == pytest.approx(64.0)   # τ√d
     assert check_technique(T.clip_global_norm_safe, device=device).ok
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import check_report, profiles
+from .options import catalogue_option, load_catalogue
 from .contracts import KINDS, CheckError, ClauseResult, Settings, contract
 from .contracts.base import DEFAULT_TIME_LIMIT_S, prepare, run_clause
 
@@ -200,6 +201,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "clipping) against every catalogued claim that applies to its kind, side by side "
                     "with gradcore's built-ins.\n\nexample:\n  gradcore check mypkg.acts:swish --out reports/checks",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    catalogue_option(p)
     p.add_argument("target", metavar="MODULE:OBJECT", help="the technique to import, e.g. mypkg.layers:MyNorm")
     p.add_argument("--kind", choices=KINDS, default=None, help="technique kind (default: inferred)")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="device to measure on (default: cpu)")
@@ -228,11 +230,12 @@ def command(args: argparse.Namespace) -> int:
     be checked or a clause could not be measured (CheckError reaches ``cli.main``: one line)."""
     if args.out.exists() and not args.out.is_dir():
         raise CheckError(f"--out {args.out} exists and is not a directory")
+    load_catalogue(args)   # a bad --catalogue fails before any measuring
     obj = load_object(args.target)
     result = check(obj, kind=args.kind, name=args.target.split(":")[1], spec=args.target,
                    device=args.device, profile=args.profile, seed=args.seed,
                    compare=not args.no_compare, time_limit_s=args.time_limit)
-    md, js = check_report.write(result, args.out)
+    md, js = check_report.write(result, args.out, load_catalogue(args))
     print(check_report.summary_table(result))
     print(f"\nreport: {md}\nresults: {js}")
     if result.violations:

@@ -75,9 +75,9 @@ def _catalogue() -> dict[str, Any]:
         return {}
 
 
-def markdown(check: TechniqueCheck) -> str:
+def markdown(check: TechniqueCheck, claims: dict[str, Any] | None = None) -> str:
     """The markdown report of one technique, with the built-in comparison table."""
-    claims = _catalogue()
+    claims = _catalogue() if claims is None else claims
     out = [f"# gradcore check: `{check.spec}` ({check.kind})", "",
            f"**{'PASS' if check.ok else 'FAIL' if check.violations else 'NOT MEASURED'}** — "
            + ("every gating clause holds." if check.ok else f"{_outcome(check)}."),
@@ -150,11 +150,11 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "technique"
 
 
-def write(check: TechniqueCheck, out_dir: str | Path) -> tuple[Path, Path]:
+def write(check: TechniqueCheck, out_dir: str | Path, claims: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``<name>.md`` and ``<name>.json`` into ``out_dir`` (atomically)."""
     out_dir = Path(out_dir)
     stem = _slug(check.name)
-    md = results.write_text(markdown(check), out_dir / f"{stem}.md")
+    md = results.write_text(markdown(check, claims), out_dir / f"{stem}.md")
     js = results.write(to_json(check), out_dir / f"{stem}.json")
     return md, js
 

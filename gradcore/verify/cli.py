@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import GradcoreError, UsageError
 from . import atomic, catalogue, guard, profiles, report, results
+from .options import catalogue_option, load_catalogue
 from .devices import DEVICE_CHOICES, cuda_available
 from .views import VERDICT_MARK, claimed_vs_measured
 
@@ -49,8 +50,10 @@ def _workers(text: str) -> str:
 
 
 def _add(sub: Any, name: str, help_: str, example: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help_, description=f"{help_}\n\nexample:\n  {example}",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(name, help=help_, description=f"{help_}\n\nexample:\n  {example}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    catalogue_option(p)
+    return p
 
 
 def _verify_parser(sub: Any) -> None:
@@ -79,6 +82,7 @@ def _browse_parsers(sub: Any) -> None:
     p = _add(sub, "list", "list claims: id, topic, verdict last seen, title", "gradcore list --topic attention")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--topic", default=None)
+    p.add_argument("--source", default=None, help="only claims citing this source (seed file or paper, substring)")
     p = _add(sub, "show", "print one claim's full entry", "gradcore show CLIP-02")
     p.add_argument("id")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -150,10 +154,14 @@ def _verify_command(args: argparse.Namespace) -> list[str]:
         command += ["-n", args.workers]
     if args.only:
         command += [f"--only={args.only}"]
+    command += [f"--gradcore-catalogue={d.resolve()}" for d in args.catalogue]
+    if args.catalogue_only:
+        command += ["-o", "gradcore_catalogue_only=true"]
     return command
 
 
 def _check_verify_args(args: argparse.Namespace) -> Path:
+    load_catalogue(args)   # a bad --catalogue is one line here, not a pytest usage error later
     if not args.theorems.is_dir():
         raise UsageError(f"theorem directory {args.theorems} not found (run from a gradcore checkout or pass --theorems)")
     if args.device == "cuda" and not cuda_available():
@@ -190,6 +198,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     doc = _read(args.results)
+    if doc.get("schema") == results.SCHEMA_VERSION:   # what the catalogues hold and this file lacks
+        measured = {c["id"] for c in doc["claims"]}
+        doc["not_run"] = [cid for cid in load_catalogue(args) if cid not in measured]
     if args.format == "summary":
         print(report.terminal_summary(doc))
         return 0
@@ -207,35 +218,46 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _claims_view(results_path: Path) -> tuple[dict[str, catalogue.Claim], dict[str, dict[str, Any]]]:
-    seen = {c["id"]: c for c in _read(results_path)["claims"]} if results_path.is_file() else {}
-    return catalogue.load(), seen
+def _claims_view(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every claim known to the catalogues or measured in the results file (entries as JSON)."""
+    seen = {c["id"]: c for c in _read(args.results)["claims"]} if args.results.is_file() else {}
+    known = {cid: c.to_json() for cid, c in load_catalogue(args).items()}
+    known.update({cid: c for cid, c in seen.items() if cid not in known and "title" in c})
+    return known, seen
+
+
+def _cites(entry: dict[str, Any], source: str | None) -> bool:
+    return source is None or any(source.lower() in (s.get("document") or s.get("file") or "").lower()
+                                 or source.lower() in s.get("cite", "").lower() for s in entry.get("sources", []))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    known, seen = _claims_view(args.results)
-    topics = sorted({c.topic for c in known.values()})
+    known, seen = _claims_view(args)
+    topics = sorted({c["topic"] for c in known.values()})
     if args.topic and args.topic not in topics:
         raise UsageError(f"unknown topic {args.topic!r}; topics: {', '.join(topics)}")
-    for cid, c in known.items():
-        if args.topic in (None, c.topic):
-            verdict = seen[cid]["verdict"] if cid in seen else "not run"
-            print(f"{cid:<9} {c.topic:<15} {verdict:<13} {c.title}")
+    shown = [(cid, c) for cid, c in known.items() if args.topic in (None, c["topic"]) and _cites(c, args.source)]
+    if args.source and not shown:
+        raise UsageError(f"no claim cites a source matching {args.source!r}")
+    for cid, c in shown:
+        verdict = seen[cid]["verdict"] if cid in seen else "not run"
+        print(f"{cid:<9} {c['topic']:<15} {verdict:<13} {c['title']}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    known, seen = _claims_view(args.results)
+    known, seen = _claims_view(args)
     if args.id not in known:
-        raise UsageError(f"unknown claim id {args.id!r} (see `gradcore list`)")
-    entry = seen.get(args.id) or known[args.id].to_json()
+        raise UsageError(f"unknown claim id {args.id!r} (catalogues read: {load_catalogue(args).read_from()}; "
+                         f"results read: {args.results if args.results.is_file() else 'none'})")
+    entry = seen.get(args.id) or known[args.id]
     if args.json:
         print(json.dumps(entry, indent=1, ensure_ascii=False))
         return 0
     print(f"{entry['id']}  {entry['title']}")
     print(f"verdict: {VERDICT_MARK.get(entry.get('verdict'), 'not run')}  (expected {entry['expected_verdict']})")
     for s in entry.get("sources", []):
-        print(f"source: {s['file']} — {s['section']}\n  「{s['quote']}」")
+        print(f"source: {s.get('cite') or s['file'] + ' — ' + s['section']}\n  「{s['quote']}」")
     print(f"checked: {entry['statement']}\nmethod: {entry['method']}")
     for a in entry.get("assumptions", []):
         print(f"assumes: {a}")
@@ -252,6 +274,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
+    load_catalogue(args)   # a --catalogue that does not load is an input error, not ignored
     current = results.as_claims(_read(args.results))
     if args.accept:
         if not atomic.same_file(args.results, args.baseline):
@@ -301,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gradcore: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `gradcore list | head`: the reader left; not an error of gradcore's
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
     except Exception as e:   # a bug in gradcore: one line and the log, never a bare traceback
         first = (str(e).splitlines() or [""])[0][:200]
         print(f"gradcore: internal error: {type(e).__name__}: {first} (traceback in {_crash_log(e)}; "

@@ -42,7 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--only", default=None, metavar="IDS_OR_TOPICS",
                     help="comma-separated claim ids or topics to run (e.g. ACT-01,attention); "
                          "other claims keep their entries in an existing results file")
-    parser.addini("gradcore_catalogue", "directory of the claim catalogue (default: gradcore/claims)", default="")
+    group.addoption("--gradcore-catalogue", action="append", default=[], metavar="DIR",
+                    help="a catalogue directory added to gradcore's built-in claims (repeatable)")
+    parser.addini("gradcore_catalogue", "catalogue directories (relative to the rootdir) added to gradcore's "
+                  "built-in claims", type="paths", default=[])
+    parser.addini("gradcore_catalogue_only", "read only gradcore_catalogue, not the built-in claims",
+                  type="bool", default=False)
     parser.addini("gradcore_results", "results file written after a run of claims", default="reports/results.json")
 
 
@@ -62,8 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RECORDS] = []
     config.stash[_SELECTED] = set()
     config.stash[_START] = time.perf_counter()
-    directory = config.getini("gradcore_catalogue")
-    config.stash[_CATALOGUE] = cat.load(Path(config.rootpath, directory) if directory else cat.DEFAULT_DIR)
+    extra = [*config.getini("gradcore_catalogue"), *config.getoption("gradcore_catalogue")]
+    try:
+        config.stash[_CATALOGUE] = cat.load(extra=tuple(extra), builtin=not config.getini("gradcore_catalogue_only"))
+    except GradcoreError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -109,7 +117,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.claim needs a claim id")
         cid = marker.args[0]
         if cid not in known:
-            raise pytest.UsageError(f"{item.nodeid}: unknown claim id {cid!r} (not in the catalogue)")
+            raise pytest.UsageError(f"{item.nodeid}: unknown claim id {cid!r} "
+                                    f"(catalogues read: {known.read_from()})")
         (keep if only is None or cid in only else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
