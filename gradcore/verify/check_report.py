@@ -117,10 +117,12 @@ def _short(x: Any, limit: int = 300) -> str:
 
 
 def _key(r: ClauseResult) -> str:
-    """The first numeric constant of a clause, for the comparison cells."""
-    for k, v in r.constants.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return f"{k} = {num(v)}"
+    """The clause's first measured value (a Measurement before a plain setting such as a depth)."""
+    numbers = [(k, v) for k, v in r.constants.items() if not isinstance(v, (bool, str)) and hasattr(v, "__float__")]
+    measured = [(k, v) for k, v in numbers if hasattr(v, "kind")] or numbers
+    if measured:
+        k, v = measured[0]
+        return f"{k} = {num(v)}"
     return _constants(r, 1)
 
 
