@@ -35,6 +35,10 @@ class Activation:
     sympy: Callable[[sp.Symbol], sp.Expr] | None
     recommended_init: str
 
+    def __repr__(self) -> str:
+        """The call that rebuilds it (a registry lookup), as Hypothesis-style reprs do."""
+        return f"gradcore.activations.get({self.name!r})"
+
     def __call__(self, x: Tensor) -> Tensor:
         return self.fn(x)
 

@@ -54,6 +54,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, val: torch.Tensor, *, scaled: bo
     return F.scaled_dot_product_attention(q, k, val, scale=None if scaled else 1.0)
 
 
+def unscaled_attention(q: torch.Tensor, k: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+    """softmax(QKᵀ) V: attention without the 1/√d_k factor the seeds argue for."""
+    return attention(q, k, val, scaled=False)
+
+
 def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
     """Shannon entropy −Σ_j A_ij log A_ij (nats) of each row; 0 for one-hot, log n_k for uniform."""
     a = v.tensor(weights, "weights", min_ndim=1)

@@ -107,6 +107,10 @@ class Initialiser:
     apply: Callable[..., Tensor]
     formula_variance: Callable[..., float]
 
+    def __repr__(self) -> str:
+        """The call that rebuilds it (a registry lookup), as Hypothesis-style reprs do."""
+        return f"gradcore.init.get({self.name!r})"
+
     def __call__(self, weight: Tensor, **kw) -> Tensor:
         return self.apply(weight, **kw)
 

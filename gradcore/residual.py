@@ -117,3 +117,14 @@ def branch_lipschitz_bound(branch: nn.Sequential) -> float:
         else:
             v.fail(f"branch[{i}]", f"no Lipschitz bound known for {type(layer).__name__}")
     return bound
+
+
+def residual_mlp(width: int) -> Residual:
+    """x + f(x) around :func:`mlp_branch` (the built-in residual block ``gradcore check`` compares with)."""
+    return Residual(mlp_branch(width))
+
+
+def safely_scaled_mlp(width: int, beta: float = 0.5) -> ScaledResidual:
+    """(1−β)x + αf(x) around :func:`mlp_branch`, α the safe scaling for the branch's Lipschitz bound."""
+    branch = mlp_branch(width)
+    return ScaledResidual(branch, safe_scaling(branch_lipschitz_bound(branch), beta), beta)

@@ -31,7 +31,7 @@ def _clause(result, cid):
 def test_every_clause_cites_catalogued_claims():
     known = catalogue.load()
     for kind in KINDS:
-        for clause in contract(kind).CLAUSES:
+        for clause in contract(kind).clauses:
             assert clause.claims and all(c in known for c in clause.claims), (kind, clause.id)
 
 

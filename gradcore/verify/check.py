@@ -137,7 +137,7 @@ def measure(kind: str, obj: Any, name: str, setup: str, settings: Settings) -> l
     """Every clause of ``kind`` on one object (prepared and validated first)."""
     module = contract(kind)
     subj = prepare(lambda: module.subject(obj, name, setup, settings), settings, f"{name} as {kind}")
-    return [run_clause(c, subj, settings) for c in module.CLAUSES]
+    return [run_clause(c, subj, settings) for c in module.clauses]
 
 
 def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: str | None = None,
@@ -149,22 +149,17 @@ def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: s
     """
     start = time.perf_counter()
     settings = settings_for(device, profile, seed, time_limit_s)
-    kind = contract(kind).KIND if kind is not None else prepare(
+    kind = contract(kind).kind if kind is not None else prepare(
         lambda: infer_kind(obj, settings), settings, f"inferring the kind of {_describe(obj)}")
     name = name or _describe(obj)
-    setup = (f"from gradcore.verify.check import load_object\n{_binding(kind)} = load_object({spec!r})"
-             if spec else f"{_binding(kind)} = ...  # your {name}")
+    binding = contract(kind).binding
+    setup = (f"from gradcore.verify.check import load_object\n{binding} = load_object({spec!r})"
+             if spec else f"{binding} = ...  # your {name}")
     with profiles.pinned_generation(profile):   # the CLI and the Python API draw alike
         results = measure(kind, obj, name, setup, settings)
         builtin = builtin_results(kind, settings) if compare else {}
     return TechniqueCheck(name, kind, spec or name, settings, results, builtin,
                           time.perf_counter() - start)
-
-
-def _binding(kind: str) -> str:
-    """The name the clause snippets use for a technique of ``kind``."""
-    return {"activation": "f", "norm": "make", "clipping": "clip", "initialiser": "init",
-            "residual": "make", "recurrent": "make", "attention": "attend"}[kind]
 
 
 def write_builtin_tables(out_dir: str | Path, *, device: str = "cpu", profile: str = "ci",
@@ -176,7 +171,7 @@ def write_builtin_tables(out_dir: str | Path, *, device: str = "cpu", profile: s
     start = time.perf_counter()
     with profiles.pinned_generation(profile):
         measured = {k: rows for k in kinds if (rows := builtin_results(k, settings))}
-    statements = {k: [f"- `{c.id}`{'' if c.gate else ' (info)'}: {c.statement}" for c in contract(k).CLAUSES]
+    statements = {k: [f"- `{c.id}`{'' if c.gate else ' (info)'}: {c.statement}" for c in contract(k).clauses]
                   for k in measured}
     env = results.environment(seed=settings.seed, profile=profile, wall_time_s=time.perf_counter() - start,
                               workers=1, devices=[device])

@@ -1,26 +1,24 @@
 """Technique contracts: per kind, the catalogued claims written over a *subject*.
 
-Each kind module (``activation``, ``norm``, ``clipping``, ``initialiser``, ``residual``,
-``recurrent``, ``attention``) exposes ``KIND``, ``CLAUSES``, ``subject(obj, name, setup,
-settings)`` (validates and prepares the technique, raising a one-line
-:class:`~.base.CheckError`), ``looks_like(obj, settings)`` for kind inference, and
-``builtins()`` (gradcore's own techniques of that kind, measured by the same clauses).
+Each kind module (``activation``, ``initialiser``, ``norm``, ``residual``, ``recurrent``,
+``attention``, ``clipping``) defines its clauses and a :class:`~.contract.Contract`
+subclass, which registers the kind; :func:`contract` looks a kind up in the registry.
 """
 from __future__ import annotations
 
-from importlib import import_module
-from types import ModuleType
-
+# Importing a kind module registers its Contract; this order is the order of KINDS and of the reports.
+from . import activation, initialiser, norm, residual, recurrent, attention, clipping  # noqa: F401, I001
 from .base import CheckError, Clause, ClauseResult, Outcome, Settings
+from .contract import Contract
 
-KINDS = ("activation", "initialiser", "norm", "residual", "recurrent", "attention", "clipping")
+KINDS = tuple(Contract.registry)
 
 
-def contract(kind: str) -> ModuleType:
-    """The contract module for ``kind`` (one of :data:`KINDS`)."""
-    if kind not in KINDS:
+def contract(kind: str) -> type[Contract]:
+    """The contract of ``kind`` (one of :data:`KINDS`)."""
+    if kind not in Contract.registry:
         raise CheckError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    return import_module(f"{__name__}.{kind}")
+    return Contract.registry[kind]
 
 
-__all__ = ["KINDS", "CheckError", "Clause", "ClauseResult", "Outcome", "Settings", "contract"]
+__all__ = ["KINDS", "CheckError", "Clause", "ClauseResult", "Contract", "Outcome", "Settings", "contract"]

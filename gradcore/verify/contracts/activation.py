@@ -26,6 +26,7 @@ from ...measure import saturation as S
 from ._stack import banded_transfer, depth_to
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, finite
+from .contract import Contract
 
 KIND = "activation"
 RANGE = D.RANGE       # probed interval [-RANGE, RANGE] for f' (plus the far points D.TAILS)
@@ -238,9 +239,13 @@ CLAUSES = (
 )
 
 
-def builtins() -> dict[str, tuple[Any, str]]:
-    """gradcore's activations, each with the setup lines that rebuild it."""
+def objects() -> dict[str, Any]:
+    """gradcore's activations (registry objects; their repr rebuilds them)."""
     from ... import activations
 
-    return {name: (act, f"from gradcore.activations import get\nf = get({name!r}).fn")
-            for name, act in activations.REGISTRY.items()}
+    return dict(activations.REGISTRY)
+
+
+class ActivationContract(Contract):
+    kind, binding, clauses = KIND, "f", CLAUSES
+    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)

@@ -19,6 +19,7 @@ import torch
 from ...measure import Given, Measurement
 from ...measure import attention as M
 from .base import Clause, Outcome, Settings, callable_or_fail, probe
+from .contract import Contract
 
 KIND = "attention"
 LENGTH, DIMS = 16, (16, 64, 256)
@@ -116,11 +117,13 @@ CLAUSES = (
 )
 
 
-def builtins() -> dict[str, tuple[Any, str]]:
-    """gradcore.attention.attention, scaled (1/√d_k) and unscaled."""
+def objects() -> dict[str, Any]:
+    """gradcore.attention's attention, scaled (1/√d_k) and unscaled."""
     from ... import attention as at
 
-    pre = "from gradcore.attention import attention\n"
-    return {"scaled (1/√d_k)": (at.attention, pre + "attend = attention"),
-            "unscaled": (lambda q, k, v: at.attention(q, k, v, scaled=False),
-                         pre + "attend = lambda q, k, v: attention(q, k, v, scaled=False)")}
+    return {"scaled (1/√d_k)": at.attention, "unscaled": at.unscaled_attention}
+
+
+class AttentionContract(Contract):
+    kind, binding, clauses = KIND, "attend", CLAUSES
+    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)

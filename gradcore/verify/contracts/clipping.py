@@ -21,6 +21,7 @@ import torch
 from ...measure import Given
 from ...measure import clipping as M
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
+from .contract import Contract
 
 KIND = "clipping"
 Rule = Callable[[list[torch.Tensor]], list[torch.Tensor]]
@@ -143,9 +144,13 @@ CLAUSES = (
 )
 
 
-def builtins() -> dict[str, tuple[Any, str]]:
+def objects() -> dict[str, Any]:
     """gradcore.clipping's rules at threshold 1."""
     from ... import clipping
 
-    return {"NormClip(1.0)": (clipping.NormClip(1.0), "from gradcore.clipping import NormClip\nclip = NormClip(1.0)"),
-            "ValueClip(1.0)": (clipping.ValueClip(1.0), "from gradcore.clipping import ValueClip\nclip = ValueClip(1.0)")}
+    return {"NormClip(1.0)": clipping.NormClip(1.0), "ValueClip(1.0)": clipping.ValueClip(1.0)}
+
+
+class ClippingContract(Contract):
+    kind, binding, clauses = KIND, "clip", CLAUSES
+    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)

@@ -19,6 +19,7 @@ from ...measure.initialisation import fan_exponent, weight_variance
 from ._stack import banded_transfer
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
+from .contract import Contract
 
 KIND = "initialiser"
 Init = Callable[[torch.Tensor], Any]
@@ -111,9 +112,13 @@ CLAUSES = (
 )
 
 
-def builtins() -> dict[str, tuple[Any, str]]:
+def objects() -> dict[str, Any]:
     """gradcore.init's initialisers at their defaults."""
     from ... import init
 
-    return {name: (ini, f"from gradcore.init import get\ninit = get({name!r})")
-            for name, ini in init.INITIALISERS.items()}
+    return dict(init.INITIALISERS)
+
+
+class InitialiserContract(Contract):
+    kind, binding, clauses = KIND, "init", CLAUSES
+    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)

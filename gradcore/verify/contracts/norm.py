@@ -25,6 +25,7 @@ from ...measure import norms as M
 from ._stack import banded_transfer
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, probe
+from .contract import Contract
 
 KIND = "norm"
 WIDTH, BATCH = 16, 8
@@ -172,9 +173,13 @@ CLAUSES = (
 )
 
 
-def builtins() -> dict[str, tuple[Any, str]]:
+def objects() -> dict[str, Any]:
     """gradcore.norms' factories (torch's BatchNorm1d, LayerNorm, RMSNorm) at their defaults."""
     from ... import norms
 
-    return {name: (getattr(norms, name), f"from gradcore.norms import {name} as make")
-            for name in ("batch_norm", "layer_norm", "rms_norm")}
+    return {name: getattr(norms, name) for name in ("batch_norm", "layer_norm", "rms_norm")}
+
+
+class NormContract(Contract):
+    kind, binding, clauses = KIND, "make", CLAUSES
+    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)

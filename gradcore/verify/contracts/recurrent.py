@@ -20,6 +20,7 @@ from torch import nn
 from ...measure import Given, Measurement
 from ...measure.recurrent import build_cell, cell_bptt_rate
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .contract import Contract
 
 KIND = "recurrent"
 INPUT, HIDDEN, STEPS = 8, 32, 40
@@ -125,7 +126,11 @@ CLAUSES = (
 )
 
 
-def builtins() -> dict[str, tuple[Any, str]]:
+def objects() -> dict[str, Any]:
     """torch's cells (what gradcore.recurrent unrolls) at their default init."""
-    return {name: (getattr(nn, name), f"from torch import nn\nmake = nn.{name}")
-            for name in ("RNNCell", "GRUCell", "LSTMCell")}
+    return {name: getattr(nn, name) for name in ("RNNCell", "GRUCell", "LSTMCell")}
+
+
+class RecurrentContract(Contract):
+    kind, binding, clauses = KIND, "make", CLAUSES
+    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)

@@ -16,6 +16,7 @@ from torch import nn
 from ...measure import Given
 from ...measure import residual as M
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
+from .contract import Contract
 
 KIND = "residual"
 WIDTH, DEPTH = 32, 16
@@ -104,18 +105,14 @@ CLAUSES = (
 )
 
 
-def builtins() -> dict[str, tuple[Any, str]]:
+def objects() -> dict[str, Any]:
     """gradcore.residual's blocks around its default tanh MLP branch, and the branch alone."""
     from ... import residual as r
 
-    def scaled(width: int, beta: float = 0.5) -> nn.Module:
-        branch = r.mlp_branch(width)
-        return r.ScaledResidual(branch, r.safe_scaling(r.branch_lipschitz_bound(branch), beta), beta)
+    return {"Residual(mlp)": r.residual_mlp, "ScaledResidual(safe α, β=0.5)": r.safely_scaled_mlp,
+            "mlp branch, no skip": r.mlp_branch}
 
-    pre = "from gradcore import residual as r\n"
-    return {
-        "Residual(mlp)": (lambda w: r.Residual(r.mlp_branch(w)), pre + "make = lambda w: r.Residual(r.mlp_branch(w))"),
-        "ScaledResidual(safe α, β=0.5)": (scaled, pre + "def make(w):\n    b = r.mlp_branch(w)\n"
-                                          "    return r.ScaledResidual(b, r.safe_scaling(r.branch_lipschitz_bound(b), 0.5), 0.5)"),
-        "mlp branch, no skip": (lambda w: r.mlp_branch(w), pre + "make = r.mlp_branch"),
-    }
+
+class ResidualContract(Contract):
+    kind, binding, clauses = KIND, "make", CLAUSES
+    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
