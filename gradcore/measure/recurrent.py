@@ -8,10 +8,9 @@ generators; torch cells are initialised under :func:`seeded`, so no recipe reads
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from torch import nn
 from .. import recurrent as R
 from ..spectral import spectral_norm, spectral_radius
 from ..stats import MEAN_METHOD, mean_ci
+from .seeding import seeded
 from .measurement import Kind, Measurement, recipe
 
 F64 = torch.float64
@@ -31,14 +31,6 @@ RATE_CONDITIONING = 1e4
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """torch's global RNG seeded with ``seed`` inside, restored after (for nn.Module default inits)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def over_seeds(values: Sequence[float], *, device: str, sizes: dict[str, Any]) -> Measurement:

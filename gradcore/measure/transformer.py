@@ -9,27 +9,19 @@ Module initialisers draw from torch's global generator, so every network is buil
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .. import transformer as tr
 from ..stats import MEAN_METHOD, mean_ci
+from .seeding import seeded
 from .measurement import Kind, Measurement, recipe
 
 D_MODEL, HEADS, D_FF = 32, 4, 64
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Draw from torch's CPU generator seeded with ``seed``, leaving the caller's state untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 Block = tr.PreLNBlock | tr.PostLNBlock
