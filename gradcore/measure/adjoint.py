@@ -12,7 +12,8 @@ import torch
 
 from ..adjoint import backprop_state_gradients, costates
 from .measurement import Kind, Measurement, recipe
-from .recurrent import F64, gen, seeded
+from .recurrent import F64, gen
+from .seeding import seeded
 
 COSTATE_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}   # max relative residual over an 8-layer net
 

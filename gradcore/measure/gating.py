@@ -20,7 +20,8 @@ from .. import recurrent as R
 from ..spectral import spectral_norm
 from ..stats import mean_ci
 from .measurement import Kind, Measurement, recipe
-from .recurrent import F64, gen, over_seeds, seeded
+from .recurrent import F64, gen, over_seeds
+from .seeding import seeded
 
 GEOMETRIC_METHOD = "Student-t 95% interval of the mean log, exponentiated (geometric mean)"
 

@@ -15,7 +15,8 @@ import torch
 from ..jacobian import chain_jacobians
 from ..spectral import spectral_norm
 from .measurement import Kind, Measurement, recipe
-from .recurrent import F64, gen, seeded
+from .recurrent import F64, gen
+from .seeding import seeded
 
 PRODUCT_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}   # max relative residual of a 12-layer product
 
