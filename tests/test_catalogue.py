@@ -31,7 +31,7 @@ def test_catalogue_cites_the_seed_notes_or_publications():
             if s.kind == "seed":
                 assert s.file in SEEDS and s.section.strip(), c.id
             else:
-                assert s.authors and s.year > 1900 and s.title and s.locator and (s.doi or s.arxiv), c.id
+                assert s.authors and s.year > 1900 and s.title and s.locator and (s.doi or s.arxiv or s.url), c.id
 
 
 PAPER = ('[[claim]]\nid = "LIT-01"\ntitle="t"\nstatement="s"\nmethod="symbolic"\nexpected_verdict="verified"\n'
@@ -45,7 +45,7 @@ def test_a_publication_is_a_source_with_its_own_citation(tmp_path):
     assert src.kind == "paper" and src.document == "Vaswani et al. 2017"
     assert src.cite() == "Vaswani et al. 2017, *Attention Is All You Need*, §3.2.1, footnote 4 (arXiv:1706.03762)"
     (tmp_path / "lit.toml").write_text(PAPER.replace('arxiv = "1706.03762"\n', ""), encoding="utf-8")
-    with pytest.raises(catalogue.CatalogueError, match="doi or arxiv"):
+    with pytest.raises(catalogue.CatalogueError, match="doi, arxiv or url"):
         catalogue.load(tmp_path)
 
 

@@ -8,7 +8,7 @@ is checked, the method, the expected verdict, tolerances and assumptions. Theore
 refer to claims by id; the quotes live here once (docstrings cite the id).
 
 A source is either a *seed note* (``file``, ``section``, ``quote`` in the original
-language) or a *publication* (``authors``, ``year``, ``title``, ``doi`` or ``arxiv``,
+language) or a *publication* (``authors``, ``year``, ``title``, ``doi``, ``arxiv`` or ``url``,
 ``locator`` — section, equation or figure — and ``quote``, the paper's own words).
 """
 from __future__ import annotations
@@ -59,6 +59,7 @@ class Publication:
     quote: str
     doi: str | None = None
     arxiv: str | None = None
+    url: str | None = None   # for proceedings with neither (e.g. PMLR)
     kind = "paper"
 
     @property
@@ -69,13 +70,13 @@ class Publication:
         return f"{surname}{' et al.' if many else ''} {self.year}"
 
     def cite(self) -> str:
-        link = f"doi:{self.doi}" if self.doi else f"arXiv:{self.arxiv}"
+        link = f"doi:{self.doi}" if self.doi else f"arXiv:{self.arxiv}" if self.arxiv else self.url
         return f"{self.document}, *{self.title}*, {self.locator} ({link})"
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "document": self.document, "cite": self.cite(), "authors": self.authors,
                 "year": self.year, "title": self.title, "locator": self.locator, "quote": self.quote,
-                "doi": self.doi, "arxiv": self.arxiv}
+                "doi": self.doi, "arxiv": self.arxiv, "url": self.url}
 
 
 def _source(s: dict[str, Any], cid: str, where: str) -> Source | Publication:
@@ -87,12 +88,14 @@ def _source(s: dict[str, Any], cid: str, where: str) -> Source | Publication:
     if kind != "paper":
         raise CatalogueError(f"{where}: {cid} source kind {kind!r} is neither 'seed' nor 'paper'")
     missing = [k for k in ("authors", "year", "title", "locator", "quote") if not s.get(k)]
-    if missing or not (s.get("doi") or s.get("arxiv")):
-        missing += [] if (s.get("doi") or s.get("arxiv")) else ["doi or arxiv"]
+    linked = s.get("doi") or s.get("arxiv") or s.get("url")
+    if missing or not linked:
+        missing += [] if linked else ["doi, arxiv or url"]
         raise CatalogueError(f"{where}: {cid} paper source lacks {', '.join(missing)}")
     if not isinstance(s["year"], int):
         raise CatalogueError(f"{where}: {cid} paper year must be an integer, got {s['year']!r}")
-    return Publication(s["authors"], s["year"], s["title"], s["locator"], s["quote"], s.get("doi"), s.get("arxiv"))
+    return Publication(s["authors"], s["year"], s["title"], s["locator"], s["quote"], s.get("doi"), s.get("arxiv"),
+                       s.get("url"))
 
 
 @dataclass(frozen=True)

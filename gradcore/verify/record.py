@@ -115,6 +115,8 @@ class ClaimRecorder:
         m = measured if isinstance(measured, Measurement) else None
         c = _number(claimed, f"{name}: claimed")
         value = _number(m.value if m else measured, f"{name}: measured")
+        if isinstance(measured, Measurement) and measured.kind is Kind.ROUNDING and rtol is None and atol is None:
+            rtol, atol = 0.0, measured.bound   # a rounding residual is judged against its own bound
         rtol = self.rtol if rtol is None else rtol
         atol = self.atol if atol is None else atol
         slack = atol + rtol * abs(c) if c is not None else atol
