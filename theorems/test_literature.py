@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from gradcore.measure import bptt, meanfield, quartic, schedules, signal
+from gradcore.measure import bptt, convspectra, meanfield, quartic, schedules, signal
 
 
 @pytest.mark.claim("LIT-01")
@@ -14,6 +14,19 @@ def test_dot_product_variance_is_d_k(claim):
     for d_k in (16, 64, 512):
         claim.check(f"Var(q·k)/d_k, d_k = {d_k}", claimed=1.0, measured=signal.dot_product_variance(d_k=d_k))
     claim.check("E[q·k]/√d_k, d_k = 64", claimed=0.0, measured=signal.dot_product_mean(d_k=64))
+
+
+@pytest.mark.claim("LIT-02")
+def test_conv_singular_values_are_per_frequency_svds(claim):
+    """LIT-02 (Sedghi, Gupta & Long 2019 Theorem 6)."""
+    for kind, channels, n, m in (("standard", 3, 8, 8), ("standard", 4, 6, 10), ("depthwise", 3, 8, 8),
+                                 ("separable", 3, 8, 8)):
+        r = convspectra.conv_spectrum_residual(kind=kind, channels=channels, n=n, m=m)
+        claim.check(f"max |σ(dense) − σ(per-frequency)|/σ_max, {kind}, {channels} ch, {n}×{m}, circular",
+                    claimed=0.0, measured=r, atol=r.bound)
+    zeros = convspectra.conv_spectrum_residual(padding_mode="zeros")
+    claim.note(f"with zero padding instead of circular the same per-frequency values are off by "
+               f"{zeros:.3g}·σ_max: the theorem is for the wrap-around operator")
 
 
 @pytest.mark.claim("LIT-03")
@@ -80,6 +93,25 @@ def test_pascanu_sufficient_condition_for_vanishing(claim):
                     measured=rate, relation="<=")
         claim.note(f"{activation}: the bound η = 0.9 is attained at the fixed point x = 0; a random trajectory "
                    f"decays at {rate:.3f} per step")
+
+
+@pytest.mark.claim("LIT-08")
+def test_relu_nets_lack_dynamical_isometry(claim):
+    """LIT-08 (Pennington, Schoenholz & Ganguli 2017, abstract and §3; nets at criticality)."""
+    r = meanfield.spectrum_variance(activation="linear", init="orthogonal")
+    claim.check("σ²_{JJᵀ} of a depth-8 orthogonal linear net (isometry: 0 up to rounding)", claimed=0.0,
+                measured=r, atol=r.bound)
+    # free probability (Fuss–Catalan moments): σ²_{JJᵀ} = L for a linear Gaussian net
+    claim.check("exponent p of σ²_{JJᵀ} ∝ L^p, linear Gaussian (free probability: 1)", claimed=1.0,
+                measured=meanfield.spectrum_variance_exponent(activation="linear", init="gaussian"), rtol=0.1)
+    for init in ("gaussian", "orthogonal"):
+        claim.check(f"exponent p of σ²_{{JJᵀ}} ∝ L^p, ReLU, {init} weights (> 0: the spectrum spreads)",
+                    claimed=0.0, measured=meanfield.spectrum_variance_exponent(activation="relu", init=init),
+                    relation=">")
+    for activation, init in (("linear", "gaussian"), ("relu", "gaussian"), ("relu", "orthogonal")):
+        depths, var = meanfield.spectrum_variance_curve(activation=activation, init=init)
+        claim.curve("pennington-spectrum-variance", f"{activation}, {init} (width 64, 8 seeds)", depths, var,
+                    xlabel="depth L", ylabel="σ²_{JJᵀ}", logx=True, logy=True)
 
 
 @pytest.mark.claim("LIT-09")

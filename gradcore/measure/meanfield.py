@@ -3,6 +3,8 @@
 LIT-09 (Schoenholz et al. 2017 eqs. 3–5): the fixed point q* of the length map and
 χ₁ = σ_w² E[φ'(√q* z)²], the per-layer ratio of back-propagated squared gradient norms,
 with the tanh order-to-chaos transition at σ_w² = 1 when σ_b = 0.
+LIT-08 (Pennington et al. 2017): the variance σ²_{JJᵀ} of the spectrum of JJᵀ grows with
+depth in ReLU nets for Gaussian and orthogonal weights alike, and is 0 for orthogonal linear nets.
 LIT-14 (Saxe et al. 2014 §3): products of orthogonal matrices keep every singular value 1
 at any depth; products of scaled Gaussian matrices spread them with depth.
 """
@@ -15,9 +17,11 @@ import numpy as np
 import torch
 from scipy import optimize
 
+from .. import activations as acts
 from .. import chains
 from .. import init as inits
-from ..stats import MEAN_METHOD, mean_ci
+from ..jacobian import jacobian
+from ..stats import MEAN_METHOD, mean_ci, per_seed_slope_ci
 from .measurement import Kind, Measurement, recipe
 from .signal import seeded_feedforward
 
@@ -129,3 +133,61 @@ def product_log10_condition(*, init: str = "gaussian", width: int = 32, depth: i
     # at the depths measured), so the logarithm is known to ~1e12 × 64 ulp
     return Measurement(math.log10(float(sv[0] / sv[-1])), Kind.NUMERIC, "float64", "cpu",
                        {"width": width, "depth": depth}, conditioning=1e12)
+
+
+# critical weight scale: σ_w² = 1 keeps a linear net's E tr JJᵀ/n at 1, σ_w² = 2 a ReLU net's
+_CRITICAL_VAR = {"linear": 1.0, "relu": 2.0}
+# gradcore.activations has no identity; a deep linear net is a feedforward chain with this one
+_IDENTITY = acts.Activation("identity", lambda x: x, lambda x: x, "orthogonal")
+
+
+def _init_args(activation: str, init: str, width: int) -> tuple[str, dict]:
+    var = _CRITICAL_VAR[activation]
+    if init == "orthogonal":
+        return "orthogonal", {"gain": math.sqrt(var)}
+    return "normal", {"std": math.sqrt(var / width)}
+
+
+@functools.lru_cache(maxsize=None)
+def _spectrum_variances(activation: str, init: str, width: int, depths: tuple[int, ...],
+                        seed: int) -> tuple[float, ...]:
+    """σ²_{JJᵀ} = m₂ − m₁² of the eigenvalues of JJᵀ, J the input–output Jacobian, at each depth."""
+    name, kwargs = _init_args(activation, init, width)
+    net = seeded_feedforward(max(depths), width, _IDENTITY if activation == "linear" else activation, name, 32452843 + seed, init_kwargs=kwargs)
+    x = torch.randn(width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    out = []
+    for depth in depths:
+        jac = jacobian(net[:2 * depth], x).detach()
+        eig = torch.linalg.svdvals(jac) ** 2
+        out.append(float((eig ** 2).mean() - eig.mean() ** 2))
+    return tuple(out)
+
+
+def spectrum_variance_curve(*, activation: str, init: str, width: int = 64, depths: tuple[int, ...] = (1, 2, 4, 8),
+                            seeds: int = 8) -> tuple[list[int], list[float]]:
+    """LIT-08 curve: depth and the mean over seeds of σ²_{JJᵀ} (for figures)."""
+    per_seed = np.array([_spectrum_variances(activation, init, width, depths, s) for s in range(seeds)])
+    return list(depths), list(per_seed.mean(0))
+
+
+@recipe
+def spectrum_variance_exponent(*, activation: str = "linear", init: str = "gaussian", width: int = 64,
+                               depths: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 8) -> Measurement:
+    """LIT-08: p in σ²_{JJᵀ} ∝ depth^p at criticality (per-seed log–log slope, Student-t across seeds).
+
+    Log–log per seed because σ²_{JJᵀ} of Gaussian ReLU nets is heavy-tailed across seeds.
+    """
+    ys = [_spectrum_variances(activation, init, width, depths, s) for s in range(seeds)]
+    mean, lo, hi = per_seed_slope_ci(np.log(depths), ys, log_y=True)
+    return Measurement(mean, Kind.STATISTICAL, "float64", "cpu",
+                       {"width": width, "depths": list(depths), "seeds": seeds},
+                       interval=(lo, hi), method=MEAN_METHOD + " of per-seed log-log slopes", n=seeds)
+
+
+@recipe
+def spectrum_variance(*, activation: str = "linear", init: str = "orthogonal", width: int = 64, depth: int = 8,
+                      seed: int = 0) -> Measurement:
+    """LIT-08: σ²_{JJᵀ} at one depth and seed; for a linear orthogonal net a rounding residual (exactly 0)."""
+    value = _spectrum_variances(activation, init, width, (depth,), seed)[0]
+    return Measurement(value, Kind.ROUNDING, "float64", "cpu", {"width": width, "depth": depth},
+                       bound=10 * depth * width * 2.0 ** -52)

@@ -16,6 +16,7 @@ import sympy as sp
 import torch
 from torch import nn
 
+from .. import activations as acts
 from .. import chains
 from ..probes import FLOAT_DTYPES
 from ..stats import MEAN_METHOD, mean_ci
@@ -26,7 +27,7 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def seeded_feedforward(depth: int, width: int, activation: str, init: str, seed: int,
+def seeded_feedforward(depth: int, width: int, activation: str | acts.Activation, init: str, seed: int,
                        init_kwargs: dict | None = None, dtype: str = "float64") -> nn.Sequential:
     """chains.feedforward drawn under ``seed`` without touching the caller's global RNG state."""
     with torch.random.fork_rng(devices=[]):
