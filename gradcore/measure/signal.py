@@ -126,17 +126,40 @@ def glorot_jacobian_singular_mean(*, init: str = "normalized", width: int = 256,
 
 
 @functools.lru_cache(maxsize=None)
+def _relu_variances(var_scale: float, depth: int, width: int, batch: int, seed: int) -> tuple[float, ...]:
+    """Var[y_l] for l = 1..depth (mean of y² over units and a batch) in one seeded ReLU net."""
+    net = seeded_feedforward(depth, width, "relu", "normal", 104729 + seed,
+                             init_kwargs={"std": math.sqrt(var_scale / width)})
+    with torch.no_grad():
+        ys = chains.pre_activations(net, torch.randn(batch, width, generator=_gen(seed), dtype=torch.float64))
+    return tuple(float(y.pow(2).mean()) for y in ys)
+
+
+@recipe
+def relu_layer_gain(*, var_scale: float = 2.0, depth: int = 30, width: int = 256, batch: int = 32,
+                    seeds: int = 6) -> Measurement:
+    """LIT-06: the per-layer factor Var[y_{l+1}]/Var[y_l] of a ReLU net, averaged over its layers.
+
+    He et al. eq. 9 is the product of these factors, each ½ n Var[w_l] = var_scale/2 in
+    expectation (exactly: given y_l, z_{l+1} is symmetric, so E[ReLU(z)²] = ½ E[z²]).
+    One average over the depth − 1 layer pairs per seed; Student-t interval across seeds.
+    """
+    values = []
+    for s in range(seeds):
+        q = np.array(_relu_variances(var_scale, depth, width, batch, s))
+        values.append(float(np.mean(q[1:] / q[:-1])))
+    return _statistical(values, {"depth": depth, "width": width, "batch": batch, "seeds": seeds},
+                        "float64", "cpu")
+
+
+@functools.lru_cache(maxsize=None)
 def _relu_gains(var_scale: float, depth: int, width: int, batch: int, seeds: int) -> tuple[float, ...]:
     """Per seed: (Var[y_L]/Var[y_1]) / ∏_{l=2}^{L} ½ n Var[w_l], the measured over the eq. 9 gain."""
     predicted = (var_scale / 2) ** (depth - 1)
     out = []
     for s in range(seeds):
-        net = seeded_feedforward(depth, width, "relu", "normal", 104729 + s,
-                                 init_kwargs={"std": math.sqrt(var_scale / width)})
-        x = torch.randn(batch, width, generator=_gen(s), dtype=torch.float64)
-        with torch.no_grad():
-            ys = chains.pre_activations(net, x)
-        out.append(float(ys[-1].pow(2).mean()) / float(ys[0].pow(2).mean()) / predicted)
+        q = _relu_variances(var_scale, depth, width, batch, s)
+        out.append(q[-1] / q[0] / predicted)
     return tuple(out)
 
 
@@ -157,10 +180,5 @@ def relu_variance_gain(*, var_scale: float = 2.0, depth: int = 30, width: int = 
 def relu_variance_profile(*, var_scale: float, depth: int = 30, width: int = 256, batch: int = 32,
                           seed: int = 0) -> tuple[list[int], list[float]]:
     """LIT-06 curve: layer l and Var[y_l]/Var[y_1] along one seeded net (for figures)."""
-    net = seeded_feedforward(depth, width, "relu", "normal", 104729 + seed,
-                             init_kwargs={"std": math.sqrt(var_scale / width)})
-    with torch.no_grad():
-        ys = chains.pre_activations(net, torch.randn(batch, width, generator=_gen(seed), dtype=torch.float64))
-    q = np.array([float(y.pow(2).mean()) for y in ys])
+    q = np.array(_relu_variances(var_scale, depth, width, batch, seed))
     return list(range(1, depth + 1)), list(q / q[0])
-
