@@ -1,0 +1,193 @@
+"""Mean-field quantities of deep random nets and the spectra of their Jacobian products.
+
+LIT-09 (Schoenholz et al. 2017 eqs. 3–5): the fixed point q* of the length map and
+χ₁ = σ_w² E[φ'(√q* z)²], the per-layer ratio of back-propagated squared gradient norms,
+with the tanh order-to-chaos transition at σ_w² = 1 when σ_b = 0.
+LIT-08 (Pennington et al. 2017): the variance σ²_{JJᵀ} of the spectrum of JJᵀ grows with
+depth in ReLU nets for Gaussian and orthogonal weights alike, and is 0 for orthogonal linear nets.
+LIT-14 (Saxe et al. 2014 §3): products of orthogonal matrices keep every singular value 1
+at any depth; products of scaled Gaussian matrices spread them with depth.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+from scipy import optimize
+
+from .. import activations as acts
+from .. import chains
+from .. import init as inits
+from ..jacobian import jacobian
+from ..stats import MEAN_METHOD, mean_ci, per_seed_slope_ci
+from .measurement import Kind, Measurement, recipe
+from .signal import seeded_feedforward
+
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(161)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()   # E[f(z)], z ~ N(0, 1), by Gauss–Hermite quadrature
+_PHI = {"tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2)}
+
+
+def _gauss(f) -> float:
+    return float(np.dot(_WEIGHTS, f(_NODES)))
+
+
+def fixed_point_q(sigma_w2: float, sigma_b2: float = 0.0, activation: str = "tanh") -> float:
+    """q* solving q = σ_w² E[φ(√q z)²] + σ_b²; 0 when that map has no positive fixed point."""
+    phi, _ = _PHI[activation]
+
+    def excess(q: float) -> float:   # divided by q so the trivial root q = 0 (σ_b = 0) is not found
+        return (sigma_w2 * _gauss(lambda z: phi(math.sqrt(q) * z) ** 2) + sigma_b2) / q - 1
+
+    lo, hi = 1e-14, 1e4
+    if excess(lo) <= 0:
+        return 0.0
+    return float(optimize.brentq(excess, lo, hi, xtol=1e-15, rtol=1e-14, maxiter=500))
+
+
+def _chi1(sigma_w2: float, sigma_b2: float, activation: str) -> float:
+    _, dphi = _PHI[activation]
+    q = fixed_point_q(sigma_w2, sigma_b2, activation)
+    return sigma_w2 * _gauss(lambda z: dphi(math.sqrt(q) * z) ** 2)
+
+
+@recipe
+def chi1(*, sigma_w2: float = 1.0, sigma_b2: float = 0.0, activation: str = "tanh") -> Measurement:
+    """LIT-09: χ₁ = σ_w² ∫Dz φ'(√q* z)² by 161-point Gauss–Hermite quadrature at the fixed point q*."""
+    # root-finding for q* then quadrature: a few hundred ulp, well inside 1e3 × 64 ulp
+    return Measurement(_chi1(sigma_w2, sigma_b2, activation), Kind.NUMERIC, "float64", "cpu",
+                       {"quadrature nodes": len(_NODES)}, conditioning=1e3)
+
+
+@recipe
+def critical_sigma_w2(*, sigma_b2: float = 0.0, activation: str = "tanh", lo: float = 0.5,
+                      hi: float = 3.0) -> Measurement:
+    """LIT-09: the σ_w² in [lo, hi] where χ₁ crosses 1 (Brent's method on χ₁ − 1)."""
+    root = optimize.brentq(lambda s: _chi1(s, sigma_b2, activation) - 1, lo, hi, xtol=1e-13)
+    # For tanh, σ_b = 0, χ₁ − 1 = O((σ_w² − 1)²) just above the transition (q* ≈ (σ_w² − 1)/2σ_w²
+    # cancels the first order), so rounding in χ₁ moves the root by ~√ε: conditioning 1e8.
+    return Measurement(float(root), Kind.NUMERIC, "float64", "cpu", {"bracket": f"[{lo}, {hi}]"},
+                       conditioning=1e8)
+
+
+@functools.lru_cache(maxsize=None)
+def _gradient_ratios(sigma_w2: float, width: int, depth: int, burn_in: int, seeds: int) -> tuple[float, ...]:
+    """Per seed: mean over layers l > burn_in of ‖∂L/∂h_{l−1}‖² / ‖∂L/∂h_l‖² (tanh net)."""
+    out = []
+    for s in range(seeds):
+        net = seeded_feedforward(depth, width, "tanh", "normal", 15485863 + s,
+                                 init_kwargs={"std": math.sqrt(sigma_w2 / width)})
+        g = torch.Generator().manual_seed(s)
+        hs = chains.hidden_states(net, torch.randn(width, generator=g, dtype=torch.float64).requires_grad_())
+        cotangent = torch.randn(width, generator=g, dtype=torch.float64)
+        grads = torch.autograd.grad((hs[-1] * cotangent).sum(), hs[:-1])
+        sq = np.array([float(x.pow(2).sum()) for x in grads] + [float(cotangent.pow(2).sum())])
+        out.append(float(np.mean((sq[:-1] / sq[1:])[burn_in:])))
+    return tuple(out)
+
+
+@recipe
+def gradient_ratio(*, sigma_w2: float = 1.5, width: int = 256, depth: int = 30, burn_in: int = 10,
+                   seeds: int = 5) -> Measurement:
+    """LIT-09: the measured per-layer ratio of squared gradient norms in a random tanh net (σ_b = 0).
+
+    Weights N(0, σ_w²/n); layers after ``burn_in``, where the length q_l has reached q*;
+    mean over layers per seed (not geometric: no Jensen bias), Student-t interval across seeds.
+    """
+    values = list(_gradient_ratios(sigma_w2, width, depth, burn_in, seeds))
+    mean, lo, hi = mean_ci(values)
+    return Measurement(mean, Kind.STATISTICAL, "float64", "cpu",
+                       {"width": width, "depth": depth, "burn-in layers": burn_in, "seeds": seeds},
+                       interval=(lo, hi), method=MEAN_METHOD, n=seeds)
+
+
+def _product(init: str, width: int, depth: int, seed: int) -> torch.Tensor:
+    """W_depth ⋯ W_1 for square weights from gradcore.init ('orthogonal' or 'gaussian' N(0, 1/n))."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ws = [torch.empty(width, width, dtype=torch.float64) for _ in range(depth)]
+        for w in ws:
+            inits.orthogonal(w) if init == "orthogonal" else inits.normal(w, std=1 / math.sqrt(width))
+    return chains.linear_network(ws)(torch.eye(width, dtype=torch.float64))
+
+
+@recipe
+def product_singular_deviation(*, init: str = "orthogonal", width: int = 64, depth: int = 100,
+                               seed: int = 0) -> Measurement:
+    """LIT-14: max_i |σ_i(W_depth ⋯ W_1) − 1| for orthogonal weights: a rounding residual."""
+    sv = torch.linalg.svdvals(_product(init, width, depth, seed))
+    # each orthogonal factor is orthogonal to ~√n ulp; depth products add up: allow depth·width ulp·10
+    bound = 10 * depth * width * 2.0 ** -52
+    return Measurement(float((sv - 1).abs().max()), Kind.ROUNDING, "float64", "cpu",
+                       {"width": width, "depth": depth}, bound=bound)
+
+
+@recipe
+def product_log10_condition(*, init: str = "gaussian", width: int = 32, depth: int = 8,
+                            seed: int = 0) -> Measurement:
+    """LIT-14: log₁₀(σ_max/σ_min) of W_depth ⋯ W_1 (one seeded draw)."""
+    sv = torch.linalg.svdvals(_product(init, width, depth, seed))
+    # σ_min of a deep Gaussian product is tiny: its relative rounding error is ~ε·cond (cond ≤ 1e12
+    # at the depths measured), so the logarithm is known to ~1e12 × 64 ulp
+    return Measurement(math.log10(float(sv[0] / sv[-1])), Kind.NUMERIC, "float64", "cpu",
+                       {"width": width, "depth": depth}, conditioning=1e12)
+
+
+# critical weight scale: σ_w² = 1 keeps a linear net's E tr JJᵀ/n at 1, σ_w² = 2 a ReLU net's
+_CRITICAL_VAR = {"linear": 1.0, "relu": 2.0}
+# gradcore.activations has no identity; a deep linear net is a feedforward chain with this one
+_IDENTITY = acts.Activation("identity", lambda x: x, lambda x: x, "orthogonal")
+
+
+def _init_args(activation: str, init: str, width: int) -> tuple[str, dict]:
+    var = _CRITICAL_VAR[activation]
+    if init == "orthogonal":
+        return "orthogonal", {"gain": math.sqrt(var)}
+    return "normal", {"std": math.sqrt(var / width)}
+
+
+@functools.lru_cache(maxsize=None)
+def _spectrum_variances(activation: str, init: str, width: int, depths: tuple[int, ...],
+                        seed: int) -> tuple[float, ...]:
+    """σ²_{JJᵀ} = m₂ − m₁² of the eigenvalues of JJᵀ, J the input–output Jacobian, at each depth."""
+    name, kwargs = _init_args(activation, init, width)
+    net = seeded_feedforward(max(depths), width, _IDENTITY if activation == "linear" else activation, name, 32452843 + seed, init_kwargs=kwargs)
+    x = torch.randn(width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    out = []
+    for depth in depths:
+        jac = jacobian(net[:2 * depth], x).detach()
+        eig = torch.linalg.svdvals(jac) ** 2
+        out.append(float((eig ** 2).mean() - eig.mean() ** 2))
+    return tuple(out)
+
+
+def spectrum_variance_curve(*, activation: str, init: str, width: int = 64, depths: tuple[int, ...] = (1, 2, 4, 8),
+                            seeds: int = 8) -> tuple[list[int], list[float]]:
+    """LIT-08 curve: depth and the mean over seeds of σ²_{JJᵀ} (for figures)."""
+    per_seed = np.array([_spectrum_variances(activation, init, width, depths, s) for s in range(seeds)])
+    return list(depths), list(per_seed.mean(0))
+
+
+@recipe
+def spectrum_variance_exponent(*, activation: str = "linear", init: str = "gaussian", width: int = 64,
+                               depths: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 8) -> Measurement:
+    """LIT-08: p in σ²_{JJᵀ} ∝ depth^p at criticality (per-seed log–log slope, Student-t across seeds).
+
+    Log–log per seed because σ²_{JJᵀ} of Gaussian ReLU nets is heavy-tailed across seeds.
+    """
+    ys = [_spectrum_variances(activation, init, width, depths, s) for s in range(seeds)]
+    mean, lo, hi = per_seed_slope_ci(np.log(depths), ys, log_y=True)
+    return Measurement(mean, Kind.STATISTICAL, "float64", "cpu",
+                       {"width": width, "depths": list(depths), "seeds": seeds},
+                       interval=(lo, hi), method=MEAN_METHOD + " of per-seed log-log slopes", n=seeds)
+
+
+@recipe
+def spectrum_variance(*, activation: str = "linear", init: str = "orthogonal", width: int = 64, depth: int = 8,
+                      seed: int = 0) -> Measurement:
+    """LIT-08: σ²_{JJᵀ} at one depth and seed; for a linear orthogonal net a rounding residual (exactly 0)."""
+    value = _spectrum_variances(activation, init, width, (depth,), seed)[0]
+    return Measurement(value, Kind.ROUNDING, "float64", "cpu", {"width": width, "depth": depth},
+                       bound=10 * depth * width * 2.0 ** -52)
