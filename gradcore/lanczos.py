@@ -56,9 +56,11 @@ class _Basis:
         if self.size == 0:
             return w
         q = self.used
+        qh = q.conj() if q.is_complex() else q
+        w = w[..., None]
         for _ in range(2):
-            w = w - torch.einsum("bkn,bk->bn", q, torch.einsum("bkn,bn->bk", q.conj(), w))
-        return w
+            w = w - q.mT @ (qh @ w)
+        return w[..., 0]
 
     def append(self, w: torch.Tensor) -> None:
         if self.size == self.rows.shape[1]:
@@ -84,10 +86,21 @@ def _bidiagonal(alphas: list[torch.Tensor], betas: list[torch.Tensor]) -> torch.
 
 
 def _ritz(alphas, betas, k: int, smallest: bool):
-    """Singular triplets of B_k, the k wanted ones, and their relative residuals."""
-    p, s, qh = torch.linalg.svd(_bidiagonal(alphas, betas))
-    order = torch.arange(s.shape[-1] - 1, s.shape[-1] - k - 1, -1) if smallest else torch.arange(k)
-    s, p, q = s[:, order], p[:, :, order], qh.mT[:, :, order]
+    """Singular triplets of B_k, the k wanted ones, and their relative residuals.
+
+    The top end comes from ``eigh`` of the tridiagonal BᵀB (faster than an SVD; its
+    ε·σ_max² absolute error is ε relative there); the bottom end needs the SVD of B.
+    """
+    b = _bidiagonal(alphas, betas)
+    if smallest:
+        p, s, qh = torch.linalg.svd(b)
+        order = torch.arange(s.shape[-1] - 1, s.shape[-1] - k - 1, -1)
+        s, p, q = s[:, order], p[:, :, order], qh.mT[:, :, order]
+    else:
+        lam, q = torch.linalg.eigh(b.mT @ b)
+        s = lam.flip(-1)[:, :k].clamp_min(0).sqrt()
+        q = q.flip(-1)[:, :, :k]
+        p = (b @ q) / s.clamp_min(torch.finfo(s.dtype).tiny)[:, None, :]
     resid = betas[-1][:, None] * p[:, -1, :].abs()           # ‖Aᴴu − σv‖
     rel = resid / s.clamp_min(torch.finfo(s.dtype).tiny)      # = ‖AᴴAv − σ²v‖ / σ²
     rel = torch.where(s > 0, rel, torch.where(resid == 0, torch.zeros_like(rel), torch.full_like(rel, float("inf"))))
@@ -95,34 +108,41 @@ def _ritz(alphas, betas, k: int, smallest: bool):
 
 
 def bidiagonalise(matvec: Product, rmatvec: Product, start: torch.Tensor, *, k: int, tol: float,
-                  max_steps: int, smallest: bool = False, check_every: int = 1) -> Triplets:
+                  max_steps: int, smallest: bool = False, check_every: int = 1,
+                  reorthogonalise: bool = True) -> Triplets:
     """Top (or bottom) ``k`` singular triplets of the batched map behind ``matvec``/``rmatvec``.
 
     ``start`` (batch, n) is the first right vector. Stops when every wanted triplet has
     ‖AᴴAv − σ²v‖ ≤ tol·σ², on an invariant subspace, or after ``max_steps`` steps (then
     ``residuals`` say how far it got). ``check_every`` spaces the small SVDs of B_k.
+    ``reorthogonalise=False`` keeps only the three-term recurrence: enough for the top
+    value alone (lost orthogonality adds ghost copies of converged values, Paige 1976,
+    but never moves the largest Ritz value off σ_max), and the vectors are not returned.
     """
     batch, n = start.shape
     v = start / torch.linalg.vector_norm(start, dim=-1, keepdim=True)
-    V = _Basis(batch, n, start, min(max_steps + 1, 64))
+    V = _Basis(batch, n, start, min(max_steps + 1, 64) if reorthogonalise else 1)
     U: _Basis | None = None
     alphas: list[torch.Tensor] = []
     betas: list[torch.Tensor] = []
     u_prev = None
     floor = None
     for step in range(1, max_steps + 1):
-        V.append(v)
+        if reorthogonalise:
+            V.append(v)
         w = matvec(v)
         if U is None:
-            U = _Basis(batch, w.shape[-1], w, min(max_steps, 64))
+            U = _Basis(batch, w.shape[-1], w, min(max_steps, 64) if reorthogonalise else 1)
         if u_prev is not None:
             w = w - betas[-1][:, None].to(w.dtype) * u_prev
         if floor is None:
             floor = 64 * torch.finfo(w.real.dtype).eps * torch.linalg.vector_norm(w, dim=-1)
-        u, alpha = _normalised(U.orthogonalise(w), floor)
-        U.append(u)
+        u, alpha = _normalised(U.orthogonalise(w) if reorthogonalise else w, floor)
         w = rmatvec(u) - alpha[:, None].to(u.dtype) * v
-        v, beta = _normalised(V.orthogonalise(w), floor)
+        if reorthogonalise:
+            U.append(u)
+            w = V.orthogonalise(w)
+        v, beta = _normalised(w, floor)
         alphas.append(alpha)
         betas.append(beta)
         floor = torch.maximum(floor, 64 * torch.finfo(w.real.dtype).eps * alpha)
@@ -134,6 +154,9 @@ def bidiagonalise(matvec: Product, rmatvec: Product, start: torch.Tensor, *, k: 
                 break
     kk = min(k, len(alphas))
     s, p, q, rel = _ritz(alphas, betas, kk, smallest)
+    if not reorthogonalise:
+        empty = start.new_zeros(batch, kk, 0)
+        return Triplets(s, empty, empty, rel, len(alphas), tol)
     right = torch.einsum("bjn,bjk->bkn", V.rows[:, :len(alphas)], q.to(start.dtype))
     left = torch.einsum("bjm,bjk->bkm", U.used, p.to(start.dtype))
     return Triplets(s, right, left, rel, len(alphas), tol)
