@@ -13,6 +13,7 @@ from functools import cached_property
 
 import torch
 from torch import func
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import _validate as v
 
@@ -82,9 +83,11 @@ class JacobianOperator:
 
     @cached_property
     def _linearised(self) -> tuple[torch.Tensor, Callable, Callable]:
-        out, pullback = func.vjp(self.f, self.x)
-        out = out.detach()
-        _, push = func.vjp(lambda w: pullback(w)[0], torch.zeros_like(out))
+        # fused CPU attention kernels have no double backward: record with the math backend
+        with sdpa_kernel(SDPBackend.MATH):
+            out, pullback = func.vjp(self.f, self.x)
+            out = out.detach()
+            _, push = func.vjp(lambda w: pullback(w)[0], torch.zeros_like(out))
         return out, pullback, push
 
     @property

@@ -14,7 +14,7 @@ import torch
 
 from . import _validate as v
 from . import lanczos
-from .jacobian import TensorFn, jacobian_operator
+from .jacobian import JacobianOperator, TensorFn, jacobian_operator
 
 
 def singular_values(m: torch.Tensor) -> torch.Tensor:
@@ -107,7 +107,13 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
     which = v.choice(which, "which", ("largest", "smallest"))
     tol = default_tol(x.dtype) if tol is None else v.real(tol, "tol", positive=True)
     max_steps = x.numel() if max_steps is None else v.integer(max_steps, "max_steps", minimum=k)
-    op = jacobian_operator(f, x)
+    return jacobian_spectrum(jacobian_operator(f, x), k, which=which, tol=tol, max_steps=max_steps, seed=seed)
+
+
+def jacobian_spectrum(op: JacobianOperator, k: int, *, which: str, tol: float, max_steps: int,
+                      seed: int) -> OperatorSpectrum:
+    """``operator_singular_values`` on an operator already linearised (arguments checked there)."""
+    x = op.x
     out_shape = op.out_shape
     if not bool(torch.isfinite(op.value).all()):
         v.fail("f", "f(x) contains NaN or infinite values")

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import check
 
     check.add_parser(sub)
+    from . import audit
+    audit.add_parser(sub)
     return parser
 
 
@@ -220,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             from . import check
 
             return check.command(args)
+        if args.command == "audit":
+            from . import audit
+            return audit.command(args)
         return COMMANDS[args.command](args)
     except (UsageError, catalogue.CatalogueError) as e:
         print(f"gradcore: error: {e}", file=sys.stderr)
