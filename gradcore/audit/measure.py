@@ -7,6 +7,7 @@ JᵀJ, one linearisation per block), so the real sizes can be measured on a CPU.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ class Audit:
     profile: list[tuple[str, float]]     # (tensor, ‖∂L/∂h‖) from input to output
     wall_s: float
     environment: dict
+    cpu_s: float | None = None       # process CPU time: the cost on a machine shared with others
 
 
 def rms_gain(op: JacobianOperator, probes: int, generator: torch.Generator) -> tuple[float, float]:
@@ -219,7 +221,7 @@ def gradient_profile(model: nn.Module, stages: list[B.Block], x: torch.Tensor,
 def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model",
           settings: Settings = Settings()) -> Audit:
     """Every recognised block of ``model`` measured at its real input, plus the depth profile."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(settings.seed)
     net = B.at_initialisation(model, settings.dtype)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -229,5 +231,6 @@ def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model"
     results = [measure_block(b, inputs[b.name], settings, gen) for b in found if b.name in inputs
                and b.kind != "recurrent"]
     profile = gradient_profile(net, list(B.stages(found)), x, gen)
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    return Audit(name, tuple(input_shape), settings, results, profile, time.perf_counter() - start, env)
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
+    return Audit(name, tuple(input_shape), settings, results, profile, time.perf_counter() - start, env,
+                 time.process_time() - cpu)

@@ -109,7 +109,9 @@ def markdown(a: Audit, figures: dict[str, str]) -> str:
         f"# gradcore audit: {a.model}", "",
         f"Input {'×'.join(map(str, a.input_shape))} (batch 1, N(0, 1)), {str(s.dtype).removeprefix('torch.')}, "
         f"weights at initialisation (nothing downloaded), seed {s.seed}; torch {a.environment['torch']}, "
-        f"{a.environment['threads']} threads; wall time **{a.wall_s:.1f} s**.", "",
+        f"{a.environment['threads']} threads; wall time **{a.wall_s:.1f} s**"
+        + (f" (process CPU time {a.cpu_s:.1f} s; load average {a.environment['load_average']:.1f} "
+           "when it finished — the machine was shared)" if a.cpu_s is not None else "") + ".", "",
         "Dropout off; BatchNorm normalises with the batch's own statistics, as in training (no running "
         "statistics are read or updated). Each block is measured at the input it receives in one forward "
         f"pass: σ_max of its Jacobian by matrix-free Lanczos (residual ‖JᵀJv − σ²v‖ ≤ {s.tol:g}·σ², at most "
