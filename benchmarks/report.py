@@ -85,15 +85,49 @@ def _sn_table(rows: list[dict]) -> str:
                    _ms(r["ours_s"])] for r in rows])
 
 
+def _find(rows: list[dict], **keys: Any) -> dict | None:
+    return next((r for r in rows if all(r.get(k) == v for k, v in keys.items())), None)
+
+
+def _target(name: str, value: float | None, goal: float, better: str, fmt=num) -> list[str]:
+    if value is None:
+        return [name, "not measured", "—"]
+    met = value >= goal if better == ">=" else value <= goal
+    return [name, fmt(value), f"{'✅ met' if met else '❌ not met'} ({better} {fmt(goal)})"]
+
+
+def targets(doc: dict[str, Any]) -> str:
+    """Issue 13's targets, each read off the tables below (same run)."""
+    mlp = _find(doc["jacobian"], family="MLP", width=4096) or {}
+    wide = max((r for r in doc["jacobian"] if r["family"] != "MLP"), key=lambda r: r["width"], default={})
+    c64 = _find(doc["conv"], channels=64, n=32) or {}
+    c256 = _find(doc["conv"], channels=256, n=32) or {}
+    rows = [
+        _target("Lanczos σ_max vs dense jacrev+svdvals, MLP width 4096: speed-up",
+                mlp.get("dense_s") and mlp["dense_s"] / mlp["lanczos_s"], 10, ">="),
+        _target("same: relative difference", mlp.get("rel_error"), 1e-6, "<="),
+        _target(f"Lanczos σ_max at width {wide.get('width')} (s)", wide.get("lanczos_s"), 10, "<="),
+        _target("conv all σ vs NumPy, 64 ch, 32×32: speed-up", c64.get("numpy_s") and c64["numpy_s"] / c64["all_s"],
+                2, ">="),
+        _target("same: max difference / σ_max", c64.get("all_rel"), 1e-10, "<="),
+        _target("conv σ_max vs NumPy all σ, 64 ch, 32×32: speed-up",
+                c64.get("numpy_s") and c64["numpy_s"] / c64["max_s"], 10, ">="),
+        _target("conv σ_max, 256 ch, 32×32 (s)", c256.get("max_s"), 1, "<="),
+    ]
+    return table(["target", "measured", "verdict"], rows)
+
+
 def markdown(doc: dict[str, Any], fig: Path) -> str:
     env = doc["environment"]
     return "\n".join([
         "# gradcore benchmarks", "",
         f"Device: {env['device']} · torch {env['torch']} · NumPy {env['numpy']} · {env['threads']} threads · "
-        f"float64 · median of `torch.utils.benchmark` adaptive runs (one run where a call takes longer than "
+        f"float64 · median of `torch.utils.benchmark` adaptive runs after a warm-up call (a single timed call where one takes longer than "
         f"0.3 s) · whole run {env['wall_s']:.0f} s. The machine was shared: load average "
         f"{env['load_average_before']:.1f} before and {env['load_average_after']:.1f} after on its cores, so "
         "absolute times are inflated and noisy; compare the ratios, each measured within this one run.", "",
+        "## Targets of issue 13", "",
+        targets(doc), "",
         f"![time against width]({fig.as_posix()})", "",
         "## Top singular value of a Jacobian", "",
         "`gradcore.spectral.operator_singular_values(f, x, 1)` (Golub–Kahan–Lanczos, full "

@@ -106,3 +106,15 @@ def test_cli_audit_writes_the_report_and_rejects_bad_input(tmp_path, monkeypatch
         cli.main(["audit", "tinynets:enc", "--input-shape", "1,a,8"])
     assert e.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call,argument", [
+    (lambda: audit("resnet", (1, 3, 8, 8)), "model"),
+    (lambda: audit(tiny_resnet(), (1, 0, 8)), "input_shape"),
+    (lambda: audit(tiny_resnet(), ()), "input_shape"),
+])
+def test_bad_input_names_the_argument(call, argument):
+    from gradcore import GradcoreInputError
+
+    with pytest.raises(GradcoreInputError, match=f"^{argument}:"):
+        call()

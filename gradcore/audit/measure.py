@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .. import _validate as v
 from .. import spectral
 from ..jacobian import JacobianOperator, jacobian_operator
 from . import blocks as B
@@ -135,13 +136,14 @@ def _standard_like(conv: nn.Conv2d, out_channels: int, s: Settings, seed: int) -
 
 
 def depthwise_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """CONV-02/03 on the real layer: σ_max(depthwise) / σ_max(standard conv of the same
-    geometry, He init), zero padding and the layer's stride, measured matrix-free."""
+    """CONV-03 on the real layer: σ_max(depthwise) / σ_max(standard conv of the same
+    geometry, He init), zero padding and the layer's stride, both measured matrix-free."""
     conv = block.module
     std = _standard_like(conv, conv.out_channels, s, s.seed)
     ratio = r.sigma_max / sigma_max(std, op.x, s)
-    return [ClaimCheck("CONV-03", "σ_max(depthwise as built) / σ_max(standard, He init)", ratio,
-                       math.sqrt(2), None, note="as initialised by the model (not He) for the depthwise layer")]
+    return [ClaimCheck("CONV-03", "σ_max(depthwise, as the model initialises it) / σ_max(standard, He init)",
+                       ratio, note="CONV-03's √2 compares depthwise+pointwise with standard, both He; "
+                                   "this is the real depthwise layer alone, same geometry")]
 
 
 def norm_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
@@ -221,6 +223,11 @@ def gradient_profile(model: nn.Module, stages: list[B.Block], x: torch.Tensor,
 def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model",
           settings: Settings = Settings()) -> Audit:
     """Every recognised block of ``model`` measured at its real input, plus the depth profile."""
+    if not isinstance(model, nn.Module):
+        v.fail("model", f"expected an nn.Module, got {type(model).__name__}")
+    input_shape = tuple(v.integer(d, "input_shape", minimum=1) for d in input_shape)
+    if not input_shape:
+        v.fail("input_shape", "expected at least one dimension")
     start, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(settings.seed)
     net = B.at_initialisation(model, settings.dtype)
