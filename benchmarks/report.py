@@ -117,11 +117,24 @@ def targets(doc: dict[str, Any]) -> str:
     return table(["target", "measured", "verdict"], rows)
 
 
+def rerender(out: Path = Path("reports")) -> Path:
+    """Write benchmarks.md and the figure again from benchmarks.json (no measurement)."""
+    import json
+
+    from gradcore.verify import results
+
+    doc = json.loads((out / "benchmarks.json").read_text())
+    fig = figure(doc, out / "figures" / "bench-time-vs-width.png")
+    return results.write_text(markdown(doc, fig.relative_to(out)), out / "benchmarks.md")
+
+
 def markdown(doc: dict[str, Any], fig: Path) -> str:
     env = doc["environment"]
     return "\n".join([
         "# gradcore benchmarks", "",
-        f"Device: {env['device']} · torch {env['torch']} · NumPy {env['numpy']} · {env['threads']} threads · "
+        f"Device: {env['device']} · torch {env['torch']} · NumPy {env['numpy']} · {env['threads']} thread(s) for "
+        "torch and for NumPy's BLAS (`OMP_NUM_THREADS`/`OPENBLAS_NUM_THREADS`: on an oversubscribed machine "
+        "spinning OpenMP workers distort two-thread timings far more than they share work) · "
         f"float64 · median of `torch.utils.benchmark` adaptive runs after a warm-up call (a single timed call where one takes longer than "
         f"0.3 s) · whole run {env['wall_s']:.0f} s. The machine was shared: load average "
         f"{env['load_average_before']:.1f} before and {env['load_average_after']:.1f} after on its cores, so "
