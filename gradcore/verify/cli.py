@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import check
 
     check.add_parser(sub)
+    from . import audit
+
+    audit.add_parser(sub)
     return parser
 
 
@@ -310,6 +313,10 @@ def _run(args: argparse.Namespace) -> int:
         from . import check
 
         return check.command(args)
+    if args.command == "audit":
+        from . import audit
+
+        return audit.command(args)
     return COMMANDS[args.command](args)
 
 

@@ -1,0 +1,124 @@
+"""Matrix-free singular values (Golub–Kahan–Lanczos) against dense jacrev + svdvals.
+
+Tolerances: the residual stop ‖JᵀJv − σ²v‖ ≤ tol·σ² bounds the relative error of σ by
+tol/2 (Bauer–Fike), so the checks use the default tol of each dtype (1e-6 in float64,
+1e-3 in float32) plus the dense reference's own rounding (~√n·ε).
+"""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gradcore import GradcoreInputError, jacobian, lanczos, spectral
+
+RTOL = {torch.float64: 1e-6, torch.float32: 2e-3}
+
+
+def _mlp(n_in: int, n_out: int, dtype: torch.dtype, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    W1 = torch.randn(64, n_in, generator=g, dtype=torch.float64).to(dtype) / n_in ** 0.5
+    W2 = torch.randn(n_out, 64, generator=g, dtype=torch.float64).to(dtype) / 8
+    x = torch.randn(n_in, generator=g, dtype=torch.float64).to(dtype)
+    return (lambda v: W2 @ torch.tanh(W1 @ v)), x
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_top_k_values_and_vectors_match_dense(dtype):
+    f, x = _mlp(40, 50, dtype)
+    J = jacobian.jacobian(f, x).double()
+    dense = torch.linalg.svdvals(J)
+    r = spectral.operator_singular_values(f, x, 3)
+    assert r.converged and r.values.dtype == dtype
+    torch.testing.assert_close(r.values.double(), dense[:3], rtol=RTOL[dtype], atol=0)
+    v, u = r.right[0].double(), r.left[0].double()
+    assert v.shape == x.shape and u.shape == (50,)
+    assert math.isclose(float(v.norm()), 1.0, rel_tol=1e-5)
+    # the pair is a singular pair of J: J v = σ u, and the residual that stopped it is real
+    assert float((J @ v - dense[0] * u).norm()) <= 10 * RTOL[dtype] * float(dense[0])
+    resid = float((J.T @ (J @ v) - r.values[0].double() ** 2 * v).norm() / r.values[0].double() ** 2)
+    assert resid <= spectral.default_tol(dtype) * 1.01 + 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_smallest_and_condition_number_match_dense(dtype):
+    g = torch.Generator().manual_seed(1)
+    A = (torch.randn(30, 30, generator=g, dtype=torch.float64) / 30 ** 0.5 + 2 * torch.eye(30, dtype=torch.float64)).to(dtype)
+    f = lambda v: torch.tanh(A @ v)  # noqa: E731
+    x = torch.randn(30, generator=g, dtype=torch.float64).to(dtype) * 0.3
+    dense = torch.linalg.svdvals(jacobian.jacobian(f, x).double())
+    low = spectral.operator_singular_values(f, x, 2, which="smallest")
+    torch.testing.assert_close(low.values.double(), dense.flip(0)[:2], rtol=RTOL[dtype], atol=0)
+    cond = spectral.operator_condition_number(f, x)
+    assert math.isclose(cond, float(dense[0] / dense[-1]), rel_tol=2 * RTOL[dtype])
+
+
+def test_the_forward_is_linearised_once():
+    calls = []
+    f0, x = _mlp(30, 30, torch.float64)
+
+    def f(v):
+        calls.append(1)
+        return f0(v)
+    r = spectral.operator_singular_values(f, x, 2, tol=1e-12)
+    assert r.steps > 5 and len(calls) == 1
+
+
+def test_a_low_rank_map_stops_on_its_invariant_subspace():
+    g = torch.Generator().manual_seed(2)
+    U, V = torch.randn(20, 2, generator=g, dtype=torch.float64), torch.randn(20, 2, generator=g, dtype=torch.float64)
+    f = lambda v: U @ (V.T @ v)  # noqa: E731
+    r = spectral.operator_singular_values(f, torch.zeros(20, dtype=torch.float64), 2)
+    torch.testing.assert_close(r.values, torch.linalg.svdvals(U @ V.T)[:2], rtol=1e-12, atol=0)
+    assert r.steps <= 3 and r.converged
+
+
+def test_running_out_of_steps_is_reported_not_hidden():
+    f, x = _mlp(40, 40, torch.float64)
+    r = spectral.operator_singular_values(f, x, 1, tol=1e-14, max_steps=2)
+    assert not r.converged and r.steps == 2 and r.residuals[0] > 1e-14
+
+
+@pytest.mark.parametrize("padding_mode,stride", [("zeros", 1), ("zeros", 2), ("circular", 1)])
+def test_zero_padded_and_strided_convolutions_exactly(padding_mode, stride):
+    g = torch.Generator().manual_seed(4)
+    conv = nn.Conv2d(3, 4, 3, stride=stride, padding=1, padding_mode=padding_mode, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g, dtype=torch.float64))
+    x = torch.zeros(1, 3, 7, 6, dtype=torch.float64)
+    dense = torch.linalg.svdvals(jacobian.jacobian(conv, x).detach())
+    # a circular conv's values come in pairs (K̂(−u,−v) = conj K̂(u,v)); one Krylov start
+    # vector sees one copy of a repeated value (see gradcore.lanczos), so only the top there
+    k = 1 if padding_mode == "circular" else 2
+    r = spectral.operator_singular_values(conv, x, k)
+    torch.testing.assert_close(r.values, dense[:k], rtol=1e-6, atol=0)
+
+
+def test_batched_bidiagonalisation_matches_svdvals_per_member():
+    g = torch.Generator().manual_seed(5)
+    A = torch.randn(6, 12, 9, generator=g, dtype=torch.complex128)
+    t = lanczos.bidiagonalise(lambda v: (A @ v[..., None])[..., 0], lambda u: (A.mH @ u[..., None])[..., 0],
+                              torch.randn(6, 9, generator=g, dtype=torch.complex128), k=2, tol=1e-12, max_steps=9)
+    torch.testing.assert_close(t.values, torch.linalg.svdvals(A)[:, :2], rtol=1e-10, atol=0)
+
+
+def test_operator_spectral_norm_keeps_its_signature_and_meaning():
+    f, x = _mlp(16, 8, torch.float64)
+    dense = spectral.spectral_norm(jacobian.jacobian(f, x))
+    assert math.isclose(spectral.operator_spectral_norm(f, x), dense, rel_tol=1e-7)
+    assert math.isclose(spectral.operator_spectral_norm(f, x, iters=500, tol=1e-9), dense, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("call,argument", [
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), 0), "k"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), 4), "k"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), which="middle"), "which"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), tol=-1.0), "tol"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), 2, max_steps=1), "max_steps"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3, dtype=torch.complex64)), "x"),
+    (lambda: spectral.operator_singular_values(torch.log, -torch.ones(3)), "f"),
+    (lambda: spectral.operator_singular_values("f", torch.ones(3)), "f"),
+])
+def test_bad_input_names_the_argument(call, argument):
+    with pytest.raises(GradcoreInputError, match=f"^{argument}:"):
+        call()
