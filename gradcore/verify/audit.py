@@ -64,7 +64,10 @@ def command(args: argparse.Namespace) -> int:
     except CheckError as e:
         print(f"gradcore: error: {e}", file=sys.stderr)
         return 2
-    model = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
+    try:
+        model = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
+    except Exception as e:   # the user's factory failed: their input, not gradcore's bug (exit 2)
+        raise CheckError(f"{args.target}() failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     if not isinstance(model, nn.Module):
         print(f"gradcore: error: {args.target} gave a {type(model).__name__}, expected an nn.Module", file=sys.stderr)
         return 2
