@@ -52,7 +52,7 @@ def theorem(i: int, sleep: float = 0.0, measured: float | None = None) -> str:
 def project(root: Path, sleep: float = 0.0) -> None:
     """A miniature gradcore project: ini, a three-claim catalogue, one theorem file per claim."""
     (root / "tox.ini").write_text("[pytest]\naddopts = -p gradcore.verify.plugin -p no:cacheprovider\n"
-                                  "gradcore_catalogue = catalogue\n")
+                                  "gradcore_catalogue = catalogue\ngradcore_catalogue_only = true\n")
     (root / "catalogue").mkdir()
     (root / "catalogue" / "t.toml").write_text(CATALOGUE, encoding="utf-8")
     (root / "theorems").mkdir()

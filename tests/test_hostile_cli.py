@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gradcore.errors import InputError, MeasurementError
+from gradcore.measure import Given
 from gradcore.verify import cli, profiles
 from gradcore.verify.contracts import Clause, activation
 
@@ -269,17 +270,19 @@ def test_exploding_gradients_are_explosion_not_zero(capsys, tmp_path, name):
     assert status == 1
     doc = json.loads((tmp_path / f"{name}.json").read_text())
     transfer = next(c for c in doc["clauses"] if c["id"] == "transfer-factor")
-    assert transfer["verdict"] == "violated" and transfer["constants"]["lambda"] == "inf"
+    lam = next(k for k in transfer["constants"] if k["name"] == "lambda")
+    assert transfer["verdict"] == "violated" and lam["measured"] == "inf"
 
 
 def test_nan_gradient_norms_through_depth_are_explosion():
-    from gradcore.verify.contracts import _stack
-    from gradcore.verify.contracts.base import Settings
+    from gradcore.measure.transfer import transfer_factor
 
-    def build(_):
-        return [torch.nn.Identity()] * 5 + [lambda h: h * float("nan")] + [torch.nn.Identity()] * 5
-    lam = _stack.transfer_factor(build, depth=11, width=4, batch=2, settings=Settings())
-    assert lam == {"lambda": math.inf, "lambda_lo": math.inf, "lambda_hi": math.inf}
+    def goes_nan(h):
+        return h * float("nan")
+
+    lam = transfer_factor(activation=Given(goes_nan, "f"), init="xavier_normal", width=4, depth=11, batch=2,
+                          seeds=2)
+    assert (lam.value, lam.interval) == (math.inf, (math.inf, math.inf))
 
 
 def test_a_norm_that_goes_nan_with_depth_is_not_lambda_zero():
@@ -332,7 +335,7 @@ def _gradcore_error(subject, settings):
 ])
 def test_gradcore_failures_inside_a_clause_are_unmeasured_exit_2(capsys, monkeypatch, tmp_path, measure, reason):
     clause = Clause("broken", ("ACT-03",), "a clause gradcore cannot measure", measure)
-    monkeypatch.setattr(activation, "CLAUSES", (clause,))
+    monkeypatch.setattr(activation.ActivationContract, "clauses", (clause,))
     status, out, _ = run(capsys, "check", "tests.techniques_for_tests:swish", "--no-compare", "--out", tmp_path)
     assert status == 2 and "could not be measured" in out and reason in out and "violated" not in out.split("\n")[0]
     doc = json.loads((tmp_path / "swish.json").read_text())

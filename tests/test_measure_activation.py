@@ -15,7 +15,13 @@ from gradcore.verify.reproduce import run
 
 
 def nan_far(x):
-    """tanh, but NaN for |x| > 10: outside the smoke range, with f' = 0 there by autograd."""
+    """tanh, but NaN for |x| > 100: finite on the probed interval [-40, 40], NaN at the far
+    points (±1e3, ±1e6) the derivative search also visits, with f' = 0 there by autograd."""
+    return torch.where(x.abs() > 100, torch.full_like(x, math.nan), torch.tanh(x))
+
+
+def nan_near(x):
+    """tanh, but NaN for |x| > 10: inside the probed interval, so it cannot be checked at all."""
     return torch.where(x.abs() > 10, torch.full_like(x, math.nan), torch.tanh(x))
 
 
@@ -70,18 +76,25 @@ def test_saturation_edges_match_closed_forms():
     assert S.level_crossings(activation="sigmoid", level=0.3).value == 0   # above sup σ' = 1/4
 
 
-def test_nan_outside_the_smoke_range_is_an_explosion():
+def test_nan_beyond_the_probed_interval_is_an_explosion():
     res = check_technique(nan_far, kind="activation")
     bound = _clause(res, "derivative-bound")
     assert bound.verdict == "violated" and math.isinf(float(bound.constants["sup|f'| (search)"]))
-    assert abs(bound.counterexample["x"]) > 10 and "not finite" in bound.note
+    assert abs(bound.counterexample["x"]) > 100 and "not finite" in bound.note
+
+
+def test_nan_inside_the_probed_interval_cannot_be_checked():
+    from gradcore.errors import CheckError
+
+    with pytest.raises(CheckError, match="non-finite values on the probed domain"):
+        check_technique(nan_near, kind="activation")
 
 
 def test_a_checked_techniques_snippet_runs():
     from gradcore.verify.check import check
 
     res = check(load_object("tests.test_measure_activation:nan_far"), spec="tests.test_measure_activation:nan_far",
-                compare=False)
+                kind="activation", compare=False)
     assert math.isinf(run(_clause(res, "derivative-bound").counterexample["snippet"]))
 
 

@@ -262,7 +262,7 @@ def _jacobian_norm(make: Any, x: torch.Tensor) -> float:
     with torch.no_grad():
         finite_out = bool(torch.isfinite(layer(x)).all())
     # A layer whose output is NaN may still have a finite (e.g. zero) Jacobian: unmeasurable, ∞.
-    jac = jacobian(lambda t: layer(t), x).detach()
+    jac = jacobian(lambda t: layer(t), x, check_finite=False).detach()
     return spectral_norm(jac) if finite_out and bool(torch.isfinite(jac).all()) else math.inf
 
 
