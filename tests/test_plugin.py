@@ -121,3 +121,19 @@ def test_only_reruns_a_subset_and_keeps_the_rest(pytester):
     assert [c["id"] for c in results(pytester)["claims"]] == ["T-01", "T-02"]
     bad = run(pytester, "--only=nothing")
     bad.stderr.fnmatch_lines(["*--only: 'nothing' is neither a claim id nor a topic*"])
+
+
+def test_a_parametrized_theorem_keeps_every_items_measurements():
+    """Two test items measuring one claim on one device are merged, not overwritten (last one wins)."""
+    from gradcore.verify.results import merged
+
+    def record(case, measured, holds):
+        return {"id": "X-01", "device": "cpu", "verdict": "verified" if holds else "refuted",
+                "constants": [{"name": "c", "measured": measured, "holds": holds, "outside": None}],
+                "counterexample": None if holds else {"snippet": "print(1)"}, "corrected": None, "notes": [],
+                "series": [], "duration_s": 1.0, "test": {"nodeid": f"t.py::test_x[cpu-{case}]"}}
+
+    both = merged([record("float64", 1.0, True), record("float32", 2.0, False)])
+    assert [c["name"] for c in both["constants"]] == ["c [float32]", "c [float64]"]
+    assert both["verdict"] == "refuted" and both["counterexample"] == {"snippet": "print(1)"}
+    assert both["duration_s"] == 2.0

@@ -12,7 +12,7 @@ F64 = torch.float64
 
 
 @pytest.mark.claim("CTRL-01")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 def test_costates_equal_backprop(claim, device, dtype):
     """CTRL-01 (002 §数值稳定性与最优控制的观点): the costate recursion is backpropagation."""
     for kind in ("tanh", "relu", "residual"):

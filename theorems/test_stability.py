@@ -52,7 +52,7 @@ def test_backprop_gain_bounded_by_sigma_max(claim, device):
 
 
 @pytest.mark.claim("STAB-02")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 def test_input_gradient_is_jacobian_product(claim, device, dtype):
     """STAB-02 (002 §数值稳定性与最优控制的观点): g_0 is the Jacobian product applied to g_L."""
     rel = S.jacobian_product_residual(depth=12, width=16, gain=1.5, seed=0, dtype=str(dtype).split(".")[-1],

@@ -18,7 +18,7 @@ from ..errors import ResultsError  # noqa: F401  (re-exported)
 from . import schema
 from .atomic import write_text  # noqa: F401  (re-exported: the one atomic writer)
 from .catalogue import Claim
-from .verdicts import most_severe
+from .verdicts import claim_verdict, most_severe
 
 SCHEMA_VERSION = 1
 CHECK_SCHEMA = "gradcore-check/2"   # a technique check (``gradcore check``, reports/techniques.json)
@@ -101,6 +101,36 @@ def claim_entry(claim: Claim, per_device: dict[str, dict[str, Any]], differ: Dif
     return entry
 
 
+def _case(record: dict[str, Any]) -> str:
+    """The parameters of a parametrized theorem's test item, without the device ("float32")."""
+    nodeid = (record.get("test") or {}).get("nodeid", "")
+    params = nodeid.rpartition("[")[2].rstrip("]").split("-") if nodeid.endswith("]") else []
+    return "-".join(p for p in params if p != record["device"]) or nodeid
+
+
+def merged(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record from the test items of a parametrized theorem that measured one claim on one device.
+
+    Each item's constants, curves and notes are kept (tagged with its parameters), so no item's
+    measurement overwrites another's; the verdict is derived from all their checks again.
+    """
+    if len(records) == 1:
+        return records[0]
+    records = sorted(records, key=_case)
+    constants = [dict(c, name=f"{c['name']} [{_case(r)}]") for r in records for c in r["constants"]]
+    failing = [c for c in constants if c["holds"] is False]
+    failing.sort(key=lambda c: c.get("outside") is not None)
+    return {**records[0], "constants": constants,
+            "verdict": claim_verdict((c["holds"] for c in constants if c.get("outside") is None),
+                                     (c["holds"] for c in constants if c.get("outside") is not None)),
+            "counterexample": next((c["counterexample"] for c in failing if c.get("counterexample")),
+                                   next((r["counterexample"] for r in records if r.get("counterexample")), None)),
+            "corrected": " ".join(dict.fromkeys(r["corrected"] for r in records if r.get("corrected"))) or None,
+            "notes": [n for r in records for n in r.get("notes", [])],
+            "series": [dict(x, label=f"{x['label']} [{_case(r)}]") for r in records for x in r.get("series", [])],
+            "duration_s": round(sum(r.get("duration_s", 0.0) for r in records), 3)}
+
+
 def assemble(catalogue: dict[str, Claim], records: list[dict[str, Any]],
              env: dict[str, Any], differ: Differ) -> dict[str, Any]:
     """One results document from per-(claim, device) records, in catalogue order.
@@ -108,9 +138,10 @@ def assemble(catalogue: dict[str, Claim], records: list[dict[str, Any]],
     A record may carry ``measured_in`` (the environment it was measured in); the claim
     entry keeps it, so claims merged from an earlier run keep their own timestamp.
     """
-    by_claim: dict[str, dict[str, dict[str, Any]]] = {}
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in records:
-        by_claim.setdefault(r["id"], {})[r["device"]] = r
+        grouped.setdefault(r["id"], {}).setdefault(r["device"], []).append(r)
+    by_claim = {cid: {d: merged(rs) for d, rs in devices.items()} for cid, devices in grouped.items()}
     claims = [claim_entry(c, by_claim[cid], differ) for cid, c in catalogue.items() if cid in by_claim]
     return {"schema": SCHEMA_VERSION, "environment": env, "claims": claims,
             "not_run": [cid for cid in catalogue if cid not in by_claim]}
