@@ -55,8 +55,10 @@ def spectral_radius(m: torch.Tensor) -> float:
 
 
 def condition_number(m: torch.Tensor) -> float:
-    """σ_max / σ_min (``inf`` for a singular matrix)."""
-    return float(torch.linalg.cond(v.matrix(m, "m"), p=2))
+    """σ_max / σ_min (``inf`` for a singular matrix, the zero matrix included)."""
+    s = torch.linalg.svdvals(v.matrix(m, "m"))
+    # torch.linalg.cond gives 0/0 = NaN for the zero matrix; every singular matrix is ill-conditioned.
+    return math.inf if float(s[-1]) == 0.0 else float(s[0] / s[-1])
 
 
 def effective_rank(m: torch.Tensor, eps: float) -> int:

@@ -60,10 +60,10 @@ def test_mismatched_shapes_and_out_of_range_indices(call, argument):
     raises_naming(argument, call)
 
 
-@pytest.mark.xfail(strict=True, reason="gradcore/spectral.py (lead's module): torch.linalg.cond gives NaN for a "
-                                       "zero matrix; return inf when σ_min = 0")
 def test_condition_number_of_a_singular_zero_matrix_is_inf():
     assert spectral.condition_number(torch.zeros(3, 3)) == math.inf
+    assert spectral.condition_number(torch.diag(torch.tensor([2.0, 0.0]))) == math.inf
+    assert spectral.condition_number(torch.diag(torch.tensor([4.0, 2.0]))) == 2.0
 
 
 def test_jacobian_of_a_nan_producing_function_is_an_error():

@@ -152,6 +152,7 @@ def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: s
     kind = contract(kind).kind if kind is not None else prepare(
         lambda: infer_kind(obj, settings), settings, f"inferring the kind of {_describe(obj)}")
     name = name or _describe(obj)
+    spec = spec or _importable_spec(obj)
     binding = contract(kind).binding
     setup = (f"from gradcore.verify.check import load_object\n{binding} = load_object({spec!r})"
              if spec else f"{binding} = ...  # your {name}")
@@ -160,6 +161,17 @@ def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: s
         builtin = builtin_results(kind, settings) if compare else {}
     return TechniqueCheck(name, kind, spec or name, settings, results, builtin,
                           time.perf_counter() - start)
+
+
+def _importable_spec(obj: Any) -> str | None:
+    """``module:qualname`` when that imports ``obj`` itself, so an API check's reproductions run too."""
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not (module and name) or "<" in name or module == "__main__":
+        return None
+    try:
+        return f"{module}:{name}" if load_object(f"{module}:{name}") is obj else None
+    except CheckError:
+        return None
 
 
 def write_builtin_tables(out_dir: str | Path, *, device: str = "cpu", profile: str = "ci",
