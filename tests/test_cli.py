@@ -76,3 +76,21 @@ def test_guard_detects_a_change_and_accept_rewrites_the_baseline(capsys, tmp_pat
     assert status == 1 and claim["id"] in out and "verdict" in out
     assert run(capsys, "guard", results_file, "--baseline", baseline, "--accept")[0] == 0
     assert run(capsys, "guard", results_file, "--baseline", baseline)[0] == 0
+
+
+def test_report_and_guard_read_technique_results_too(tmp_path, capsys):
+    import json as _json
+
+    from gradcore.verify.cli import main as gradcore
+
+    techniques = Path(__file__).resolve().parents[1] / "reports" / "techniques.json"
+    assert gradcore(["report", str(techniques), "--out", str(tmp_path / "t.md")]) == 0
+    assert "## activation" in (tmp_path / "t.md").read_text(encoding="utf-8")
+    assert gradcore(["report", str(techniques), "--format", "summary"]) == 0
+    assert "derivative-bound=" in capsys.readouterr().out
+    assert gradcore(["guard", str(techniques), "--baseline", str(techniques)]) == 0
+    doc = _json.loads(techniques.read_text(encoding="utf-8"))
+    clause = next(iter(doc["kinds"]["activation"].values()))[0]
+    clause["verdict"] = "violated" if clause["verdict"] != "violated" else "holds"
+    (tmp_path / "moved.json").write_text(_json.dumps(doc), encoding="utf-8")
+    assert gradcore(["guard", str(tmp_path / "moved.json"), "--baseline", str(techniques)]) == 1

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import results
 from .verdicts import CLAUSE_MARK as MARK
-from .views import num
+from .views import measured, num, table
 
 if TYPE_CHECKING:
     from .check import TechniqueCheck
@@ -179,3 +179,29 @@ def write_builtin_tables(measured: dict[str, dict[str, list[ClauseResult]]],
     out_dir = Path(out_dir)
     results.write(doc, out_dir / "techniques.json")
     return results.write_text("\n".join(md), out_dir / "techniques.md")
+
+
+def _groups(doc: dict[str, Any]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """kind → technique → clause entries of a technique results document (one check or the built-ins)."""
+    groups = {kind: dict(t) for kind, t in doc.get("kinds", {}).items()}
+    if "technique" in doc:
+        t = doc["technique"]
+        groups.setdefault(t["kind"], {})[t["name"]] = doc.get("clauses", [])
+        groups[t["kind"]].update(doc.get("builtins", {}))
+    return groups
+
+
+def render_document(doc: dict[str, Any]) -> str:
+    """Markdown for a technique results file as read back from JSON (``gradcore report``)."""
+    out = ["# gradcore technique results", ""]
+    for kind, techniques in _groups(doc).items():
+        rows = [[name, f"`{c['id']}`", MARK[c["verdict"]], "; ".join(f"{k['name']} = {measured(k)}" for k in c["constants"][:3])
+                 or c.get("note", "")] for name, clauses in techniques.items() for c in clauses]
+        out += [f"## {kind}", "", table(["technique", "clause", "verdict", "measured"], rows), ""]
+    return "\n".join(out)
+
+
+def summary_of_document(doc: dict[str, Any]) -> str:
+    """One line per technique: its clauses' verdicts."""
+    return "\n".join(f"{kind:<12} {name:<32} " + ", ".join(f"{c['id']}={c['verdict']}" for c in clauses)
+                     for kind, techniques in _groups(doc).items() for name, clauses in techniques.items())

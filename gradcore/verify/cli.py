@@ -201,6 +201,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     doc = _read(args.results)
+    if doc.get("schema") == results.CHECK_SCHEMA:
+        return _report_techniques(doc, args)
     if doc.get("schema") == results.SCHEMA_VERSION:   # what the catalogues hold and this file lacks
         measured = {c["id"] for c in doc["claims"]}
         doc["not_run"] = [cid for cid in load_catalogue(args) if cid not in measured]
@@ -219,6 +221,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     out, n = report.write_markdown(doc, md)
     print(f"wrote {out} ({n} figures)")
     return 0
+
+
+def _report_techniques(doc: dict[str, Any], args: argparse.Namespace) -> int:
+    """``gradcore report`` of a technique results file (``gradcore check`` JSON, techniques.json)."""
+    from . import check_report
+
+    if args.format == "summary":
+        print(check_report.summary_of_document(doc))
+        return OK
+    text = json.dumps(doc, indent=1, ensure_ascii=False) if args.format == "json" else \
+        check_report.render_document(doc)
+    if args.out is None and args.format == "json":
+        print(text)
+        return OK
+    out = _distinct(args.out or args.results.with_suffix(".md"), args.results, what="--out")
+    results.write_text(text + "\n", out)
+    print(f"wrote {out}")
+    return OK
 
 
 def _claims_view(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
