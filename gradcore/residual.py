@@ -103,6 +103,35 @@ def mlp_branch(width: int, hidden: int | None = None, *, activation: str = "tanh
     return net.to(device=device, dtype=dtype)
 
 
+def fixup_scale(blocks: int, layers: int) -> float:
+    """Fixup's rescaling L^(−1/(2m−2)) of the weight layers inside each of L residual branches of
+    m layers (Zhang, Dauphin & Ma 2019 §3, LIT-11): the branches' summed contribution to one SGD
+    step's function change is then Θ(η) at every depth."""
+    blocks = v.integer(blocks, "blocks", minimum=1)
+    layers = v.integer(layers, "layers", minimum=2)
+    return blocks ** (-1.0 / (2 * layers - 2))
+
+
+def relu_branch(width: int, layers: int, *, scale: float = 1.0, zero_last: bool = False,
+                dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """A residual branch of ``layers`` bias-free Linear layers with ReLU between them (LIT-11).
+
+    Each weight is He-normal (``nn.init.kaiming_normal_``, fan-in, ReLU gain) times ``scale``;
+    with ``zero_last`` the last layer starts at 0, as Fixup initialises it. Drawn in ``dtype``.
+    """
+    width = v.integer(width, "width", minimum=1)
+    layers = v.integer(layers, "layers", minimum=1)
+    scale = v.real(scale, "scale", nonnegative=True)
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        linear = nn.Linear(width, width, bias=False, dtype=dtype)
+        with torch.no_grad():
+            nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
+            linear.weight.mul_(0.0 if zero_last and i == layers - 1 else scale)
+        mods += [linear, nn.ReLU()]
+    return nn.Sequential(*mods[:-1])
+
+
 def branch_lipschitz_bound(branch: nn.Sequential) -> float:
     """Upper bound Π‖W_i‖₂ · Π Lip(σ) on Lip(branch) for a Linear/activation sequence."""
     if not isinstance(branch, nn.Sequential):

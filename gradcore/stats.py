@@ -20,6 +20,8 @@ LEVEL = 0.95
 Z95 = float(_scipy_stats.norm.ppf(0.5 + LEVEL / 2))
 MEAN_METHOD = "Student-t 95% interval of the mean"
 SLOPE_METHOD = "Student-t 95% interval of the least-squares slope"
+PER_SEED_SLOPES = f"{MEAN_METHOD} of per-seed least-squares slopes"
+PER_SEED_LOGLOG_SLOPES = f"{MEAN_METHOD} of per-seed log-log slopes"
 
 
 def t_quantile(df: int) -> float:

@@ -82,6 +82,52 @@ def stack(kind: str, depth: int, d_model: int, n_heads: int, d_ff: int, *,
     return nn.Sequential(*layers)
 
 
+def xavier_init_(model: nn.Module) -> nn.Module:
+    """Xiong et al. 2020 §3's initialisation, in place: every weight matrix Xavier-Gaussian
+    (``nn.init.xavier_normal_``; the query, key and value projections each as its own d×d
+    matrix, as the paper writes them), every bias 0 (LIT-10). Returns ``model``."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.MultiheadAttention):
+            for w in m.in_proj_weight.data.chunk(3):
+                nn.init.xavier_normal_(w)
+            nn.init.zeros_(m.in_proj_bias)
+    return model
+
+
+def residual_norms(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Per block l, E‖r_l‖²/d over the tokens of ``x``: the residual sum a block ends with (LIT-10).
+
+    Xiong et al.'s Lemma measures, for Post-LN, x^{post,5}_l = x^{post,3}_l + FFN(x^{post,3}_l),
+    the sum entering the block's closing LayerNorm (``norm2``); for Pre-LN, x^{pre}_{l+1}, the
+    block's output. Post-LN sums are caught by a forward pre-hook on ``norm2``.
+    """
+    blocks = [m for m in model if isinstance(m, _Block)]
+    if not blocks:
+        v.fail("model", "contains no Pre-LN/Post-LN blocks")
+    x = v.tensor(x, "x", ndim=3)
+    sums: list[torch.Tensor] = []
+
+    def mean_square(t: torch.Tensor) -> torch.Tensor:
+        return t.pow(2).sum(-1).mean() / t.shape[-1]
+
+    handles = [b.norm2.register_forward_pre_hook(lambda mod, args: sums.append(mean_square(args[0])))
+               for b in blocks if isinstance(b, PostLNBlock)]
+    try:
+        with torch.no_grad():
+            h = x
+            for m in model:
+                h = m(h)
+                if isinstance(m, PreLNBlock):
+                    sums.append(mean_square(h))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return torch.stack(sums)
+
+
 @dataclass(frozen=True)
 class GradientProfile:
     """Per-block gradient norms of one backward pass, block 0 nearest the input."""

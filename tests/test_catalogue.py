@@ -44,6 +44,8 @@ def test_a_publication_is_a_source_with_its_own_citation(tmp_path):
     (src,) = catalogue.load(tmp_path)["LIT-01"].sources
     assert src.kind == "paper" and src.document == "Vaswani et al. 2017"
     assert src.cite() == "Vaswani et al. 2017, *Attention Is All You Need*, §3.2.1, footnote 4 (arXiv:1706.03762)"
+    two = catalogue.Publication("Xavier Glorot, Yoshua Bengio", 2010, "T", "§4", "q", url="https://x")
+    assert two.document == "Glorot & Bengio 2010" and two.cite().endswith("(https://x)")
     (tmp_path / "lit.toml").write_text(PAPER.replace('arxiv = "1706.03762"\n', ""), encoding="utf-8")
     with pytest.raises(catalogue.CatalogueError, match="doi, arxiv or url"):
         catalogue.load(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import numpy as np
 import torch
 
 from gradcore.measure import Kind, bptt, convspectra, meanfield, quartic, schedules, signal
@@ -49,3 +50,51 @@ def test_rounding_residuals_carry_their_bound():
     assert convspectra.conv_spectrum_residual(channels=2, n=4, m=4, padding_mode="zeros").value > 1e-3
     s = meanfield.product_singular_deviation(width=8, depth=5)
     assert s.value <= s.bound
+
+
+def test_lag1_correlation_tells_smooth_from_white_noise():
+    from gradcore.measure import shattering
+    t = torch.linspace(0, 1, 1000, dtype=torch.float64).numpy()
+    assert shattering.lag1_correlation(np.sin(2 * math.pi * t)) > 0.99
+    assert abs(shattering.lag1_correlation(np.random.default_rng(0).standard_normal(4000))) < 0.05
+
+
+def test_grid_gradients_are_each_points_own_derivative():
+    """LIT-13: with BN's statistics frozen, df/dx at a grid point equals a central difference of that point's
+    output with the other points (and so the statistics) held fixed."""
+    from gradcore.measure import shattering
+    g = shattering.grid_gradients(architecture="resnet", depth=3, seed=0)
+    assert g.shape == (256,) and np.isfinite(g).all()
+    # the same nets, with the statistics taken from the grid and x_i moved alone
+    from gradcore.measure.seeding import seeded
+    width = shattering.GRID["width"]
+    with seeded(0):
+        first = torch.nn.Linear(1, width, dtype=torch.float64)
+        blocks = [shattering._Block(width, True) for _ in range(3)]
+        last = torch.nn.Linear(width, 1, dtype=torch.float64)
+    grid = torch.linspace(-2, 2, 256, dtype=torch.float64)[:, None]
+    stats = []
+    with torch.no_grad():
+        h = first(grid)
+        for b in blocks:
+            stats.append((h.mean(0), h.var(0, unbiased=False)))
+            h = h + b(h)
+
+    @torch.no_grad()
+    def f(x0: float) -> float:
+        h = first(torch.tensor([[x0]], dtype=torch.float64))
+        for b, (mean, var) in zip(blocks, stats):
+            z = torch.nn.functional.batch_norm(h, mean, var, b.norm.weight, b.norm.bias, False, 0.0, b.norm.eps)
+            h = h + b.linear(torch.relu(z))
+        return float(last(h))
+
+    i, step = 100, 1e-6
+    x_i = float(grid[i])
+    assert (f(x_i + step) - f(x_i - step)) / (2 * step) == pytest.approx(g[i], rel=1e-5, abs=1e-8)
+
+
+def test_shattering_slope_refuses_a_log_of_noise():
+    from gradcore.measure import shattering
+    from gradcore import GradcoreInputError
+    with pytest.raises(GradcoreInputError, match="ρ₁ ≤ 0"):
+        shattering.gradient_correlation_slope(architecture="feedforward", depths=(1, 16, 24), seeds=4)

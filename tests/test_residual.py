@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from gradcore import GradcoreInputError
+from gradcore import residual as res
 from gradcore.residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound,
                                mlp_branch, residual_stack, safe_scaling)
 
@@ -112,3 +113,38 @@ def test_bad_inputs_raise():
         block_jacobian(Residual(nn.Identity()), torch.zeros(2, 2))
     with pytest.raises(GradcoreInputError, match=r"branch\[0\]"):
         branch_lipschitz_bound(nn.Sequential(nn.GELU()))
+
+
+def test_fixup_scale_is_L_to_the_minus_one_over_2m_minus_2():
+    assert res.fixup_scale(16, 2) == pytest.approx(1 / 4) and res.fixup_scale(16, 3) == pytest.approx(1 / 2)
+    with pytest.raises(GradcoreInputError, match="layers"):
+        res.fixup_scale(16, 1)
+
+
+def test_relu_branch_scales_he_init_and_zeroes_the_last_layer():
+    torch.manual_seed(0)
+    b = res.relu_branch(256, 3, scale=0.5)
+    linears = [m for m in b if isinstance(m, nn.Linear)]
+    assert len(linears) == 3 and sum(isinstance(m, nn.ReLU) for m in b) == 2
+    for w in (m.weight for m in linears):   # He normal std √(2/n) times the scale
+        assert w.std().item() == pytest.approx(0.5 * (2 / 256) ** 0.5, rel=0.03)
+    last = [m for m in res.relu_branch(8, 2, scale=0.5, zero_last=True) if isinstance(m, nn.Linear)][-1]
+    assert last.weight.abs().max() == 0
+
+
+def test_sgd_function_change_is_the_first_order_change_of_a_real_sgd_step():
+    """LIT-11's Δf/η = ‖∇F‖² against an actual SGD step with a small η on the same network."""
+    from gradcore.measure import residual as mres
+    from gradcore.measure.seeding import seeded
+    predicted = mres._sgd_function_change("fixup-nonzero-last", 8, 2, 16, 4, 0)
+    with seeded(0):
+        net = res.residual_stack(res.Residual(mres._fixup_branch("fixup-nonzero-last", 8, 2, 16)) for _ in range(8))
+        x, readout = torch.randn(4, 16, dtype=torch.float64), torch.randn(16, dtype=torch.float64) / 4
+    eta = 1e-6
+    before = (net(x) @ readout).mean()
+    opt = torch.optim.SGD(net.parameters(), lr=eta)
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = (net(x) @ readout).mean()
+    assert float(before.detach() - after) / eta == pytest.approx(predicted, rel=1e-4)

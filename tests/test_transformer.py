@@ -60,3 +60,34 @@ def test_gradient_profile_matches_autograd(device):
 def test_bad_inputs_raise(call):
     with pytest.raises(GradcoreInputError):
         call()
+
+
+def test_xavier_init_draws_each_projection_as_a_square_matrix():
+    model = tr.xavier_init_(tr.stack("pre", 2, 64, 4, 64).double())
+    for b in model:
+        for w in (*b.self_attn.in_proj_weight.chunk(3), b.linear1.weight, b.linear2.weight):
+            assert w.std().item() == pytest.approx(64 ** -0.5, rel=0.05)   # N(0, 2/(d + d)) = N(0, 1/d)
+        assert all(p.abs().max() == 0 for p in (b.self_attn.in_proj_bias, b.linear1.bias, b.linear2.bias))
+
+
+@pytest.mark.parametrize("kind", tr.KINDS)
+def test_residual_norms_are_the_sums_each_block_ends_with(kind):
+    """LIT-10: Post-LN's x^{post,5} = x3 + FFN(x3) before norm2, Pre-LN's block output, written out."""
+    model = tr.xavier_init_(tr.stack(kind, 3, 16, 2, 16).double())
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    want, h = [], x
+    with torch.no_grad():
+        for b in model:
+            if kind == "post":
+                x3 = b.norm1(h + b.attn(h))
+                r = x3 + b.ffn(x3)
+                h = b.norm2(r)
+            else:
+                r = h = b(h)
+            want.append(r.pow(2).sum(-1).mean() / 16)
+    torch.testing.assert_close(tr.residual_norms(model, x), torch.stack(want))
+
+
+def test_residual_norms_rejects_a_model_without_blocks():
+    with pytest.raises(GradcoreInputError, match="no Pre-LN/Post-LN blocks"):
+        tr.residual_norms(nn.Sequential(nn.Linear(4, 4)), torch.randn(1, 2, 4))

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from gradcore.measure import bptt, convspectra, meanfield, quartic, schedules, signal
+from gradcore.measure import bptt, convspectra, meanfield, quartic, residual, schedules, shattering, signal, transformer
 
 
 @pytest.mark.claim("LIT-01")
@@ -60,12 +60,16 @@ def test_min_snr_weights(claim):
 
 @pytest.mark.claim("LIT-05")
 def test_glorot_standard_and_normalized_init(claim):
-    """LIT-05 (Glorot & Bengio 2010 eq. 16, §4.2.2)."""
+    """LIT-05 (Glorot & Bengio 2010 eq. 15, §4.2.2)."""
     claim.check("n·Var[U(−1/√n, 1/√n)]", claimed=1 / 3, measured=signal.uniform_fan_in_variance())
     for init, paper in (("normalized", 0.8), ("standard", 0.5)):
         # the paper gives one significant digit: ± 0.05
         claim.check(f"mean singular value of the layer Jacobians, {init} init, 5-layer tanh", claimed=paper,
                     measured=signal.glorot_jacobian_singular_mean(init=init), atol=0.05)
+        widths = (32, 64, 128, 256, 512)   # the paper's nets are 1000 wide: does the width matter?
+        claim.curve("glorot-singular-vs-width", f"{init} init (paper: {paper})", widths,
+                    [signal.glorot_jacobian_singular_mean(init=init, width=w, seeds=3).value for w in widths],
+                    xlabel="width n", ylabel="mean singular value of ∂h_(i+1)/∂h_i", logx=True)
 
 
 @pytest.mark.claim("LIT-06")
@@ -132,6 +136,62 @@ def test_schoenholz_chi1(claim):
                     claimed=chi.value, measured=meanfield.gradient_ratio(sigma_w2=sigma_w2), rtol=0.02)
 
 
+@pytest.mark.claim("LIT-10")
+def test_xiong_pre_and_post_ln(claim):
+    """LIT-10 (Xiong et al. 2020 §3.3, Lemma 2 and Theorem 1)."""
+    claim.check("E‖x^{post,5}_l‖²/d, Post-LN, mean over 16 blocks (Lemma 2: 3/2)", claimed=1.5,
+                measured=transformer.residual_norm_average(kind="post"))
+    claim.check("slope of E‖x^{post,5}_l‖²/d on l, Post-LN (Lemma 2: the same at every l)", claimed=0.0,
+                measured=transformer.residual_norm_slope(kind="post"))
+    claim.check("E‖x_1‖²/d, Pre-LN, after one block (Lemma 2: ≥ 1 + 1/2)", claimed=1.5,
+                measured=transformer.residual_norm(kind="pre", layer=1), relation=">=")
+    growth = transformer.residual_norm_increment(kind="pre")
+    claim.check("mean over l of (E‖x_l‖²/d − 1)/l, Pre-LN (Lemma 2: ≥ 1/2)", claimed=0.5, measured=growth,
+                relation=">=")
+    claim.check("mean over l of (E‖x_l‖²/d − 1)/l, Pre-LN (Lemma 2: ≤ 3/2)", claimed=1.5, measured=growth,
+                relation="<=")
+    # Theorem 1 states orders: the exponent of L, ± 0.1 for the finite depths 2 … 64
+    for kind, paper in (("post", 0.0), ("pre", -0.5)):
+        claim.check(f"exponent p of ‖∂L/∂W^(2,L)‖_F ∝ L^p, {kind}-LN (Theorem 1: {paper:g})", claimed=paper,
+                    measured=transformer.last_ffn_gradient_exponent(kind=kind), atol=0.1)
+    for kind in ("post", "pre"):
+        layers, norms = transformer.residual_norm_curve(kind=kind)
+        claim.curve("xiong-residual-norms", f"{kind}-LN (8 stacks)", layers, norms, xlabel="block l",
+                    ylabel="E‖x_l‖²/d")
+    for label, per_block in (("1 + l/2", 0.5), ("1 + 3l/2", 1.5)):
+        claim.curve("xiong-residual-norms", f"Lemma 2's Pre-LN bound {label}", layers,
+                    [1 + per_block * l for l in layers], xlabel="block l", ylabel="E‖x_l‖²/d")
+    depths = (2, 4, 8, 16, 32, 64)
+    for kind in ("post", "pre"):
+        per_seed = transformer.last_ffn_gradients(kind=kind, depths=depths, seeds=6)
+        claim.curve("xiong-last-layer-gradient", f"{kind}-LN (geometric mean of 6 seeds)", depths,
+                    [math.exp(sum(math.log(r[i]) for r in per_seed) / len(per_seed)) for i in range(len(depths))],
+                    xlabel="layers L", ylabel="‖∂L/∂W^(2,L)‖_F", logx=True, logy=True)
+    claim.note(f"Pre-LN grows by {growth:.3g}·d per block on average: FFN adds d/2, attention between 0 and d; "
+               "a single stack can exceed the Lemma's upper bound, which holds in expectation")
+
+
+@pytest.mark.claim("LIT-11")
+def test_fixup_depth_independent_update(claim):
+    """LIT-11 (Zhang, Dauphin & Ma 2019 §3 and Figure 1)."""
+    for m in (2, 3):
+        # Θ(η) bounds the change between constants: over a 64-fold range of depth ±0.2 is a factor ≤ 2.3
+        claim.check(f"exponent p of Δf/η ∝ L^p, Fixup, m = {m} (depth-independent: 0)", claimed=0.0,
+                    measured=residual.sgd_change_slope(rule="fixup", layers=m), atol=0.2)
+    claim.check("exponent p, rescaling only (last branch layer not zeroed), m = 2", claimed=0.0,
+                measured=residual.sgd_change_slope(rule="fixup-nonzero-last", layers=2), atol=0.2)
+    claim.check("log-growth of Δf/η per block, unscaled He init, m = 2 (> 0: exponential in L)", claimed=0.0,
+                measured=residual.sgd_change_slope(rule="he", layers=2, depths=(2, 4, 8, 16), axis="depth"),
+                relation=">")
+    claim.check("exponent p, every branch × L^(−1/2), m = 3 (< 0: the update vanishes with depth)", claimed=0.0,
+                measured=residual.sgd_change_slope(rule="inverse-sqrt-depth", layers=3), relation="<")
+    depths = (4, 16, 64, 256)
+    for rule, m in (("fixup", 2), ("fixup", 3), ("inverse-sqrt-depth", 3)):
+        changes = residual.sgd_function_changes(rule=rule, layers=m, depths=depths)
+        claim.curve("fixup-function-change", f"{rule}, m = {m} (mean of 4 seeds)", depths, changes.mean(axis=0),
+                    xlabel="residual branches L", ylabel="Δf/η = ‖∇_θ F‖²", logx=True, logy=True)
+
+
 @pytest.mark.claim("LIT-12")
 def test_clipping_removes_quartic_divergence(claim):
     """LIT-12 (Zhang et al. 2020 abstract and §3; f(x) = x⁴, η = 0.01)."""
@@ -145,6 +205,33 @@ def test_clipping_removes_quartic_divergence(claim):
         claim.check(f"|x| after {steps} clipped-GD steps (‖g‖ ≤ 10) from x₀ = {x0:g} (< 1: converging)",
                     claimed=1.0, measured=quartic.final_distance(x0=x0, eta=eta, clip=10.0, steps=steps),
                     relation="<")
+
+
+@pytest.mark.claim("LIT-13")
+def test_shattered_gradients(claim):
+    """LIT-13 (Balduzzi et al. 2017, abstract; §3 Theorems 1 and 3)."""
+    claim.check("per-block slope of log ρ₁, feedforward + BN, depths 1–8 (< 0: decays with depth)", claimed=0.0,
+                measured=shattering.gradient_correlation_slope(architecture="feedforward", depths=(1, 2, 4, 8)),
+                relation="<")
+    claim.check("ρ₁ at depth 16, feedforward + BN (white noise: 0 ± 0.15)", claimed=0.0,
+                measured=shattering.gradient_correlation(architecture="feedforward", depth=16), atol=0.15)
+    sub = shattering.gradient_correlation_slope(architecture="resnet", depths=(8, 16, 32, 50), axis="log depth")
+    claim.check("exponent p of ρ₁ ∝ L^p, resnet + BN, depths 8–50 (> −1: sublinear)", claimed=-1.0, measured=sub,
+                relation=">")
+    plain = shattering.gradient_correlation(architecture="feedforward", depth=16, batch_norm=False)
+    claim.check("ρ₁ at depth 16, feedforward without BN (white noise: 0 ± 0.15)", claimed=0.0, measured=plain,
+                atol=0.15, outside="without batch normalization")
+    if abs(plain.value) > 0.15:
+        claim.correct(f"With batch normalization, gradients of a feedforward ReLU net on a 1-D input grid decorrelate "
+                      f"with depth to white noise, and skip connections slow the decay to sublinear (ρ₁ ∝ L^{sub:.2f}); "
+                      f"without batch normalization the same He-initialised net keeps ρ₁ = {plain:.2f} at depth 16.")
+    depths = (1, 2, 4, 8, 16, 32, 50)
+    for architecture, bn in (("feedforward", True), ("resnet", True), ("feedforward", False)):
+        rho = shattering.correlations(architecture=architecture, depths=depths, batch_norm=bn)
+        claim.curve("shattered-gradients", f"{architecture}{' + BN' if bn else ', no BN'} (mean of 8 seeds)",
+                    depths, rho.mean(axis=0), xlabel="depth", ylabel="lag-1 autocorrelation ρ₁ of df/dx", logx=True)
+    claim.note(f"the resnet's ρ₁ falls like L^{sub:.2f}: sublinear as the abstract says, and flatter than "
+               "Theorem 3's 1/√L for the correlation (which needs β-rescaling and concerns distant inputs)")
 
 
 @pytest.mark.claim("LIT-14")

@@ -14,7 +14,7 @@ import torch
 
 from .. import flows as F
 from ..jacobian import jacobian, jacobian_operator
-from ..stats import MEAN_METHOD, per_seed_slope_ci
+from ..stats import PER_SEED_SLOPES, per_seed_slope_ci
 from .measurement import Kind, Measurement, recipe
 
 F64 = torch.float64
@@ -114,7 +114,7 @@ def growth_rate(*, layer: str = "linear", param: float = 16.0, seeds: int = SEED
     m, lo, hi = per_seed_slope_ci(list(ks), gains(layer=layer, param=param, seeds=seeds, ks=ks, device=device))
     return Measurement(m, Kind.STATISTICAL, "float64", device,
                        {"layer": layer, "param": param, "dim": DIM, "depths": list(ks), "seeds": seeds},
-                       interval=(lo, hi), method=f"{MEAN_METHOD} of per-seed least-squares slopes", n=seeds)
+                       interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
 
 
 @recipe

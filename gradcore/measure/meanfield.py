@@ -21,7 +21,7 @@ from .. import activations as acts
 from .. import chains
 from .. import init as inits
 from ..jacobian import jacobian
-from ..stats import MEAN_METHOD, mean_ci, per_seed_slope_ci
+from ..stats import MEAN_METHOD, PER_SEED_LOGLOG_SLOPES, mean_ci, per_seed_slope_ci
 from .measurement import Kind, Measurement, recipe
 from .signal import seeded_feedforward
 
@@ -181,7 +181,7 @@ def spectrum_variance_exponent(*, activation: str = "linear", init: str = "gauss
     mean, lo, hi = per_seed_slope_ci(np.log(depths), ys, log_y=True)
     return Measurement(mean, Kind.STATISTICAL, "float64", "cpu",
                        {"width": width, "depths": list(depths), "seeds": seeds},
-                       interval=(lo, hi), method=MEAN_METHOD + " of per-seed log-log slopes", n=seeds)
+                       interval=(lo, hi), method=PER_SEED_LOGLOG_SLOPES, n=seeds)
 
 
 @recipe

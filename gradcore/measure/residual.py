@@ -25,9 +25,9 @@ from torch import nn
 from .. import _validate as v
 from .. import probes
 from ..jacobian import chain_jacobians, jacobian, jacobian_operator
-from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound, mlp_branch,
-                        residual_stack, safe_scaling)
-from ..stats import MEAN_METHOD, mean_ci, per_seed_slope_ci, proportion_ci
+from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound, fixup_scale, mlp_branch,
+                        relu_branch, residual_stack, safe_scaling)
+from ..stats import MEAN_METHOD, PER_SEED_SLOPES, mean_ci, per_seed_slope_ci, proportion_ci
 from .measurement import EPS, Given, Kind, Measurement, recipe
 from . import transfer
 from .seeding import seeded
@@ -35,7 +35,6 @@ from .seeding import seeded
 F64 = torch.float64
 # A float64 computation on float32-drawn weights (see the module docstring): float32 precision.
 DRAWN_F32 = EPS["float32"] / EPS["float64"]
-PER_SEED_SLOPES = f"{MEAN_METHOD} of per-seed least-squares slopes"
 SHORTCUT_FORMS = ("plain", "residual", "scaled")
 ACT_DERIV: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": lambda z: 1 - torch.tanh(z) ** 2, "relu": lambda z: (z > 0).to(z.dtype),
@@ -433,3 +432,53 @@ def user_stack_transfer_factor(*, make: Given, width: int, depth: int, batch: in
         factors.append(transfer.network_factor(blocks, x, r)[0])   # the one per-network λ (∞ explosion, 0 dead)
     return transfer.summary(factors, dtype="float64", device=device,
                             sizes={"depth": depth, "width": width, "batch": batch, "seeds": seeds})
+
+
+# LIT-11 (Zhang, Dauphin & Ma 2019, Fixup): how one SGD step's function change depends on depth
+# for each way of scaling the L residual branches of m He-initialised ReLU layers.
+FIXUP_RULES = ("fixup", "fixup-nonzero-last", "he", "inverse-sqrt-depth")
+FIXUP_AXES = ("log depth", "depth")
+
+
+def _fixup_branch(rule: str, blocks: int, layers: int, width: int) -> nn.Sequential:
+    """``rule``: "fixup" (× L^(−1/(2m−2)), last layer 0), "fixup-nonzero-last" (the rescaling only,
+    the case Fixup's §3 analysis treats), "he" (unscaled He init) or "inverse-sqrt-depth" (× L^(−1/2))."""
+    scale = {"fixup": fixup_scale(blocks, layers), "fixup-nonzero-last": fixup_scale(blocks, layers),
+             "he": 1.0, "inverse-sqrt-depth": blocks ** -0.5}[v.choice(rule, "rule", FIXUP_RULES)]
+    return relu_branch(width, layers, scale=scale, zero_last=rule == "fixup")
+
+
+@functools.lru_cache(maxsize=None)
+def _sgd_function_change(rule: str, blocks: int, layers: int, width: int, batch: int, seed: int) -> float:
+    """lim_{η→0} |F(θ − η∇F) − F(θ)|/η = ‖∇_θ F‖² for F the mean over a batch of vᵀ x_L.
+
+    The readout v ~ N(0, I/width) is fixed (not trained), so the change comes from the branches;
+    network, batch and v are drawn from ``seed`` in float64.
+    """
+    with seeded(seed):
+        net = residual_stack(Residual(_fixup_branch(rule, blocks, layers, width)) for _ in range(blocks))
+        x = torch.randn(batch, width, dtype=F64)
+        readout = torch.randn(width, dtype=F64) / math.sqrt(width)
+    grads = torch.autograd.grad((net(x) @ readout).mean(), list(net.parameters()))
+    return float(sum(g.pow(2).sum() for g in grads))
+
+
+def sgd_function_changes(*, rule: str, layers: int, depths: Sequence[int], width: int = 64, batch: int = 32,
+                         seeds: int = 4) -> np.ndarray:
+    """(seeds, depths) array of the first-order function change per unit step (for slopes and figures)."""
+    return np.array([[_sgd_function_change(rule, d, layers, width, batch, s) for d in depths] for s in range(seeds)])
+
+
+@recipe
+def sgd_change_slope(*, rule: str, layers: int, depths: tuple[int, ...] = (4, 16, 64, 256),
+                     axis: str = "log depth", width: int = 64, batch: int = 32, seeds: int = 4) -> Measurement:
+    """LIT-11: slope of log(Δf/η) against log L (``axis="log depth"``: the exponent p of Δf ∝ L^p,
+    0 when the change is depth-independent) or against L (``"depth"``: the log-growth per block);
+    Δf/η is :func:`_sgd_function_change`'s first-order change; mean of per-seed slopes."""
+    v.choice(axis, "axis", FIXUP_AXES)
+    x = np.log(depths) if axis == "log depth" else np.asarray(depths, dtype=float)
+    slope, lo, hi = per_seed_slope_ci(x, sgd_function_changes(rule=rule, layers=layers, depths=depths, width=width,
+                                                              batch=batch, seeds=seeds))
+    return Measurement(slope, Kind.STATISTICAL, "float64", "cpu",
+                       {"depths": list(depths), "layers per branch": layers, "width": width, "batch": batch,
+                        "seeds": seeds}, interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)

@@ -1,7 +1,7 @@
 """Variance recursions of signals through random layers, measured (literature claims).
 
 LIT-01 (Vaswani et al. 2017 §3.2.1 fn. 4): Var(q·k) = d_k for unit-variance components.
-LIT-05 (Glorot & Bengio 2010 eq. 16 and §4.2.2): n·Var of U[−1/√n, 1/√n] and the mean
+LIT-05 (Glorot & Bengio 2010 eqs. 1, 15–16 and §4.2.2): n·Var of U[−1/√n, 1/√n] and the mean
 singular value of the layer Jacobians of a 5-layer tanh net. LIT-06 (He et al. 2015
 eqs. 9–10): Var[y_L]/Var[y_1] = ∏ ½ n_l Var[w_l] in a ReLU net.
 Every draw comes from an explicit seed; estimates carry Student-t intervals over seeds.
@@ -73,7 +73,7 @@ def dot_product_mean(*, d_k: int = 64, pairs: int = 4096, seeds: int = 8, seed: 
 
 @recipe
 def uniform_fan_in_variance() -> Measurement:
-    """LIT-05: n·Var[W] for W ~ U[−1/√n, 1/√n] (Glorot & Bengio's 'standard' init), by sympy."""
+    """LIT-05: n·Var[W] for W ~ U[−1/√n, 1/√n] (Glorot & Bengio's 'standard' init, eq. 15), by sympy."""
     w, n = sp.symbols("w n", positive=True)
     a = 1 / sp.sqrt(n)
     var = sp.integrate(w ** 2 / (2 * a), (w, -a, a))   # the mean is 0 by symmetry
@@ -96,7 +96,7 @@ def _glorot_singular_means(init: str, width: int, depth: int, batch: int, seeds:
         g = _gen(7919 + s)
         net = seeded_feedforward(depth, width, "tanh", "normal", s)
         for linear in chains.linears(net):
-            # eq. 16 'standard' U[−1/√n, 1/√n]; eq. 1 'normalized' U[±√6/√(n_in + n_out)]
+            # eq. 1 'standard' U[−1/√n, 1/√n]; eq. 16 'normalized' U[±√6/√(n_in + n_out)]
             bound = 1 / math.sqrt(width) if init == "standard" else math.sqrt(6 / (2 * width))
             _uniform_(linear.weight, bound, g)
         x = torch.rand(batch, width, generator=g, dtype=torch.float64) * 2 - 1   # inputs in [−1, 1]
@@ -117,8 +117,8 @@ def glorot_jacobian_singular_mean(*, init: str = "normalized", width: int = 256,
                                   batch: int = 4, seeds: int = 6) -> Measurement:
     """LIT-05: mean singular value of the layer-to-layer Jacobians of a ``depth``-layer tanh net.
 
-    ``init`` 'standard' is U[−1/√n, 1/√n] (Glorot & Bengio eq. 16), 'normalized' their
-    eq. 1. Inputs uniform in [−1, 1]; the interval is across seeds.
+    ``init`` 'standard' is U[−1/√n, 1/√n] (Glorot & Bengio eq. 1), 'normalized' their
+    eq. 16. Inputs uniform in [−1, 1]; the interval is across seeds.
     """
     values = list(_glorot_singular_means(init, width, depth, batch, seeds))
     return _statistical(values, {"width": width, "depth": depth, "inputs per seed": batch, "seeds": seeds},

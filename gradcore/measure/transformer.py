@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from .. import transformer as tr
-from ..stats import MEAN_METHOD, mean_ci
+from ..errors import InputError
+from ..stats import MEAN_METHOD, PER_SEED_LOGLOG_SLOPES, PER_SEED_SLOPES, mean_ci, per_seed_slope_ci
 from .seeding import seeded
 from .measurement import Kind, Measurement, recipe
 
@@ -102,3 +104,106 @@ def layer_gradients(*, kind: str, depth: int = 16, seed: int = 0, d_model: int =
         model = tr.stack(kind, depth, d_model, heads, d_ff)
         x, up = torch.randn(4, 8, d_model), torch.randn(4, 8, d_model)
     return tr.gradient_profile(model.to(device), x.to(device), up.to(device)).param.cpu().tolist()
+
+
+# Xiong et al. 2020 (LIT-10): width d = d_ff = 64, 4 heads, Xavier-Gaussian weights and zero biases
+# (their §3 setting), 4 sequences of 16 tokens with x ~ N(0, I_d) per token, float64.
+XIONG = {"d_model": 64, "heads": 4, "d_ff": 64, "batch": 4, "tokens": 16}
+
+
+def _xiong_stack(kind: str, depth: int, seed: int, final_norm: bool = False
+                 ) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """A seeded float64 stack initialised as in Xiong et al. §3, an input x and an output gradient g."""
+    p = XIONG
+    with seeded(seed):
+        # cast before drawing: float64 normals come from one kernel on every CPU, float32 ones do not
+        model = tr.stack(kind, depth, p["d_model"], p["heads"], p["d_ff"], final_norm=final_norm).double()
+        tr.xavier_init_(model)
+        x, g = (torch.randn(p["batch"], p["tokens"], p["d_model"], dtype=torch.float64) for _ in range(2))
+    return model, x, g
+
+
+@functools.lru_cache(maxsize=None)
+def _residual_norms(kind: str, depth: int, seed: int) -> tuple[float, ...]:
+    model, x, _ = _xiong_stack(kind, depth, seed)
+    return tuple(tr.residual_norms(model, x).tolist())
+
+
+def _xiong_sizes(**sizes: object) -> dict:
+    return {**sizes, "d_model": XIONG["d_model"], "d_ff": XIONG["d_ff"], "tokens": XIONG["batch"] * XIONG["tokens"]}
+
+
+def _norm_rows(kind: str, depth: int, seeds: int) -> np.ndarray:
+    """(seeds, depth) array of E‖r_l‖²/d, one stack per seed."""
+    return np.array([_residual_norms(kind, depth, s) for s in range(seeds)])
+
+
+def _over_seeds(per_seed: Sequence[float], sizes: dict, method: str = MEAN_METHOD) -> Measurement:
+    value, lo, hi = mean_ci(per_seed)
+    return Measurement(value, Kind.STATISTICAL, "float64", "cpu", _xiong_sizes(**sizes), interval=(lo, hi),
+                       method=method, n=len(per_seed))
+
+
+@recipe
+def residual_norm(*, kind: str, layer: int, depth: int = 16, seeds: int = 8) -> Measurement:
+    """LIT-10: E‖r_l‖²/d at block ``layer`` (1-based) of a ``depth``-block stack, Student-t interval over
+    ``seeds`` stacks. r_l is x^{post,5}_l for Post-LN, x^{pre}_{l+1} for Pre-LN
+    (:func:`gradcore.transformer.residual_norms`)."""
+    if not 1 <= layer <= depth:
+        raise InputError(f"layer: expected 1 … depth = {depth}, got {layer}")
+    return _over_seeds(_norm_rows(kind, depth, seeds)[:, layer - 1], {"layer": layer, "depth": depth, "seeds": seeds})
+
+
+@recipe
+def residual_norm_average(*, kind: str = "post", depth: int = 16, seeds: int = 8) -> Measurement:
+    """LIT-10: per stack, E‖r_l‖²/d averaged over its blocks; Student-t interval over stacks
+    (Xiong et al.'s Lemma: 3/2 at every block of a Post-LN stack)."""
+    return _over_seeds(_norm_rows(kind, depth, seeds).mean(axis=1), {"depth": depth, "seeds": seeds})
+
+
+@recipe
+def residual_norm_slope(*, kind: str = "post", depth: int = 16, seeds: int = 8) -> Measurement:
+    """LIT-10: per stack, the least-squares slope of E‖r_l‖²/d on l; Student-t interval over stacks
+    (0 when the norm does not change with depth, as the Lemma says of Post-LN)."""
+    value, lo, hi = per_seed_slope_ci(list(range(1, depth + 1)), _norm_rows(kind, depth, seeds), log_y=False)
+    return Measurement(value, Kind.STATISTICAL, "float64", "cpu", _xiong_sizes(depth=depth, seeds=seeds),
+                       interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
+
+
+@recipe
+def residual_norm_increment(*, kind: str = "pre", depth: int = 16, seeds: int = 8) -> Measurement:
+    """LIT-10: per stack, the mean over blocks l of (E‖r_l‖²/d − 1)/l, the average growth per block;
+    Student-t interval over stacks. The Lemma's Pre-LN bounds (1 + l/2)d ≤ E‖x_l‖² ≤ (1 + 3l/2)d
+    put it in [1/2, 3/2]."""
+    rows = _norm_rows(kind, depth, seeds)
+    return _over_seeds(((rows - 1) / np.arange(1, depth + 1)).mean(axis=1), {"depth": depth, "seeds": seeds})
+
+
+def residual_norm_curve(*, kind: str, depth: int = 16, seeds: int = 8) -> tuple[list[int], list[float]]:
+    """LIT-10 curve: block l and the mean over seeds of E‖r_l‖²/d (for figures)."""
+    return list(range(1, depth + 1)), _norm_rows(kind, depth, seeds).mean(axis=0).tolist()
+
+
+@functools.lru_cache(maxsize=None)
+def _last_ffn_gradient(kind: str, depth: int, seed: int) -> float:
+    """‖∂L/∂W^{2,L}‖_F, the last block's second FFN weight, for L = ⟨g, output⟩ (Pre-LN with its final LN)."""
+    model, x, g = _xiong_stack(kind, depth, seed, final_norm=kind == "pre")
+    model(x).backward(g)
+    return float(model[depth - 1].linear2.weight.grad.norm())
+
+
+def last_ffn_gradients(*, kind: str, depths: tuple[int, ...], seeds: int) -> list[list[float]]:
+    """Per seed, ‖∂L/∂W^{2,L}‖_F at each depth (for the exponent and figures)."""
+    return [[_last_ffn_gradient(kind, d, s) for d in depths] for s in range(seeds)]
+
+
+@recipe
+def last_ffn_gradient_exponent(*, kind: str, depths: tuple[int, ...] = (2, 4, 8, 16, 32, 64),
+                               seeds: int = 6) -> Measurement:
+    """LIT-10: the exponent p of ‖∂L/∂W^{2,L}‖_F ∝ L^p, one log–log slope per seed (a stack per depth
+    and seed), with its Student-t interval. Xiong et al.'s Theorem 1 bounds the norm by O(d√(ln d))
+    for Post-LN (p = 0) and O(d√(ln d / L)) for Pre-LN (p = −1/2)."""
+    ys = last_ffn_gradients(kind=kind, depths=depths, seeds=seeds)
+    value, lo, hi = per_seed_slope_ci([math.log(d) for d in depths], ys)
+    return Measurement(value, Kind.STATISTICAL, "float64", "cpu", _xiong_sizes(depths=list(depths), seeds=seeds),
+                       interval=(lo, hi), method=PER_SEED_LOGLOG_SLOPES, n=seeds)

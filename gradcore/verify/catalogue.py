@@ -64,10 +64,11 @@ class Publication:
 
     @property
     def document(self) -> str:
-        first = self.authors.split(",")[0].split(" and ")[0].strip()
-        surname = first.split()[-1] if first else first
-        many = "," in self.authors or " and " in self.authors
-        return f"{surname}{' et al.' if many else ''} {self.year}"
+        """'Surname YEAR', 'A & B YEAR' for two authors, 'A et al. YEAR' for more."""
+        names = [n.strip() for part in self.authors.split(",") for n in part.split(" and ") if n.strip()]
+        surnames = [n.split()[-1] for n in names]
+        who = " & ".join(surnames) if len(surnames) <= 2 else f"{surnames[0]} et al."
+        return f"{who} {self.year}"
 
     def cite(self) -> str:
         link = f"doi:{self.doi}" if self.doi else f"arXiv:{self.arxiv}" if self.arxiv else self.url

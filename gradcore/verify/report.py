@@ -69,9 +69,10 @@ def _by_source(claims: list[dict[str, Any]]) -> list[str]:
     return [table(["source", "kind", "claims", *VERDICT_ORDER], rows)]
 
 
-def _papers(claims: list[dict[str, Any]]) -> list[str]:
-    """Claims taken from publications: the paper's own value beside the measured one."""
-    rows = []
+def _papers(claims: list[dict[str, Any]], figure_links: dict[tuple[str, str], str]) -> list[str]:
+    """Claims taken from publications: the paper's own value beside the measured one, then their
+    figures (the depth and width trends each claim measured)."""
+    rows, figures = [], []
     for c in claims:
         papers = [s for s in c.get("sources", []) if s.get("kind") == "paper"]
         if not papers:
@@ -80,13 +81,18 @@ def _papers(claims: list[dict[str, Any]]) -> list[str]:
         rows.append([f"[{c['id']}]({_anchor(c)})", _cite(papers[0]), c["title"],
                      num(key.get("claimed")) if key else "—", measured(key) if key else "—",
                      VERDICT_MARK[c["verdict"]]])
+        figures += [f"![{cid} {name}]({rel})" for (cid, name), rel in figure_links.items() if cid == c["id"]]
     if not rows:
         return []
-    return ["## Literature reproduced", "",
-            "Each row is a claim quoted from a paper, measured here; *paper* is the value the paper states "
-            "(the claimed constant of the deciding check), *measured* what gradcore measured under the "
-            "assumptions listed in the claim's section.", "",
-            table(["claim", "paper", "what it says", "paper", "measured", "verdict"], rows), ""]
+    out = ["## Literature reproduced", "",
+           "Each row is a claim quoted from a paper, measured here; *paper* is the value the paper states "
+           "(the claimed constant of the deciding check), *measured* what gradcore measured under the "
+           "assumptions listed in the claim's section.", "",
+           table(["claim", "paper", "what it says", "paper", "measured", "verdict"], rows), ""]
+    if figures:
+        out += ["### Depth and width trends measured for the papers' claims", ""]
+        out += [line for f in figures for line in (f, "")]
+    return out
 
 
 def _by_topic(claims: list[dict[str, Any]]) -> list[str]:
@@ -201,7 +207,7 @@ def render(doc: dict[str, Any], figure_links: dict[tuple[str, str], str] | None 
              "## What does not hold as written", "", *_failures(claims), "",
              "## By topic", "", *_by_topic(claims), "",
              "## By source", "", *_by_source(claims), "",
-             *_papers(claims),
+             *_papers(claims, figure_links),
              "## Every claim", "", *_all_claims(doc), "",
              "## Claims in detail", ""]
     for c in claims:
