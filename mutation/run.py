@@ -175,10 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         mutants = [m for m in mutants if m.name in wanted]
+    def run_and_say(m: Mutant) -> Outcome:
+        o = run_one(m)
+        print(f"{o.status:<15} {o.mutant.name:<40} {o.seconds:5.0f} s  {o.by}", flush=True)
+        return o
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        outcomes = list(pool.map(run_one, mutants))
-    for o in outcomes:
-        print(f"{o.status:<15} {o.mutant.name:<32} {o.by}")
+        outcomes = list(pool.map(run_and_say, mutants))
     write_text(render(outcomes), args.out)
     print(f"wrote {args.out}")
     return 0

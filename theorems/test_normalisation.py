@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import norms as M
-from gradcore.measure.candidates import structured_matrices
-from gradcore.measure.searched import searched
+from gradcore.measure.searched import searched, structured_matrices
 from gradcore.verify.search import structured_vectors
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import recurrent as M
-from gradcore.measure.candidates import search_bound, searched_residual, structured_matrices
+from gradcore.measure.searched import search_bound, searched_residual, structured_matrices
 from gradcore.spectral import spectral_norm
 from gradcore.verify.search import find_counterexample, maximize, structured_vectors
 

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import euler as E
 from gradcore.measure import stability as S
-from gradcore.measure.candidates import search_bound, structured_matrices
+from gradcore.measure.searched import search_bound, structured_matrices
 from gradcore.verify.search import maximize, structured_vectors
 
 

@@ -26,7 +26,7 @@ from hypothesis.extra import numpy as hnp
 from .. import clipping as C
 from ..verify.search import Found, structured_vectors
 from .measurement import Kind, Measurement, recipe
-from .searching import residual_bound, search
+from .searched import residual_bound, search
 
 Rule = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -138,10 +138,11 @@ def _norm_rows(kind: str, depth: int, seeds: int) -> np.ndarray:
     return np.array([_residual_norms(kind, depth, s) for s in range(seeds)])
 
 
-def _over_seeds(per_seed: Sequence[float], sizes: dict, method: str = MEAN_METHOD) -> Measurement:
-    value, lo, hi = mean_ci(per_seed)
-    return Measurement(value, Kind.STATISTICAL, "float64", "cpu", _xiong_sizes(**sizes), interval=(lo, hi),
-                       method=method, n=len(per_seed))
+def _estimate(ci: tuple[float, float, float], seeds: int, sizes: dict, method: str = MEAN_METHOD) -> Measurement:
+    """(value, low, high) over ``seeds`` stacks as a statistical measurement at Xiong et al.'s sizes."""
+    value, lo, hi = ci
+    return Measurement(value, Kind.STATISTICAL, "float64", "cpu", _xiong_sizes(**sizes, seeds=seeds),
+                       interval=(lo, hi), method=method, n=seeds)
 
 
 @recipe
@@ -151,23 +152,22 @@ def residual_norm(*, kind: str, layer: int, depth: int = 16, seeds: int = 8) -> 
     (:func:`gradcore.transformer.residual_norms`)."""
     if not 1 <= layer <= depth:
         raise InputError(f"layer: expected 1 … depth = {depth}, got {layer}")
-    return _over_seeds(_norm_rows(kind, depth, seeds)[:, layer - 1], {"layer": layer, "depth": depth, "seeds": seeds})
+    return _estimate(mean_ci(_norm_rows(kind, depth, seeds)[:, layer - 1]), seeds, {"layer": layer, "depth": depth})
 
 
 @recipe
 def residual_norm_average(*, kind: str = "post", depth: int = 16, seeds: int = 8) -> Measurement:
     """LIT-10: per stack, E‖r_l‖²/d averaged over its blocks; Student-t interval over stacks
     (Xiong et al.'s Lemma: 3/2 at every block of a Post-LN stack)."""
-    return _over_seeds(_norm_rows(kind, depth, seeds).mean(axis=1), {"depth": depth, "seeds": seeds})
+    return _estimate(mean_ci(_norm_rows(kind, depth, seeds).mean(axis=1)), seeds, {"depth": depth})
 
 
 @recipe
 def residual_norm_slope(*, kind: str = "post", depth: int = 16, seeds: int = 8) -> Measurement:
     """LIT-10: per stack, the least-squares slope of E‖r_l‖²/d on l; Student-t interval over stacks
     (0 when the norm does not change with depth, as the Lemma says of Post-LN)."""
-    value, lo, hi = per_seed_slope_ci(list(range(1, depth + 1)), _norm_rows(kind, depth, seeds), log_y=False)
-    return Measurement(value, Kind.STATISTICAL, "float64", "cpu", _xiong_sizes(depth=depth, seeds=seeds),
-                       interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
+    ci = per_seed_slope_ci(list(range(1, depth + 1)), _norm_rows(kind, depth, seeds), log_y=False)
+    return _estimate(ci, seeds, {"depth": depth}, PER_SEED_SLOPES)
 
 
 @recipe
@@ -176,7 +176,7 @@ def residual_norm_increment(*, kind: str = "pre", depth: int = 16, seeds: int = 
     Student-t interval over stacks. The Lemma's Pre-LN bounds (1 + l/2)d ≤ E‖x_l‖² ≤ (1 + 3l/2)d
     put it in [1/2, 3/2]."""
     rows = _norm_rows(kind, depth, seeds)
-    return _over_seeds(((rows - 1) / np.arange(1, depth + 1)).mean(axis=1), {"depth": depth, "seeds": seeds})
+    return _estimate(mean_ci(((rows - 1) / np.arange(1, depth + 1)).mean(axis=1)), seeds, {"depth": depth})
 
 
 def residual_norm_curve(*, kind: str, depth: int = 16, seeds: int = 8) -> tuple[list[int], list[float]]:
@@ -203,7 +203,5 @@ def last_ffn_gradient_exponent(*, kind: str, depths: tuple[int, ...] = (2, 4, 8,
     """LIT-10: the exponent p of ‖∂L/∂W^{2,L}‖_F ∝ L^p, one log–log slope per seed (a stack per depth
     and seed), with its Student-t interval. Xiong et al.'s Theorem 1 bounds the norm by O(d√(ln d))
     for Post-LN (p = 0) and O(d√(ln d / L)) for Pre-LN (p = −1/2)."""
-    ys = last_ffn_gradients(kind=kind, depths=depths, seeds=seeds)
-    value, lo, hi = per_seed_slope_ci([math.log(d) for d in depths], ys)
-    return Measurement(value, Kind.STATISTICAL, "float64", "cpu", _xiong_sizes(depths=list(depths), seeds=seeds),
-                       interval=(lo, hi), method=PER_SEED_LOGLOG_SLOPES, n=seeds)
+    ci = per_seed_slope_ci([math.log(d) for d in depths], last_ffn_gradients(kind=kind, depths=depths, seeds=seeds))
+    return _estimate(ci, seeds, {"depths": list(depths)}, PER_SEED_LOGLOG_SLOPES)
