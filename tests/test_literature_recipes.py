@@ -56,7 +56,9 @@ def test_lag1_correlation_tells_smooth_from_white_noise():
     from gradcore.measure import shattering
     t = torch.linspace(0, 1, 1000, dtype=torch.float64).numpy()
     assert shattering.lag1_correlation(np.sin(2 * math.pi * t)) > 0.99
-    assert abs(shattering.lag1_correlation(np.random.default_rng(0).standard_normal(4000))) < 0.05
+    noise = np.random.default_rng(0).standard_normal(4000)
+    assert abs(shattering.lag1_correlation(noise)) < 0.05
+    assert abs(shattering.lag1_correlation(noise + 5.0)) < 0.05   # an offset is not a correlation
 
 
 def test_grid_gradients_are_each_points_own_derivative():

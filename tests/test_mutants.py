@@ -1,0 +1,26 @@
+"""The planted bugs in mutation/mutants.toml still apply to the code they were written against.
+
+A mutant whose snippet no longer occurs exactly once would be scored "does not apply" by
+``mutation/run.py``; catching that here keeps the negative controls in step with the code.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTANTS = tomllib.loads((ROOT / "mutation" / "mutants.toml").read_text(encoding="utf-8"))["mutant"]
+
+
+def test_mutant_names_are_unique():
+    names = [m["name"] for m in MUTANTS]
+    assert len(names) == len(set(names)) and len(names) >= 30
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m["name"] for m in MUTANTS])
+def test_each_mutant_changes_one_snippet_that_occurs_once(mutant):
+    text = (ROOT / mutant["file"]).read_text(encoding="utf-8")
+    assert text.count(mutant["find"]) == 1, f"{mutant['name']}: snippet occurs {text.count(mutant['find'])} times"
+    assert mutant["replace"] != mutant["find"] and mutant["bug"].strip()
