@@ -72,7 +72,7 @@ def test_grid_gradients_are_each_points_own_derivative():
     width = shattering.GRID["width"]
     with seeded(0):
         first = torch.nn.Linear(1, width, dtype=torch.float64)
-        blocks = [shattering._Block(width, True) for _ in range(3)]
+        blocks = [shattering.GridBlock(width, True) for _ in range(3)]
         last = torch.nn.Linear(width, 1, dtype=torch.float64)
     grid = torch.linspace(-2, 2, 256, dtype=torch.float64)[:, None]
     stats = []

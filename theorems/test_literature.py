@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from gradcore.measure import bptt, convspectra, meanfield, quartic, residual, schedules, shattering, signal, transformer
@@ -163,12 +164,14 @@ def test_xiong_pre_and_post_ln(claim):
                     [1 + per_block * l for l in layers], xlabel="block l", ylabel="E‖x_l‖²/d")
     depths = (2, 4, 8, 16, 32, 64)
     for kind in ("post", "pre"):
-        per_seed = transformer.last_ffn_gradients(kind=kind, depths=depths, seeds=6)
+        per_seed = np.log(transformer.last_ffn_gradients(kind=kind, depths=depths, seeds=6))
         claim.curve("xiong-last-layer-gradient", f"{kind}-LN (geometric mean of 6 seeds)", depths,
-                    [math.exp(sum(math.log(r[i]) for r in per_seed) / len(per_seed)) for i in range(len(depths))],
-                    xlabel="layers L", ylabel="‖∂L/∂W^(2,L)‖_F", logx=True, logy=True)
-    claim.note(f"Pre-LN grows by {growth:.3g}·d per block on average: FFN adds d/2, attention between 0 and d; "
-               "a single stack can exceed the Lemma's upper bound, which holds in expectation")
+                    np.exp(per_seed.mean(axis=0)), xlabel="layers L", ylabel="‖∂L/∂W^(2,L)‖_F", logx=True, logy=True)
+    rows = transformer.residual_norm_rows("pre")
+    single = ((rows - 1) / np.arange(1, rows.shape[1] + 1)).max()
+    claim.note(f"Pre-LN grows by {growth:.3g}·d per block on average (FFN adds d/2, attention between 0 and d); "
+               f"the largest (‖x_l‖²/d − 1)/l of a single stack is {single:.3g}: the Lemma's bounds hold in "
+               "expectation, not for every network")
 
 
 @pytest.mark.claim("LIT-11")
@@ -219,9 +222,8 @@ def test_shattered_gradients(claim):
     claim.check("exponent p of ρ₁ ∝ L^p, resnet + BN, depths 8–50 (> −1: sublinear)", claimed=-1.0, measured=sub,
                 relation=">")
     plain = shattering.gradient_correlation(architecture="feedforward", depth=16, batch_norm=False)
-    claim.check("ρ₁ at depth 16, feedforward without BN (white noise: 0 ± 0.15)", claimed=0.0, measured=plain,
-                atol=0.15, outside="without batch normalization")
-    if abs(plain.value) > 0.15:
+    if claim.check("ρ₁ at depth 16, feedforward without BN (white noise: 0 ± 0.15)", claimed=0.0, measured=plain,
+                   atol=0.15, outside="without batch normalization") is False:
         claim.correct(f"With batch normalization, gradients of a feedforward ReLU net on a 1-D input grid decorrelate "
                       f"with depth to white noise, and skip connections slow the decay to sublinear (ρ₁ ∝ L^{sub:.2f}); "
                       f"without batch normalization the same He-initialised net keeps ρ₁ = {plain:.2f} at depth 16.")
@@ -230,8 +232,8 @@ def test_shattered_gradients(claim):
         rho = shattering.correlations(architecture=architecture, depths=depths, batch_norm=bn)
         claim.curve("shattered-gradients", f"{architecture}{' + BN' if bn else ', no BN'} (mean of 8 seeds)",
                     depths, rho.mean(axis=0), xlabel="depth", ylabel="lag-1 autocorrelation ρ₁ of df/dx", logx=True)
-    claim.note(f"the resnet's ρ₁ falls like L^{sub:.2f}: sublinear as the abstract says, and flatter than "
-               "Theorem 3's 1/√L for the correlation (which needs β-rescaling and concerns distant inputs)")
+    claim.note(f"the resnet's ρ₁ falls like L^{sub:.2f}: sublinear as the abstract says, and flatter than the "
+               "1/(β√L) of Theorem 3, stated for resnets with batch normalization and β-rescaling")
 
 
 @pytest.mark.claim("LIT-14")

@@ -27,7 +27,7 @@ ARCHITECTURES = ("feedforward", "resnet")
 GRID = {"points": 256, "low": -2.0, "high": 2.0, "width": 200}
 
 
-class _Block(nn.Module):
+class GridBlock(nn.Module):
     """BN → ReLU → Linear, He-initialised. BN normalises with the batch's mean and (biased) variance
     held fixed under differentiation (torch's ``F.batch_norm`` given those statistics), so that a
     point's output depends on its own input only and df/dx is that point's derivative; plain
@@ -55,7 +55,7 @@ def grid_gradients(*, architecture: str, depth: int, seed: int, batch_norm: bool
     width = GRID["width"]
     with seeded(seed):
         first = nn.Linear(1, width, dtype=F64)
-        blocks = [_Block(width, batch_norm) for _ in range(depth)]
+        blocks = [GridBlock(width, batch_norm) for _ in range(depth)]
         last = nn.Linear(width, 1, dtype=F64)
     x = torch.linspace(GRID["low"], GRID["high"], GRID["points"], dtype=F64)[:, None].requires_grad_(True)
     h = first(x)

@@ -133,8 +133,8 @@ def _xiong_sizes(**sizes: object) -> dict:
     return {**sizes, "d_model": XIONG["d_model"], "d_ff": XIONG["d_ff"], "tokens": XIONG["batch"] * XIONG["tokens"]}
 
 
-def _norm_rows(kind: str, depth: int, seeds: int) -> np.ndarray:
-    """(seeds, depth) array of E‖r_l‖²/d, one stack per seed."""
+def residual_norm_rows(kind: str, depth: int = 16, seeds: int = 8) -> np.ndarray:
+    """LIT-10: (seeds, depth) array of E‖r_l‖²/d, one stack per seed (for estimates, figures, notes)."""
     return np.array([_residual_norms(kind, depth, s) for s in range(seeds)])
 
 
@@ -152,21 +152,22 @@ def residual_norm(*, kind: str, layer: int, depth: int = 16, seeds: int = 8) -> 
     (:func:`gradcore.transformer.residual_norms`)."""
     if not 1 <= layer <= depth:
         raise InputError(f"layer: expected 1 … depth = {depth}, got {layer}")
-    return _estimate(mean_ci(_norm_rows(kind, depth, seeds)[:, layer - 1]), seeds, {"layer": layer, "depth": depth})
+    at_layer = residual_norm_rows(kind, depth, seeds)[:, layer - 1]
+    return _estimate(mean_ci(at_layer), seeds, {"layer": layer, "depth": depth})
 
 
 @recipe
 def residual_norm_average(*, kind: str = "post", depth: int = 16, seeds: int = 8) -> Measurement:
     """LIT-10: per stack, E‖r_l‖²/d averaged over its blocks; Student-t interval over stacks
     (Xiong et al.'s Lemma: 3/2 at every block of a Post-LN stack)."""
-    return _estimate(mean_ci(_norm_rows(kind, depth, seeds).mean(axis=1)), seeds, {"depth": depth})
+    return _estimate(mean_ci(residual_norm_rows(kind, depth, seeds).mean(axis=1)), seeds, {"depth": depth})
 
 
 @recipe
 def residual_norm_slope(*, kind: str = "post", depth: int = 16, seeds: int = 8) -> Measurement:
     """LIT-10: per stack, the least-squares slope of E‖r_l‖²/d on l; Student-t interval over stacks
     (0 when the norm does not change with depth, as the Lemma says of Post-LN)."""
-    ci = per_seed_slope_ci(list(range(1, depth + 1)), _norm_rows(kind, depth, seeds), log_y=False)
+    ci = per_seed_slope_ci(list(range(1, depth + 1)), residual_norm_rows(kind, depth, seeds), log_y=False)
     return _estimate(ci, seeds, {"depth": depth}, PER_SEED_SLOPES)
 
 
@@ -175,13 +176,13 @@ def residual_norm_increment(*, kind: str = "pre", depth: int = 16, seeds: int = 
     """LIT-10: per stack, the mean over blocks l of (E‖r_l‖²/d − 1)/l, the average growth per block;
     Student-t interval over stacks. The Lemma's Pre-LN bounds (1 + l/2)d ≤ E‖x_l‖² ≤ (1 + 3l/2)d
     put it in [1/2, 3/2]."""
-    rows = _norm_rows(kind, depth, seeds)
+    rows = residual_norm_rows(kind, depth, seeds)
     return _estimate(mean_ci(((rows - 1) / np.arange(1, depth + 1)).mean(axis=1)), seeds, {"depth": depth})
 
 
 def residual_norm_curve(*, kind: str, depth: int = 16, seeds: int = 8) -> tuple[list[int], list[float]]:
     """LIT-10 curve: block l and the mean over seeds of E‖r_l‖²/d (for figures)."""
-    return list(range(1, depth + 1)), _norm_rows(kind, depth, seeds).mean(axis=0).tolist()
+    return list(range(1, depth + 1)), residual_norm_rows(kind, depth, seeds).mean(axis=0).tolist()
 
 
 @functools.lru_cache(maxsize=None)
