@@ -79,9 +79,9 @@ def loglog_exponent(x: Sequence[float], y: Sequence[float]) -> tuple[float, floa
     return slope_ci(np.log(xa), np.log(ya))
 
 
-def per_seed_slope_ci(x: Sequence[float], ys: Sequence[Sequence[float]], *, log_y: bool = True
-                      ) -> tuple[float, float, float]:
-    """Mean over seeds of each seed's slope of (log) y on x, with the 95 % interval across seeds."""
-    slopes = [np.polyfit(np.asarray(x, float), np.log(np.asarray(y, float)) if log_y else np.asarray(y, float), 1)[0]
-              for y in ys]
+def per_seed_slope_ci(x: Sequence[float], ys: Sequence[Sequence[float]], *, log_x: bool = False,
+                      log_y: bool = True) -> tuple[float, float, float]:
+    """Mean over seeds of each seed's slope of (log) y on (log) x, with the 95 % interval across seeds."""
+    xs = np.log(np.asarray(x, float)) if log_x else np.asarray(x, float)
+    slopes = [np.polyfit(xs, np.log(np.asarray(y, float)) if log_y else np.asarray(y, float), 1)[0] for y in ys]
     return mean_ci(slopes)

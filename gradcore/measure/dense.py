@@ -54,8 +54,7 @@ def jacobian_slope(*, aggregation: str, activation: str, gain: float, ks: tuple[
     ‖J‖ ∝ k^p) or against k (``"k"``: the per-connection log-growth rate); mean of per-seed slopes."""
     v.choice(axis, "axis", AXES)
     norms = _norms(aggregation, activation, gain, ks, width, seeds, device)
-    x = np.log(ks) if axis == "log k" else np.asarray(ks, dtype=float)
-    slope, lo, hi = per_seed_slope_ci(x, norms)
+    slope, lo, hi = per_seed_slope_ci(ks, norms, log_x=axis == "log k")
     return Measurement(slope, Kind.STATISTICAL, "float64", device, {"k": list(ks), "width": width, "seeds": seeds},
                        interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
 

@@ -178,7 +178,7 @@ def spectrum_variance_exponent(*, activation: str = "linear", init: str = "gauss
     Log–log per seed because σ²_{JJᵀ} of Gaussian ReLU nets is heavy-tailed across seeds.
     """
     ys = [_spectrum_variances(activation, init, width, depths, s) for s in range(seeds)]
-    mean, lo, hi = per_seed_slope_ci(np.log(depths), ys, log_y=True)
+    mean, lo, hi = per_seed_slope_ci(depths, ys, log_x=True)
     return Measurement(mean, Kind.STATISTICAL, "float64", "cpu",
                        {"width": width, "depths": list(depths), "seeds": seeds},
                        interval=(lo, hi), method=PER_SEED_LOGLOG_SLOPES, n=seeds)

@@ -443,8 +443,8 @@ FIXUP_AXES = ("log depth", "depth")
 def _fixup_branch(rule: str, blocks: int, layers: int, width: int) -> nn.Sequential:
     """``rule``: "fixup" (× L^(−1/(2m−2)), last layer 0), "fixup-nonzero-last" (the rescaling only,
     the case Fixup's §3 analysis treats), "he" (unscaled He init) or "inverse-sqrt-depth" (× L^(−1/2))."""
-    scale = {"fixup": fixup_scale(blocks, layers), "fixup-nonzero-last": fixup_scale(blocks, layers),
-             "he": 1.0, "inverse-sqrt-depth": blocks ** -0.5}[v.choice(rule, "rule", FIXUP_RULES)]
+    v.choice(rule, "rule", FIXUP_RULES)
+    scale = fixup_scale(blocks, layers) if rule.startswith("fixup") else 1.0 if rule == "he" else blocks ** -0.5
     return relu_branch(width, layers, scale=scale, zero_last=rule == "fixup")
 
 
@@ -476,9 +476,8 @@ def sgd_change_slope(*, rule: str, layers: int, depths: tuple[int, ...] = (4, 16
     0 when the change is depth-independent) or against L (``"depth"``: the log-growth per block);
     Δf/η is :func:`_sgd_function_change`'s first-order change; mean of per-seed slopes."""
     v.choice(axis, "axis", FIXUP_AXES)
-    x = np.log(depths) if axis == "log depth" else np.asarray(depths, dtype=float)
-    slope, lo, hi = per_seed_slope_ci(x, sgd_function_changes(rule=rule, layers=layers, depths=depths, width=width,
-                                                              batch=batch, seeds=seeds))
+    changes = sgd_function_changes(rule=rule, layers=layers, depths=depths, width=width, batch=batch, seeds=seeds)
+    slope, lo, hi = per_seed_slope_ci(depths, changes, log_x=axis == "log depth")
     return Measurement(slope, Kind.STATISTICAL, "float64", "cpu",
                        {"depths": list(depths), "layers per branch": layers, "width": width, "batch": batch,
                         "seeds": seeds}, interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)

@@ -105,8 +105,7 @@ def gradient_correlation_slope(*, architecture: str, depths: tuple[int, ...], ax
     rho = correlations(architecture=architecture, depths=depths, seeds=seeds, batch_norm=batch_norm)
     if (rho <= 0).any():
         v.fail("depths", f"ρ₁ ≤ 0 at some depth in {list(depths)}: no logarithm (the gradients are already noise)")
-    x = np.asarray(depths, dtype=float) if axis == "depth" else np.log(depths)
-    value, lo, hi = per_seed_slope_ci(x, rho)
+    value, lo, hi = per_seed_slope_ci(depths, rho, log_x=axis == "log depth")
     return Measurement(value, Kind.STATISTICAL, "float64", "cpu",
                        _sizes(depths=list(depths), seeds=seeds, batch_norm=batch_norm), interval=(lo, hi),
                        method=PER_SEED_SLOPES if axis == "depth" else PER_SEED_LOGLOG_SLOPES, n=seeds)
