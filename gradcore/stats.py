@@ -82,6 +82,14 @@ def loglog_exponent(x: Sequence[float], y: Sequence[float]) -> tuple[float, floa
 def per_seed_slope_ci(x: Sequence[float], ys: Sequence[Sequence[float]], *, log_x: bool = False,
                       log_y: bool = True) -> tuple[float, float, float]:
     """Mean over seeds of each seed's slope of (log) y on (log) x, with the 95 % interval across seeds."""
-    xs = np.log(np.asarray(x, float)) if log_x else np.asarray(x, float)
+    xs = np.asarray(x, float)
+    if xs.ndim != 1 or np.unique(xs).size < 2:
+        v.fail("x", f"a slope needs at least 2 distinct x values, got {xs.tolist()}")
+    if any(np.shape(y) != xs.shape for y in ys):
+        v.fail("ys", f"every seed needs one y per x ({xs.size})")
+    if log_x:
+        if (xs <= 0).any():
+            v.fail("x", "a log axis needs positive x")
+        xs = np.log(xs)
     slopes = [np.polyfit(xs, np.log(np.asarray(y, float)) if log_y else np.asarray(y, float), 1)[0] for y in ys]
     return mean_ci(slopes)

@@ -78,3 +78,14 @@ def test_slope_interval_covers_the_truth_about_95_percent_of_the_time():
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(GradcoreInputError, match=f"^{argument}:"):
         call()
+
+
+def test_per_seed_slopes_refuse_a_fit_they_cannot_make():
+    with pytest.raises(GradcoreInputError, match="2 distinct x"):
+        stats.per_seed_slope_ci([4], [[1.0], [2.0]])
+    with pytest.raises(GradcoreInputError, match="one y per x"):
+        stats.per_seed_slope_ci([1, 2, 3], [[1.0, 2.0], [2.0, 3.0]])
+    with pytest.raises(GradcoreInputError, match="positive x"):
+        stats.per_seed_slope_ci([0, 1, 2], [[1.0, 2.0, 3.0], [1.0, 2.0, 4.0]], log_x=True)
+    slope, lo, hi = stats.per_seed_slope_ci([1, 2, 4], [[1, 2, 4], [1, 2, 4.2]], log_x=True)
+    assert lo <= slope <= hi and slope == pytest.approx(1.0, abs=0.05)
