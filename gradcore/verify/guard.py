@@ -49,7 +49,7 @@ def _unique(keys: Iterable[Any], what: str) -> None:
     seen: set[Any] = set()
     for key in keys:
         if key in seen:
-            raise ResultsError(f"{what}: {_label(key)!r} occurs twice")
+            raise ResultsError(f"{what} {_label(key)!r} occurs twice")
         seen.add(key)
 
 
