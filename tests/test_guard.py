@@ -104,7 +104,7 @@ def test_a_baseline_without_a_tolerance_gets_its_dtypes_rounding_allowance():
         del d["claims"][0]["devices"]["cpu"]["constants"][0]["guard_tolerance"]
     assert guard.compare(base, near) == []
     (change,) = guard.compare(base, far)
-    assert change.what == "constant 'c'"
+    assert change.what == "constant 'c'" and (change.baseline, change.now) == ("1.0", "1.000000001")
 
 
 @pytest.mark.parametrize("which", ["baseline", "results"])

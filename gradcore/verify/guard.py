@@ -24,15 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ResultsError
-from ..measure.measurement import EPS
+from ..measure.measurement import EPS, ULPS
 from .views import num, table
 
-# Rounding that another CPU adds and a recorded conditioning need not cover (a recipe that
-# under-states its conditioning, a search bound recorded without its evaluation's): the
-# trailing quarter of the significand, eps^(3/4) relative. float64: 2^-39 ≈ 1.8e-12, 8192 ulp
-# (RNN-07's non-normal ‖W^T‖ moved 850 ulp on an AVX2 EPYC); float32 and narrower: under the
-# 64 ulp every numeric tolerance already has. A real drift (1e-9 relative in float64) exceeds it.
-PORTABLE = {dtype: eps ** 0.75 for dtype, eps in EPS.items()}
+# The least a rerun may move by rounding, relative, per dtype: the numeric kind's ULPS at
+# conditioning 1 (what a baseline without a tolerance gets) and at least the trailing quarter of
+# the significand, eps^(3/4), for rounding a recorded conditioning misses (a recipe that
+# under-states it, a search bound recorded without its evaluation's). That quarter only binds in
+# float64: 2^-39 ≈ 1.8e-12, 8192 ulp (RNN-07's non-normal ‖W^T‖ moved 850 ulp on an AVX2 EPYC);
+# a real drift (1e-9 relative) exceeds it.
+PORTABLE = {dtype: max(ULPS * eps, eps ** 0.75) for dtype, eps in EPS.items()}
+
 
 @dataclass(frozen=True)
 class Change:
@@ -108,6 +110,13 @@ def _allowed(b: dict[str, Any], a: dict[str, Any]) -> tuple[bool, str]:
     return abs(new - old) > tol, f"± {num(tol)}"
 
 
+def _distinct(old: Any, new: Any) -> tuple[str, str]:
+    """Both numbers, in as many digits as it takes to tell them apart (a drift can hide in the 5th)."""
+    if num(old) != num(new) or not (_finite(old) and _finite(new)):
+        return num(old), num(new)
+    return repr(float(old)), repr(float(new))
+
+
 def _meaning(c: dict[str, Any]) -> str:
     return c.get("kind", "numeric") + (f" ({c['direction']})" if c.get("direction") else "")
 
@@ -127,7 +136,7 @@ def _constant_changes(cid: str, device: str, old: list[dict], new: list[dict]) -
             continue
         moved, allowed = _allowed(b, a)
         if moved:
-            out.append(Change(cid, device, f"constant '{name}'", num(b["measured"]), num(a["measured"]), allowed))
+            out.append(Change(cid, device, f"constant '{name}'", *_distinct(b["measured"], a["measured"]), allowed))
         if b.get("holds") != a.get("holds"):
             out.append(Change(cid, device, f"'{name}' holds", str(b.get("holds")), str(a.get("holds")), "equal"))
     return out
