@@ -125,7 +125,8 @@ def test_large_weights_cannot_reverse_vanishing(claim, device):
                        device=device)
             label = f"{act}, Xavier × gains {list(gains)} cycled"
             factors[label] = lam = T.transfer_factor(**net)
-            claim.check(f"max {act}'(z) over the network's pre-activations < 1", claimed=1.0,
+            claim.check(f"max {act}'(z) over the network's pre-activations < 1 (Xavier × gains {list(gains)} cycled)",
+                        claimed=1.0,
                         measured=T.max_derivative(**net), relation="<")
             claim.check(f"per-layer gradient factor, {label}", claimed=1.0, measured=lam, relation="<",
                         counterexample={"activation": act, "gains_cycled": list(gains), "depth": 24, "width": 96})
