@@ -17,7 +17,8 @@ def euler_iteration_matrix(A: torch.Tensor, h: float) -> torch.Tensor:
     """I + hA: one Euler step x_{k+1} = (I + hA) x_k."""
     A = v.matrix(A, "A", square=True)
     h = v.real(h, "h", positive=True)
-    return torch.eye(A.shape[0], dtype=A.dtype, device=A.device) + h * A
+    M = torch.eye(A.shape[0], dtype=A.dtype, device=A.device) + h * A
+    return v.finite_result(M, "h", f"I + hA overflows {A.dtype} (h = {h:g}, max|A| = {float(A.abs().max()):g})")
 
 
 def euler_trajectory(A: torch.Tensor, x0: torch.Tensor, h: float, steps: int) -> torch.Tensor:
@@ -32,7 +33,12 @@ def euler_trajectory(A: torch.Tensor, x0: torch.Tensor, h: float, steps: int) ->
     xs = [x0]
     for _ in range(steps):
         xs.append(M @ xs[-1])
-    return torch.stack(xs)
+    out = torch.stack(xs)
+    if not bool(torch.isfinite(out).all()):
+        first = int((~torch.isfinite(out)).any(1).nonzero()[0])
+        v.fail("steps", f"the iterates overflow {out.dtype} at step {first} of {steps} (ρ(I + hA) = "
+                        f"{spectral_radius(M):.3g}); ask for at most {first - 1} steps or a smaller h")
+    return out
 
 
 def euler_stable(A: torch.Tensor, h: float) -> bool:

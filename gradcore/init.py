@@ -21,7 +21,8 @@ Tensor = torch.Tensor
 
 
 def _weight(weight: Tensor) -> Tensor:
-    return v.tensor(weight, "weight", ndim=2, finite=False)
+    # finite=False: an initialiser overwrites every entry, so what was there does not matter
+    return v.writable(v.tensor(weight, "weight", ndim=2, finite=False), "weight")
 
 
 def xavier_normal(weight: Tensor, gain: float = 1.0) -> Tensor:

@@ -44,7 +44,7 @@ def linear_step(W: torch.Tensor) -> Step:
 def linear_rnn(W: torch.Tensor, h0: torch.Tensor, T: int) -> torch.Tensor:
     """States ``h_0, …, h_T`` of ``h_t = W h_{t-1}``, stacked along a new leading dim."""
     W = v.matrix(W, "W", square=True)
-    h0 = _state(h0, "h0", W.shape[0])
+    h0 = _state(h0, "h0", W.shape[0], like=W)
     return torch.stack(unroll(linear_step(W), h0, T))
 
 
@@ -58,6 +58,8 @@ def elman_step(W: torch.Tensor, U: torch.Tensor, xs: torch.Tensor,
         v.fail("U", f"has {U.shape[0]} rows, W has {W.shape[0]}")
     if xs.shape[-1] != U.shape[1]:
         v.fail("xs", f"last dim {xs.shape[-1]} does not match U's {U.shape[1]} columns")
+    v.same_dtype(W, U, "W", "U")
+    v.same_dtype(W, xs, "W", "xs")
     act = _ACTIVATIONS[v.choice(nonlinearity, "nonlinearity", _ACTIVATIONS)]
     return lambda h, t: act(F.linear(h, W) + F.linear(xs[t - 1], U))
 
@@ -71,7 +73,7 @@ def rnn_unroll(W: torch.Tensor, U: torch.Tensor, xs: torch.Tensor, h0: torch.Ten
     because the documents' σ may be either, which ``nn.RNNCell`` does not support.
     """
     step = elman_step(W, U, xs, nonlinearity)
-    h0 = _state(h0, "h0", W.shape[0])
+    h0 = _state(h0, "h0", W.shape[0], like=W)
     return torch.stack(unroll(step, h0, xs.shape[0]))
 
 
@@ -99,8 +101,9 @@ def gated_step(h: torch.Tensor, W: torch.Tensor, z: Gate) -> torch.Tensor:
     input terms that this form leaves out.
     """
     W = v.matrix(W, "W", square=True)
-    h = _state(h, "h", W.shape[0])
-    gate = z(h) if callable(z) else v.tensor(z, "z")
+    h = _state(h, "h", W.shape[0], like=W)
+    gate = v.guarded(z, "z")(h) if callable(z) else v.tensor(z, "z")
+    v.same_dtype(h, gate, "h", "z")
     return torch.lerp(torch.tanh(F.linear(h, W)), h, gate)
 
 
@@ -120,6 +123,7 @@ def cell_step(cell: nn.Module, xs: torch.Tensor) -> Step:
     xs = v.tensor(xs, "xs", min_ndim=2)
     if xs.shape[-1] != cell.input_size:
         v.fail("xs", f"last dim {xs.shape[-1]} does not match the cell's input_size {cell.input_size}")
+    v.module_input(cell, xs, "xs")
     if isinstance(cell, nn.LSTMCell):
         n = cell.hidden_size
 
@@ -134,10 +138,10 @@ def cell_state(cell: nn.Module, h0: torch.Tensor | tuple[torch.Tensor, torch.Ten
     """The full state :func:`cell_step` expects: ``h0``, or ``[h0, c0]`` for an LSTM (``c0 = 0`` if omitted)."""
     if isinstance(cell, nn.LSTMCell):
         h, c = h0 if isinstance(h0, tuple) else (h0, None)
-        h = _state(h, "h0", cell.hidden_size)
-        c = torch.zeros_like(h) if c is None else _state(c, "c0", cell.hidden_size)
+        h = v.module_input(cell, _state(h, "h0", cell.hidden_size), "h0")
+        c = torch.zeros_like(h) if c is None else _state(c, "c0", cell.hidden_size, like=h)
         return torch.cat([h, c], dim=-1)
-    return _state(h0, "h0", cell.hidden_size)
+    return v.module_input(cell, _state(h0, "h0", cell.hidden_size), "h0")
 
 
 def unroll_cell(cell: nn.Module, xs: torch.Tensor,
@@ -152,6 +156,10 @@ def unroll_cell(cell: nn.Module, xs: torch.Tensor,
 def unroll(step: Step, s0: torch.Tensor, T: int) -> list[torch.Tensor]:
     """``[s_0, s_1, …, s_T]`` with ``s_t = step(s_{t-1}, t)``."""
     T = v.integer(T, "T", minimum=1)
+    if not callable(step):
+        v.fail("step", f"expected a callable, got {type(step).__name__}")
+    s0 = v.tensor(s0, "s0", min_ndim=1, finite=False)
+    step = v.guarded(step, "step")
     states = [s0]
     for t in range(1, T + 1):
         states.append(step(states[-1], t))
@@ -184,7 +192,9 @@ def step_jacobian(step: Step, s: torch.Tensor, t: int = 1) -> torch.Tensor:
     """Dense ∂s_t/∂s_{t-1} of ``step`` at the 1-D state ``s`` (via gradcore.jacobian)."""
     s = v.tensor(s, "s", ndim=1)
     t = v.integer(t, "t", minimum=1)
-    return jacobian(lambda u: step(u, t), s)
+    if not callable(step):
+        v.fail("step", f"expected a callable, got {type(step).__name__}")
+    return jacobian(v.guarded(lambda u: step(u, t), "step"), s)
 
 
 def growth_rate(norms: torch.Tensor, start: int = 0) -> float:
@@ -260,10 +270,13 @@ def gaussian_matrix(n: int, gain: float, *, generator: torch.Generator | None = 
     return w.to(dtype=dtype, device=device)
 
 
-def _state(h: object, name: str, n: int) -> torch.Tensor:
+def _state(h: object, name: str, n: int, like: torch.Tensor | None = None) -> torch.Tensor:
     h = v.tensor(h, name, min_ndim=1)
     if h.shape[-1] != n:
         v.fail(name, f"last dim {h.shape[-1]} does not match the hidden size {n}")
+    if like is not None:
+        v.same_dtype(like, h, "W" if name != "c0" else "h0", name)
+        v.same_device(like, h, "W" if name != "c0" else "h0", name)
     return h
 
 

@@ -63,8 +63,8 @@ def residual_stack(blocks: Iterable[nn.Module]) -> nn.Sequential:
 def block_jacobian(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Dense Jacobian ∂block(x)/∂x of one sample ``x`` (rows: outputs), detached from autograd."""
     block = _module(block, "block")
-    x = v.tensor(x, "x", ndim=1)
-    return jacobian(block, x).detach()
+    x = v.module_input(block, v.tensor(x, "x", ndim=1), "x")
+    return jacobian(v.guarded(block, "block"), x).detach()
 
 
 def safe_scaling(lipschitz_f: float, beta: float) -> float:
