@@ -188,9 +188,10 @@ def reals(values: object, name: str) -> np.ndarray:
 _CALL_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
 
 
-def guarded(f: Callable[..., torch.Tensor], name: str) -> Callable[..., torch.Tensor]:
+def guarded(f: Callable[..., torch.Tensor], name: str, *, tensor_out: bool = True) -> Callable[..., torch.Tensor]:
     """``f`` whose own failures on an input (wrong shape, dtype, ...) become one line naming ``name``,
-    and whose result must be a tensor (torch.func raises "expected f(*primals) to return only tensors")."""
+    and (``tensor_out``) whose result must be a tensor (torch.func raises "expected f(*primals) to
+    return only tensors")."""
     def call(u: torch.Tensor, *rest: object) -> torch.Tensor:
         try:
             out = f(u, *rest)
@@ -200,7 +201,33 @@ def guarded(f: Callable[..., torch.Tensor], name: str) -> Callable[..., torch.Te
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise GradcoreInputError(f"{name}: failed on an input of shape {tuple(u.shape)} and dtype "
                                      f"{u.dtype}: {first}") from e
-        if not isinstance(out, torch.Tensor):
+        if tensor_out and not isinstance(out, torch.Tensor):
             fail(name, f"must return a tensor, got {type(out).__name__}")
         return out
     return call
+
+
+def float_dtype(x: object, name: str = "dtype", *, low_precision: bool = True) -> torch.dtype:
+    """A real floating-point torch dtype (modules and weights cannot be integer tensors)."""
+    if not isinstance(x, torch.dtype) or not x.is_floating_point:
+        fail(name, f"expected a real floating-point torch dtype, got {x!r}")
+    if not low_precision and x in LOW_PRECISION:
+        fail(name, f"{x} is not supported here; use torch.float32 or torch.float64")
+    return x
+
+
+def finite_steps(states: torch.Tensor, name: str, what: str) -> torch.Tensor:
+    """``states`` (one row per step) when every entry is finite; else an error naming the first
+    step that overflowed, so a diverging iteration is reported rather than returned as inf/NaN rows."""
+    bad = ~torch.isfinite(states)
+    if bool(bad.any()):
+        first = int(bad.reshape(states.shape[0], -1).any(1).nonzero()[0])
+        fail(name, f"{what} overflow {states.dtype} at step {first} of {states.shape[0] - 1}; "
+                   f"ask for at most {first - 1} steps or use a wider dtype")
+    return states
+
+
+def module(x: object, name: str, cls: type = torch.nn.Module) -> torch.nn.Module:
+    if not isinstance(x, cls):
+        fail(name, f"expected a {cls.__module__.split('.')[0]}.{cls.__qualname__}, got {type(x).__name__}")
+    return x  # type: ignore[return-value]

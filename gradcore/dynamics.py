@@ -33,12 +33,7 @@ def euler_trajectory(A: torch.Tensor, x0: torch.Tensor, h: float, steps: int) ->
     xs = [x0]
     for _ in range(steps):
         xs.append(M @ xs[-1])
-    out = torch.stack(xs)
-    if not bool(torch.isfinite(out).all()):
-        first = int((~torch.isfinite(out)).any(1).nonzero()[0])
-        v.fail("steps", f"the iterates overflow {out.dtype} at step {first} of {steps} (ρ(I + hA) = "
-                        f"{spectral_radius(M):.3g}); ask for at most {first - 1} steps or a smaller h")
-    return out
+    return v.finite_steps(torch.stack(xs), "steps", "the Euler iterates")
 
 
 def euler_stable(A: torch.Tensor, h: float) -> bool:
@@ -56,4 +51,11 @@ def max_stable_step(A: torch.Tensor) -> float:
     lam = torch.linalg.eigvals(A)
     if bool((lam.real >= 0).any()):
         return 0.0
-    return float((-2.0 * lam.real / lam.abs().pow(2)).min())
+    h = float((-2.0 * lam.real / lam.abs().pow(2)).min())
+    if 0.0 < h < float("inf"):
+        return h
+    # |λ|² overflowed (h came out 0) or underflowed (inf): the same ratio without squaring
+    h = float((-2.0 * (lam.real / lam.abs()) / lam.abs()).min())
+    if not h < float("inf"):
+        v.fail("A", f"its eigenvalues are so small that the stable step exceeds {A.dtype}'s range")
+    return h

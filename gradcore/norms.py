@@ -81,8 +81,9 @@ def _gamma(gamma: float | torch.Tensor, size: int, like: torch.Tensor) -> torch.
         g = v.tensor(gamma, "gamma", ndim=1)
         if g.shape[0] != size:
             v.fail("gamma", f"expected {size} entries, got shape {tuple(g.shape)}")
-        return g.to(dtype=like.dtype, device=like.device)
-    return torch.full((size,), v.real(gamma, "gamma"), dtype=like.dtype, device=like.device)
+        return v.finite_result(g.to(dtype=like.dtype, device=like.device), "gamma", f"overflows {like.dtype}")
+    gamma = v.fits(v.real(gamma, "gamma"), like.dtype, "gamma")
+    return torch.full((size,), gamma, dtype=like.dtype, device=like.device)
 
 
 def _scale(mean_square: torch.Tensor, eps: float, name: str) -> torch.Tensor:

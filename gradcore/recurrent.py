@@ -45,7 +45,7 @@ def linear_rnn(W: torch.Tensor, h0: torch.Tensor, T: int) -> torch.Tensor:
     """States ``h_0, …, h_T`` of ``h_t = W h_{t-1}``, stacked along a new leading dim."""
     W = v.matrix(W, "W", square=True)
     h0 = _state(h0, "h0", W.shape[0], like=W)
-    return torch.stack(unroll(linear_step(W), h0, T))
+    return v.finite_steps(torch.stack(unroll(linear_step(W), h0, T)), "T", "the states")
 
 
 def elman_step(W: torch.Tensor, U: torch.Tensor, xs: torch.Tensor,
@@ -74,7 +74,7 @@ def rnn_unroll(W: torch.Tensor, U: torch.Tensor, xs: torch.Tensor, h0: torch.Ten
     """
     step = elman_step(W, U, xs, nonlinearity)
     h0 = _state(h0, "h0", W.shape[0], like=W)
-    return torch.stack(unroll(step, h0, xs.shape[0]))
+    return v.finite_steps(torch.stack(unroll(step, h0, xs.shape[0])), "xs", "the states")
 
 
 class ElmanRNN(nn.Module):
@@ -148,7 +148,7 @@ def unroll_cell(cell: nn.Module, xs: torch.Tensor,
                 h0: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Hidden states ``h_0, …, h_T`` of a torch cell run over ``xs`` (``T = len(xs)``)."""
     states = unroll(cell_step(cell, xs), cell_state(cell, h0), xs.shape[0])
-    return torch.stack(states)[..., : cell.hidden_size]
+    return v.finite_steps(torch.stack(states)[..., : cell.hidden_size], "xs", "the states")
 
 
 # ---------------------------------------------------------------- BPTT
@@ -185,7 +185,13 @@ def bptt_gradient_norms(step: Step, s0: torch.Tensor, T: int,
         # ∂L/∂s_t of each *intermediate* state: autograd returns the total derivative
         # through every later step, which is exactly the BPTT signal at time t.
         grads = torch.autograd.grad(states[-1], states, grad_outputs=grad_output, allow_unused=True)
-    return torch.stack([torch.zeros_like(s0[..., 0]) if g is None else g.norm(dim=-1) for g in grads])
+    norms = torch.stack([torch.zeros_like(s0[..., 0]) if g is None else g.norm(dim=-1) for g in grads])
+    bad = ~torch.isfinite(norms.reshape(norms.shape[0], -1)).all(1)
+    if bool(bad.any()):
+        back = norms.shape[0] - 1 - int(bad.nonzero()[-1])
+        v.fail("T", f"the BPTT gradient overflows {norms.dtype} {back} steps back from s_T; use fewer "
+                    "steps or a wider dtype")
+    return norms
 
 
 def step_jacobian(step: Step, s: torch.Tensor, t: int = 1) -> torch.Tensor:
@@ -219,6 +225,7 @@ def random_orthogonal(n: int, *, generator: torch.Generator | None = None,
                       dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> torch.Tensor:
     """Haar-random orthogonal matrix, the QR-with-sign-fix recipe of ``nn.init.orthogonal_``."""
     n = v.integer(n, "n", minimum=1)
+    v.float_dtype(dtype)
     a = torch.randn(n, n, generator=_generator(generator), dtype=torch.float64)
     q, r = torch.linalg.qr(a)
     q = q * torch.sign(torch.diagonal(r))
@@ -229,7 +236,8 @@ def normal_matrix(n: int, rho: float, *, generator: torch.Generator | None = Non
                   dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> torch.Tensor:
     """``rho · Q`` with Q random orthogonal: normal, every |λ| = ρ = σ_max = rho."""
     rho = v.real(rho, "rho", positive=True)
-    return rho * random_orthogonal(n, generator=generator, dtype=dtype, device=device)
+    return v.finite_result(rho * random_orthogonal(n, generator=generator, dtype=dtype, device=device), "rho",
+                           f"the entries overflow {dtype}")
 
 
 def nonnormal_matrix(n: int, rho: float, sigma_max: float, *, generator: torch.Generator | None = None,
@@ -246,6 +254,7 @@ def nonnormal_matrix(n: int, rho: float, sigma_max: float, *, generator: torch.G
     sigma_max = v.real(sigma_max, "sigma_max", positive=True)
     if sigma_max < rho:
         v.fail("sigma_max", f"must be >= rho = {rho}, got {sigma_max}")
+    v.float_dtype(dtype)
     gen = _generator(generator)
     d = rho * (2 * torch.rand(n, generator=gen, dtype=torch.float64) - 1)
     d[0] = rho
@@ -258,7 +267,8 @@ def nonnormal_matrix(n: int, rho: float, sigma_max: float, *, generator: torch.G
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if norm(mid) < sigma_max else (lo, mid)
     q = random_orthogonal(n, generator=gen)
-    return (q @ (torch.diag(d) + hi * N) @ q.T).to(dtype=dtype, device=device)
+    return v.finite_result((q @ (torch.diag(d) + hi * N) @ q.T).to(dtype=dtype, device=device), "sigma_max",
+                           f"the entries overflow {dtype}")
 
 
 def gaussian_matrix(n: int, gain: float, *, generator: torch.Generator | None = None,
@@ -266,8 +276,9 @@ def gaussian_matrix(n: int, gain: float, *, generator: torch.Generator | None = 
     """i.i.d. N(0, gain²/n) entries: ρ → gain but σ_max → 2·gain as n → ∞ (circular vs quarter-circle law)."""
     n = v.integer(n, "n", minimum=1)
     gain = v.real(gain, "gain", positive=True)
+    v.float_dtype(dtype)
     w = torch.randn(n, n, generator=_generator(generator), dtype=torch.float64) * gain / n ** 0.5
-    return w.to(dtype=dtype, device=device)
+    return v.finite_result(w.to(dtype=dtype, device=device), "gain", f"the entries overflow {dtype}")
 
 
 def _state(h: object, name: str, n: int, like: torch.Tensor | None = None) -> torch.Tensor:
