@@ -277,8 +277,8 @@ def spread(e: torch.Tensor) -> tuple[float, float]:
     out = float(e.max() / e.min()), float(e.std(correction=0) / e.mean())
     if all(map(math.isfinite, out)):
         return out
-    wide = e.double() / float(e.max())   # the ratio or the squares overflowed e's dtype
-    out = 1.0 / float(wide.min()), float(wide.std(correction=0) / wide.mean())
+    wide = e.double() / e.max().double()   # the ratio or the squares overflowed e's dtype
+    out = float(e.max().double() / e.min().double()), float(wide.std(correction=0) / wide.mean())
     if not math.isfinite(out[0]):
         v.fail("e", f"max/min overflows float64 ({float(e.max()):.3g} / {float(e.min()):.3g})")
     return out

@@ -111,7 +111,7 @@ def _normalised(centred: torch.Tensor, eps: float, name: str, dim: int | None = 
     top = centred.abs().amax() if dim is None else centred.abs().amax(dim)
     top = torch.where(top == 0, torch.ones_like(top), top)
     u = centred / top
-    q = _scale(u.pow(2).mean() if dim is None else u.pow(2).mean(dim), eps / top.pow(2), name)
+    q = _scale(u.pow(2).mean() if dim is None else u.pow(2).mean(dim), eps / top / top, name)   # top² may underflow
     return u / q, v.finite_result(top * q, name, "its scale overflows the dtype")
 
 

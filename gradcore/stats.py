@@ -103,7 +103,7 @@ def per_seed_slope_ci(x: Sequence[float], ys: Sequence[Sequence[float]], *, log_
     """Mean over seeds of each seed's slope of (log) y on (log) x, with the 95 % interval across seeds."""
     xs = v.reals(x, "x")
     if xs.ndim != 1 or np.unique(xs).size < 2 or not np.isfinite(xs).all():
-        v.fail("x", f"a slope needs at least 2 distinct finite x values, got {xs.tolist()}")
+        v.fail("x", f"a slope needs at least 2 distinct x values, all finite, got {xs.tolist()}")
     if any(np.shape(y) != xs.shape for y in ys):
         v.fail("ys", f"every seed needs one y per x ({xs.size})")
     ys = [v.reals(y, f"ys[{i}]") for i, y in enumerate(ys)]
