@@ -228,6 +228,8 @@ def finite_steps(states: torch.Tensor, name: str, what: str) -> torch.Tensor:
 
 
 def module(x: object, name: str, cls: type = torch.nn.Module) -> torch.nn.Module:
+    """An instance of ``cls`` (a torch.nn.Module by default)."""
     if not isinstance(x, cls):
-        fail(name, f"expected a {cls.__module__.split('.')[0]}.{cls.__qualname__}, got {type(x).__name__}")
+        where = "torch.nn" if cls.__module__.startswith("torch.nn") else cls.__module__
+        fail(name, f"expected a {where}.{cls.__qualname__}, got {type(x).__name__}")
     return x  # type: ignore[return-value]

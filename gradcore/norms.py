@@ -67,13 +67,13 @@ def module_jacobian(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _batch_statistics(module: nn.Module, x: torch.Tensor) -> None:
-    """A training-mode BatchNorm normalising by batch statistics needs more than one value per channel."""
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None):
-            per_channel = x.numel() // x.shape[1] if x.ndim > 1 else x.numel()
-            if per_channel < 2:
-                v.fail("x", f"shape {tuple(x.shape)} gives BatchNorm one value per channel: a batch "
-                            "statistic needs at least 2 samples (or put the module in eval mode)")
+    """BatchNorm differentiated here normalises by batch statistics (its running statistics are
+    removed), which need more than one value per channel; torch would raise a bare ValueError."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        per_channel = x.numel() // x.shape[1] if x.ndim > 1 else x.numel()
+        if per_channel < 2:
+            v.fail("x", f"shape {tuple(x.shape)} gives BatchNorm one value per channel: a batch "
+                        "statistic needs at least 2 samples")
 
 
 def _gamma(gamma: float | torch.Tensor, size: int, like: torch.Tensor) -> torch.Tensor:

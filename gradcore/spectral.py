@@ -53,13 +53,13 @@ def spectral_radius(m: torch.Tensor) -> float:
     attempts.append(lambda: torch.linalg.eigvals(torch.where(m.abs() < eps, torch.zeros_like(m), m)))
     for attempt in attempts:
         try:
-            rho = scale * float(attempt().abs().max())
+            unit = float(attempt().abs().max())
         except torch.linalg.LinAlgError as e:
             error = e
             continue
-        if rho == math.inf:
-            v.fail("m", f"its spectral radius overflows float64 ({rho / scale:.6g} × {scale:.6g})")
-        return rho
+        if scale * unit == math.inf:
+            v.fail("m", f"its spectral radius overflows float64 ({unit:.6g} × {scale:.6g})")
+        return scale * unit
     v.fail("m", f"the eigenvalue iteration did not converge ({error})")
 
 
