@@ -93,7 +93,7 @@ def gains_figure(a: Audit, path: Path) -> Path:
 
 def _num(x: float) -> str:
     """A measured number, or words when it is not finite (never a bare ``nan``)."""
-    return num(x) if math.isfinite(x) else ("∞ (explodes)" if x == math.inf else "not finite (NaN)")
+    return num(x) if math.isfinite(x) else ("∞ (explodes)" if abs(x) == math.inf else "not finite (NaN)")
 
 
 def _holds(h: bool | None) -> str:
