@@ -118,3 +118,22 @@ def turns_grad_off(x: torch.Tensor) -> torch.Tensor:
     """tanh that switches autograd off for the whole process when called."""
     torch.set_grad_enabled(False)
     return torch.tanh(x)
+
+
+def chatty(x: torch.Tensor) -> torch.Tensor:
+    """tanh that prints on every call."""
+    print("chatty was called")
+    return torch.tanh(x)
+
+
+def raises_keyboard_interrupt(x: torch.Tensor) -> torch.Tensor:
+    raise KeyboardInterrupt
+
+
+def on_meta(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x, device="meta")
+
+
+def noisy(x: torch.Tensor) -> torch.Tensor:
+    """tanh plus fresh noise on every call."""
+    return torch.tanh(x) + 1e-3 * torch.randn_like(x)

@@ -295,3 +295,21 @@ def test_an_activation_saturated_everywhere_has_no_crossed_edges():
     assert sat.verdict == "violated" and float(sat.constants["saturated share of [-40, 40]"]) == 1.0
     assert sat.constants["left saturated below x"] == sat.constants["right saturated above x"] == "everywhere"
     assert "whole probed domain" in sat.note
+
+
+@pytest.mark.parametrize("name, message", [
+    ("raises_keyboard_interrupt", "KeyboardInterrupt raised by the code itself"),   # not "interrupted", 130
+    ("on_meta", "returned a tensor on meta for an input on cpu"),
+    ("noisy", "not deterministic"),                                                   # not "not elementwise"
+])
+def test_more_hostile_activations_are_one_line_exit_2(capsys, name, message):
+    assert main(["check", f"{HOSTILE}:{name}", "--kind", "activation", "--no-compare"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_what_a_technique_prints_does_not_reach_the_report_on_stdout(capsys, tmp_path):
+    assert main(["check", f"{HOSTILE}:chatty", "--kind", "activation", "--no-compare", "--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert "chatty was called" not in out and "chatty was called" in err
+    assert out.startswith("chatty (activation)") and out.rstrip().endswith("chatty.json")

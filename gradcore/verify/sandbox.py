@@ -6,13 +6,15 @@ A technique's module or call may change state that is global to the process —
 change with it (λ = 0 from a network without autograd, a report written under another
 directory). :func:`controlled` puts that state back when the user's code returns or raises
 and says what the code changed, so a caller can refuse a technique whose *call* changes
-what gradcore measures with. It also tells a KeyboardInterrupt the user's code raised
+what gradcore measures with. What the code prints goes to stderr. It also tells a KeyboardInterrupt the user's code raised
 itself (:class:`RaisedInterrupt`, an ordinary failure of that code) from a real Ctrl-C.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,9 @@ MEASURED = ("grad mode", "default dtype", "default device")
 
 class RaisedInterrupt(Exception):
     """The user's code raised KeyboardInterrupt itself (no Ctrl-C arrived)."""
+
+    def __init__(self) -> None:
+        super().__init__("KeyboardInterrupt raised by the code itself (no Ctrl-C arrived)")
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,8 @@ def controlled() -> Iterator[list[str]]:
     """Run user code; afterwards the yielded list names what it changed, and the state is put back."""
     before = State.now()
     changes: list[str] = []
-    try:
-        with _own_interrupts():
+    try:   # what the user's code prints goes to stderr: gradcore's stdout (table, paths) stays parseable
+        with _own_interrupts(), contextlib.redirect_stdout(sys.stderr):
             yield changes
     finally:
         changes.extend(before.differences(State.now()))
@@ -101,7 +106,7 @@ def _own_interrupts() -> Iterator[None]:
     except KeyboardInterrupt as e:
         if signalled:
             raise
-        raise RaisedInterrupt("it raised KeyboardInterrupt").with_traceback(e.__traceback__) from None
+        raise RaisedInterrupt().with_traceback(e.__traceback__) from None
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -74,6 +74,8 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
     _own_output(fn, x)
     if not isinstance(y, torch.Tensor):
         raise CheckError(f"activation returned {type(y).__name__}, expected a Tensor")
+    if y.device != x.device:
+        raise CheckError(f"activation returned a tensor on {y.device} for an input on {x.device}")
     if y.is_complex() or not y.is_floating_point():
         raise CheckError(f"activation returned a {str(y.dtype).removeprefix('torch.')} tensor for a float64 input; "
                          "f must map real floats to real floats (f' is measured by autograd)")
@@ -82,6 +84,9 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
     if not bool(torch.isfinite(y).all()):
         raise CheckError("activation returned non-finite values on inputs in [-3, 3]")
     _finite_on_domain(fn, settings)
+    again = fn(x.clone())
+    if not torch.equal(again, y):
+        raise CheckError("activation is not deterministic: two calls on the same input returned different values")
     x2 = x.clone()
     x2[0, 0] += 0.5
     changed = (fn(x2) - y).abs() > 1e-12

@@ -184,6 +184,8 @@ def error_line(e: BaseException) -> str:
     """``Type: first line of the message`` (``it called sys.exit(N)`` for SystemExit)."""
     if isinstance(e, SystemExit):
         return f"it called sys.exit({e.code!r})"
+    if isinstance(e, sandbox.RaisedInterrupt):
+        return str(e)
     first = (str(e).splitlines() or [""])[0]
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
