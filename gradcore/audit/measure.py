@@ -209,23 +209,21 @@ def tensor_outputs(y: object, path: str = "") -> list[tuple[str, torch.Tensor]]:
     return []
 
 
-def _required_arguments(model: nn.Module) -> list[str]:
-    """The parameters of ``model.forward`` after the input that have no default."""
+def required_parameters(fn: object) -> list[str]:
+    """The parameters ``fn`` cannot be called without (none when its signature cannot be read)."""
     try:
-        params = list(inspect.signature(model.forward).parameters.values())
-    except (TypeError, ValueError):   # no signature to read (a C-level forward): just try it
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):   # no signature to read (a C-level callable): just try it
         return []
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p.name for p in params if p.default is inspect.Parameter.empty
-                and p.kind in (*positional, inspect.Parameter.KEYWORD_ONLY)]
-    return required[1:]
+    return [p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
 
 
 def checked_outputs(net: nn.Module, x: torch.Tensor) -> list[str]:
     """Run ``net`` once on ``x``: where its finite floating-point outputs are, or an InputError
     naming ``model`` (it needs more arguments, fails on ``x``, returns no such tensor or a
     non-finite one: a gradient through it is not a number)."""
-    extra = _required_arguments(net)
+    extra = required_parameters(net.forward)[1:]   # the first takes the input
     if extra:
         v.fail("model", f"its forward needs arguments besides the input: {', '.join(extra)}; "
                         "audit feeds it one tensor of --input-shape (wrap it in a module that supplies them)")

@@ -8,7 +8,6 @@ claim check fails on the model, 2 usage errors (one line each).
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -80,6 +79,7 @@ def build(factory: Any, target: str) -> Any:
     something other than an ``nn.Module``."""
     from torch import nn
 
+    from ..audit.measure import required_parameters
     from . import sandbox
     from .contracts import CheckError
     from .contracts.base import error_line
@@ -88,7 +88,7 @@ def build(factory: Any, target: str) -> Any:
         return factory
     if not callable(factory):
         raise CheckError(f"{target} is a {type(factory).__name__}, expected a factory or an nn.Module")
-    needed = _required_parameters(factory)
+    needed = required_parameters(factory)
     if needed:
         raise CheckError(f"{target} needs arguments ({', '.join(needed)}); audit calls it with none: "
                          "pass a function that builds the model without arguments")
@@ -102,13 +102,3 @@ def build(factory: Any, target: str) -> Any:
     if not isinstance(model, nn.Module):
         raise CheckError(f"{target} gave a {type(model).__name__}, expected an nn.Module")
     return model
-
-
-def _required_parameters(factory: Any) -> list[str]:
-    """The parameters ``factory`` cannot be called without (none when its signature is unreadable)."""
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.default is inspect.Parameter.empty
-            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]

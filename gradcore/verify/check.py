@@ -7,7 +7,8 @@ side-by-side table, on gradcore's built-in techniques of the same kind. Exit sta
 0 when every gating clause holds, 1 when one is violated, 2 when the technique cannot be
 checked or a clause could not be measured (gradcore's own failure or the per-clause time
 limit: "could not be measured: <reason>"), one line each. User code runs under a time limit
-(:mod:`gradcore.verify.timelimit`) and a ``sys.exit`` in it is caught.
+(:mod:`gradcore.verify.timelimit`), in process state gradcore puts back after its import and
+after every clause (:mod:`gradcore.verify.sandbox`), and a ``sys.exit`` in it is caught.
 """
 from __future__ import annotations
 
