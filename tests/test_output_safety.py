@@ -17,7 +17,7 @@ import pytest
 from gradcore.errors import UsageError
 from gradcore.verify import atomic, figures
 
-from .cli_helpers import CATALOGUE, project, run, small_results
+from .cli_helpers import CATALOGUE, project, run, small_results, theorem
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -225,17 +225,18 @@ def mtime(path: Path) -> int | None:
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_verify_passes_signals_on_to_pytest_and_waits(tmp_path, sig, status):
     project(tmp_path, sleep=3.0)
+    first = tmp_path / "theorems" / "test_t1.py"   # says when pytest is running theorems
+    first.write_text(theorem(1, sleep=3.0).replace("(claim):\n", "(claim):\n    open('started', 'w').close()\n"))
     parent = subprocess.Popen([sys.executable, "-m", "gradcore.verify.cli", "verify", "--theorems", "theorems",
                                "--results", "out/results.json", "--no-techniques"], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     kids: list[int] = []
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not children(parent.pid):
+        while time.monotonic() < deadline and not (tmp_path / "started").exists():
             time.sleep(0.1)
         kids = children(parent.pid)
         assert kids, "pytest never started"
-        time.sleep(2.0)   # pytest is importing or running a theorem
         os.kill(parent.pid, sig)   # the parent alone, as `kill` or a job runner would
         out, err = parent.communicate(timeout=120)
         assert parent.returncode == status, err
