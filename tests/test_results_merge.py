@@ -144,3 +144,12 @@ def test_merging_keeps_foreign_entries_in_their_order():
     previous = dict(doc, claims=doc["claims"][:3])
     foreign = results.foreign_entries(previous, known={doc["claims"][1]["id"]})
     assert foreign == [doc["claims"][0], doc["claims"][2]]
+
+
+def test_invalid_files_set_aside_in_the_same_second_are_all_kept(tmp_path):
+    path = tmp_path / "results.json"
+    for content in ("{broken one", "{broken two", "{broken three"):
+        path.write_text(content)
+        assert results._previous(path)[0] is None and not path.exists()
+    kept = sorted(p.read_text() for p in tmp_path.glob("results.json.invalid-*"))
+    assert kept == ["{broken one", "{broken three", "{broken two"]

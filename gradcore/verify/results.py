@@ -7,6 +7,7 @@ and a parallel run give the same file apart from timings.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -152,6 +153,13 @@ def write(doc: dict[str, Any], path: str | Path) -> Path:
     return write_text(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n", path)
 
 
+def _aside(path: Path) -> Path:
+    """A new name for an invalid results file: ``NAME.invalid-<time>`` (numbered, never an existing one)."""
+    stem = f"{path.name}.invalid-{int(time.time())}"
+    return next(p for p in (path.with_name(stem + (f"-{i}" if i else "")) for i in itertools.count())
+                if not p.exists() and not p.is_symlink())
+
+
 def _previous(path: Path) -> tuple[dict[str, Any] | None, str]:
     """The results file a run merges into (None when there is none) and a note for the terminal.
 
@@ -163,7 +171,7 @@ def _previous(path: Path) -> tuple[dict[str, Any] | None, str]:
     try:
         previous = read(path)
     except ResultsError as e:
-        aside = path.with_name(path.name + f".invalid-{int(time.time())}")
+        aside = _aside(path)
         try:
             os.replace(path, aside)
         except OSError as moving:
@@ -218,21 +226,21 @@ def read(path: str | Path) -> dict[str, Any]:
     """Load a results file and validate it against the schema; any problem is one ResultsError line."""
     path = Path(path)
     if path.is_dir():
-        raise ResultsError(f"results file {path} is a directory")
+        raise ResultsError(f"results file {shown(path)} is a directory")
     if not path.exists():
-        raise ResultsError(f"results file {path} does not exist (run `gradcore verify` first)")
+        raise ResultsError(f"results file {shown(path)} does not exist (run `gradcore verify` first)")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ResultsError(f"results file {path} cannot be read: {e.strerror or e}") from None
+        raise ResultsError(f"results file {shown(path)} cannot be read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise ResultsError(f"results file {path} is not UTF-8 text: {e.reason}") from None
+        raise ResultsError(f"results file {shown(path)} is not UTF-8 text: {e.reason}") from None
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
-        raise ResultsError(f"results file {path} is not valid JSON: {str(e)[:200]}") from None
+        raise ResultsError(f"results file {shown(path)} is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(doc, dict) or doc.get("schema") not in (SCHEMA_VERSION, CHECK_SCHEMA):
-        raise ResultsError(f"results file {path} is not a gradcore results file "
+        raise ResultsError(f"results file {shown(path)} is not a gradcore results file "
                            f"(schema {SCHEMA_VERSION}, or {CHECK_SCHEMA!r} for technique checks)")
     return schema.validate(doc, path)
 
