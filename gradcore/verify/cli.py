@@ -123,7 +123,10 @@ def _distinct(output: Path, *inputs: Path, what: str = "output",
               catalogue_read: catalogue.Catalogue | None = None) -> Path:
     """Refuse to write ``output`` over one of the files the command reads (its results file or
     a catalogue file), or onto anything but a regular file (a directory, device, FIFO, symlink)."""
-    atomic.check_target(output)
+    try:
+        atomic.check_target(output)
+    except UsageError as e:
+        raise UsageError(f"{what}: {e}") from None
     for source in inputs:
         if atomic.same_file(output, source):
             raise UsageError(f"{what} {output} is the input file {source}; refusing to overwrite it")
