@@ -62,7 +62,7 @@ def write_with(path: str | Path, produce: Callable[[Path], object]) -> Path:
     try:
         with replacing(path) as tmp:
             produce(tmp)
-    except PermissionError as e:
+    except OSError as e:   # no permission, no space, over the file-size limit (EFBIG), ...
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     return path
 

@@ -52,7 +52,7 @@ def _allowed(b: dict[str, Any], a: dict[str, Any]) -> tuple[bool, str]:
         return abs(new) > bound, f"≤ {num(bound)} (rounding bound)"
     tol = max(b.get("guard_tolerance", 0.0), a.get("guard_tolerance", 0.0))
     if kind == "statistical" and b.get("interval"):
-        lo, hi = b["interval"]
+        lo, hi = (float(x) for x in b["interval"])   # an end may be spelled "inf" or "nan"
         return not lo - tol <= new <= hi + tol, f"in [{num(lo)}, {num(hi)}] (baseline CI)"
     if kind == "search" and a.get("direction") in ("lower", "upper"):
         worse = new < old - tol if a["direction"] == "lower" else new > old + tol
