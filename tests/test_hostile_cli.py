@@ -514,3 +514,35 @@ def test_unicode_claims_on_an_ascii_stdout(tmp_path, env):
     assert shown.returncode == 0 and shown.stderr == b""
     raw = gradcore("show", "ACT-02", "--json")
     assert raw.returncode == 0 and json.loads(raw.stdout)["title"].startswith("tanh' = 1 − tanh²")
+
+
+# --- a hostile pass of our own: inputs issue 23 did not list -------------------------------
+
+def test_a_claim_listed_twice_cannot_hide_a_regression(capsys, results_file, tmp_path):
+    """The guard keyed claims by id: a second, unchanged ACT-01 after a regressed one hid it (exit 0)."""
+    baseline = tmp_path / "b.json"
+    baseline.write_bytes(results_file.read_bytes())
+
+    def regress_then_repeat(doc):
+        original = json.loads(json.dumps(doc["claims"][0]))
+        doc["claims"][0]["verdict"] = "refuted"
+        doc["claims"].append(original)
+    edit(results_file, regress_then_repeat)
+    status, out, err = run(capsys, "guard", results_file, "--baseline", baseline)
+    assert status == 2 and one_line_error(err) and "appears more than once" in err and "match" not in out
+
+
+@pytest.mark.parametrize("content", [
+    "\ufeff{}".encode(),                                       # a UTF-8 byte-order mark
+    '{"schema": 1}'.encode("utf-16"),                          # UTF-16
+    b"[1, 2]",                                                 # a JSON array
+    b'{"schema": 1, "environment": {"devices": {}}, "claims": [' + b"[" * 5000 + b"]" * 5000 + b"]}",
+])
+def test_results_files_in_odd_encodings_and_shapes(capsys, tmp_path, content):
+    """Regression cases (these were already exit 2): one line each, for every reader."""
+    path = tmp_path / "r.json"
+    path.write_bytes(content)
+    for argv in (["report", path, "--format", "summary"], ["guard", path, "--baseline", path],
+                 ["show", "ACT-01", "--results", path]):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and one_line_error(err), err

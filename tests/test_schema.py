@@ -112,6 +112,13 @@ def test_a_claim_id_is_like_act_01_and_the_error_stays_one_line(doc, cid):
     assert "\n" not in str(e.value) and "\x00" not in str(e.value)
 
 
+def test_a_claim_appears_once(doc):
+    """The guard keys claims by id: a second ACT-01 silently replaced the first (and its regression)."""
+    twice = dict(doc, claims=doc["claims"] + [copy.deepcopy(doc["claims"][0])])
+    with pytest.raises(ResultsError, match=f"claim #{len(doc['claims'])}, field id: .* appears more than once"):
+        schema.validate(twice, "r.json")
+
+
 def test_a_technique_document_names_its_technique(tmp_path):
     """``technique: {}`` validated, then as_claims raised KeyError 'kind' (exit 3)."""
     tech = json.loads((ROOT / "reports" / "techniques.json").read_text(encoding="utf-8"))

@@ -8,6 +8,7 @@ worst a stray ``.name.*.tmp`` file.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -56,13 +57,19 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
 
 
+# The file system refusing a write: no permission, no space, over the file-size limit (RLIMIT_FSIZE), ...
+_REFUSALS = {errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG}
+
+
 def write_with(path: str | Path, produce: Callable[[Path], object]) -> Path:
     """Let ``produce(tmp)`` write the file's content to ``tmp``, then move it onto ``path``."""
     path = Path(path)
     try:
         with replacing(path) as tmp:
             produce(tmp)
-    except OSError as e:   # no permission, no space, over the file-size limit (EFBIG), ...
+    except OSError as e:
+        if e.errno not in _REFUSALS:
+            raise
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     return path
 

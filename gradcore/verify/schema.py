@@ -166,11 +166,23 @@ def _curve_lengths(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def _unique_ids(doc: dict[str, Any]) -> list[str]:
+    """What JSON Schema cannot say either: a claim appears once (the guard keys claims by id, so a
+    second entry would silently replace the first, regression and all)."""
+    seen: set[str] = set()
+    out = []
+    for i, c in enumerate(doc.get("claims", [])):
+        if c["id"] in seen:
+            out.append(f"claim #{i}, field id: {c['id']} appears more than once")
+        seen.add(c["id"])
+    return out
+
+
 def errors(doc: Any) -> list[str]:
     """Every schema violation in ``doc``, one line each, naming the claim and field."""
     found = sorted(map(_deepest, _validator().iter_errors(doc)), key=lambda e: [str(p) for p in e.absolute_path])
     if not found:
-        return _curve_lengths(doc)
+        return _curve_lengths(doc) + _unique_ids(doc)
     return [f"{_where(doc, list(e.absolute_path))}: {_describe(e)}" for e in found]
 
 
