@@ -10,6 +10,7 @@ Read-modify-write cycles of one file (the results file) run under :func:`locked`
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -132,6 +133,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
                 raise
 
 
+# The file system refusing a write: no permission, no space, over the file-size limit (RLIMIT_FSIZE), ...
+_REFUSALS = {errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG}
+
+
 def write_with(path: str | Path, produce: Callable[[Path], object]) -> Path:
     """Let ``produce(tmp)`` write the file's content to ``tmp``, then move it onto ``path``.
 
@@ -143,6 +148,8 @@ def write_with(path: str | Path, produce: Callable[[Path], object]) -> Path:
         with replacing(path) as tmp:
             produce(tmp)
     except OSError as e:
+        if e.errno not in _REFUSALS:
+            raise
         raise UsageError(f"cannot write {shown(path)}: {e.strerror or e}") from None
     return path
 

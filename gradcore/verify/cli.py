@@ -13,6 +13,7 @@ stderr naming the log file that holds the traceback). Errors are one line on std
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import json
 import os
@@ -307,8 +308,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown claim id {args.id!r} (catalogues read: {load_catalogue(args).read_from()}; "
                          f"results read: {_viewed_results(args) or 'none'})")
     entry = seen.get(args.id) or known[args.id]
-    if args.json:
-        print(json.dumps(entry, indent=1, ensure_ascii=False))
+    if args.json:   # allow_nan=False: NaN is not JSON; the schema and the catalogue loader keep it out
+        print(json.dumps(entry, indent=1, ensure_ascii=not _utf8(sys.stdout), allow_nan=False))
         return 0
     print(f"{entry['id']}  {entry['title']}")
     print(f"verdict: {VERDICT_MARK.get(entry.get('verdict'), 'not run')}  (expected {entry['expected_verdict']})")
@@ -373,6 +374,35 @@ def _run(args: argparse.Namespace) -> int:
     return COMMANDS[args.command](args)
 
 
+# What the file system answers about a path the user named (too long, a loop, no space, over the
+# file-size limit, ...): bad input or a bad output target, exit 2. Any other OSError is a bug: exit 3.
+_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOSPC,
+                errno.EDQUOT, errno.EROFS, errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.EXDEV}
+
+
+def _path_problem(error: BaseException) -> str | None:
+    """One line for an error the file system raised about a path (None: not such an error)."""
+    if isinstance(error, OSError) and error.errno in _PATH_ERRNOS:
+        where = f" {error.filename}" if error.filename else ""
+        return f"cannot access{where}: {error.strerror or error}"
+    if isinstance(error, RuntimeError) and str(error).startswith("Symlink loop"):   # Path.resolve, Python < 3.13
+        return str(error)
+    return None
+
+
+def _utf8(stream: Any) -> bool:
+    return (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "") == "utf8"
+
+
+def _output_never_fails_on_encoding() -> None:
+    """Claim titles and quotes are unicode; an ASCII or Latin-1 stdout (PYTHONIOENCODING=ascii, a
+    legacy locale) prints what it cannot encode as a backslash escape instead of raising. The
+    user's encoding is kept (re-encoding as UTF-8 would print mojibake on such a terminal)."""
+    for stream in (sys.stdout, sys.stderr):
+        if not _utf8(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _not_held_by_user_threads(run: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """The command line's own run (``argv`` None) ends the process once the command is done, so a
     non-daemon thread started by the code ``check`` or ``audit`` imported cannot keep it alive;
@@ -392,6 +422,7 @@ def _not_held_by_user_threads(run: Callable[[list[str] | None], int]) -> Callabl
 @_not_held_by_user_threads
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand and map every outcome to one exit status (see the module docstring)."""
+    _output_never_fails_on_encoding()
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
@@ -405,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
     except Exception as e:   # a bug in gradcore: one line and the log, never a bare traceback
+        problem = _path_problem(e)
+        if problem is not None:
+            print(f"gradcore: error: {problem}", file=sys.stderr)
+            return BAD_INPUT
         first = (str(e).splitlines() or [""])[0][:200]
         print(f"gradcore: internal error: {type(e).__name__}: {first} (traceback in {_crash_log(e)}; "
               "please report it)", file=sys.stderr)
