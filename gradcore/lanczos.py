@@ -53,20 +53,21 @@ class _Basis:
 
     def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
         """w minus its projection on the basis, twice (CGS2: orthogonal to rounding)."""
-        if self.size == 0:
-            return w
-        q = self.used
-        qh = q.conj() if q.is_complex() else q
-        w = w[..., None]
-        for _ in range(2):
-            w = w - q.mT @ (qh @ w)
-        return w[..., 0]
+        return w if self.size == 0 else _cgs2(self.used, w[..., None])[..., 0]
 
     def append(self, w: torch.Tensor) -> None:
         if self.size == self.rows.shape[1]:
             self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)], dim=1)
         self.rows[:, self.size] = w
         self.size += 1
+
+
+def _cgs2(q: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Columns of w (batch, dim, c) minus their projection on the rows of q (batch, j, dim), twice."""
+    qh = q.conj() if q.is_complex() else q
+    for _ in range(2):
+        w = w - q.mT @ (qh @ w)
+    return w
 
 
 def _normalised(w: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,11 +262,4 @@ def block_bidiagonalise(matmat: Product, rmatmat: Product, start: torch.Tensor, 
 
 def _block_orthogonalise(basis: _Basis, w: torch.Tensor) -> torch.Tensor:
     """Each row of w (batch, b, dim) minus its projection on the basis, twice (CGS2)."""
-    if basis.size == 0:
-        return w
-    q = basis.used
-    qh = q.conj() if q.is_complex() else q
-    w = w.mT
-    for _ in range(2):
-        w = w - q.mT @ (qh @ w)
-    return w.mT
+    return w if basis.size == 0 else _cgs2(basis.used, w.mT).mT

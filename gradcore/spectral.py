@@ -75,7 +75,7 @@ class OperatorSpectrum:
     right: torch.Tensor       # (k, *x.shape): input directions v, J v = σ u
     left: torch.Tensor        # (k, *f(x).shape): output directions u
     residuals: torch.Tensor   # (k,): ‖JᵀJv − σ²v‖ / σ²
-    steps: int                # Lanczos steps = products with J and with Jᵀ
+    steps: int                # Lanczos steps = products with J and with Jᵀ (of a block, with block > 1)
     converged: bool           # every residual ≤ tol (else max_steps ran out)
 
 
@@ -139,7 +139,7 @@ def jacobian_spectrum(op: JacobianOperator, k: int, *, which: str, tol: float, m
         trip = lanczos.bidiagonalise(lambda u: op.matvec(u.reshape(x.shape)).reshape(1, -1),
                                      lambda w: op.rmatvec(w.reshape(out_shape)).reshape(1, -1),
                                      start, k=k, tol=tol, max_steps=min(max_steps, x.numel()),
-                                     smallest=which == "smallest")
+                                     smallest=which == "smallest", check_every=2)
     else:
         trip = _block_spectrum(op, k, block, tol, max_steps, gen)
     return OperatorSpectrum(trip.values[0], trip.right[0].reshape(-1, *x.shape),
