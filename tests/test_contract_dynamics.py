@@ -9,6 +9,8 @@ from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import CheckError, contract
 
+from .readme_examples import run_example
+
 A = torch.tensor([[-1.0, 0.0], [0.0, -10.0]], dtype=torch.float64)
 
 
@@ -137,3 +139,10 @@ def test_kind_inference():
     assert infer_kind(RK4(), settings) == "dynamics" and infer_kind(leaky, settings) == "dynamics"
     dyn = contract("dynamics")
     assert not any(dyn.looks_like(o, settings) for o in (RK4, _no_dim, torch.tanh, 3))
+
+
+def test_readme_dynamics_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    status, shown, got = run_example("mysteps.py", tmp_path, monkeypatch, capsys)
+    assert status == 0 and got == shown and len(got) == 4
+    report = (tmp_path / "checks" / "rk4.md").read_text(encoding="utf-8")
+    assert "| Euler, h = 0.25 | ❌" in report      # the side-by-side table the README points to

@@ -14,6 +14,8 @@ from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import CheckError, contract
 
+from .readme_examples import run_example
+
 
 def _clause(result, cid):
     return next(r for r in result.results if r.clause == cid)
@@ -148,3 +150,8 @@ def test_kind_inference():
     flow = contract("flow")
     assert flow.looks_like(ZeroInitCoupling, settings)
     assert not any(flow.looks_like(other, settings) for other in (NoInverse, NoLogdet, Coupling(16), torch.tanh))
+
+
+def test_readme_flow_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    status, shown, got = run_example("myflows.py", tmp_path, monkeypatch, capsys)
+    assert status == 1 and got == shown and ("stack-growth", "❌", "violated") in got
