@@ -1,7 +1,7 @@
 """Technique contracts: per kind, the catalogued claims written over a *subject*.
 
 Each kind module (``activation``, ``initialiser``, ``norm``, ``residual``, ``recurrent``,
-``attention``, ``clipping``) defines its clauses and a :class:`~.contract.Contract`
+``attention``, ``clipping``, ``flow``, ``dynamics``) defines its clauses and a :class:`~.contract.Contract`
 subclass, which registers the kind; :func:`contract` looks a kind up in the registry.
 """
 from __future__ import annotations
