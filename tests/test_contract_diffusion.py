@@ -151,6 +151,7 @@ def test_a_schedule_function_of_t_is_the_same_as_its_tensor():
     (torch.cat([_linear_alpha_bar()[:-1], torch.zeros(1, dtype=torch.float64)]), "must lie in"),
     (lambda snr: snr - 1, "finite and > 0"),
     (lambda snr: snr.sum(), "one weight per time step"),
+    (lambda snr: snr ** 40, "outside float32's range"),
     (lambda x, y: x, "expected ᾱ_t"),
 ])
 def test_bad_schedules_and_weightings_are_one_line(obj, message):

@@ -150,7 +150,7 @@ def test_a_user_optimiser_and_the_theorem_agree_on_momentum():
     (not_constructible, "not constructible from params: ValueError: needs a model"),
     (Frozen, "does not step"),
     (exploding, "non-finite"),
-    (no_lr, "must carry its learning rate"),
+    (no_lr, "^no_lr as optimiser: optimiser: a step rule .* must carry its learning rate"),
     (functools.partial(torch.optim.SGD, lr=float("nan")), "lr|learning rate"),
 ])
 def test_bad_optimisers_are_one_line(obj, message):

@@ -151,6 +151,11 @@ def _weights(w: Any) -> torch.Tensor:
     if not bool((torch.isfinite(w) & (w > 0)).all()):
         bad = _first(~(torch.isfinite(w) & (w > 0)))
         v.fail("weighting", f"the loss weight must be finite and > 0 at every t; v({bad}) = {float(w[bad - 1]):.3g}")
+    single = w.float()
+    if not bool((torch.isfinite(single) & (single > 0)).all()):   # per-step gradients are measured in float32
+        bad = _first(~(torch.isfinite(single) & (single > 0)))
+        v.fail("weighting", f"v({bad}) = {float(w[bad - 1]):.3g} is outside float32's range, the dtype the "
+                            "per-step gradients are measured in")
     return w
 
 

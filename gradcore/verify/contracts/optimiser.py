@@ -22,6 +22,7 @@ from ...measure import clipping as C
 from ...measure import optimisers as O
 from ...measure import quartic as Q
 from ...measure import weight_decay as W
+from ...errors import GradcoreError
 from .base import CheckError, Clause, Outcome, Settings
 from .contract import Contract
 
@@ -47,7 +48,7 @@ def smoke(obj: Any, settings: Settings) -> float:
     p = torch.nn.Parameter(settings.randn(4, 3, offset=51))
     try:
         opt = O.build(obj, [p])
-    except CheckError:
+    except GradcoreError:   # gradcore's own one-line reason (not an optimiser, no lr): prepare() prints it
         raise
     except Exception as e:
         raise CheckError(f"not constructible from params: {type(e).__name__}: {e}") from None
@@ -95,12 +96,14 @@ def decay(s: OptimiserSubject, settings: Settings) -> Outcome:
     floor = W.float32_no_shrink_threshold(device=settings.device)
     constants = {"‖W_10‖/‖W_0‖, zero gradient, float64": r64, "‖W_10‖/‖W_0‖, zero gradient, float32": r32,
                  "float32 no-shrink ηλ (gradcore's decay rule)": floor}
-    grows = not r64.value <= 1.0 or not r32.value <= 1.0
+    # growth beyond the ratio's own rounding (64 ulp per step: a no-decay step may round W), NaN included
+    up = [r for r in (r64, r32) if not r.value <= 1.0 + r.guard_tolerance]
     lost = r64.value < 1.0 and r32.value >= 1.0    # decays in float64, a no-op in float32
+    grows = bool(up)
     if not (grows or lost):
         note = "" if r64.value < 1 else "no weight decay: a zero gradient leaves the weights unchanged"
         return Outcome(True, constants, note=note)
-    worst = r32 if lost else (r64 if not r64.value <= 1.0 else r32)
+    worst = up[0] if grows else r32
     return Outcome(False, constants, {"gradient": "0", "‖W_10‖/‖W_0‖": worst.value, "snippet": worst.reproduction},
                    note="a zero gradient grows the weights" if grows else
                    f"weight decay is lost in float32: ηλ is below the float32 floor (~{floor.value:.3g})")
