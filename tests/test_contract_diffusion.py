@@ -5,6 +5,7 @@ built-ins' constants are the DIFF/LIT theorems' own values (one measurement, not
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -202,8 +203,6 @@ def run_readme_example(filename: str, tmp_path, monkeypatch) -> None:
     argv = command.split()[1:]
     assert main([*argv, "--no-compare"]) == status
     report = (tmp_path / argv[argv.index("--out") + 1] / f"{argv[1].split(':')[1]}.json").read_text()
-    import json
-
     verdicts = {c["id"]: c["verdict"] for c in json.loads(report)["clauses"]}
     assert rows and all(verdicts[clause] == verdict for clause, verdict in rows), (rows, verdicts)
 

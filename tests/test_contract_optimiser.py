@@ -133,7 +133,6 @@ def test_quartic_catches_fixed_step_sgd_and_clipped_gd_holds():
     good = check_technique(ClippedGD(), kind="optimiser")
     assert _clause(good, "quartic").verdict == "holds" and _clause(good, "step-bound").verdict == "holds"
     # the rule run by the contract's recipe is LIT-12's clipped GD: the theorem's number, bit for bit
-    rule = O.RuleOptimizer  # noqa: F841 - the adapter the recipe builds
     assert Q.final_distance(x0=100.0, optimiser=ClippedGD()).value == Q.final_distance(x0=100.0, eta=0.01,
                                                                                         clip=10.0).value
 

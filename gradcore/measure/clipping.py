@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from .. import clipping as C
-from . import optimisers
 from ..verify.search import Found, structured_vectors
+from . import optimisers
 from .measurement import Kind, Measurement, recipe
 from .searched import residual_bound, search
 
