@@ -25,6 +25,7 @@ from hypothesis.extra import numpy as hnp
 
 from .. import clipping as C
 from ..verify.search import Found, structured_vectors
+from . import optimisers
 from .measurement import Kind, Measurement, recipe
 from .searched import residual_bound, search
 
@@ -246,10 +247,15 @@ def norm_clip_ratio(*, g: list[float], theta: float, dtype: str = "float64", dev
 
 # --- CLIP-02: the clipped step -----------------------------------------------------------
 
-def _step_ratio(g0: torch.Tensor, theta: float, lr: float, optimizer: str, steps: int, momentum: float) -> float:
-    """‖Δw‖/(ηθ) of the last of ``steps`` optimiser steps fed the clipped constant gradient g0."""
+def _step_ratio(g0: torch.Tensor, theta: float, lr: float, optimizer: Any, steps: int, momentum: float) -> float:
+    """‖Δw‖/(ηθ) of the last of ``steps`` optimiser steps fed the clipped constant gradient g0
+    (``optimizer`` 'sgd', 'adam', or a user's optimiser with its own η: the optimiser contract)."""
     p = torch.nn.Parameter(torch.zeros_like(g0))
-    opt = torch.optim.Adam([p], lr=lr) if optimizer == "adam" else torch.optim.SGD([p], lr=lr, momentum=momentum)
+    if callable(optimizer):
+        opt = optimisers.build(optimizer, [p])
+        lr = optimisers.lr_of(opt)
+    else:
+        opt = torch.optim.Adam([p], lr=lr) if optimizer == "adam" else torch.optim.SGD([p], lr=lr, momentum=momentum)
     for _ in range(steps):
         before = p.detach().clone()
         p.grad = C.clip_by_norm(g0, theta)
@@ -269,9 +275,22 @@ def sgd_step_ratio_bound(*, profile: str = "ci", device: str = "cpu") -> Measure
 
 
 @recipe
-def step_ratio(*, optimizer: str = "sgd", d: int = 16, g: float = 100.0, theta: float = 1.0, lr: float = 0.1,
+def optimiser_step_ratio_bound(*, optimiser: Any, profile: str = "ci", device: str = "cpu") -> Measurement:
+    """CLIP-02 for any optimiser (the optimiser contract): sup over (g, θ) of ‖Δw‖/(ηθ) for its first
+    step on the clipped g, η its own learning rate (search lower bound, structured g first)."""
+    cases = st.tuples(_vec("float64", -1e6, 1e6, 16), st.floats(1e-2, 1e2))
+    cands = [(f"{label}, θ={t:g}", (vec, t)) for label, vec in structured_vectors(16, (1e-3, 1.0, 1e3, 1e6))
+             for t in (1e-2, 1.0, 1e2)]
+    found = search(cases, lambda c: _step_ratio(torch.as_tensor(c[0], device=device), c[1], 1.0, optimiser, 1, 0.0),
+                   candidates=cands, profile=profile)
+    return _witnessed(found, found.bound(dtype="float64", device=device, sizes={"d": "1..16"}))
+
+
+@recipe
+def step_ratio(*, optimizer: Any = "sgd", d: int = 16, g: float = 100.0, theta: float = 1.0, lr: float = 0.1,
                steps: int = 1, momentum: float = 0.0, device: str = "cpu") -> Measurement:
-    """CLIP-02: ‖Δw‖/(ηθ) at step ``steps`` for a constant raw gradient g·1_d, float64."""
+    """CLIP-02: ‖Δw‖/(ηθ) at step ``steps`` for a constant raw gradient g·1_d, float64 (``optimizer``
+    a user's optimiser: η is its own, ``lr`` and ``momentum`` unused)."""
     g0 = torch.full((d,), g, dtype=torch.float64, device=device)
     # momentum accumulates `steps` updates (each rounded): allow that many ulps
     return Measurement(_step_ratio(g0, theta, lr, optimizer, steps, momentum), Kind.NUMERIC, "float64", device,

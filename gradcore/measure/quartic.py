@@ -8,10 +8,12 @@ Clipping is gradcore.clipping.clip_by_norm.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from .. import clipping
+from . import optimisers
 from .measurement import Kind, Measurement, recipe
 
 
@@ -53,10 +55,24 @@ def gd_divergence_threshold(*, eta: float = 0.01, steps: int = 2000, iterations:
                        conditioning=1e9)
 
 
+def _run_optimiser(x0: float, optimiser: Any, steps: int) -> float:
+    """|x| after ``steps`` steps of a user's optimiser on x⁴ from x₀ (gradient 4x³); inf once it overflows."""
+    p = torch.nn.Parameter(torch.tensor([x0], dtype=torch.float64))
+    opt = optimisers.build(optimiser, [p])
+    for _ in range(steps):
+        x = optimisers.stepped(opt, p, 4 * p.detach() ** 3)
+        if not bool(torch.isfinite(x).all()) or abs(float(x)) > 1e100:
+            return math.inf
+    return abs(float(p.detach()))
+
+
 @recipe
-def final_distance(*, x0: float = 100.0, eta: float = 0.01, steps: int = 2000, clip: float = 10.0) -> Measurement:
-    """LIT-12: |x| after ``steps`` GD steps on x⁴ from x₀ (``clip`` > 0: gradient-norm clipping at clip)."""
-    value = _run(x0, eta, steps, clip if clip > 0 else None)
+def final_distance(*, x0: float = 100.0, eta: float = 0.01, steps: int = 2000, clip: float = 10.0,
+                   optimiser: Any = None) -> Measurement:
+    """LIT-12: |x| after ``steps`` GD steps on x⁴ from x₀ (``clip`` > 0: gradient-norm clipping at clip;
+    ``optimiser``: that many of a user's optimiser's steps instead, η and clip unused)."""
+    value = _run(x0, eta, steps, clip if clip > 0 else None) if optimiser is None else \
+        _run_optimiser(x0, optimiser, steps)
     # a long deterministic iteration; values agree across platforms to ~steps ulp
     return Measurement(value, Kind.NUMERIC, "float64", "cpu", {"steps": steps, "η": eta},
                        conditioning=float(steps))

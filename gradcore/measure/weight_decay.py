@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from ..spectral import spectral_norm, spectral_radius
 from ..weight_decay import decay_only, decay_step, l2_penalty
+from . import optimisers
 from .measurement import EPS, Kind, Measurement, recipe
 from .searched import residual_bound, search, structured_matrices
 
@@ -92,8 +93,21 @@ def penalty_gradient_residual(*, dtype: str = "float64", weight_decay: float = 0
 
 # --- WD-02: decay shrinks W --------------------------------------------------------------------
 
-def _norm_ratio(W: torch.Tensor, c: float, steps: int = 1) -> float:
-    return float(torch.linalg.matrix_norm(decay_only(W, c, 1.0, steps)) / torch.linalg.matrix_norm(W))
+def _norm_ratio(W: torch.Tensor, c: float, steps: int = 1, optimiser: Any = None) -> float:
+    """‖W_k‖_F/‖W_0‖_F after ``steps`` decay steps at ηλ = c with no data gradient (``optimiser``:
+    that many of its steps on a zero gradient instead)."""
+    return float(torch.linalg.matrix_norm(_zero_gradient_steps(W, c, steps, optimiser))
+                 / torch.linalg.matrix_norm(W))
+
+
+def _zero_gradient_steps(W: torch.Tensor, c: float, steps: int, optimiser: Any) -> torch.Tensor:
+    if optimiser is None:
+        return decay_only(W, c, 1.0, steps)
+    p = torch.nn.Parameter(W.clone())
+    opt = optimisers.build(optimiser, [p])
+    for _ in range(steps):
+        out = optimisers.stepped(opt, p, torch.zeros_like(W))
+    return out if steps else W
 
 
 @recipe
@@ -110,10 +124,12 @@ def max_decay_norm_ratio(*, dtype: str = "float64", profile: str = "ci", device:
 
 @recipe
 def decay_norm_ratio(*, c: float = 0.3, steps: int = 50, n: int = 6, seed: int = 0, dtype: str = "float64",
-                     device: str = "cpu") -> Measurement:
-    """WD-02: ‖W_k‖_F/‖W_0‖_F after ``steps`` decay steps at ηλ = c (claimed (1−c)^k)."""
+                     device: str = "cpu", optimiser: Any = None) -> Measurement:
+    """WD-02: ‖W_k‖_F/‖W_0‖_F after ``steps`` decay steps at ηλ = c (claimed (1−c)^k); with
+    ``optimiser`` (the optimiser contract), after that many of its steps on a zero gradient (c unused)."""
     # each of the `steps` iterated products rounds once: allow that many ulps
-    return Measurement(_norm_ratio(_randn(n, seed, dtype, device), c, steps), Kind.NUMERIC, dtype, device,
+    ratio = _norm_ratio(_randn(n, seed, dtype, device), c, steps, optimiser)
+    return Measurement(ratio, Kind.NUMERIC, dtype, device,
                        {"n": n, "steps": steps}, conditioning=max(1.0, float(steps)))
 
 
@@ -195,6 +211,24 @@ def rnn_radii(lam: float, steps: int = 600, lr: float = 0.005, device: str = "cp
     """GD with weight decay on a linear RNN h_t = W h_{t−1}, T = 4, fit to data from ρ = 1.2 dynamics.
 
     Returns ρ(W_k) for every step k and the last W; W_0 is non-normal with ρ(W_0) = 1.3."""
+    return _rnn_train(steps, device, lambda W, g: decay_step(W, g, lr, lam))
+
+
+def _optimiser_rnn_radii(optimiser: Any, steps: int, device: str) -> tuple[tuple[float, ...], Any]:
+    """:func:`rnn_radii` with a user's optimiser (its own η and decay) in place of GD + decay."""
+    holder: dict[str, Any] = {}
+
+    def step(W: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if not holder:
+            holder["p"] = torch.nn.Parameter(W.clone())
+            holder["opt"] = optimisers.build(optimiser, [holder["p"]])
+        return optimisers.stepped(holder["opt"], holder["p"], g)
+
+    return _rnn_train(steps, device, step)
+
+
+def _rnn_train(steps: int, device: str, step: Any) -> tuple[tuple[float, ...], Any]:
+    """ρ(W_k) of ``steps`` updates W ← step(W, ∇L(W)) of the linear RNN, ∞ once W is not finite."""
     dtype, n, T, N = torch.float64, 4, 4, 16
     gen = torch.Generator().manual_seed(0)
     w_true = (1.2 * _orth(n, gen, dtype)).to(device)
@@ -207,17 +241,23 @@ def rnn_radii(lam: float, steps: int = 600, lr: float = 0.005, device: str = "cp
         Wr = W.clone().requires_grad_(True)
         loss = 0.5 * (torch.linalg.matrix_power(Wr, T) @ H0 - Y).pow(2).sum() / N
         (g,) = torch.autograd.grad(loss, Wr)
-        W = decay_step(W, g, lr, lam)
+        W = step(W, g)
+        if not bool(torch.isfinite(W).all()):   # an exploded update: ρ = ∞, not a LAPACK error
+            rhos.append(math.inf)
+            break
         rhos.append(spectral_radius(W))
     return tuple(rhos), W
 
 
 @recipe
-def rnn_radius(*, lam: float = 0.1, steps: int = 600, lr: float = 0.005, device: str = "cpu") -> Measurement:
-    """WD-04/05: ρ(W) after ``steps`` GD steps with weight decay λ on the linear RNN of :func:`rnn_radii`."""
+def rnn_radius(*, lam: float = 0.1, steps: int = 600, lr: float = 0.005, device: str = "cpu",
+               optimiser: Any = None) -> Measurement:
+    """WD-04/05: ρ(W) after ``steps`` GD steps with weight decay λ on the linear RNN of :func:`rnn_radii`
+    (``optimiser``: that many of its steps instead, λ and lr unused)."""
     # 600 iterated GD steps contract towards a fixed point (rounding does not grow), but each
     # step's matrix powers and eigenvalues round differently across kernels: 1e3 × the ulps
-    return Measurement(rnn_radii(lam, steps, lr, device)[0][-1], Kind.NUMERIC, "float64", device,
+    radii = rnn_radii(lam, steps, lr, device) if optimiser is None else _optimiser_rnn_radii(optimiser, steps, device)
+    return Measurement(radii[0][-1], Kind.NUMERIC, "float64", device,
                        {"n": 4, "T": 4, "steps": steps}, conditioning=1e3)
 
 
