@@ -76,6 +76,19 @@ def summary_table(check: TechniqueCheck) -> str:
     return "\n".join(lines)
 
 
+def clause_text(r: ClauseResult) -> str:
+    """One clause's result for a failing test: statement, verdict, constants, counterexample, snippet."""
+    lines = [f"`{r.clause}` ({', '.join(r.claims)}): {r.statement}", f"verdict: {MARK[r.verdict]}",
+             f"measured: {_constants(r) or '—'}"]
+    if r.note:
+        lines.append(f"note: {r.note}")
+    if r.counterexample:
+        lines.append(f"counterexample: {_short({k: v for k, v in r.counterexample.items() if k != 'snippet'})}")
+        if "snippet" in r.counterexample:
+            lines += ["reproduce with:", str(r.counterexample["snippet"])]
+    return "\n".join(lines)
+
+
 def _claim_refs(ids: tuple[str, ...], claims: dict[str, Any]) -> str:
     refs = []
     for cid in ids:
