@@ -70,7 +70,7 @@ def test_a_violated_clause_fails_with_its_counterexample_and_a_stale_xfail_is_re
                          'xfail={"safe-zero": "expected to break"})')
     out = run.stdout.str()
     run.assert_outcomes(passed=9, failed=2)   # mine-direction violated; safe-zero holds: XPASS(strict)
-    assert "FAILED test_clauses.py::test_clause[mine-direction]" in out
+    assert "test_clauses.py::test_clause[mine-direction] FAILED" in out
     assert "mine (clipping) `direction` (CLIP-01, CLIP-03)" in out and "reproduce with:" in out
     assert "[XPASS(strict)] expected to break" in out
 
