@@ -156,7 +156,8 @@ def _verify_command(args: argparse.Namespace) -> list[str]:
     # The options below are the plugin's: load it here, not only where the project's own pytest
     # configuration does (pytest loads a plugin named twice once).
     command = [sys.executable, "-m", "pytest", "-p", "gradcore.verify.plugin", str(args.theorems),
-               f"--device={args.device}", f"--hypothesis-profile={args.profile}", f"--gradcore-results={args.results.resolve()}"]
+               f"--device={args.device}", f"--hypothesis-profile={args.profile}",
+               f"--gradcore-results={args.results.resolve()}"]
     if args.workers != "0":
         command += ["-n", args.workers]
     if args.only:
