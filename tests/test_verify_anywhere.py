@@ -42,3 +42,4 @@ def test_verify_runs_in_any_directory_with_a_catalogue_and_theorems(tmp_path, la
     doc = json.loads((tmp_path / "reports" / "results.json").read_text(encoding="utf-8"))
     assert {c["id"]: c["verdict"] for c in doc["claims"]} == {f"T-0{i}": "verified" for i in
                                                               ((1, 2) if layout == "bare" else (1, 2, 3))}
+    assert all(c["reaches"] == [] for c in doc["claims"])   # the plugin records which kinds reach each claim

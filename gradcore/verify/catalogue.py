@@ -112,6 +112,8 @@ class Claim:
     rtol: float = 0.0
     atol: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    applies_to: str | None = None   # "none": no technique kind can check it (``reason`` says why)
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         first = self.sources[0]
@@ -123,6 +125,7 @@ class Claim:
             "assumptions": list(self.assumptions),
             "tolerance": {"rtol": self.rtol, "atol": self.atol},
             "expected_verdict": self.expected_verdict,
+            **({"applies_to": self.applies_to, "reason": self.reason} if self.applies_to else {}),
         }
 
 
@@ -144,11 +147,29 @@ def _parse(entry: dict[str, Any], topic: str, where: str) -> Claim:
     if not sources:
         raise CatalogueError(f"{where}: {cid} has no source")
     tol = entry.get("tolerance", {})
-    known = set(_REQUIRED) | {"assumptions", "tolerance"}
+    known = set(_REQUIRED) | {"assumptions", "tolerance", "applies_to", "reason"}
     return Claim(cid, topic, entry["title"], entry["statement"], entry["method"],
                  entry["expected_verdict"], tuple(sources), tuple(entry.get("assumptions", ())),
                  float(tol.get("rtol", 0.0)), float(tol.get("atol", 0.0)),
-                 {k: val for k, val in entry.items() if k not in known})
+                 {k: val for k, val in entry.items() if k not in known}, *_applies_to(entry, cid, where))
+
+
+APPLIES_TO = ("none",)
+
+
+def _applies_to(entry: dict[str, Any], cid: str, where: str) -> tuple[str | None, str | None]:
+    """``applies_to = "none"`` with a ``reason``: a claim no technique kind can check (a definition,
+    a formula of one named function); see tests/test_coverage.py."""
+    applies, reason = entry.get("applies_to"), entry.get("reason")
+    if applies is None:
+        if reason is not None:
+            raise CatalogueError(f"{where}: {cid} has a reason but no applies_to")
+        return None, None
+    if applies not in APPLIES_TO:
+        raise CatalogueError(f"{where}: {cid} applies_to {applies!r} not in {APPLIES_TO}")
+    if not isinstance(reason, str) or not reason.strip():
+        raise CatalogueError(f"{where}: {cid} applies_to = \"none\" needs a reason (a non-empty string)")
+    return applies, reason
 
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "claims"

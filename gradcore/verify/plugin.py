@@ -218,6 +218,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = Path(config.rootpath, target)
     kept, note = _kept_records(path, config.stash[_SELECTED] | {r["id"] for r in records})
     doc = results.assemble(config.stash[_CATALOGUE], kept + records, env, _differ)
+    _add_reaches(doc)
     doc["environment"]["claims_measured"] = len({r["id"] for r in records})
     results.write(schema.validate(doc, path), path)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -226,6 +227,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(f"gradcore: {len(doc['claims']) - len(kept_ids)} claims measured"
                             + (f", {len(kept_ids)} kept from the previous file" if kept_ids else "")
                             + f", results written to {path}" + note)
+
+
+def _add_reaches(doc: dict[str, Any]) -> None:
+    """Each claim's ``reaches``: the technique kinds whose contract clauses cite it (issue 22), so
+    the report shows what ``gradcore check`` measures without its renderer importing contracts."""
+    from .contracts import reaches
+
+    found = reaches()
+    for c in doc["claims"]:
+        c["reaches"] = found.get(c["id"], [])
 
 
 def _differ(first: dict[str, Any], other: dict[str, Any], device: str) -> list[guard.Change]:
