@@ -151,3 +151,17 @@ def test_an_object_whose_repr_does_not_rebuild_it_is_refused():
 
     with pytest.raises(CheckError, match="cannot be rebuilt"):
         rebuild(Opaque(), "f")
+
+
+@pytest.mark.parametrize("kind, obj", [("activation", torch.tanh), ("norm", torch.nn.LayerNorm),
+                                       ("clipping", lambda grads: [g.clamp(-1, 1) for g in grads])])
+def test_a_built_in_kind_smoke_tests_an_inferred_technique_once(monkeypatch, kind, obj):
+    calls = []
+    smoke = contract(kind).smoke
+    monkeypatch.setattr(contract(kind), "smoke", staticmethod(lambda *a: calls.append(1) or smoke(*a)))
+    settings = check.settings_for()
+    inference = check.infer_kind(obj, settings)
+    subject = contract(kind).subject_after(inference, obj, "t", "x = ...", settings)
+    assert inference.kind == kind and subject.name == "t" and calls == [1]
+    contract(kind).subject(obj, "t", "x = ...", settings)    # given the kind, subject runs it itself
+    assert calls == [1, 1]
