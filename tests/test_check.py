@@ -145,10 +145,17 @@ def test_load_object_errors():
 def test_cli_exit_codes_and_files(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["check", f"{SPEC}:clip_per_coordinate", "--out", str(out), "--no-compare"]) == 1
+    printed = capsys.readouterr().out
     doc = json.loads((out / "clip_per_coordinate.json").read_text())
     assert doc["ok"] is False and doc["violations"] == ["direction"] and "environment" in doc
     md = (out / "clip_per_coordinate.md").read_text()
     assert "FAIL" in md and "CLIP-01" in md and "```python" in md
+    # every check says why it chose the kind and ends with the counts (issue 22)
+    reason = "inferred: not a class, takes 1 positional argument(s); its clipping smoke test passed"
+    summary = "5 clauses ran, 4 held, 1 violated, 0 could not be measured"
+    assert f"kind clipping: {reason}\n{summary}\n" in printed and summary in md
+    assert doc["technique"]["kind_reason"] == reason
+    assert doc["counts"] == {"ran": 5, "held": 4, "violated": 1, "unmeasured": 0, "inconclusive": 0}
     assert main(["check", f"{SPEC}:lecun_normal", "--out", str(out), "--no-compare"]) == 0
     assert main(["check", f"{SPEC}:nope", "--out", str(out)]) == 2
     assert main(["check", f"{SPEC}:NOT_CALLABLE", "--out", str(out)]) == 2

@@ -1,8 +1,11 @@
 """The contract protocol is explicit: Contract subclasses are the registry, built-ins rebuild themselves."""
 import pytest
+import torch
 
-from gradcore.verify.contracts import KINDS, CheckError, Contract, contract
-from gradcore.verify.contracts.contract import rebuild
+from gradcore.testing import check_technique
+from gradcore.verify import check
+from gradcore.verify.contracts import KINDS, CheckError, Clause, Contract, Outcome, contract
+from gradcore.verify.contracts.contract import Signature, Subject, rebuild
 
 
 def test_every_kind_is_a_registered_contract_subclass():
@@ -27,14 +30,119 @@ def test_each_built_in_is_rebuilt_by_its_generated_setup(kind):
 
 def test_a_new_kind_registers_by_subclassing_and_must_say_what_it_is():
     class Probe(Contract):
-        kind, binding, clauses = "probe-kind", "p", ()
+        kind, clauses = "probe-kind", ()
 
     try:
-        assert contract("probe-kind") is Probe
+        assert contract("probe-kind") is Probe and Probe.binding == "probe_kind"   # derived from the kind
     finally:
         del Contract.registry["probe-kind"]
-    with pytest.raises(TypeError, match="must define 'binding'"):
-        type("Broken", (Contract,), {"kind": "broken", "clauses": ()})
+    with pytest.raises(TypeError, match="must define 'clauses'"):
+        type("Broken", (Contract,), {"kind": "broken"})
+
+
+# --- the contract pattern (issue 22): one module of clauses, the boilerplate in the base class ---
+
+SMOKES: list[str] = []
+
+
+def _doubles(s, settings) -> Outcome:
+    """A toy clause: the technique doubles its first input."""
+    x = settings.randn(4)
+    return Outcome(bool(torch.equal(s.prepared(x, x), 2 * x)), {"probe": float(x.sum())})
+
+
+def _smoke(fn, settings):
+    SMOKES.append(getattr(fn, "__name__", "?"))
+    y = fn(settings.randn(3), settings.randn(3))
+    if not isinstance(y, torch.Tensor) or y.shape != (3,):
+        raise CheckError("a doubler maps a (3,) tensor to a (3,) tensor")
+
+
+@pytest.fixture
+def doubler_kind():
+    """A kind written in the pattern's short form: clauses, a signature, a smoke test."""
+    class DoublerContract(Contract):
+        kind, clauses = "doubler", (Clause("doubles", ("ACT-01",), "f(x) = 2x", _doubles),)
+        signature = Signature(cls=False, requires=2)
+        smoke, objects = staticmethod(_smoke), staticmethod(lambda: {})
+
+    SMOKES.clear()
+    yield DoublerContract
+    del Contract.registry["doubler"]
+
+
+def twice(x, y):
+    return 2 * x
+
+
+def test_a_pattern_kind_is_inferred_with_a_reason_and_smoke_tested_once(doubler_kind):
+    res = check_technique(twice, compare=False)
+    assert res.kind == "doubler" and res.ok and [r.clause for r in res.results] == ["doubles"]
+    assert res.kind_reason == "inferred: not a class, requires 2; its doubler smoke test passed"
+    assert SMOKES == ["twice"]          # inference ran it; subject reused the prepared technique
+    assert "kind doubler: inferred" in res.table() and res.summary in res.table()
+    # the reproduction binds the derived name
+    assert doubler_kind.binding == "doubler" and "doubler = " in doubler_kind.subject(
+        twice, "twice", "doubler = twice", check.settings_for()).given.setup
+
+
+def test_cheap_questions_come_before_any_smoke_test(doubler_kind):
+    settings = check.settings_for()
+    answer = doubler_kind.infer(lambda x: x, settings)
+    assert not answer.matches and answer.reason == "its call requires 1 positional argument(s), not 2"
+    assert not doubler_kind.infer(type("K", (), {}), settings).matches
+    assert SMOKES == []
+
+
+def test_a_long_form_kind_still_registers_and_runs():
+    """A module written against the pre-pattern API (subject/looks_like/objects of its own) plugs in."""
+    made = []
+
+    class LongForm(Contract):
+        kind, binding, clauses = "long-form", "g", (Clause("doubles", ("ACT-01",), "f(x) = 2x", _doubles),)
+
+        @staticmethod
+        def subject(obj, name, setup, settings):
+            made.append(name)
+            return Subject(name, obj, setup, obj, "g")
+
+        @staticmethod
+        def looks_like(obj, settings):
+            return getattr(obj, "__name__", "") == "long_one"
+
+        objects = staticmethod(lambda: {})
+
+    def long_one(x, y):
+        return 2 * x
+
+    try:
+        res = check_technique(long_one, compare=False, name="long_one")
+        assert res.kind == "long-form" and res.ok and made == ["long_one"]
+        assert res.kind_reason == "inferred: its contract's looks_like accepts it"
+        assert LongForm.infer(twice, check.settings_for()).matches is False
+    finally:
+        del Contract.registry["long-form"]
+
+
+def test_a_technique_may_declare_its_kind():
+    def odd_clip(grads):
+        return [g.clamp(-1, 1) for g in grads]
+
+    odd_clip.gradcore_kind = "clipping"
+    assert check.infer_kind(odd_clip, check.settings_for()).reason == "declared by its gradcore_kind attribute"
+    odd_clip.gradcore_kind = "clippping"
+    with pytest.raises(CheckError, match="gradcore_kind = 'clippping' is not a kind"):
+        check.infer_kind(odd_clip, check.settings_for())
+
+
+@pytest.mark.parametrize("obj, kind, reason", [
+    (torch.nn.GRUCell, "recurrent", "inferred: it is a RNNCellBase"),
+    (torch.nn.LayerNorm, "norm", "inferred: nn.Module, takes 1 positional argument(s); its norm smoke test passed"),
+    (torch.tanh, "activation", "inferred: takes 1 positional argument(s); its activation smoke test passed"),
+])
+def test_each_built_in_kind_says_why_it_was_chosen(obj, kind, reason):
+    found = check.infer_kind(obj, check.settings_for())
+    assert (found.kind, found.reason) == (kind, reason)
 
 
 def test_an_object_whose_repr_does_not_rebuild_it_is_refused():
@@ -44,3 +152,17 @@ def test_an_object_whose_repr_does_not_rebuild_it_is_refused():
 
     with pytest.raises(CheckError, match="cannot be rebuilt"):
         rebuild(Opaque(), "f")
+
+
+@pytest.mark.parametrize("kind, obj", [("activation", torch.tanh), ("norm", torch.nn.LayerNorm),
+                                       ("clipping", lambda grads: [g.clamp(-1, 1) for g in grads])])
+def test_a_built_in_kind_smoke_tests_an_inferred_technique_once(monkeypatch, kind, obj):
+    calls = []
+    smoke = contract(kind).smoke
+    monkeypatch.setattr(contract(kind), "smoke", staticmethod(lambda *a: calls.append(1) or smoke(*a)))
+    settings = check.settings_for()
+    inference = check.infer_kind(obj, settings)
+    subject = contract(kind).subject_after(inference, obj, "t", "x = ...", settings)
+    assert inference.kind == kind and subject.name == "t" and calls == [1]
+    contract(kind).subject(obj, "t", "x = ...", settings)    # given the kind, subject runs it itself
+    assert calls == [1, 1]

@@ -197,6 +197,8 @@ class Claim:
     rtol: float = 0.0
     atol: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)   # no longer filled: unknown keys are errors
+    applies_to: str | None = None   # "none": no technique kind can check it (``reason`` says why)
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         first = self.sources[0]
@@ -208,10 +210,12 @@ class Claim:
             "assumptions": list(self.assumptions),
             "tolerance": {"rtol": self.rtol, "atol": self.atol},
             "expected_verdict": self.expected_verdict,
+            **({"applies_to": self.applies_to, "reason": self.reason} if self.applies_to else {}),
         }
 
 
-_KEYS = ("id", "title", "statement", "method", "expected_verdict", "sources", "assumptions", "tolerance")
+_KEYS = ("id", "title", "statement", "method", "expected_verdict", "sources", "assumptions", "tolerance",
+         "applies_to", "reason")
 _RTOL_MAX = 1.0   # a relative tolerance of 100% accepts any value of the claimed sign: no claim at all
 
 
@@ -233,9 +237,29 @@ def _parse(table: Any, topic: str, where: str, index: int) -> Claim:
         e.fail("sources", f"must be a non-empty array of tables, got {_kind(sources)}")
     tol = e.sub("tolerance")
     tol.only(("rtol", "atol"))
+    applies_to, reason = _applies_to(e.table, cid, where)
     return Claim(cid, topic, title, statement, method, expected,
                  tuple(_source(e.sub("sources", i)) for i in range(len(sources))),
-                 e.texts("assumptions"), tol.tolerance("rtol", _RTOL_MAX), tol.tolerance("atol", math.inf))
+                 e.texts("assumptions"), tol.tolerance("rtol", _RTOL_MAX), tol.tolerance("atol", math.inf),
+                 applies_to=applies_to, reason=reason)
+
+
+APPLIES_TO = ("none",)
+
+
+def _applies_to(entry: dict[str, Any], cid: str, where: str) -> tuple[str | None, str | None]:
+    """``applies_to = "none"`` with a ``reason``: a claim no technique kind can check (a definition,
+    a formula of one named function); see tests/test_coverage.py."""
+    applies, reason = entry.get("applies_to"), entry.get("reason")
+    if applies is None:
+        if reason is not None:
+            raise CatalogueError(f"{where}: {cid} has a reason but no applies_to")
+        return None, None
+    if applies not in APPLIES_TO:
+        raise CatalogueError(f"{where}: {cid} applies_to {applies!r} not in {APPLIES_TO}")
+    if not isinstance(reason, str) or not reason.strip():
+        raise CatalogueError(f"{where}: {cid} applies_to = \"none\" needs a reason (a non-empty string)")
+    return applies, reason
 
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "claims"

@@ -17,14 +17,15 @@ import importlib
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import check_report, profiles, sandbox
 from .options import catalogue_option, load_catalogue
-from .contracts import KINDS, CheckError, ClauseResult, Settings, contract
+from .contracts import KINDS, CheckError, ClauseResult, Contract, Settings, contract
 from .contracts.base import DEFAULT_TIME_LIMIT_S, error_line, prepare, run_clause
+from .contracts.contract import DECLARED, Inference, declared_kind
 
 DEVICES = ("cpu", "cuda")
 
@@ -40,6 +41,17 @@ class TechniqueCheck:
     results: list[ClauseResult]
     builtins: dict[str, list[ClauseResult]] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    kind_reason: str = "given"   # why the kind was chosen: given, declared by the object, or inferred
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many clauses ran, held, were violated and could not be measured."""
+        return check_report.counts(self.results)
+
+    @property
+    def summary(self) -> str:
+        """``N clauses ran, M held, K violated, U could not be measured``."""
+        return check_report.summary_line(self.results)
 
     @property
     def violations(self) -> list[ClauseResult]:
@@ -89,30 +101,28 @@ def load_object(spec: str) -> Any:
     return obj
 
 
-def infer_kind(obj: Any, settings: Settings) -> str:
-    """The one kind whose contract recognises ``obj``; CheckError when none or several do."""
+def infer_kind(obj: Any, settings: Settings) -> Inference:
+    """The one kind whose contract recognises ``obj``, and why; CheckError when none or several do.
+
+    A ``gradcore_kind`` attribute on the object decides; otherwise each contract asks its cheap
+    signature questions and, only when they pass, runs its smoke test once (the passing one is
+    reused by ``subject``).
+    """
     if not callable(obj):
         raise CheckError(f"{type(obj).__name__} object is not callable, so it is no technique")
-    kinds = [k for k in KINDS if contract(k).looks_like(obj, settings)]
+    if (declared := declared_kind(obj)) is not None:
+        return Inference(declared, True, f"declared by its {DECLARED} attribute")
+    answers = {k: c.infer(obj, settings) for k, c in Contract.registry.items()}   # kinds defined since import too
+    kinds = [k for k, a in answers.items() if a.matches]
     if len(kinds) == 1:
-        return kinds[0]
+        found = answers[kinds[0]]
+        return replace(found, reason=f"inferred: {found.reason}")
     if not kinds:
-        raise CheckError(f"cannot infer the kind of {_describe(obj)}{_as_activation(obj, settings)}; "
-                         f"pass --kind {{{','.join(KINDS)}}}")
+        why = answers["activation"].reason if "activation" in answers else ""
+        raise CheckError(f"cannot infer the kind of {_describe(obj)}"
+                         f"{f' (as an activation: {why})' if why else ''}; pass --kind {{{','.join(answers)}}} "
+                         f"or set {DECLARED} on it")
     raise CheckError(f"{_describe(obj)} is ambiguous (looks like {' and '.join(kinds)}); pass --kind")
-
-
-def _as_activation(obj: Any, settings: Settings) -> str:
-    """Why a one-tensor callable is not an activation (the likeliest intent), if it is one."""
-    from .contracts import activation
-
-    try:
-        activation.smoke(activation._callable_of(obj), settings)
-    except CheckError as e:
-        return f" (as an activation: {e})"
-    except Exception as e:   # the technique raised: its reason is what the user needs
-        return f" (as an activation it raised {error_line(e)})"
-    return ""
 
 
 def _describe(obj: Any) -> str:
@@ -134,10 +144,13 @@ def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0,
     return Settings(device=device, profile=profile, seed=seed, time_limit_s=time_limit_s)
 
 
-def measure(kind: str, obj: Any, name: str, setup: str, settings: Settings) -> list[ClauseResult]:
-    """Every clause of ``kind`` on one object (prepared and validated first)."""
+def measure(kind: str, obj: Any, name: str, setup: str, settings: Settings,
+            inference: Inference | None = None) -> list[ClauseResult]:
+    """Every clause of ``kind`` on one object (prepared and validated first; the smoke test kind
+    inference ran is not run again)."""
     module = contract(kind)
-    subj = prepare(lambda: module.subject(obj, name, setup, settings), settings, f"{name} as {kind}")
+    subj = prepare(lambda: module.subject_after(inference, obj, name, setup, settings), settings,
+                   f"{name} as {kind}")
     return [run_clause(c, subj, settings) for c in module.clauses]
 
 
@@ -150,18 +163,19 @@ def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: s
     """
     start = time.perf_counter()
     settings = settings_for(device, profile, seed, time_limit_s)
-    kind = contract(kind).kind if kind is not None else prepare(
+    inference = Inference(contract(kind).kind, True, "given") if kind is not None else prepare(
         lambda: infer_kind(obj, settings), settings, f"inferring the kind of {_describe(obj)}")
+    kind = inference.kind
     name = name or _describe(obj)
     spec = spec or _importable_spec(obj)
     binding = contract(kind).binding
     setup = (f"from gradcore.verify.check import load_object\n{binding} = load_object({spec!r})"
              if spec else f"{binding} = ...  # your {name}")
     with profiles.pinned_generation(profile):   # the CLI and the Python API draw alike
-        results = measure(kind, obj, name, setup, settings)
+        results = measure(kind, obj, name, setup, settings, inference)
         builtin = builtin_results(kind, settings) if compare else {}
     return TechniqueCheck(name, kind, spec or name, settings, results, builtin,
-                          time.perf_counter() - start)
+                          time.perf_counter() - start, inference.reason)
 
 
 def _importable_spec(obj: Any) -> str | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import results
 from .verdicts import CLAUSE_MARK as MARK
+from .verdicts import CLAUSE, UNMEASURED
 from .views import measured, num, table
 
 if TYPE_CHECKING:
@@ -46,8 +47,24 @@ def _outcome(check: TechniqueCheck) -> str:
     return ", ".join(parts)
 
 
+def counts(results: list[ClauseResult]) -> dict[str, int]:
+    """Clauses that ran, held, were violated and could not be measured (info clauses included)."""
+    verdicts = [r.verdict for r in results]
+    return {"ran": len(verdicts), "held": verdicts.count(CLAUSE[True]), "violated": verdicts.count(CLAUSE[False]),
+            "unmeasured": verdicts.count(UNMEASURED), "inconclusive": verdicts.count(CLAUSE[None])}
+
+
+def summary_line(results: list[ClauseResult]) -> str:
+    """``N clauses ran, M held, K violated, U could not be measured`` (the last line of every check;
+    an interval that could not decide is counted too, when there is one)."""
+    n = counts(results)
+    undecided = f", {n['inconclusive']} inconclusive" if n["inconclusive"] else ""
+    return (f"{n['ran']} clauses ran, {n['held']} held, {n['violated']} violated, "
+            f"{n['unmeasured']} could not be measured{undecided}")
+
+
 def summary_table(check: TechniqueCheck) -> str:
-    """Plain-text table: clause, verdict, key constants."""
+    """Plain-text table: clause, verdict, key constants; why the kind; the counts."""
     rows = [(r.clause, _verdict(r), _constants(r, 3)) for r in check.results]
     w0 = max(len("clause"), *(len(a) for a, _, _ in rows))
     w1 = max(len("verdict"), *(len(b) for _, b, _ in rows))
@@ -55,6 +72,20 @@ def summary_table(check: TechniqueCheck) -> str:
              + _outcome(check),
              f"{'clause':<{w0}}  {'verdict':<{w1}}  measured", f"{'-' * w0}  {'-' * w1}  {'-' * 8}"]
     lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+    lines += [f"kind {check.kind}: {check.kind_reason}", summary_line(check.results)]
+    return "\n".join(lines)
+
+
+def clause_text(r: ClauseResult) -> str:
+    """One clause's result for a failing test: statement, verdict, constants, counterexample, snippet."""
+    lines = [f"`{r.clause}` ({', '.join(r.claims)}): {r.statement}", f"verdict: {MARK[r.verdict]}",
+             f"measured: {_constants(r) or '—'}"]
+    if r.note:
+        lines.append(f"note: {r.note}")
+    if r.counterexample:
+        lines.append(f"counterexample: {_short({k: v for k, v in r.counterexample.items() if k != 'snippet'})}")
+        if "snippet" in r.counterexample:
+            lines += ["reproduce with:", str(r.counterexample["snippet"])]
     return "\n".join(lines)
 
 
@@ -82,7 +113,8 @@ def markdown(check: TechniqueCheck, claims: dict[str, Any] | None = None) -> str
            f"**{'PASS' if check.ok else 'FAIL' if check.violations else 'NOT MEASURED'}** — "
            + ("every gating clause holds." if check.ok else f"{_outcome(check)}."),
            f"Device {check.settings.device}, profile {check.settings.profile}, seed {check.settings.seed}, "
-           f"{check.wall_time_s:.1f} s.", "",
+           f"{check.wall_time_s:.1f} s. Kind {check.kind}: {check.kind_reason}.",
+           f"{summary_line(check.results)}.", "",
            "| clause | claims | statement | verdict | measured |", "|---|---|---|---|---|"]
     for r in check.results:
         out.append(f"| `{r.clause}` | {_claim_refs(r.claims, claims)} | {_cell(r.statement)} | {_verdict(r)} "
@@ -141,8 +173,9 @@ def to_json(check: TechniqueCheck) -> dict[str, Any]:
     env = results.environment(seed=check.settings.seed, profile=check.settings.profile,
                               wall_time_s=check.wall_time_s, workers=1, devices=[check.settings.device])
     return {"schema": SCHEMA, "environment": env,
-            "technique": {"name": check.name, "spec": check.spec, "kind": check.kind},
-            "ok": check.ok, "violations": [r.clause for r in check.violations],
+            "technique": {"name": check.name, "spec": check.spec, "kind": check.kind,
+                          "kind_reason": check.kind_reason},
+            "ok": check.ok, "counts": counts(check.results), "violations": [r.clause for r in check.violations],
             "unmeasured": [r.clause for r in check.unmeasured],
             "clauses": [r.to_json() for r in check.results],
             "builtins": {n: [r.to_json() for r in res] for n, res in check.builtins.items()}}

@@ -169,8 +169,11 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 def _verify_command(args: argparse.Namespace) -> list[str]:
-    command = [sys.executable, "-m", "pytest", str(args.theorems), f"--device={args.device}",
-               f"--hypothesis-profile={args.profile}", f"--gradcore-results={args.results.resolve()}"]
+    # The options below are the plugin's: load it here, not only where the project's own pytest
+    # configuration does (pytest loads a plugin named twice once).
+    command = [sys.executable, "-m", "pytest", "-p", "gradcore.verify.plugin", str(args.theorems),
+               f"--device={args.device}", f"--hypothesis-profile={args.profile}",
+               f"--gradcore-results={args.results.resolve()}"]
     if args.workers != "0":
         command += ["-n", args.workers]
     if args.only:

@@ -219,7 +219,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = Path(config.rootpath, target)
     try:
         doc, kept, note = results.update(path, config.stash[_CATALOGUE], records, env, _differ,
-                                         config.stash[_SELECTED])
+                                         config.stash[_SELECTED], _reaches())
     except GradcoreError as e:   # the run's verdicts stand, but its results are not on disk: say so, once
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         _say(config, f"gradcore: error: results not written ({e}); any previous file is unchanged")
@@ -234,6 +234,14 @@ def _say(config: pytest.Config, line: str) -> None:
         reporter.write_line(line)
     else:
         print(line, file=sys.stderr)
+
+
+def _reaches() -> dict[str, list[str]]:
+    """Claim id → the technique kinds whose contract clauses cite it (issue 22), written into the
+    results so the report shows what ``gradcore check`` measures without its renderer importing contracts."""
+    from .contracts import reaches
+
+    return reaches()
 
 
 def _differ(first: dict[str, Any], other: dict[str, Any], device: str) -> list[guard.Change]:

@@ -111,14 +111,24 @@ def _device_cell(claim: dict[str, Any], device: str) -> str:
     return d["verdict"] if d else "—"
 
 
+def _reaches(claim: dict[str, Any]) -> str:
+    """The technique kinds ``gradcore check`` measures the claim on (written by the plugin), or why none."""
+    if claim.get("applies_to") == "none":
+        return "none (a definition or formula)"
+    if "reaches" not in claim:
+        return "?"   # a results file written before the plugin recorded it
+    return ", ".join(claim["reaches"]) or "—"
+
+
 def _all_claims(doc: dict[str, Any]) -> list[str]:
     devices = list(doc["environment"].get("devices", {}))
     rows = []
     for c in doc["claims"]:
         flag = "" if c.get("device_agreement", True) else " ⚠ devices disagree"
         rows.append([f"[{c['id']}]({_anchor(c)})", c["title"], VERDICT_MARK[c["verdict"]] + flag,
-                     claimed_vs_measured(key_check(c))] + [_device_cell(c, d) for d in devices])
-    return [table(["id", "claim", "verdict", "claimed vs measured (key constant)", *devices], rows)]
+                     claimed_vs_measured(key_check(c))] + [_device_cell(c, d) for d in devices] + [_reaches(c)])
+    return [table(["id", "claim", "verdict", "claimed vs measured (key constant)", *devices, "checked on kinds"],
+                  rows)]
 
 
 def _constants(checks: list[dict[str, Any]]) -> str:

@@ -211,13 +211,15 @@ def foreign_entries(previous: dict[str, Any], known: set[str] | dict[str, Any]) 
 
 
 def update(path: str | Path, catalogue: dict[str, Claim], records: list[dict[str, Any]], env: dict[str, Any],
-           differ: Differ, selected: set[str]) -> tuple[dict[str, Any], int, str]:
+           differ: Differ, selected: set[str],
+           reaches: dict[str, list[str]] | None = None) -> tuple[dict[str, Any], int, str]:
     """Merge one run's records into the results file at ``path`` and write it, under a lock.
 
     Reading the current file, merging and writing happen while holding :func:`atomic.locked`,
     so concurrent runs (two ``--only`` runs, say) merge one after the other and neither loses
     the other's claims. A claim this run did not measure (not ``selected``, no record) keeps
-    its entry, whichever catalogue it came from. Returns the document written, how many
+    its entry, whichever catalogue it came from; ``reaches`` (claim id → kinds) is written into
+    every claim this catalogue knows. Returns the document written, how many
     claims were kept from the previous file, and a note for the terminal.
     """
     path = Path(path)
@@ -227,6 +229,9 @@ def update(path: str | Path, catalogue: dict[str, Claim], records: list[dict[str
         kept = kept_records(previous, lambda cid: cid in catalogue and cid not in measured) if previous else []
         foreign = foreign_entries(previous, catalogue) if previous else []
         doc = assemble(catalogue, kept + records, env, differ)
+        if reaches is not None:   # the technique kinds whose clauses cite each claim (issue 22)
+            for c in doc["claims"]:
+                c["reaches"] = reaches.get(c["id"], [])
         doc["claims"] += foreign
         doc["environment"]["claims_measured"] = len({r["id"] for r in records})
         write(schema.validate(doc, path), path)

@@ -23,4 +23,13 @@ def contract(kind: str) -> type[Contract]:
     return Contract.registry[kind]
 
 
-__all__ = ["KINDS", "CheckError", "Clause", "ClauseResult", "Contract", "Outcome", "Settings", "contract"]
+def reaches() -> dict[str, list[str]]:
+    """Claim id → the registered kinds with a clause citing it (what ``gradcore check`` can measure)."""
+    found: dict[str, list[str]] = {}
+    for kind, c in Contract.registry.items():
+        for cid in dict.fromkeys(cid for clause in c.clauses for cid in clause.claims):
+            found.setdefault(cid, []).append(kind)
+    return found
+
+
+__all__ = ["KINDS", "CheckError", "Clause", "ClauseResult", "Contract", "Outcome", "Settings", "contract", "reaches"]

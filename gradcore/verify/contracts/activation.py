@@ -26,7 +26,7 @@ from ...measure import saturation as S
 from ._stack import banded_transfer, depth_to
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, finite
-from .contract import Contract
+from .contract import Contract, Signature
 
 KIND = "activation"
 RANGE = D.RANGE       # probed interval [-RANGE, RANGE] for f' (plus the far points D.TAILS)
@@ -130,25 +130,16 @@ def _finite_on_domain(fn: Callable[[torch.Tensor], torch.Tensor], settings: Sett
                          f"first at x = {x:.4g}")
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> ActivationSubject:
+def prepare(obj: Any, settings: Settings) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The tensor function of ``obj`` (an nn.Module moved to float64 on the device)."""
     fn = _callable_of(obj)
-    if isinstance(fn, nn.Module):
-        fn = fn.to(device=settings.device, dtype=torch.float64)
-    smoke(fn, settings)
+    return fn.to(device=settings.device, dtype=torch.float64) if isinstance(fn, nn.Module) else fn
+
+
+def build(fn: Callable[[torch.Tensor], torch.Tensor], obj: Any, name: str, setup: str,
+          settings: Settings) -> ActivationSubject:
     init, init_name = _init_of(obj)
     return ActivationSubject(name, fn, D.sympy_form(obj), init, init_name, setup, _recipe_argument(obj, setup))
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """An elementwise Tensor → Tensor map (what kind inference tries first)."""
-    try:
-        fn = _callable_of(obj)
-        if isinstance(fn, nn.Module) and any(True for _ in fn.parameters()) and not isinstance(fn, nn.PReLU):
-            return False
-        smoke(fn, settings)
-        return True
-    except Exception:
-        return False
 
 
 # --- sup |f'| --------------------------------------------------------------------------
@@ -272,6 +263,22 @@ def objects() -> dict[str, Any]:
     return dict(activations.REGISTRY)
 
 
+def _called(obj: Any) -> Any:
+    """What an activation call runs: an Activation's (or look-alike's) ``fn``, else the object."""
+    fn = getattr(obj, "fn", None)
+    return fn if callable(fn) else obj
+
+
+def _layer(fn: Any) -> str | None:
+    """Why a module with parameters is no activation (PReLU's one slope is allowed), or None."""
+    if isinstance(fn, nn.Module) and any(True for _ in fn.parameters()) and not isinstance(fn, nn.PReLU):
+        return "an nn.Module with parameters is a layer, not an activation"
+    return None
+
+
 class ActivationContract(Contract):
-    kind, binding, clauses = KIND, "f", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    """An elementwise Tensor → Tensor map: a function, an Activation, or an nn.Module (class or instance)."""
+
+    kind, binding, clauses, signature = KIND, "f", CLAUSES, Signature(accepts=1, target=_called)
+    excludes, prepare, build = staticmethod(_layer), staticmethod(prepare), staticmethod(build)
+    smoke, objects = staticmethod(smoke), staticmethod(objects)

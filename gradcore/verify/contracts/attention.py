@@ -9,7 +9,6 @@ with the technique passed as ``Given``; the counterexample snippet is the genera
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +17,8 @@ import torch
 
 from ...measure import Given, Measurement
 from ...measure import attention as M
-from .base import Clause, Outcome, Settings, callable_or_fail, probe
-from .contract import Contract
+from .base import Clause, Outcome, Settings, probe
+from .contract import Contract, Signature
 
 KIND = "attention"
 LENGTH, DIMS = 16, (16, 64, 256)
@@ -39,25 +38,8 @@ def smoke(attend: Attend, settings: Settings) -> None:
           shape=tuple(v.shape))
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> AttentionSubject:
-    callable_or_fail(obj)
-    smoke(obj, settings)
-    return AttentionSubject(name, obj, setup)
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A function of exactly three required positional arguments (q, k, v)."""
-    if inspect.isclass(obj) or not callable(obj):
-        return False
-    try:
-        params = [p for p in inspect.signature(obj).parameters.values()
-                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if len(params) != 3:
-            return False
-        smoke(obj, settings)
-        return True
-    except Exception:
-        return False
+def build(attend: Attend, obj: Any, name: str, setup: str, settings: Settings) -> AttentionSubject:
+    return AttentionSubject(name, attend, setup)
 
 
 def _given(s: AttentionSubject) -> Given:
@@ -125,5 +107,7 @@ def objects() -> dict[str, Any]:
 
 
 class AttentionContract(Contract):
-    kind, binding, clauses = KIND, "attend", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    """A function of exactly three required positional arguments (q, k, v)."""
+
+    kind, binding, clauses, signature = KIND, "attend", CLAUSES, Signature(cls=False, requires=3)
+    smoke, build, objects = staticmethod(smoke), staticmethod(build), staticmethod(objects)

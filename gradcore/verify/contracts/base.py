@@ -243,10 +243,11 @@ def probe(call: Callable[[], Any], *, what: str, on: str, shape: tuple[int, ...]
     return y
 
 
-def run_smoke(smoke: Any, obj: Any, settings: Settings, what: str) -> None:
-    """Run a kind's smoke test; any exception other than CheckError becomes one line naming ``what``."""
+def run_smoke(smoke: Any, obj: Any, settings: Settings, what: str) -> Any:
+    """Run a kind's smoke test (its result back); any exception other than CheckError becomes one
+    line naming ``what``."""
     try:
-        smoke(obj, settings)
+        return smoke(obj, settings)
     except CheckError:
         raise
     except Exception as e:

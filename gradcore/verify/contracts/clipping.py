@@ -20,8 +20,8 @@ import torch
 
 from ...measure import Given
 from ...measure import clipping as M
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
-from .contract import Contract
+from .base import CheckError, Clause, Outcome, Settings
+from .contract import Contract, Signature
 
 KIND = "clipping"
 Rule = Callable[[list[torch.Tensor]], list[torch.Tensor]]
@@ -48,20 +48,8 @@ def smoke(rule: Rule, settings: Settings) -> None:
             raise CheckError("clipping rule returned non-finite values for finite gradients")
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> ClippingSubject:
-    callable_or_fail(obj)
-    run_smoke(smoke, obj, settings, "clipping rule failed on a list of two gradients")
-    return ClippingSubject(name, obj, setup)
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    if not callable(obj):
-        return False
-    try:
-        smoke(obj, settings)
-        return True
-    except Exception:
-        return False
+def build(rule: Rule, obj: Any, name: str, setup: str, settings: Settings) -> ClippingSubject:
+    return ClippingSubject(name, rule, setup)
 
 
 def _given(s: ClippingSubject) -> Given:
@@ -152,5 +140,8 @@ def objects() -> dict[str, Any]:
 
 
 class ClippingContract(Contract):
-    kind, binding, clauses = KIND, "clip", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    """A rule ``list[Tensor] -> list[Tensor]`` (a function or a callable instance)."""
+
+    kind, binding, clauses, signature = KIND, "clip", CLAUSES, Signature(cls=False, accepts=1)
+    smoke_failure = "clipping rule failed on a list of two gradients"
+    smoke, build, objects = staticmethod(smoke), staticmethod(build), staticmethod(objects)

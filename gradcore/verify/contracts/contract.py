@@ -1,20 +1,134 @@
 """The explicit contract protocol: one :class:`Contract` subclass per technique kind.
 
-A subclass names its ``kind``, the ``binding`` its reproductions bind a technique to
-(``f`` for an activation, ``clip`` for a clipping rule, ...), its ``clauses``, and
-implements ``subject`` (validate and prepare a technique, one-line CheckError),
-``looks_like`` (kind inference) and ``builtins`` (gradcore's own techniques of the kind,
-as objects). Defining the subclass registers the kind: ``gradcore check`` and
-``gradcore.testing.check_technique`` find it in :attr:`Contract.registry`, and nothing
-else needs editing. A built-in's setup lines are generated from the object
-(:func:`rebuild`), never typed.
+A kind module is its clauses plus a short declaration (issue 22)::
+
+    class NormContract(Contract):
+        kind, clauses = "norm", CLAUSES
+        signature = Signature(module=True, accepts=1)   # cheap questions kind inference asks first
+        smoke = staticmethod(smoke)                     # run once: in inference or in ``subject``
+        objects = staticmethod(objects)                 # gradcore's own techniques of the kind
+
+and, where the kind needs them, the hooks ``prepare`` (validate the object and turn it into
+what the smoke test runs), ``recognises`` (a question on the smoke test's result, e.g. "the
+output is normalised") and ``build`` (the subject the clauses receive; by default a
+:class:`Subject`). The binding its reproductions bind a technique to defaults to the kind's
+name. Defining the subclass registers the kind: ``gradcore check`` and
+``gradcore.testing`` find it in :attr:`Contract.registry`, and nothing else needs editing.
+
+The long form still works: a subclass that defines ``subject``, ``looks_like`` and
+``objects`` itself (as static methods) registers and is checked as before; kind inference
+then asks its ``looks_like`` and ``subject`` runs its own smoke test. A built-in's setup
+lines are generated from the object (:func:`rebuild`), never typed.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import CheckError, Clause, Settings
+from torch import nn
+
+from ...measure import Given
+from .base import CheckError, Clause, Settings, callable_or_fail, error_line, run_smoke
+
+DECLARED = "gradcore_kind"   # the attribute a technique declares its kind with
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Cheap questions kind inference asks before any smoke test (none of them calls the technique).
+
+    ``module``: True when the object must be an ``nn.Module`` (class or instance), False when it
+    must not be one; ``cls``: the same for being a class; ``accepts``: the call (an nn.Module's
+    ``forward``) takes this many positional arguments; ``requires``: it requires exactly this many;
+    ``recognised``: types whose subclasses and instances are the kind outright (no smoke test);
+    ``target``: what of the object is called, for the arity questions (default: the object).
+    A signature Python cannot read (a builtin) answers no arity question: the smoke test decides.
+    """
+
+    module: bool | None = None
+    cls: bool | None = None
+    accepts: int | None = None
+    requires: int | None = None
+    recognised: tuple[type, ...] = ()
+    target: Callable[[Any], Any] | None = None
+
+    def recognises(self, obj: Any) -> bool:
+        return bool(self.recognised) and (isinstance(obj, self.recognised) or (
+            inspect.isclass(obj) and issubclass(obj, self.recognised)))
+
+    def mismatch(self, obj: Any) -> str | None:
+        """Why ``obj`` cannot be of the kind, or None when every question passes."""
+        if not callable(obj):
+            return f"{type(obj).__name__} object is not callable"
+        is_class, is_module = inspect.isclass(obj), _is_module(obj)
+        if self.cls is not None and is_class != self.cls:
+            return "it is a class" if is_class else "it is not a class"
+        if self.module is not None and is_module != self.module:
+            return "it is an nn.Module" if is_module else "it is not an nn.Module (class or instance)"
+        return self._arity(obj)
+
+    def _arity(self, obj: Any) -> str | None:
+        if self.accepts is None and self.requires is None:
+            return None
+        params = _call_parameters(self.target(obj) if self.target else obj)
+        if params is None:
+            return None
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = sum(p.default is p.empty for p in positional)
+        variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
+        if self.requires is not None and required != self.requires and not (variadic and required <= self.requires):
+            return f"its call requires {required} positional argument(s), not {self.requires}"
+        n = self.accepts
+        if n is not None and not (required <= n and (variadic or len(positional) >= n)):
+            return f"its call does not take {n} positional argument(s) (it requires {required})"
+        return None
+
+
+def _is_module(obj: Any) -> bool:
+    return isinstance(obj, nn.Module) or (inspect.isclass(obj) and issubclass(obj, nn.Module))
+
+
+def _call_parameters(obj: Any) -> list[inspect.Parameter] | None:
+    """The parameters a call of ``obj`` takes (an nn.Module's ``forward``, a class's instances'
+    ``forward``, without ``self``); None when Python cannot tell."""
+    try:
+        if inspect.isclass(obj) and issubclass(obj, nn.Module):
+            return list(inspect.signature(obj.forward).parameters.values())[1:]
+        target = obj.forward if isinstance(obj, nn.Module) else obj
+        return list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Inference:
+    """One kind's answer to "is this object one of yours?", with the reason and, when the smoke
+    test ran and passed, what it ran on (``subject`` reuses it rather than running it again)."""
+
+    kind: str
+    matches: bool
+    reason: str
+    prepared: Any = None
+    smoked: bool = False
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A technique prepared for the clauses: ``prepared`` is what the smoke test ran on."""
+
+    name: str
+    obj: Any          # the technique as given
+    setup: str        # Python lines binding it to ``binding`` (for reproductions)
+    prepared: Any
+    binding: str
+
+    @property
+    def given(self) -> Given:
+        """The technique as a recipe argument: its reproduction binds it with the subject's setup."""
+        return Given(self.obj, self.binding, self.setup)
 
 
 class Contract:
@@ -22,35 +136,145 @@ class Contract:
 
     registry: ClassVar[dict[str, type[Contract]]] = {}
     kind: ClassVar[str]
-    binding: ClassVar[str]
+    binding: ClassVar[str]          # default: the kind's name as an identifier
     clauses: ClassVar[tuple[Clause, ...]]
+    signature: ClassVar[Signature | None] = Signature()   # None: never inferred (pass the kind)
+    never_inferred: ClassVar[str] = "this kind is never inferred"
+    smoke_failure: ClassVar[str | None] = None   # prefix of the one-line error when the smoke test raises
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for attr in ("kind", "binding", "clauses"):
+        for attr in ("kind", "clauses"):
             if not hasattr(cls, attr):
                 raise TypeError(f"contract {cls.__name__} must define {attr!r}")
+        if not hasattr(cls, "binding"):
+            cls.binding = "".join(ch if ch.isalnum() else "_" for ch in cls.kind)
+        if not cls.binding.isidentifier():
+            raise TypeError(f"contract {cls.__name__}: binding {cls.binding!r} is not a Python name")
         Contract.registry[cls.kind] = cls
 
-    @staticmethod
-    def subject(obj: Any, name: str, setup: str, settings: Settings) -> Any:
-        """The technique validated and prepared for the clauses (one-line CheckError otherwise)."""
-        raise NotImplementedError
+    # --- the pattern's hooks (a kind overrides what it needs) ---------------------------
+
+    @classmethod
+    def prepare(cls, obj: Any, settings: Settings) -> Any:
+        """Validate ``obj`` and turn it into what the smoke test runs (one-line CheckError)."""
+        callable_or_fail(obj)
+        return obj
 
     @staticmethod
-    def looks_like(obj: Any, settings: Settings) -> bool:
-        """Whether ``obj`` is a technique of this kind (for kind inference)."""
+    def smoke(prepared: Any, settings: Settings) -> Any:
+        """Run the technique once on a probe input; CheckError unless it behaves like the kind."""
         raise NotImplementedError
+
+    @classmethod
+    def excludes(cls, obj: Any) -> str | None:
+        """Inference only: a cheap kind-specific question, asked of the object as given and of what
+        ``prepare`` made of it, before the smoke test: why it is not this kind, or None."""
+        return None
+
+    @classmethod
+    def recognises(cls, prepared: Any, smoked: Any, settings: Settings) -> str | None:
+        """Inference only: why the smoke test's result is not this kind's, or None."""
+        return None
+
+    @classmethod
+    def build(cls, prepared: Any, obj: Any, name: str, setup: str, settings: Settings) -> Any:
+        """The subject the clauses receive."""
+        return Subject(name, obj, setup, prepared, cls.binding)
 
     @staticmethod
     def objects() -> dict[str, Any]:
         """gradcore's own techniques of this kind, by display name."""
         raise NotImplementedError
 
+    # --- what check and inference call ------------------------------------------------
+
+    @classmethod
+    def subject(cls, obj: Any, name: str, setup: str, settings: Settings) -> Any:
+        """The technique validated, smoke-tested and prepared for the clauses (one-line CheckError)."""
+        prepared = cls.prepare(obj, settings)
+        cls._smoke(prepared, settings)
+        return cls.build(prepared, obj, name, setup, settings)
+
+    @classmethod
+    def subject_after(cls, inference: Inference | None, obj: Any, name: str, setup: str,
+                      settings: Settings) -> Any:
+        """The subject, reusing the smoke test kind inference already ran on ``obj`` (pattern
+        contracts; a long-form ``subject`` runs its own)."""
+        if inference is None or not inference.smoked or inference.kind != cls.kind or cls._long_form("subject"):
+            return cls.subject(obj, name, setup, settings)
+        return cls.build(inference.prepared, obj, name, setup, settings)
+
+    @classmethod
+    def looks_like(cls, obj: Any, settings: Settings) -> bool:
+        """Whether ``obj`` is a technique of this kind (for kind inference)."""
+        return cls.infer(obj, settings).matches
+
+    @classmethod
+    def infer(cls, obj: Any, settings: Settings) -> Inference:
+        """Cheap signature questions first, then the smoke test once; never raises."""
+        if cls._long_form("looks_like"):
+            matches = bool(cls.looks_like(obj, settings))
+            return Inference(cls.kind, matches, f"its contract's looks_like {'accepts' if matches else 'refuses'} it")
+        if cls.signature is None:
+            return Inference(cls.kind, False, cls.never_inferred)
+        if cls.signature.recognises(obj):
+            names = ", ".join(t.__name__ for t in cls.signature.recognised)
+            return Inference(cls.kind, True, f"it is a {names}")
+        if (why := cls.signature.mismatch(obj) or cls.excludes(obj)) is not None:
+            return Inference(cls.kind, False, why)
+        try:
+            prepared = cls.prepare(obj, settings)
+            if (why := cls.excludes(prepared)) is None:
+                why = cls.recognises(prepared, cls._smoke(prepared, settings), settings)
+        except Exception as e:   # the technique failing the smoke test is an answer, not an error
+            return Inference(cls.kind, False, str(e) if isinstance(e, CheckError) else f"it raised {error_line(e)}")
+        if why is not None:
+            return Inference(cls.kind, False, why)
+        return Inference(cls.kind, True, f"{cls._asked()}; its {cls.kind} smoke test passed", prepared, True)
+
+    @classmethod
+    def _smoke(cls, prepared: Any, settings: Settings) -> Any:
+        if cls.smoke_failure:
+            return run_smoke(cls.smoke, prepared, settings, cls.smoke_failure)
+        return cls.smoke(prepared, settings)
+
+    @classmethod
+    def _asked(cls) -> str:
+        s = cls.signature or Signature()
+        said = ["nn.Module" if s.module else "not an nn.Module" if s.module is False else "",
+                "a class" if s.cls else "not a class" if s.cls is False else "",
+                f"takes {s.accepts} positional argument(s)" if s.accepts is not None else "",
+                f"requires {s.requires}" if s.requires is not None else ""]
+        return ", ".join(x for x in said if x) or "callable"
+
+    @classmethod
+    def _long_form(cls, hook: str) -> bool:
+        """Whether a subclass defines ``hook`` itself (the pre-pattern long form)."""
+        for klass in cls.__mro__:
+            if klass is Contract:
+                return False
+            if hook in vars(klass):
+                return True
+        return False
+
     @classmethod
     def builtins(cls) -> dict[str, tuple[Any, str]]:
         """Each built-in with the setup lines that rebuild it, generated from the object."""
         return {name: (obj, rebuild(obj, cls.binding)) for name, obj in cls.objects().items()}
+
+
+def declared_kind(obj: Any) -> str | None:
+    """The kind ``obj`` declares with a ``gradcore_kind`` attribute (CheckError when it names none)."""
+    try:
+        kind = getattr(obj, DECLARED, None)
+    except Exception:   # a hostile __getattr__ declares nothing
+        return None
+    if kind is None:
+        return None
+    if not isinstance(kind, str) or kind not in Contract.registry:
+        raise CheckError(f"{DECLARED} = {kind!r} is not a kind; expected one of {', '.join(Contract.registry)}")
+    return kind
 
 
 def rebuild(obj: Any, binding: str) -> str:

@@ -18,8 +18,8 @@ from ...measure import Given
 from ...measure.initialisation import fan_exponent, weight_variance
 from ._stack import banded_transfer
 from ..verdicts import within
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, run_smoke
-from .contract import Contract
+from .base import CheckError, Clause, Outcome, Settings
+from .contract import Contract, Signature
 
 KIND = "initialiser"
 Init = Callable[[torch.Tensor], Any]
@@ -34,31 +34,24 @@ class InitSubject:
     setup: str   # Python lines binding the initialiser to ``init``
 
 
-def smoke(init: Init, settings: Settings) -> None:
+def smoke(init: Init, settings: Settings) -> bool:
+    """One-line CheckError unless ``init`` fills a (64, 32) weight with finite, unequal values;
+    whether it returns the weight or None (as ``torch.nn.init`` does), for kind inference."""
     w = torch.zeros(64, 32, device=settings.device)
-    init(w)
+    out = init(w)
     if not bool(torch.isfinite(w).all()):
         raise CheckError("initialiser wrote non-finite values into a (64, 32) weight")
     if float(w.std()) == 0.0:
         raise CheckError("initialiser did not fill the weight in place (all entries equal)")
+    return out is None or out is w
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> InitSubject:
-    callable_or_fail(obj)
-    run_smoke(smoke, obj, settings, "initialiser failed on a (64, 32) weight")
-    return InitSubject(name, obj, setup)
+def recognises(init: Init, in_place: bool, settings: Settings) -> str | None:
+    return None if in_place else "it returns a new object rather than filling the weight in place"
 
 
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A callable that fills a 2-D tensor in place and returns it or None."""
-    if not callable(obj):
-        return False
-    try:
-        w = torch.zeros(64, 32, device=settings.device)
-        out = obj(w)
-        return (out is None or out is w) and float(w.std()) > 0 and bool(torch.isfinite(w).all())
-    except Exception:
-        return False
+def build(init: Init, obj: Any, name: str, setup: str, settings: Settings) -> InitSubject:
+    return InitSubject(name, init, setup)
 
 
 def _recipe_argument(s: InitSubject) -> str | Given:
@@ -139,5 +132,9 @@ def objects() -> dict[str, Any]:
 
 
 class InitialiserContract(Contract):
-    kind, binding, clauses = KIND, "init", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    """A callable that fills a 2-D tensor in place and returns it or None."""
+
+    kind, binding, clauses, signature = KIND, "init", CLAUSES, Signature(cls=False, accepts=1)
+    smoke_failure = "initialiser failed on a (64, 32) weight"
+    smoke, recognises, build = staticmethod(smoke), staticmethod(recognises), staticmethod(build)
+    objects = staticmethod(objects)

@@ -25,7 +25,7 @@ from ...measure import norms as M
 from ._stack import banded_transfer
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, probe
-from .contract import Contract
+from .contract import Contract, Signature
 
 KIND = "norm"
 WIDTH, BATCH = 16, 8
@@ -78,21 +78,20 @@ def normalises(y: torch.Tensor) -> bool:
     return False
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> NormSubject:
+def prepare(obj: Any, settings: Settings) -> Callable[..., nn.Module]:
+    """The layer's factory ``(width, dtype) -> module`` (a module instance is used as it is)."""
     if inspect.isclass(obj) and not issubclass(obj, nn.Module):
         raise CheckError(f"{obj.__name__} is a class but not an nn.Module")
-    make = _factory(obj, settings)
-    smoke(make, settings)
+    return _factory(obj, settings)
+
+
+def recognises(make: Any, y: torch.Tensor, settings: Settings) -> str | None:
+    """Inference: a norm's smoke-test output has unit scale over the features or the batch."""
+    return None if normalises(y) else "its output is not normalised over the features or the batch"
+
+
+def build(make: Callable[..., nn.Module], obj: Any, name: str, setup: str, settings: Settings) -> NormSubject:
     return NormSubject(name, make, setup, obj)
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    if not (isinstance(obj, nn.Module) or (inspect.isclass(obj) and issubclass(obj, nn.Module))):
-        return False
-    try:
-        return normalises(smoke(_factory(obj, settings), settings))
-    except Exception:
-        return False
 
 
 def _given(s: NormSubject) -> Given:
@@ -181,5 +180,8 @@ def objects() -> dict[str, Any]:
 
 
 class NormContract(Contract):
-    kind, binding, clauses = KIND, "make", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    """A factory ``width -> nn.Module`` (an nn.Module class or instance is inferred as one)."""
+
+    kind, binding, clauses, signature = KIND, "make", CLAUSES, Signature(module=True, accepts=1)
+    prepare, smoke, build = staticmethod(prepare), staticmethod(smoke), staticmethod(build)
+    recognises, objects = staticmethod(recognises), staticmethod(objects)

@@ -9,7 +9,6 @@ as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``.
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from torch import nn
 from ...measure import Given, Measurement
 from ...measure.recurrent import build_cell, cell_bptt_rate
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
-from .contract import Contract
+from .contract import Contract, Signature
 
 KIND = "recurrent"
 INPUT, HIDDEN, STEPS = 8, 32, 40
@@ -61,28 +60,13 @@ def smoke(make: Callable[[int, int], Any], settings: Settings) -> int:
     return HIDDEN * len(parts)
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> RecurrentSubject:
+def prepare(obj: Any, settings: Settings) -> Callable[[int, int], Any]:
     callable_or_fail(obj)
-    make = _factory(obj, settings)
-    smoke(make, settings)
+    return _factory(obj, settings)
+
+
+def build(make: Callable[[int, int], Any], obj: Any, name: str, setup: str, settings: Settings) -> RecurrentSubject:
     return RecurrentSubject(name, make, setup, obj)
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """An ``nn.RNNCellBase`` subclass/instance, or a class whose constructor takes
-    (input_size, hidden_size) and whose instances map (x, h) to h."""
-    if isinstance(obj, nn.RNNCellBase) or (inspect.isclass(obj) and issubclass(obj, nn.RNNCellBase)):
-        return True
-    if not (inspect.isclass(obj) and issubclass(obj, nn.Module)):
-        return False
-    try:
-        params = list(inspect.signature(obj.forward).parameters)
-        if len(params) < 3:
-            return False
-        smoke(_factory(obj, settings), settings)
-        return True
-    except Exception:
-        return False
 
 
 # A Given is written into a reproduction by its bare name, and a recipe called with a bare object
@@ -172,5 +156,10 @@ def objects() -> dict[str, Any]:
 
 
 class RecurrentContract(Contract):
+    """An ``nn.RNNCellBase`` (class or instance), or an nn.Module class whose constructor takes
+    (input_size, hidden_size) and whose instances map (x, h) to h."""
+
     kind, binding, clauses = KIND, "make", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    signature = Signature(module=True, cls=True, accepts=2, recognised=(nn.RNNCellBase,))
+    prepare, smoke, build = staticmethod(prepare), staticmethod(smoke), staticmethod(build)
+    objects = staticmethod(objects)

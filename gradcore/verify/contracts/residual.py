@@ -50,16 +50,13 @@ def smoke(make: Callable[[int], nn.Module], settings: Settings) -> None:
     probe(lambda: make(WIDTH)(x), what="block", on=f"a random (4, {WIDTH}) input", shape=tuple(x.shape))
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> ResidualSubject:
+def prepare(obj: Any, settings: Settings) -> Callable[[int], nn.Module]:
     callable_or_fail(obj)
-    make = _factory(obj, settings)
-    smoke(make, settings)
+    return _factory(obj, settings)
+
+
+def build(make: Callable[[int], nn.Module], obj: Any, name: str, setup: str, settings: Settings) -> ResidualSubject:
     return ResidualSubject(name, make, setup, obj)
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """Residual blocks are not inferred (any shape-preserving module would match): use --kind."""
-    return False
 
 
 def block_bound(s: ResidualSubject, settings: Settings) -> Outcome:
@@ -114,5 +111,9 @@ def objects() -> dict[str, Any]:
 
 
 class ResidualContract(Contract):
-    kind, binding, clauses = KIND, "make", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    """A block factory ``width -> nn.Module`` mapping (batch, width) to itself."""
+
+    kind, binding, clauses, signature = KIND, "make", CLAUSES, None
+    never_inferred = "residual blocks are not inferred (any shape-preserving module would match): pass the kind"
+    prepare, smoke, build = staticmethod(prepare), staticmethod(smoke), staticmethod(build)
+    objects = staticmethod(objects)
