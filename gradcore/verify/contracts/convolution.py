@@ -119,7 +119,8 @@ def _bracket(s: ConvSubject, settings: Settings) -> tuple[Measurement, Measureme
 
 
 def _sigma_constants(lower: Measurement, upper: Measurement) -> dict[str, Any]:
-    return {"σ_max ≥ (Lanczos)": lower, "σ_max ≤": upper, "upper bound": upper.witness, "Lanczos": lower.witness}
+    return {"σ_max lower (Lanczos)": lower, "σ_max upper": upper, "upper from": upper.witness,
+            "Lanczos": lower.witness}
 
 
 def fourier_spectrum(s: ConvSubject, settings: Settings) -> Outcome:
@@ -137,12 +138,15 @@ def fourier_spectrum(s: ConvSubject, settings: Settings) -> Outcome:
 
 
 def rms_gain(s: ConvSubject, settings: Settings) -> Outcome:
-    """CONV-03's RMS gain on the user's layer: never above σ_max (Lanczos below it, certified bound above)."""
+    """CONV-03's RMS gain on the user's layer against its σ_max: violated above the certified bound, holds
+    below it (or below the Lanczos value when nothing is certified)."""
     lower, upper = _bracket(s, settings)
     rms = M.layer_rms_gain(make=s.given, channels=s.channels, side=8 * settings.scale, seed=settings.seed,
                            device=settings.device)
     lo, hi = rms.interval
-    holds = True if hi <= lower.value * (1 + RTOL) else False if lo > upper.value * (1 + RTOL) else None
+    # RMS ≤ σ_max for any operator: above the certified bound, that bound is not the layer's
+    known = upper.value if upper.value < float("inf") else lower.value   # a σ_max bound or σ_max's lower end
+    holds = False if lo > upper.value * (1 + RTOL) else True if hi <= known * (1 + RTOL) else None
     constants = {"RMS gain ‖J‖_F/√N": rms, "RMS gain 95% CI": f"[{lo:.4f}, {hi:.4f}]", **_sigma_constants(lower, upper)}
     cex = None if holds is not False else {"RMS gain": rms, "certified σ_max": upper, "snippet": rms.reproduction}
     return Outcome(holds, constants, cex)
@@ -152,7 +156,7 @@ def non_expansive(s: ConvSubject, settings: Settings) -> Outcome:
     """STAB-05: σ_max ≤ 1, decided from the bracket (violated once Lanczos alone exceeds 1)."""
     lower, upper = _bracket(s, settings)
     holds = True if upper.value <= 1 + RTOL else False if lower.value > 1 + RTOL else None
-    cex = None if holds is not False else {"σ_max ≥": lower, "input": f"(1, {s.channels}, {8 * settings.scale}, "
+    cex = None if holds is not False else {"σ_max lower (Lanczos)": lower, "input": f"(1, {s.channels}, {8 * settings.scale}, "
                                            f"{8 * settings.scale}) — the Lanczos top singular vector",
                                            "snippet": lower.reproduction}
     return Outcome(holds, _sigma_constants(lower, upper), cex,
