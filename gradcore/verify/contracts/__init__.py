@@ -7,7 +7,7 @@ subclass, which registers the kind; :func:`contract` looks a kind up in the regi
 from __future__ import annotations
 
 # Importing a kind module registers its Contract; this order is the order of KINDS and of the reports.
-from . import activation, initialiser, norm, residual, recurrent, attention, clipping, convolution  # noqa: F401, I001
+from . import activation, initialiser, norm, residual, recurrent, attention, clipping, convolution, skip  # noqa: F401, I001
 from .base import CheckError, Clause, ClauseResult, Outcome, Settings
 from .contract import Contract
 
