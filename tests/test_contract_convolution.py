@@ -180,28 +180,38 @@ def test_kind_inference():
     assert not contract("convolution").looks_like(to_vector, settings)
 
 
-def _readme_example() -> tuple[str, str, list[tuple[str, str]]]:
+def readme_example(title: str, module: str) -> tuple[str, str, dict[str, str]]:
+    """The ``# module.py`` code block under README's subsection ``title``, the first command run on
+    it, and the verdict that command's output shows for each clause."""
     text = README.read_text()
-    section = text[text.index("Worked example — a spectrally normalised convolution"):]
-    code = re.search(r"```python\n# myconvs.py\n(.*?)```", section, re.S).group(1)
-    shell = re.search(r"```text\n\$ (gradcore check .*?)\n(.*?)```", section, re.S)
-    rows = [tuple(line.split()[:2]) for line in shell.group(2).splitlines()
-            if line.split() and line.split()[0] in {c.id for c in C.CLAUSES}]
-    return code, shell.group(1), rows
+    section = text[text.index(title):]
+    code = re.search(rf"```python\n# {module}\.py\n(.*?)```", section, re.S).group(1)
+    shell = re.search(rf"```text\n\$ (gradcore check {module}:.*?)\n(.*?)```", section, re.S)
+    return code, shell.group(1), _verdict_column(shell.group(2))
+
+
+MARKS = {"✅": "holds", "❌": "violated", "❔": "inconclusive"}
+
+
+def _verdict_column(table: str) -> dict[str, str]:
+    return {line.split()[0]: MARKS[line.split()[1]] for line in table.splitlines()
+            if len(line.split()) > 1 and line.split()[1] in MARKS}
+
+
+def run_readme_example(title: str, module: str, tmp_path, monkeypatch, capsys) -> None:
+    """Write the README's module, run its command as written, and compare every clause's verdict
+    and the exit status with what the README shows."""
+    code, command, shown = readme_example(title, module)
+    (tmp_path / f"{module}.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    status = main(command.split()[1:])
+    measured = _verdict_column(capsys.readouterr().out)
+    assert shown and measured == shown
+    assert status == (1 if "violated" in measured.values() else 0)
 
 
 def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
-    code, command, rows = _readme_example()
-    (tmp_path / "myconvs.py").write_text(code)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    argv = command.split()[1:]
-    status = main(argv)
-    out = capsys.readouterr().out
-    shown = {r[0]: r[1] for r in rows}
-    marks = {"✅": "holds", "❌": "violated", "❔": "inconclusive"}
-    measured = {line.split()[0]: marks[line.split()[1]] for line in out.splitlines()
-                if line.split() and line.split()[0] in shown}
-    assert measured == {k: marks[v] for k, v in shown.items()}
-    assert status == (1 if "violated" in measured.values() else 0)
+    run_readme_example("Worked example — a spectrally normalised convolution", "myconvs", tmp_path, monkeypatch,
+                       capsys)
     assert (tmp_path / "checks" / "sn_conv.json").exists()

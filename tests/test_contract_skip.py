@@ -20,6 +20,8 @@ from gradcore.verify.contracts import CheckError, contract
 from gradcore.verify.contracts import skip as S
 from gradcore.verify.contracts.base import run_clause
 
+from .test_contract_convolution import run_readme_example
+
 
 class MyDense(nn.Module):
     """x_i = ReLU(W_i [x_0, …, x_{i−1}]) with He weights; ``concat`` joins features, else sums them."""
@@ -144,3 +146,8 @@ def test_kind_inference():
     assert infer_kind(standard_conv, settings) == "convolution"
     assert not contract("unet").looks_like(math.sqrt, settings)
     assert not contract("dense").looks_like(torch.add, settings)
+
+
+@pytest.mark.parametrize("module", ["mydense", "myunet"])
+def test_the_readme_examples_run_as_written(module, tmp_path, monkeypatch, capsys):
+    run_readme_example("Worked example — skip architectures", module, tmp_path, monkeypatch, capsys)

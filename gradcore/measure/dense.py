@@ -87,9 +87,10 @@ def sum_over_concat(*, activation: str, gain: float, k: int = 16, width: int = 1
 
 
 def build_block(make: Any, k: int, width: int, device: str) -> Any:
-    """A user's block with ``k`` layers (``make(k, width)``), a module moved to float64 on ``device``."""
+    """A user's block with ``k`` layers (``make(k, width)``), a module moved to float64 on ``device`` in
+    eval mode: the Jacobian is of one sample, so batch statistics (BatchNorm) are the running ones."""
     block = make(k, width)
-    return block.to(device=device, dtype=F64) if isinstance(block, nn.Module) else block
+    return block.to(device=device, dtype=F64).eval() if isinstance(block, nn.Module) else block
 
 
 def _user_norm(make: Any, k: int, width: int, seed: int, device: str) -> float:
