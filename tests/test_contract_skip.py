@@ -125,6 +125,7 @@ class Wide(nn.Module):
     ("dense", DenseBlock(2, 16), "not a module built already"),
     ("dense", Wide, "must add layers as k grows"),
     ("dense", lambda k, w: nn.Conv2d(w, w, 1), r"failed on a \(4, 16\) input"),
+    ("dense", lambda k, w: nn.Sequential(nn.Linear(w, w), nn.Unflatten(1, (4, 4))), r"returned \(4, 4, 4\)"),
     ("unet", UNet(2), "its depth cannot be varied"),
     ("unet", lambda depth: UNet(2), "must build a deeper model"),
     ("unet", standard_conv, "must be the depth, not a width"),

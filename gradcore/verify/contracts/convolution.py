@@ -65,17 +65,23 @@ def _output(obj: Any, channels: int, side: int, settings: Settings) -> torch.Ten
         raise CheckError(f"factory make({channels}) failed: {type(e).__name__}: {e}") from None
     if not callable(layer):
         raise CheckError(f"factory returned {type(layer).__name__}, expected a module mapping N×C×H×W to N×C′×H′×W′")
-    x = settings.randn(2, channels, side, side, offset=9)
+    return shaped_output(layer, settings.randn(2, channels, side, side, offset=9), "layer",
+                         "must map N×C×H×W to N×C′×H′×W′;")
+
+
+def shaped_output(layer: Any, x: torch.Tensor, what: str, must: str) -> torch.Tensor:
+    """``layer(x)``: a finite tensor with as many dimensions as ``x`` and its batch, else one CheckError
+    line naming ``what``, the input's shape and what it ``must`` do."""
+    on = f"a {tuple(x.shape)} input"
     try:
         y = layer(x)
     except Exception as e:
-        raise CheckError(f"layer failed on a (2, {channels}, {side}, {side}) input: {type(e).__name__}: {e}") from None
-    if not isinstance(y, torch.Tensor) or y.dim() != 4 or y.shape[0] != 2:
+        raise CheckError(f"{what} failed on {on}: {type(e).__name__}: {e}") from None
+    if not isinstance(y, torch.Tensor) or y.dim() != x.dim() or y.shape[0] != x.shape[0]:
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise CheckError(f"layer must map N×C×H×W to N×C′×H′×W′; on a (2, {channels}, {side}, {side}) input "
-                         f"it returned {got}")
+        raise CheckError(f"{what} {must} on {on} it returned {got}")
     if not bool(torch.isfinite(y).all()):
-        raise CheckError(f"layer returned non-finite values on a (2, {channels}, {side}, {side}) input")
+        raise CheckError(f"{what} returned non-finite values on {on}")
     return y
 
 

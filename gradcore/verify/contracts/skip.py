@@ -28,6 +28,7 @@ from ...unet import UNet
 from ..verdicts import decide
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
 from .contract import Contract
+from .convolution import shaped_output
 
 WIDTH, KS = 16, (2, 4, 8, 16)
 SQRT_K = 0.5 + 0.1           # DENSE-01's exponent 1/2 with the claim's tolerance
@@ -73,16 +74,7 @@ def dense_smoke(obj: Any, settings: Settings) -> None:
         if not callable(block):
             raise CheckError(f"{DENSE_MUST}; make({k}, {WIDTH}) returned {type(block).__name__}")
         block = block.to(device=settings.device, dtype=torch.float64) if isinstance(block, nn.Module) else block
-        try:
-            y = block(x)
-        except Exception as e:
-            raise CheckError(f"block make({k}, {WIDTH}) failed on a (4, {WIDTH}) input: {type(e).__name__}: {e}") \
-                from None
-        if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[0] != 4:
-            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise CheckError(f"{DENSE_MUST}; on a (4, {WIDTH}) input make({k}, {WIDTH}) returned {got}")
-        if not bool(torch.isfinite(y).all()):
-            raise CheckError(f"block make({k}, {WIDTH}) returned non-finite values on a (4, {WIDTH}) input")
+        shaped_output(block, x, f"block make({k}, {WIDTH})", "must map (batch, width) to (batch, features);")
     sizes = [_size(b) for b in blocks]
     if None not in sizes and sizes[0] == sizes[1]:
         raise CheckError(f"make(k, {WIDTH}) built {sizes[0]} parameters for both k = {KS[0]} and {KS[1]}: "
@@ -165,17 +157,8 @@ def _unet_output(net: Any, depth: int, settings: Settings) -> torch.Tensor:
     if first is None:
         raise CheckError(f"{UNET_MUST}; make({depth}) returned {type(net).__name__}")
     x = settings.randn(2, first.in_channels, SIDE, SIDE, offset=17, dtype=torch.float32)
-    try:
-        y = net.to(device=settings.device, dtype=torch.float32)(x)
-    except Exception as e:
-        raise CheckError(f"model make({depth}) failed on a (2, {first.in_channels}, {SIDE}, {SIDE}) input: "
-                         f"{type(e).__name__}: {e}") from None
-    if not isinstance(y, torch.Tensor) or y.dim() != 4 or y.shape[0] != 2:
-        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise CheckError(f"model make({depth}) must map N×C×H×W to N×C′×H′×W′, got {got}")
-    if not bool(torch.isfinite(y).all()):
-        raise CheckError(f"model make({depth}) returned non-finite values")
-    return y
+    return shaped_output(net.to(device=settings.device, dtype=torch.float32), x, f"model make({depth})",
+                         "must map N×C×H×W to N×C′×H′×W′;")
 
 
 def unet_smoke(obj: Any, settings: Settings) -> None:
