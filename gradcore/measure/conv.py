@@ -366,7 +366,8 @@ def _lanczos(layer: Any, channels: int, side: int, seed: int, device: str) -> tu
     x = probe_input(channels=channels, side=side, seed=seed + 1, device=device)
     spec = operator_singular_values(layer, x, 1, tol=1e-10, seed=seed)
     value = float(spec.values[0])
-    return value if math.isfinite(value) else math.inf, f"{spec.steps} steps, {'converged' if spec.converged else 'not converged'}"
+    state = "converged" if spec.converged else "not converged"
+    return value if math.isfinite(value) else math.inf, f"{spec.steps} steps, {state}"
 
 
 @recipe

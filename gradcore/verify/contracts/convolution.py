@@ -64,7 +64,8 @@ def _output(obj: Any, channels: int, side: int, settings: Settings) -> torch.Ten
     except Exception as e:
         raise CheckError(f"factory make({channels}) failed: {type(e).__name__}: {e}") from None
     if not callable(layer):
-        raise CheckError(f"factory returned {type(layer).__name__}, expected a module mapping N×C×H×W to N×C′×H′×W′")
+        raise CheckError(f"factory returned {type(layer).__name__}, "
+                         "expected a module mapping N×C×H×W to N×C′×H′×W′")
     return shaped_output(layer, settings.randn(2, channels, side, side, offset=9), "layer",
                          "must map N×C×H×W to N×C′×H′×W′;")
 
@@ -153,7 +154,8 @@ def rms_gain(s: ConvSubject, settings: Settings) -> Outcome:
     # RMS ≤ σ_max for any operator: above the certified bound, that bound is not the layer's
     known = upper.value if upper.value < float("inf") else lower.value   # a σ_max bound or σ_max's lower end
     holds = False if lo > upper.value * (1 + RTOL) else True if hi <= known * (1 + RTOL) else None
-    constants = {"RMS gain ‖J‖_F/√N": rms, "RMS gain 95% CI": f"[{lo:.4f}, {hi:.4f}]", **_sigma_constants(lower, upper)}
+    constants = {"RMS gain ‖J‖_F/√N": rms, "RMS gain 95% CI": f"[{lo:.4f}, {hi:.4f}]",
+                 **_sigma_constants(lower, upper)}
     cex = None if holds is not False else {"RMS gain": rms, "certified σ_max": upper, "snippet": rms.reproduction}
     return Outcome(holds, constants, cex)
 
@@ -162,9 +164,10 @@ def non_expansive(s: ConvSubject, settings: Settings) -> Outcome:
     """STAB-05: σ_max ≤ 1, decided from the bracket (violated once Lanczos alone exceeds 1)."""
     lower, upper = _bracket(s, settings)
     holds = True if upper.value <= 1 + RTOL else False if lower.value > 1 + RTOL else None
-    cex = None if holds is not False else {"σ_max lower (Lanczos)": lower, "input": f"(1, {s.channels}, {8 * settings.scale}, "
-                                           f"{8 * settings.scale}) — the Lanczos top singular vector",
-                                           "snippet": lower.reproduction}
+    side = 8 * settings.scale
+    cex = None if holds is not False else {
+        "σ_max lower (Lanczos)": lower, "snippet": lower.reproduction,
+        "input": f"(1, {s.channels}, {side}, {side}) — the Lanczos top singular vector"}
     return Outcome(holds, _sigma_constants(lower, upper), cex,
                    note="" if holds is not None else "the bracket straddles 1: no certified bound decides")
 

@@ -109,8 +109,8 @@ def sqrt_k_growth(s: FactorySubject, settings: Settings) -> Outcome:
     holds = decide("<=", SQRT_K, p.value, 0.0, p.interval)
     lo, hi = p.interval
     cex = None if holds is not False else {"k": list(KS), "width": WIDTH, "exponent p": p, "snippet": p.reproduction}
-    return Outcome(holds, {"exponent p of ‖J‖₂ ∝ k^p": p, "p 95% CI": f"[{lo:.3f}, {hi:.3f}]", "k": str(list(KS))},
-                   cex, note="" if holds is not None else "the interval straddles 0.6")
+    constants = {"exponent p of ‖J‖₂ ∝ k^p": p, "p 95% CI": f"[{lo:.3f}, {hi:.3f}]", "k": str(list(KS))}
+    return Outcome(holds, constants, cex, note="" if holds is not None else "the interval straddles 0.6")
 
 
 def versus_sum(s: FactorySubject, settings: Settings) -> Outcome:
