@@ -1,15 +1,15 @@
 """Technique contracts: per kind, the catalogued claims written over a *subject*.
 
 Each kind module (``activation``, ``initialiser``, ``norm``, ``residual``, ``recurrent``,
-``attention``, ``clipping``, ``flow``, ``dynamics``, ``diffusion``, ``optimiser``) defines its
-clauses and a :class:`~.contract.Contract` subclass, which registers the kind; :func:`contract`
-looks a kind up in the registry.
+``attention``, ``clipping``, ``flow``, ``dynamics``, ``diffusion``, ``optimiser``, ``convolution``,
+and ``skip`` for the dense and U-Net kinds) defines its clauses and a :class:`~.contract.Contract`
+subclass, which registers the kind; :func:`contract` looks a kind up in the registry.
 """
 from __future__ import annotations
 
 # Importing a kind module registers its Contract; this order is the order of KINDS and of the reports.
 from . import (activation, initialiser, norm, residual, recurrent, attention, clipping,  # noqa: F401, I001
-               flow, dynamics, diffusion, optimiser)
+               flow, dynamics, diffusion, optimiser, convolution, skip)
 from .base import CheckError, Clause, ClauseResult, Outcome, Settings
 from .contract import Contract
 
