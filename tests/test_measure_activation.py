@@ -110,7 +110,7 @@ def test_constant_activation_has_zero_derivative():
 def test_a_search_keeps_an_infinite_score():
     from hypothesis import strategies as st
 
-    from gradcore.verify.search import maximize
+    from gradcore.measure.search import maximize
 
     found = maximize(st.floats(0, 1), lambda x: math.inf if x > 0.5 else x, candidates=[("end", 1.0)])
     assert math.isinf(found.value) and found.source == "end"

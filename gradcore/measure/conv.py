@@ -17,7 +17,8 @@ from .. import conv as Cv
 from ..jacobian import jacobian
 from ..stats import MEAN_METHOD, mean_ci, proportion_ci, slope_ci
 from .measurement import Kind, Measurement, recipe
-from .searched import residual_bound, search
+from .search import search
+from .searched import residual_bound
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 CHANNELS = (4, 8, 16, 32, 64)

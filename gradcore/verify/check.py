@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import check_report, profiles
+from ..measure import profiles
+from . import check_report
 from .options import catalogue_option, load_catalogue
 from .contracts import KINDS, CheckError, ClauseResult, Settings, contract
 from .contracts.base import DEFAULT_TIME_LIMIT_S, prepare, run_clause
@@ -200,8 +201,6 @@ def builtin_results(kind: str, settings: Settings) -> dict[str, list[ClauseResul
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``check`` subcommand to the ``gradcore`` parser."""
-    from . import profiles
-
     p = subparsers.add_parser(
         "check", help="check a new technique against every claim of its kind",
         description="Measure a technique (activation, initialiser, norm, residual, recurrent, attention, "

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GradcoreError, UsageError
-from . import atomic, catalogue, guard, profiles, report, results
+from ..measure import profiles
+from . import atomic, catalogue, guard, report, results
 from .options import catalogue_option, load_catalogue
 from .devices import DEVICE_CHOICES, cuda_available
 from .views import VERDICT_MARK, claimed_vs_measured

@@ -22,7 +22,8 @@ import pytest
 
 from ..errors import GradcoreError
 from . import catalogue as cat
-from . import guard, profiles, results, schema
+from ..measure import profiles
+from . import guard, results, schema
 from .devices import DEVICE_CHOICES, selected_devices
 from .record import ClaimRecorder
 

@@ -47,14 +47,14 @@ class Settings:
 
     @property
     def hypothesis(self) -> dict[str, Any]:
-        """The profile's Hypothesis settings as overrides for ``gradcore.verify.search``.
+        """The profile's Hypothesis settings as overrides for ``gradcore.measure.search``.
 
         Passed per search rather than loaded globally, so that ``check_technique`` in a
         user's test suite leaves the user's own Hypothesis profile alone.
         """
         from hypothesis import settings as hsettings
 
-        from .. import profiles  # registers the profiles
+        from ...measure import profiles  # registers the profiles
 
         prof = hsettings.get_profile(self.profile if self.profile in profiles.PROFILES else "ci")
         return {k: getattr(prof, k) for k in ("max_examples", "derandomize", "database", "deadline",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -94,3 +95,12 @@ def load(name: str | None = None) -> str:
 def selected_name() -> str:
     """The profile loaded last (what this run used)."""
     return _loaded[0] if _loaded else selected()
+
+
+def hypothesis_overrides(profile: str) -> dict[str, Any]:
+    """The named profile's search settings, without its example database (a rerun must not replay)."""
+    if profile not in PROFILES:
+        raise InputError(f"profile: expected one of {PROFILES}, got {profile!r}")
+    prof = settings.get_profile(profile)
+    return {"max_examples": prof.max_examples, "derandomize": True, "database": None, "deadline": None,
+            "suppress_health_check": prof.suppress_health_check}
