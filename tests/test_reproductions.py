@@ -45,6 +45,16 @@ def test_reproductions_are_judged_by_their_kind():
     assert run("print('value', repr(0.25))") == 0.25
 
 
+def test_a_reproduction_on_another_cpu_agrees_within_rounding_and_a_drift_does_not():
+    """Issue 23: on an AVX2 EPYC RNN-07's bound 25.46566959819848 reprinted as 25.46566959820326."""
+    rnn_07 = {"measured": 25.46566959819848, "kind": "search", "direction": "lower", "dtype": "float64",
+              "guard_tolerance": 3.618889308853352e-13}
+    assert agrees(rnn_07, 25.46566959820326) and agrees(rnn_07, 25.46566959819848 * (1 - 2e-13))
+    assert not agrees(rnn_07, 25.46566959819848 * (1 + 1e-9)) and not agrees(rnn_07, 25.46566959819848 * (1 - 1e-9))
+    cosine = {"measured": 0.7071067690849304, "kind": "numeric", "dtype": "float32"}   # no recorded tolerance
+    assert agrees(cosine, 0.7071068286895752) and not agrees(cosine, 0.7071067690849304 * 1.001)
+
+
 def _document(name: str) -> dict:
     path = REPORTS / name
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

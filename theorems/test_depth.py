@@ -125,7 +125,8 @@ def test_large_weights_cannot_reverse_vanishing(claim, device):
                        device=device)
             label = f"{act}, Xavier × gains {list(gains)} cycled"
             factors[label] = lam = T.transfer_factor(**net)
-            claim.check(f"max {act}'(z) over the network's pre-activations < 1", claimed=1.0,
+            claim.check(f"max {act}'(z) over the network's pre-activations < 1 (Xavier × gains {list(gains)} cycled)",
+                        claimed=1.0,
                         measured=T.max_derivative(**net), relation="<")
             claim.check(f"per-layer gradient factor, {label}", claimed=1.0, measured=lam, relation="<",
                         counterexample={"activation": act, "gains_cycled": list(gains), "depth": 24, "width": 96})
@@ -198,7 +199,7 @@ def test_underflow_of_01_power_100(claim, device):
 @pytest.mark.claim("DEPTH-10")
 def test_overflow_depth_per_dtype(claim, device):
     """DEPTH-10 (000 §核心概念; 003 §3.a 数值溢出): exploding gradients overflow to inf/NaN."""
-    for gain in (2.0, 4.0):
+    for gain in (1.5, 2.0, 4.0):   # 1.5: the seed's own example gain (000: "1.5^k")
         depths = []
         for dtype in ("float16", "bfloat16", "float32"):
             d = M.chain_limit_depth(limit="overflow", gain=gain, dtype=dtype, device=device)

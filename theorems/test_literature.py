@@ -221,6 +221,9 @@ def test_shattered_gradients(claim):
     sub = shattering.gradient_correlation_slope(architecture="resnet", depths=(8, 16, 32, 50), axis="log depth")
     claim.check("exponent p of ρ₁ ∝ L^p, resnet + BN, depths 8–50 (> −1: sublinear)", claimed=-1.0, measured=sub,
                 relation=">")
+    shift = shattering.correlation_offset_change(architecture="feedforward", depth=16)
+    claim.check("|ρ₁(g + 10·std(g)) − ρ₁(g)|, feedforward + BN depth 16, seed 0 (a correlation ignores an offset)",
+                claimed=0.0, measured=shift, relation="<=", atol=shift.bound)
     plain = shattering.gradient_correlation(architecture="feedforward", depth=16, batch_norm=False)
     if claim.check("ρ₁ at depth 16, feedforward without BN (white noise: 0 ± 0.15)", claimed=0.0, measured=plain,
                    atol=0.15, outside="without batch normalization") is False:

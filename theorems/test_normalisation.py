@@ -22,6 +22,17 @@ def _batches(scales: tuple[float, ...], sizes: tuple[int, ...], keep=lambda a: T
     return [(f"{label}, m = {m}", a) for m in sizes for label, a in structured_vectors(m, scales) if keep(a)]
 
 
+def _check_against_torch(claim, layer: str, module: str, size: int, eps: float, device: str, gamma=None) -> None:
+    """gradcore's closed-form Jacobian and factory output against torch.nn's own ``module`` at the claim's
+    size and ε, on inputs at scale 1 and at 10⁻³ (spread near √ε): rounding residuals, float64."""
+    for quantity, what in (("jacobian", f"gradcore's closed-form J − autograd J of torch.nn.{module}"),
+                           ("forward", f"gradcore.norms.{layer}(x) − torch.nn.{module}(x)")):
+        gap = M.closed_form_gap(layer=layer, quantity=quantity, size=size, eps=eps, gamma=gamma, bound=1e-12,
+                                device=device)
+        claim.check(f"max |{what}| / max |torch|, {size} values at scales 1 and 1e-3, ε = {eps:g} (rounding)",
+                    claimed=0.0, measured=gap, relation="<=", atol=gap.bound)
+
+
 @pytest.mark.claim("NORM-01")
 def test_batchnorm_definition_matches_torch(claim, device):
     """NORM-01 (004 §3.3.4 Def. 3.3.10): the biased batch variance."""
@@ -73,6 +84,7 @@ def test_batchnorm_jacobian_spectral_norm(claim, device):
                    gamma=gamma, eps=eps, device=device)
     claim.check("sup ‖J_BN‖₂ as σ_B → 0 equals the σ-free bound γ/√ε", claimed=gamma / math.sqrt(eps),
                 measured=sup, rtol=1e-3)
+    _check_against_torch(claim, "batch_norm", "BatchNorm1d", 8, eps, device, gamma=gamma)
     claim.note(f"the σ-dependent 'constraint' γ/√(σ²+ε) is unbounded in practice: it reaches {sup:.0f} as σ_B → 0 "
                f"(found at {sup.witness})")
     claim.correct(f"for m ≥ 3, ‖J_BN‖₂ = γ/√(σ²_B+ε) (largest relative gap found {gap:.1e}); for m = 2 the "
@@ -159,6 +171,8 @@ def test_rmsnorm_is_layernorm_without_mean(claim, device):
     diff = M.rmsnorm_vs_layernorm(quantity="jacobian_gap", device=device)
     claim.check("‖J_RMS − J_LN‖₂ at the same zero-mean h", claimed=0.0, measured=diff, atol=1e-6,
                 outside="derivatives (backward pass), not values")
+    _check_against_torch(claim, "layer_norm", "LayerNorm", 16, 1e-6, device)
+    _check_against_torch(claim, "rms_norm", "RMSNorm", 16, 1e-6, device)
     ln_mean = M.rmsnorm_vs_layernorm(quantity="ln_mean_gain", device=device)
     rms_mean = M.rmsnorm_vs_layernorm(quantity="rms_mean_gain", device=device)
     claim.correct(f"RMSNorm equals LN (β = 0) only on zero-mean inputs (gap {same:.1e}); a shift by 1 changes "

@@ -30,6 +30,7 @@ class Kind(str, enum.Enum):
 
 
 EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23, "float64": 2.0 ** -52}
+ULPS = 64   # a deterministic value may move this many ulp (× its conditioning) between runs
 
 
 def dtype_name(dtype: Any) -> str | None:
@@ -95,7 +96,7 @@ class Measurement:
         if self.kind not in (Kind.NUMERIC, Kind.SEARCH, Kind.STATISTICAL) or not math.isfinite(self.value):
             return 0.0
         eps = EPS.get(self.dtype or "float64", EPS["float64"])
-        numeric = 64 * eps * self.conditioning * max(abs(self.value), 1e-300)
+        numeric = ULPS * eps * self.conditioning * max(abs(self.value), 1e-300)
         if self.kind is Kind.STATISTICAL and self.interval is not None:
             return max(0.5 * (self.interval[1] - self.interval[0]), numeric)
         return numeric

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _validate as v
 from .. import norms
 from ..jacobian import jacobian
 from ..spectral import spectral_norm
@@ -360,3 +361,72 @@ def rmsnorm_vs_layernorm(*, quantity: str = "output_gap", shift: float = 0.0, fe
              "rms_mean_gain": lambda: float((j_rms @ ones).norm())}[quantity]()
     return _value(value, bound, "float64", device, {"C": features}, conditioning=10.0)
 
+
+
+# --- NORM-03 / NORM-07: gradcore's closed forms and factories against torch's own modules ------
+
+NORM_LAYERS: dict[str, tuple[type[nn.Module], Callable[..., torch.Tensor]]] = {
+    "batch_norm": (nn.BatchNorm1d, norms.batchnorm_jacobian),
+    "layer_norm": (nn.LayerNorm, norms.layernorm_jacobian),
+    "rms_norm": (nn.RMSNorm, norms.rmsnorm_jacobian),
+}
+CLOSED_FORM_QUANTITIES = ("jacobian", "forward")
+
+
+def _twin_layers(layer: str, features: int, eps: float, gamma: float | None,
+                 g: torch.Generator, device: str) -> tuple[nn.Module, nn.Module]:
+    """gradcore's factory module and torch.nn's own class built directly, with the same ε, γ and β
+    (γ = ``gamma``, or U(0.5, 2) per feature when None; β ~ U(−1, 1) where the layer has one)."""
+    ours = getattr(norms, layer)(features, eps=eps).to(device, torch.float64).train()
+    theirs = NORM_LAYERS[layer][0](features, eps=eps).to(device, torch.float64).train()
+    with torch.no_grad():
+        weight = (torch.full((features,), gamma, dtype=torch.float64) if gamma is not None
+                  else torch.empty(features, dtype=torch.float64).uniform_(0.5, 2.0, generator=g))
+        for module in (ours, theirs):
+            module.weight.copy_(weight)
+        if getattr(ours, "bias", None) is not None:
+            bias = torch.empty(features, dtype=torch.float64).uniform_(-1.0, 1.0, generator=g)
+            ours.bias.copy_(bias)
+            theirs.bias.copy_(bias)
+    return ours, theirs
+
+
+def _closed_form_residual(layer: str, quantity: str, x: torch.Tensor, eps: float, gamma: float | None,
+                          g: torch.Generator) -> float:
+    """max |gradcore − torch| / max |torch| for one input ``x`` (a batch of one feature for BatchNorm,
+    one vector for LayerNorm and RMSNorm)."""
+    batch = layer == "batch_norm"
+    ours, theirs = _twin_layers(layer, 1 if batch else len(x), eps, gamma, g, str(x.device))
+    inp = x.view(-1, 1) if batch else x
+    if quantity == "forward":
+        with torch.no_grad():
+            mine, ref = ours(inp), theirs(inp)
+    else:
+        # plain autograd through torch's module, independent of gradcore's own Jacobian helpers
+        ref = torch.autograd.functional.jacobian(theirs, inp).reshape(len(x), len(x))
+        mine = NORM_LAYERS[layer][1](x, eps, theirs.weight.detach())
+    return float((mine - ref).abs().max() / ref.abs().max())
+
+
+@recipe
+def closed_form_gap(*, layer: str, quantity: str = "jacobian", size: int, eps: float,
+                    gamma: float | None = None, scales: tuple[float, ...] = (1.0, 1e-3), seed: int = 0,
+                    bound: float | None = None, device: str = "cpu") -> Measurement:
+    """NORM-03/NORM-07: gradcore against torch.nn's own module (float64), the largest relative gap
+    over inputs x = scale·(N(0, 1) + 0.5) of ``size`` values, one per scale.
+
+    ``layer`` "batch_norm" (one feature over a batch of ``size``), "layer_norm" or "rms_norm" (one
+    vector of ``size``). ``quantity`` "jacobian": gradcore's closed-form Jacobian against torch
+    autograd of ``torch.nn.BatchNorm1d/LayerNorm/RMSNorm``; "forward": the output of gradcore's
+    factory module against the torch class built directly with the same ε. A small scale puts the
+    spread near √ε, where a closed form that drops or misplaces ε is visibly off.
+    """
+    v.choice(layer, "layer", tuple(NORM_LAYERS))
+    v.choice(quantity, "quantity", CLOSED_FORM_QUANTITIES)
+    g = torch.Generator().manual_seed(seed)
+    gaps = []
+    for scale in scales:
+        x = (scale * (torch.randn(size, generator=g, dtype=torch.float64) + 0.5)).to(device)
+        gaps.append(_closed_form_residual(layer, quantity, x, eps, gamma, g))
+    sizes = {"m" if layer == "batch_norm" else "C": size, "scales": list(scales)}
+    return _value(max(gaps), bound, "float64", device, sizes, conditioning=10.0)

@@ -109,3 +109,17 @@ def gradient_correlation_slope(*, architecture: str, depths: tuple[int, ...], ax
     return Measurement(value, Kind.STATISTICAL, "float64", "cpu",
                        _sizes(depths=list(depths), seeds=seeds, batch_norm=batch_norm), interval=(lo, hi),
                        method=PER_SEED_SLOPES if axis == "depth" else PER_SEED_LOGLOG_SLOPES, n=seeds)
+
+
+@recipe
+def correlation_offset_change(*, architecture: str = "feedforward", depth: int = 16, seed: int = 0,
+                              offset: float = 10.0, batch_norm: bool = True) -> Measurement:
+    """LIT-13: |ρ₁(g + offset·std(g)) − ρ₁(g)| for one net's grid gradients g. ρ₁ is a correlation: it
+    subtracts the mean, so a constant added to every gradient leaves it unchanged (0 up to rounding);
+    a ρ₁ taken without centring would move by O(1) towards 1."""
+    g = grid_gradients(architecture=architecture, depth=depth, seed=seed, batch_norm=batch_norm)
+    change = abs(lag1_correlation(g + offset * np.std(g)) - lag1_correlation(g))
+    # Centring values offset·std away from their mean loses ~offset ulp of the spread per entry:
+    # ~1e-15 at offset 10, well inside 1e-12.
+    return Measurement(change, Kind.ROUNDING, "float64", "cpu", _sizes(depth=depth, seed=seed, offset=offset),
+                       bound=1e-12)

@@ -2,24 +2,38 @@
 
 A change is any verdict or check outcome that moved, any claim, device or constant
 that appeared or vanished, and any constant that moved in the sense of its kind
-(:class:`gradcore.measure.Kind`):
+(:class:`gradcore.measure.Kind`) by more than its :func:`allowance`:
 
 * exact — any difference;
-* numeric — beyond its ``guard_tolerance`` (dtype ulps × conditioning, the wider run's);
-* statistical — outside the baseline's confidence interval;
+* numeric — beyond its allowance;
+* statistical — outside the baseline's confidence interval widened by the allowance;
 * rounding — a residual is only compared with its bound: it changes when it exceeds it;
-* search — a one-sided bound changes only when it gets worse (a lower bound that drops).
+* search — a one-sided bound changes only when it gets worse by more than the allowance.
 
-So rounding noise on another CPU, thread count or kernel path passes, and a real drift
-does not.
+Every allowance, bound, interval and direction is the *baseline's* (and its kind's): the file
+under test cannot widen its own tolerance. So rounding noise on another CPU, thread count or
+kernel path passes, and a real drift does not. A claim id, device or constant that occurs
+twice in either file is a :class:`ResultsError`: a dictionary keeps only one of them, so the
+other would go unjudged.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ResultsError
+from ..measure.measurement import EPS, ULPS
 from .views import num, table
+
+# The least a rerun may move by rounding, relative, per dtype: the numeric kind's ULPS at
+# conditioning 1 (what a baseline without a tolerance gets) and at least the trailing quarter of
+# the significand, eps^(3/4), for rounding a recorded conditioning misses (a recipe that
+# under-states it, a search bound recorded without its evaluation's). That quarter only binds in
+# float64: 2^-39 ≈ 1.8e-12, 8192 ulp (RNN-07's non-normal ‖W^T‖ moved 850 ulp on an AVX2 EPYC);
+# a real drift (1e-9 relative) exceeds it.
+PORTABLE = {dtype: max(ULPS * eps, eps ** 0.75) for dtype, eps in EPS.items()}
 
 
 @dataclass(frozen=True)
@@ -32,58 +46,105 @@ class Change:
     allowed: str
 
 
-def _by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _unique(keys: Iterable[Any], what: str) -> None:
+    """Refuse a document where ``what`` names something twice (a dict would hide one copy)."""
+    seen: set[Any] = set()
+    for key in keys:
+        if key in seen:
+            raise ResultsError(f"{what} {_label(key)!r} occurs twice")
+        seen.add(key)
+
+
+def _label(key: Any) -> str:
+    return key if isinstance(key, str) else f"{key[0]} [{key[1]}]" if key[1] else key[0]
+
+
+def _by_id(doc: dict[str, Any], which: str) -> dict[str, dict[str, Any]]:
+    _unique((c["id"] for c in doc["claims"]), f"{which}: claim id")
     return {c["id"]: c for c in doc["claims"]}
+
+
+def _by_name(constants: list[dict[str, Any]], where: str) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """A device record's constants by (name, dtype): one check measured in two dtypes is two constants."""
+    keys = [(c["name"], c.get("dtype")) for c in constants]
+    _unique(keys, f"{where}: constant")
+    return dict(zip(keys, constants))
 
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def allowance(constant: dict[str, Any]) -> float:
+    """How far a rerun of ``constant`` (a recorded constant: the baseline's) may move by rounding alone.
+
+    Its recorded ``guard_tolerance`` (dtype ulps × conditioning; a statistical value's
+    half-width) and at least :data:`PORTABLE` of its dtype × |value|; 0 for an exact value or
+    one that is not a finite number.
+    """
+    value = constant["measured"]
+    if constant.get("kind", "numeric") == "exact" or not _finite(value):
+        return 0.0
+    portable = PORTABLE.get(constant.get("dtype") or "float64", PORTABLE["float64"]) * abs(value)
+    return max(constant.get("guard_tolerance") or 0.0, portable)
+
+
 def _allowed(b: dict[str, Any], a: dict[str, Any]) -> tuple[bool, str]:
-    """Whether ``a`` (now) moved from ``b`` (baseline) in the sense of its kind, and what was allowed."""
-    old, new, kind = b["measured"], a["measured"], a.get("kind", "numeric")
-    if not (_finite(old) and _finite(new)):
-        return old != new, "equal"
-    if kind == "exact":
-        return old != new, "equal"
-    if kind == "rounding":
-        bound = min(x for x in (a.get("bound"), b.get("bound")) if x is not None)
-        return abs(new) > bound, f"≤ {num(bound)} (rounding bound)"
-    tol = max(b.get("guard_tolerance", 0.0), a.get("guard_tolerance", 0.0))
+    """Whether ``a`` (now) moved from ``b`` (baseline) in the sense of its kind, and what was allowed.
+
+    Everything allowed comes from ``b``: the file under test never sets its own tolerance.
+    """
+    old, new, kind = b["measured"], a["measured"], b.get("kind", "numeric")
+    if not (_finite(old) and _finite(new)) or kind == "exact":
+        return old != new, "equal"   # exact: symbolic or exactly representable, so any difference is real
+    tol = allowance(b)
+    if kind == "rounding" and b.get("bound") is not None:
+        return abs(new) > b["bound"], f"≤ {num(b['bound'])} (rounding bound)"
     if kind == "statistical" and b.get("interval"):
         lo, hi = b["interval"]
-        return not lo - tol <= new <= hi + tol, f"in [{num(lo)}, {num(hi)}] (baseline CI)"
-    if kind == "search" and a.get("direction") in ("lower", "upper"):
-        worse = new < old - tol if a["direction"] == "lower" else new > old + tol
-        return worse, f"{'≥' if a['direction'] == 'lower' else '≤'} {num(old)} (search bound)"
+        return not lo - tol <= new <= hi + tol, f"in [{num(lo)}, {num(hi)}] ± {num(tol)} (baseline CI)"
+    if kind == "search" and b.get("direction") in ("lower", "upper"):
+        lower = b["direction"] == "lower"
+        worse = new < old - tol if lower else new > old + tol
+        return worse, f"{'≥' if lower else '≤'} {num(old)} {'−' if lower else '+'} {num(tol)} (search bound)"
     return abs(new - old) > tol, f"± {num(tol)}"
+
+
+def _distinct(old: Any, new: Any) -> tuple[str, str]:
+    """Both numbers, in as many digits as it takes to tell them apart (a drift can hide in the 5th)."""
+    if num(old) != num(new) or not (_finite(old) and _finite(new)):
+        return num(old), num(new)
+    return repr(float(old)), repr(float(new))
+
+
+def _meaning(c: dict[str, Any]) -> str:
+    return c.get("kind", "numeric") + (f" ({c['direction']})" if c.get("direction") else "")
 
 
 def _constant_changes(cid: str, device: str, old: list[dict], new: list[dict]) -> list[Change]:
     out = []
-    before = {c["name"]: c for c in old}
-    after = {c["name"]: c for c in new}
-    for name in before.keys() - after.keys():
-        out.append(Change(cid, device, f"constant '{name}'", num(before[name]["measured"]), "vanished", "—"))
-    for name in after.keys() - before.keys():
-        out.append(Change(cid, device, f"constant '{name}'", "absent", num(after[name]["measured"]), "—"))
-    for name in before.keys() & after.keys():
-        b, a = before[name], after[name]
-        if b.get("kind", "numeric") != a.get("kind", "numeric"):
-            out.append(Change(cid, device, f"'{name}' kind", b.get("kind", "numeric"), a.get("kind", "numeric"),
-                              "equal"))
+    before = _by_name(old, f"baseline claim {cid} [{device}]")
+    after = _by_name(new, f"claim {cid} [{device}]")
+    for key in [k for k in before if k not in after]:
+        out.append(Change(cid, device, f"constant '{_label(key)}'", num(before[key]["measured"]), "vanished", "—"))
+    for key in [k for k in after if k not in before]:
+        out.append(Change(cid, device, f"constant '{_label(key)}'", "absent", num(after[key]["measured"]), "—"))
+    for key in [k for k in before if k in after]:
+        b, a, name = before[key], after[key], _label(key)
+        if _meaning(b) != _meaning(a):
+            out.append(Change(cid, device, f"'{name}' kind", _meaning(b), _meaning(a), "equal"))
             continue
         moved, allowed = _allowed(b, a)
         if moved:
-            out.append(Change(cid, device, f"constant '{name}'", num(b["measured"]), num(a["measured"]), allowed))
+            out.append(Change(cid, device, f"constant '{name}'", *_distinct(b["measured"], a["measured"]), allowed))
         if b.get("holds") != a.get("holds"):
             out.append(Change(cid, device, f"'{name}' holds", str(b.get("holds")), str(a.get("holds")), "equal"))
     return out
 
 
 def compare_device(cid: str, before: dict[str, Any], after: dict[str, Any], device: str) -> list[Change]:
-    """Differences between two measurements of one claim (two runs, or two devices)."""
+    """Differences between two measurements of one claim (two runs, or two devices); ``before`` sets
+    every tolerance."""
     changes = []
     if before["verdict"] != after["verdict"]:
         changes.append(Change(cid, device, "verdict", before["verdict"], after["verdict"], "equal"))
@@ -91,11 +152,14 @@ def compare_device(cid: str, before: dict[str, Any], after: dict[str, Any], devi
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Change]:
-    """Every difference between two results documents that the guard does not allow."""
-    old, new = _by_id(baseline), _by_id(current)
-    changes = [Change(cid, "—", "claim", old[cid]["verdict"], "vanished", "—") for cid in old.keys() - new.keys()]
-    changes += [Change(cid, "—", "claim", "absent", new[cid]["verdict"], "—") for cid in new.keys() - old.keys()]
-    for cid in sorted(old.keys() & new.keys(), key=list(new).index):
+    """Every difference between two results documents that the guard does not allow.
+
+    Raises :class:`ResultsError` when either document names a claim or a constant twice.
+    """
+    old, new = _by_id(baseline, "baseline"), _by_id(current, "results")
+    changes = [Change(cid, "—", "claim", old[cid]["verdict"], "vanished", "—") for cid in old if cid not in new]
+    changes += [Change(cid, "—", "claim", "absent", new[cid]["verdict"], "—") for cid in new if cid not in old]
+    for cid in [c for c in new if c in old]:
         b_dev, a_dev = old[cid]["devices"], new[cid]["devices"]
         for dev in sorted(b_dev.keys() & a_dev.keys()):
             changes += compare_device(cid, b_dev[dev], a_dev[dev], dev)

@@ -5,7 +5,8 @@ recipe, calls it with the recorded arguments and prints ``repr(value)``). A repr
 agrees when the number it prints equals the recorded one within the value's own
 tolerance, in the sense of its kind (:class:`gradcore.measure.Kind`): exact values
 exactly, rounding residuals within their bound, statistical estimates within their
-interval's half-width, numeric values and search bounds within their guard tolerance.
+interval's half-width, numeric values and search bounds within their guard tolerance, at
+least the rounding another CPU adds (:func:`gradcore.verify.guard.allowance`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import math
 from typing import Any
 
 from ..errors import MeasurementError
+from .guard import allowance
 
 
 def run(reproduction: str) -> float:
@@ -32,17 +34,21 @@ def run(reproduction: str) -> float:
 
 
 def agrees(constant: dict[str, Any], printed: float) -> bool:
-    """Whether ``printed`` reproduces the recorded constant within its own tolerance."""
+    """Whether ``printed`` reproduces the recorded constant within its own tolerance.
+
+    Both directions count alike (a reproduction reprints a value, it does not search), within
+    the guard's :func:`~gradcore.verify.guard.allowance`, so another CPU's rounding agrees.
+    """
     recorded, kind = constant["measured"], constant.get("kind", "numeric")
     if isinstance(recorded, str):
         recorded = float(recorded)
     if not (math.isfinite(recorded) and math.isfinite(printed)):
         return recorded == printed or (math.isnan(recorded) and math.isnan(printed))
     if kind == "exact":
-        return printed == recorded
+        return printed == recorded   # symbolic or exactly representable: no rounding to allow for
     if kind == "rounding":
         return abs(printed) <= constant["bound"]
-    return abs(printed - recorded) <= constant.get("guard_tolerance", 0.0)
+    return abs(printed - recorded) <= allowance({**constant, "measured": recorded})
 
 
 def reproductions(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

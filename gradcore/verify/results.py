@@ -152,6 +152,17 @@ def write(doc: dict[str, Any], path: str | Path) -> Path:
     return write_text(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n", path)
 
 
+class _RepeatedKey(Exception):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) < len(pairs):
+        raise _RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return doc
+
+
 def read(path: str | Path) -> dict[str, Any]:
     """Load a results file and validate it against the schema; any problem is one ResultsError line."""
     path = Path(path)
@@ -166,7 +177,9 @@ def read(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise ResultsError(f"results file {path} is not UTF-8 text: {e.reason}") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_no_repeated_keys)
+    except _RepeatedKey as e:   # e.g. a device twice in one claim: json would silently keep the last
+        raise ResultsError(f"results file {path}: key {e.args[0]!r} occurs twice in one object") from None
     except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
         raise ResultsError(f"results file {path} is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(doc, dict) or doc.get("schema") not in (SCHEMA_VERSION, CHECK_SCHEMA):
