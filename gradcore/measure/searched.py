@@ -20,10 +20,12 @@ from .search import Found, maximize, minimize
 def search_bound(found: Found[Any], point: Measurement, **sizes: Any) -> Measurement:
     """``found`` (a :class:`gradcore.measure.search.Found`) as a search bound, reproduced by ``point``.
 
-    ``point`` is the recipe evaluated at ``found.example``: it prints the bound's value.
+    ``point`` is the recipe evaluated at ``found.example``: it prints the bound's value, with the
+    point's conditioning (its rounding is the bound's).
     """
     return Measurement(found.value, Kind.SEARCH, point.dtype, point.device, {**point.sizes, **sizes},
-                       direction="lower", witness=found.source, reproduction=point.reproduction)
+                       direction="lower", witness=found.source, reproduction=point.reproduction,
+                       conditioning=point.conditioning)
 
 
 def searched_residual(found: Found[Any], point: Measurement, **sizes: Any) -> Measurement:
