@@ -44,9 +44,16 @@ class Activation:
 
     def derivative(self, x: Tensor) -> Tensor:
         """f'(x) elementwise by autograd; at kinks it is torch's subgradient choice (ReLU'(0) = 0)."""
-        x = v.tensor(x, "x", finite=False)
+        x = v.tensor(x, "x", finite=False)   # ±inf allowed: f'(±inf) is the saturation limit
+        if bool(torch.isnan(x).any()):
+            v.fail("x", "contains NaN")
         flat = x.reshape(-1)
         d = func.vmap(func.grad(self.fn))(flat)
+        nan = torch.isnan(d)
+        if bool(nan.any()):
+            at = float(flat[nan][0])
+            v.fail("x", f"{self.name}'(x) evaluates to NaN at x = {at:g} in {x.dtype} (torch's formula "
+                        "overflows there); clamp x or use float64")
         return d.reshape(x.shape)
 
     def sympy_expr(self, x: sp.Symbol | None = None) -> tuple[sp.Symbol, sp.Expr]:

@@ -31,14 +31,27 @@ class AdjointSolution:
 
 def forward_states(layers: Sequence[TensorFn], x0: torch.Tensor) -> list[torch.Tensor]:
     """x_0, x_1 = f_0(x_0), …, x_L = f_{L-1}(x_{L-1})."""
+    xs = [v.tensor(x0, "x0")]
+    for i, f in enumerate(_layers(layers)):
+        xs.append(f(xs[-1]))
+    return xs
+
+
+def _layers(layers: Sequence[TensorFn]) -> list[TensorFn]:
+    """The layers, each wrapped so that its failure on a state names it (``layers[i]``)."""
     if len(layers) == 0:
         v.fail("layers", "expected at least one layer")
-    xs = [v.tensor(x0, "x0")]
     for i, f in enumerate(layers):
         if not callable(f):
             v.fail(f"layers[{i}]", f"expected a callable, got {type(f).__name__}")
-        xs.append(f(xs[-1]))
-    return xs
+    return [v.guarded(f, f"layers[{i}]") for i, f in enumerate(layers)]
+
+
+def _scalar(loss: Loss, x: torch.Tensor) -> torch.Tensor:
+    out = v.guarded(loss, "loss")(x)
+    if out.numel() != 1:
+        v.fail("loss", f"must return a scalar, got shape {tuple(out.shape)}")
+    return out
 
 
 def costates(layers: Sequence[TensorFn], x0: torch.Tensor, loss: Loss) -> AdjointSolution:
@@ -49,7 +62,7 @@ def costates(layers: Sequence[TensorFn], x0: torch.Tensor, loss: Loss) -> Adjoin
         states = forward_states(layers, x0)
     # Detached: these are measurements, not part of a graph over the layers' parameters.
     jacs = [J.detach() for J in chain_jacobians(list(layers), states[0])]
-    terminal = jacobian(loss, states[-1]).detach()
+    terminal = jacobian(v.guarded(loss, "loss"), states[-1]).detach()
     if terminal.shape[0] != 1:
         v.fail("loss", f"must return a scalar, got {terminal.shape[0]} outputs")
     lam = terminal[0]
@@ -65,10 +78,11 @@ def costates(layers: Sequence[TensorFn], x0: torch.Tensor, loss: Loss) -> Adjoin
 def backprop_state_gradients(layers: Sequence[TensorFn], x0: torch.Tensor,
                              loss: Loss) -> list[torch.Tensor]:
     """∂J/∂x_t for every state by autograd's backward through the whole network (reference)."""
+    if not callable(loss):
+        v.fail("loss", f"expected a callable, got {type(loss).__name__}")
+    fs = _layers(layers)
     x = v.tensor(x0, "x0").detach().requires_grad_(True)
     xs = [x]
-    for f in layers:
+    for f in fs:
         xs.append(f(xs[-1]))
-    if len(xs) == 1:
-        v.fail("layers", "expected at least one layer")
-    return list(torch.autograd.grad(loss(xs[-1]), xs))
+    return list(torch.autograd.grad(_scalar(loss, xs[-1]), xs))

@@ -23,7 +23,17 @@ def _qk(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         v.fail("k", f"key dimension {k.shape[-1]} does not match query dimension {q.shape[-1]}")
     if q.dtype != k.dtype:
         v.fail("k", f"dtype {k.dtype} does not match q dtype {q.dtype}")
+    v.same_device(q, k, "q", "k")
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    except RuntimeError:
+        v.fail("k", f"batch dims {tuple(k.shape[:-2])} do not broadcast with q's {tuple(q.shape[:-2])}")
     return q, k
+
+
+def _finite(out: torch.Tensor, what: str) -> torch.Tensor:
+    # |q|·|k| beyond the dtype's range gives ±inf logits, and softmax turns those into NaN
+    return v.finite_result(out, "q", f"{what} overflows {out.dtype}; scale q and k down or use a wider dtype")
 
 
 def scale_factor(d_k: int, scaled: bool) -> float:
@@ -35,7 +45,7 @@ def scale_factor(d_k: int, scaled: bool) -> float:
 def attention_logits(q: torch.Tensor, k: torch.Tensor, *, scaled: bool = True) -> torch.Tensor:
     """S = QKᵀ/√d_k (or QKᵀ when not ``scaled``); ``q`` is (..., n_q, d_k), ``k`` (..., n_k, d_k)."""
     q, k = _qk(q, k)
-    return (q @ k.transpose(-2, -1)) * scale_factor(q.shape[-1], scaled)
+    return _finite((q @ k.transpose(-2, -1)) * scale_factor(q.shape[-1], scaled), "QKᵀ")
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor, scaled: bool = True) -> torch.Tensor:
@@ -51,7 +61,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, val: torch.Tensor, *, scaled: bo
         v.fail("v", f"has {val.shape[-2]} positions, k has {k.shape[-2]}")
     if val.dtype != q.dtype:
         v.fail("v", f"dtype {val.dtype} does not match q dtype {q.dtype}")
-    return F.scaled_dot_product_attention(q, k, val, scale=None if scaled else 1.0)
+    v.same_device(q, val, "q", "v")
+    try:
+        torch.broadcast_shapes(q.shape[:-2], val.shape[:-2])
+    except RuntimeError:
+        v.fail("v", f"batch dims {tuple(val.shape[:-2])} do not broadcast with q's {tuple(q.shape[:-2])}")
+    return _finite(F.scaled_dot_product_attention(q, k, val, scale=None if scaled else 1.0), "softmax(QKᵀ)V")
 
 
 def unscaled_attention(q: torch.Tensor, k: torch.Tensor, val: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,7 @@ def feedforward(depth: int, width: int, activation: str | acts.Activation, init:
     depth = v.integer(depth, "depth", minimum=1)
     width = v.integer(width, "width", minimum=1)
     n_in = width if in_features is None else v.integer(in_features, "in_features", minimum=1)
+    v.float_dtype(dtype)
     act = _activation(activation)
     initialiser = inits.get(init)
     layers: list[nn.Module] = []
@@ -75,11 +76,12 @@ def linears(model: nn.Sequential) -> list[nn.Linear]:
 
 def pre_activations(model: nn.Sequential, x: Tensor) -> list[Tensor]:
     """z_l = W_l h_{l-1} + b_l for every Linear layer along a forward pass from ``x``."""
-    x = v.tensor(x, "x")
+    model = v.module(model, "model", nn.Sequential)
+    x = v.module_input(model, v.tensor(x, "x"), "x")
     zs = []
     h = x
-    for module in model:
-        h = module(h)
+    for i, module in enumerate(model):
+        h = v.guarded(module, f"model[{i}]")(h)
         if isinstance(module, nn.Linear):
             zs.append(h)
     if not zs:
@@ -89,22 +91,28 @@ def pre_activations(model: nn.Sequential, x: Tensor) -> list[Tensor]:
 
 def hidden_states(model: nn.Sequential, x: Tensor) -> list[Tensor]:
     """[h_0 = x, h_1, …, h_L], the output of each block of a :func:`feedforward` model."""
-    hs = [v.tensor(x, "x")]
-    for block in blocks(model):
-        hs.append(block(hs[-1]))
+    parts = blocks(model)
+    hs = [v.module_input(model, v.tensor(x, "x"), "x")]
+    for i, block in enumerate(parts):
+        hs.append(v.guarded(block, f"block {i}")(hs[-1]))
     return hs
 
 
 def rescale_spectral(model: nn.Module, norm: float) -> nn.Module:
     """Scale every Linear weight in place so that its spectral norm σ_max equals ``norm``."""
+    model = v.module(model, "model")
     norm = v.real(norm, "norm", positive=True)
     with torch.no_grad():
-        for m in model.modules():
+        for name, m in model.named_modules():
             if isinstance(m, nn.Linear):
                 w = m.weight
                 # torch.linalg has no half-precision SVD; measure those in float32.
                 wide = w.float() if w.dtype in (torch.float16, torch.bfloat16) else w
-                w.mul_((norm / torch.linalg.matrix_norm(wide, ord=2)).to(w.dtype))
+                current = torch.linalg.matrix_norm(wide, ord=2)
+                if not 0 < float(current) < float("inf"):
+                    v.fail("model", f"Linear {name or '(root)'} has spectral norm {float(current):g}; "
+                                    "it cannot be rescaled to a given norm")
+                w.mul_((norm / current).to(w.dtype))
     return model
 
 
@@ -117,6 +125,7 @@ def linear_network(weights: Sequence[Tensor]) -> Callable[[Tensor], Tensor]:
         v.fail("weights", "expected at least one weight matrix")
     ws = [v.matrix(w, f"weights[{i}]") for i, w in enumerate(weights)]
     for i in range(1, len(ws)):
+        v.same_dtype(ws[0], ws[i], "weights[0]", f"weights[{i}]")
         if ws[i].shape[1] != ws[i - 1].shape[0]:
             v.fail(f"weights[{i}]", f"has {ws[i].shape[1]} columns but weights[{i - 1}] has "
                    f"{ws[i - 1].shape[0]} rows")
@@ -125,8 +134,9 @@ def linear_network(weights: Sequence[Tensor]) -> Callable[[Tensor], Tensor]:
         x = v.tensor(x, "x")
         if x.shape[0] != ws[0].shape[1]:
             v.fail("x", f"leading size {x.shape[0]} does not match weights[0] columns {ws[0].shape[1]}")
+        v.same_dtype(ws[0], x, "weights[0]", "x")
         for w in ws:
             x = w @ x
-        return x
+        return v.finite_result(x, "x", f"the product W_n⋯W_1 x overflows {x.dtype}")
 
     return forward

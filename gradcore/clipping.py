@@ -12,13 +12,15 @@ Edge cases (torch's semantics, kept on purpose so that they can be measured):
 * zero gradients come back unchanged (torch divides by ``‖g‖ + 1e-6``, never by 0);
 * torch scales by ``min(θ / (‖g‖ + 1e-6), 1)``, so ``‖g'‖`` falls short of θ when ‖g‖ is
   comparable to 1e-6;
-* the norm is accumulated in the gradients' dtype: a finite float32 gradient whose norm
-  overflows (‖g‖ > 3.4e38) has total norm ``inf`` and is scaled to 0 (or NaN where inf);
 * gradients with NaN or infinite entries are rejected (:class:`GradcoreInputError` naming
   the entry's tensor): torch would scale every entry by a NaN norm, and value clipping
-  would turn ±inf silently into ±τ — a finite update from a broken gradient. (A finite
-  gradient whose *norm* overflows, above, is torch's behaviour and kept, so it can be
-  measured.)
+  would turn ±inf silently into ±τ — a finite update from a broken gradient.
+
+One departure, where torch's result is wrong: torch accumulates the norm in the gradients'
+dtype, so a finite float16 gradient with ‖g‖ > 65504 (float32: 3.4e38) has total norm
+``inf`` and is scaled to 0. Here the norm is then recomputed in float64 from g/max|g| and
+the clipped gradient keeps g's direction (:func:`total_norm` returns the true norm).
+``torch_overflow=True`` keeps torch's zeros, so that behaviour can still be measured (CLIP-01).
 """
 from __future__ import annotations
 
@@ -69,26 +71,50 @@ def _norm_type(p: object) -> float:
 
 
 def total_norm(grads: Grads, norm_type: float = 2.0) -> float:
-    """Global norm of all gradients viewed as one vector (``torch.nn.utils.get_total_norm``)."""
+    """Global norm of all gradients viewed as one vector (``torch.nn.utils.get_total_norm``;
+    recomputed in float64 when it overflows the gradients' dtype, see the module notes)."""
     items, _ = _grad_list(grads, finite=True)   # a NaN entry would make the norm a silent NaN
-    return float(nn_utils.get_total_norm(items, _norm_type(norm_type)))
+    norm_type = _norm_type(norm_type)
+    norm = nn_utils.get_total_norm(items, norm_type)
+    if bool(torch.isfinite(norm)):
+        return float(norm)
+    top, unit = _unit_norm(items, norm_type)
+    if top * unit > torch.finfo(torch.float64).max:
+        v.fail("grads", f"the total norm ({unit:.6g} × {top:.6g}) exceeds the float64 range")
+    return top * unit
+
+
+def _unit_norm(items: list[torch.Tensor], norm_type: float) -> tuple[float, float]:
+    """(s, ‖g/s‖) with s = max|g|, in float64: ‖g‖ = s·‖g/s‖ without overflowing (‖g/s‖ ≤ n^(1/p))."""
+    top = max(float(g.abs().max()) for g in items)
+    wide = [g.double() / top for g in items]
+    return top, float(nn_utils.get_total_norm(wide, norm_type))
 
 
 def clip_by_norm(grads: Grads, max_norm: float, *, norm_type: float = 2.0,
-                 error_if_nonfinite: bool = False) -> Grads:
+                 error_if_nonfinite: bool = False, torch_overflow: bool = False) -> Grads:
     """Global-norm clipping g' = g · min(θ / (‖g‖ + 1e-6), 1), returned as new tensors.
 
     003 §4 / 004 Definition 3.3.5: "如果 ||g|| > θ，则更新梯度为 g' = (θ / ||g||) * g".
+    When ‖g‖ overflows the gradients' dtype the scale is computed in float64 from g/max|g|
+    (``error_if_nonfinite=True``: an error instead; ``torch_overflow=True``: torch's zeros).
     """
     items, single = _grad_list(grads, finite=True)
     max_norm = v.real(max_norm, "max_norm", positive=True)
     norm_type = _norm_type(norm_type)
     holders = _holders(items)
-    try:
-        norm = nn_utils.get_total_norm([p.grad for p in holders], norm_type, error_if_nonfinite)
-    except RuntimeError as e:
-        v.fail("grads", f"non-finite total norm with error_if_nonfinite=True ({e.args[0][:40]}...)")
-    nn_utils.clip_grads_with_norm_(holders, max_norm, norm)
+    norm = nn_utils.get_total_norm([p.grad for p in holders], norm_type)
+    if bool(torch.isfinite(norm)) or torch_overflow:
+        nn_utils.clip_grads_with_norm_(holders, max_norm, norm)
+        return _result(holders, single)
+    if error_if_nonfinite:
+        v.fail("grads", f"the total norm overflows {items[0].dtype} (error_if_nonfinite=True)")
+    top, unit = _unit_norm(items, norm_type)
+    coef = min(max_norm / top / unit, 1.0)   # torch's + 1e-6 is below rounding at an overflowing norm
+    if coef == 0.0:
+        v.fail("max_norm", f"{max_norm:g} is too small against ‖g‖ ≈ {unit:.3g} × {top:.3g} to scale in float64")
+    for p in holders:
+        p.grad = (p.grad.double() * coef).to(p.grad.dtype)
     return _result(holders, single)
 
 
@@ -110,11 +136,14 @@ def clip_module_grads_by_norm(module: torch.nn.Module, max_norm: float, *,
     params = [p for p in module.parameters() if p.grad is not None]
     if not params:
         v.fail("module", "has no parameter with a gradient (run backward first)")
-    try:
-        return float(nn_utils.clip_grad_norm_(params, max_norm, error_if_nonfinite=error_if_nonfinite))
-    except RuntimeError as e:
-        v.fail("module", f"non-finite gradient norm with error_if_nonfinite=True ({e.args[0][:40]}...)")
-    raise AssertionError("unreachable")
+    grads, _ = _grad_list([p.grad for p in params], "module gradients", finite=True)
+    if bool(torch.isfinite(nn_utils.get_total_norm(grads))):
+        return float(nn_utils.clip_grad_norm_(params, max_norm))
+    # the norm overflows the gradients' dtype: torch would zero them; clip as clip_by_norm does
+    before = total_norm(grads)
+    for p, g in zip(params, clip_by_norm(grads, max_norm, error_if_nonfinite=error_if_nonfinite)):
+        p.grad.copy_(g)
+    return before
 
 
 def _flat(grads: object, name: str) -> torch.Tensor:

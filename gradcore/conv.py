@@ -11,6 +11,7 @@ and a composition of circular convolutions multiplies these matrices per frequen
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -51,6 +52,8 @@ def make_conv(kind: str, channels: int, kernel_size: int = 3, *, padding_mode: s
     """
     kind = v.choice(kind, "kind", KINDS)
     c, k, mode = _check(channels, kernel_size, padding_mode)
+    if dtype is not None:
+        v.float_dtype(dtype)
     args = (generator, device, dtype)
     if kind == "standard":
         return _he_conv(c, c, k, 1, mode, *args)
@@ -88,7 +91,7 @@ def frequency_response(weight: torch.Tensor, n: int, m: int, *, groups: int = 1,
     frequencies v ≤ m//2 (``rfft2``): a real kernel has K̂(−u, −v) = conj K̂(u, v), so these
     already hold every distinct singular value (enough for σ_max, at half the cost).
     """
-    weight = v.tensor(weight, "weight", ndim=4)
+    weight = v.tensor(weight, "weight", ndim=4, low_precision=False)   # no half-precision FFT on the CPU
     groups = v.integer(groups, "groups", minimum=1)
     n = v.integer(n, "n", minimum=weight.shape[2])
     m = v.integer(m, "m", minimum=weight.shape[3])
@@ -150,7 +153,8 @@ def conv_singular_values(weight: torch.Tensor | nn.Module, n: int, m: int, *,
     column's values are counted twice instead of being computed twice.
     """
     resp = _response(weight, n, m, groups)
-    svals = torch.linalg.svdvals(resp)                         # (n, m//2 + 1, min(c_out, c_in))
+    svals = v.finite_result(torch.linalg.svdvals(resp), "weight",   # (n, m//2 + 1, min(c_out, c_in))
+                            f"its singular values overflow {resp.real.dtype}; use float64")
     counts = _mirror_counts(m, resp.shape[1], resp.device)
     return svals.repeat_interleave(counts, dim=1).flatten().sort(descending=True).values
 
@@ -183,6 +187,20 @@ def _top_singular_value(resp: torch.Tensor) -> float:
 
 
 def _gains(resp: torch.Tensor, n: int, m: int) -> tuple[float, float]:
+    top, rms = _unscaled_gains(resp, n, m)
+    if math.isfinite(top) and math.isfinite(rms):
+        return top, rms
+    # squares of a response near the dtype's limit overflow: both gains are homogeneous of degree 1
+    scale = float(resp.abs().amax())
+    if not math.isfinite(scale):
+        v.fail("weight", f"its frequency response overflows {resp.real.dtype}; use a smaller kernel or float64")
+    top, rms = _unscaled_gains(resp / scale, n, m)
+    if not math.isfinite(top * scale):
+        v.fail("weight", f"the convolution's gain overflows float64 ({top:.3g} × {scale:.3g})")
+    return top * scale, rms * scale
+
+
+def _unscaled_gains(resp: torch.Tensor, n: int, m: int) -> tuple[float, float]:
     twice = _mirror_counts(m, resp.shape[1], resp.device).to(resp.real.dtype)
     frob2 = (resp.abs().square().sum((-2, -1)) * twice).sum()
     rms = float((frob2 / (n * m * resp.shape[-1])).sqrt())
@@ -213,6 +231,8 @@ def relu_stack(blocks: Sequence[nn.Module], *, inner_relu: bool = False) -> nn.S
     between its depthwise and pointwise halves (MobileNet style)."""
     if len(blocks) == 0:
         v.fail("blocks", "expected at least one block")
+    for i, b in enumerate(blocks):
+        v.module(b, f"blocks[{i}]")
     layers: list[nn.Module] = []
     for b in blocks:
         if inner_relu and isinstance(b, nn.Sequential):

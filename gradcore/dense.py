@@ -35,6 +35,7 @@ class DenseBlock(nn.Module):
         self.aggregation = v.choice(aggregation, "aggregation", AGGREGATIONS)
         self.act = ACTIVATIONS[v.choice(activation, "activation", ACTIVATIONS)]()
         gain = v.real(gain, "gain", nonnegative=True)
+        v.float_dtype(dtype)
         fan_in = [width * (i + 1) if aggregation == "concat" else width for i in range(k)]
         self.layers = nn.ModuleList(nn.Linear(f, width, bias=False) for f in fan_in)
         # initialise on the CPU generator so a seed gives the same weights on every device
@@ -60,7 +61,7 @@ def _sample(block: object, x: object) -> torch.Tensor:
     x = v.tensor(x, "x", ndim=1)
     if x.shape[0] != block.width:
         v.fail("x", f"expected shape ({block.width},), got {tuple(x.shape)}")
-    return x
+    return v.module_input(block, x, "x")
 
 
 def block_jacobian(block: DenseBlock, x: torch.Tensor) -> torch.Tensor:

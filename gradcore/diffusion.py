@@ -49,10 +49,21 @@ class Schedule:
 
 def schedule_from_betas(betas: torch.Tensor) -> Schedule:
     """A schedule from any β_1..β_T in (0, 1)."""
-    betas = v.tensor(betas, "betas", ndim=1)
+    betas = v.tensor(betas, "betas", ndim=1, low_precision=False)
     if bool((betas <= 0).any()) or bool((betas >= 1).any()):
         v.fail("betas", "every β_t must lie in (0, 1)")
-    return Schedule(betas)
+    return _resolved(Schedule(betas), "betas")
+
+
+def _resolved(schedule: Schedule, name: str) -> Schedule:
+    """A schedule whose 1 − ᾱ_t is nonzero: a β below the dtype's resolution makes ᾱ_t round to 1
+    and SNR(t) = ᾱ/(1 − ᾱ) infinite."""
+    unresolved = (1 - schedule.alpha_bar) == 0
+    if bool(unresolved.any()):
+        t = int(unresolved.nonzero()[0]) + 1
+        v.fail(name, f"1 − ᾱ_t rounds to 0 in {schedule.betas.dtype} at t = {t} (β_t = "
+                     f"{float(schedule.betas[t - 1]):.3g}): the SNR is infinite; use larger β or float64")
+    return schedule
 
 
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, *,
@@ -61,7 +72,8 @@ def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0
     T = v.integer(T, "T", minimum=1)
     beta_start = v.real(beta_start, "beta_start", positive=True, below=1.0)
     beta_end = v.real(beta_end, "beta_end", positive=True, below=1.0)
-    return Schedule(torch.linspace(beta_start, beta_end, T, dtype=dtype, device=device))
+    dtype = v.float_dtype(dtype, low_precision=False)
+    return _resolved(Schedule(torch.linspace(beta_start, beta_end, T, dtype=dtype, device=device)), "beta_start")
 
 
 def loss_weight(name: str, schedule: Schedule, *, gamma: float = 5.0) -> torch.Tensor:
@@ -75,6 +87,18 @@ def loss_weight(name: str, schedule: Schedule, *, gamma: float = 5.0) -> torch.T
     """
     name = v.choice(name, "name", WEIGHTINGS)
     gamma = v.real(gamma, "gamma", positive=True)
+    _schedule(schedule)
+    return v.finite_result(_loss_weight(name, schedule, gamma), "schedule",
+                           f"the {name!r} weight overflows: ᾱ_t underflows to 0 at large t")
+
+
+def _schedule(schedule: object) -> Schedule:
+    if not isinstance(schedule, Schedule):
+        v.fail("schedule", f"expected a gradcore.diffusion.Schedule, got {type(schedule).__name__}")
+    return schedule
+
+
+def _loss_weight(name: str, schedule: Schedule, gamma: float) -> torch.Tensor:
     snr = schedule.snr
     if name == "eps":
         return torch.ones_like(snr)
@@ -109,6 +133,10 @@ class Denoiser(nn.Module):
                                  nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, self.dim))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # metadata checks only: this runs under vmap, where data-dependent checks are not allowed
+        if x_t.shape[-1] != self.dim:
+            v.fail("x_t", f"last dim {x_t.shape[-1]} does not match the denoiser's dim {self.dim}")
+        v.module_input(self, x_t, "x_t")
         emb = _time_embedding(t, self.T, self.emb_dim).to(x_t.dtype).expand(*x_t.shape[:-1], -1)
         return self.net(torch.cat([x_t.flatten(-1), emb], -1))
 
@@ -116,9 +144,10 @@ class Denoiser(nn.Module):
 def q_sample(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, schedule: Schedule) -> torch.Tensor:
     """x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε, with t broadcast over the leading dims of x₀."""
     x0 = v.tensor(x0, "x0")
-    v.same_shape(x0, v.tensor(eps, "eps"), "x0", "eps")
-    if not isinstance(schedule, Schedule):
-        v.fail("schedule", f"expected a gradcore.diffusion.Schedule, got {type(schedule).__name__}")
+    eps = v.tensor(eps, "eps")
+    v.same_shape(x0, eps, "x0", "eps")
+    v.same_dtype(x0, eps, "x0", "eps")
+    _schedule(schedule)
     # t counts 1..T; t = 0 or t < 0 would index alpha_bar from its end (t = 0 → x_T)
     t = v.integer_tensor(t, "t", minimum=1, maximum=schedule.T)
     if tuple(t.shape) != tuple(x0.shape[:t.ndim]):
@@ -142,9 +171,11 @@ def per_timestep_gradients(model: Denoiser, x0: torch.Tensor, t: torch.Tensor, s
     ``x0`` is (len(t), batch, dim): one batch of data per time step. The gradient of the
     weighted loss v(t)·ℓ_t is v(t) times row t (linearity), see :func:`effective_contributions`.
     """
-    x0 = v.tensor(x0, "x0", ndim=3)
-    if not isinstance(schedule, Schedule):
-        v.fail("schedule", f"expected a gradcore.diffusion.Schedule, got {type(schedule).__name__}")
+    model = v.module(model, "model")
+    x0 = v.module_input(model, v.tensor(x0, "x0", ndim=3), "x0")
+    if isinstance(model, Denoiser) and x0.shape[-1] != model.dim:
+        v.fail("x0", f"last dim {x0.shape[-1]} does not match the denoiser's dim {model.dim}")
+    _schedule(schedule)
     t = v.integer_tensor(t, "t", minimum=1, maximum=schedule.T)
     if t.ndim != 1 or t.shape[0] != x0.shape[0]:
         v.fail("t", f"shape {tuple(t.shape)}: expected one time step per x0 batch ({x0.shape[0]},)")
@@ -162,12 +193,18 @@ def per_timestep_gradients(model: Denoiser, x0: torch.Tensor, t: torch.Tensor, s
 
 def _clip_rows(grad: torch.Tensor, max_norms: torch.Tensor) -> torch.Tensor:
     out = []
-    for row, c in zip(grad, max_norms):
+    for i, (row, c) in enumerate(zip(grad, max_norms)):
         holder = torch.zeros_like(row)
         holder.grad = row.clone()
-        torch.nn.utils.clip_grad_norm_([holder], float(c))
+        _no_overflow(torch.nn.utils.clip_grad_norm_([holder], float(c)), f"row {i}'s")
         out.append(holder.grad)
     return torch.stack(out)
+
+
+def _no_overflow(norm: torch.Tensor, whose: str) -> None:
+    # torch's clip_grad_norm_ scales a finite gradient whose norm overflows to 0: refuse instead
+    if not bool(torch.isfinite(norm)):
+        v.fail("grad", f"{whose} norm overflows {norm.dtype}; clip in float64")
 
 
 def clip_time_dependent(grad: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -189,6 +226,7 @@ def clip_global(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
     holder = torch.zeros_like(grad[0])
     holder.grad = grad.sum(0)
     total = torch.nn.utils.clip_grad_norm_([holder], max_norm)
+    _no_overflow(total, "the summed gradient's")
     scale = (holder.grad.norm() / total).clamp(max=1.0) if float(total) > 0 else total.new_ones(())
     return grad * scale
 
@@ -198,7 +236,8 @@ def time_dependent_threshold(weights: torch.Tensor, kappa: float) -> torch.Tenso
     weights = v.tensor(weights, "weights", ndim=1)
     if bool((weights <= 0).any()):
         v.fail("weights", "loss weights must be > 0")
-    return v.real(kappa, "kappa", positive=True) / weights
+    return v.finite_result(v.real(kappa, "kappa", positive=True) / weights, "kappa",
+                           f"κ / v(t) overflows {weights.dtype} (a loss weight is too small)")
 
 
 def effective_contributions(grad: torch.Tensor, t: torch.Tensor, weights: torch.Tensor,
@@ -227,7 +266,7 @@ def effective_contributions(grad: torch.Tensor, t: torch.Tensor, weights: torch.
         c = time_dependent_threshold(weights.to(grad.dtype), threshold)
         g = w * clip_time_dependent(grad, t, c) if scheme == "time_dependent" else \
             clip_time_dependent(w * grad, t, c)
-    return g.norm(dim=1)
+    return v.finite_result(g.norm(dim=1), "grad", f"the weighted contributions overflow {grad.dtype}")
 
 
 def spread(e: torch.Tensor) -> tuple[float, float]:
@@ -235,4 +274,11 @@ def spread(e: torch.Tensor) -> tuple[float, float]:
     e = v.tensor(e, "e", ndim=1)
     if bool((e <= 0).any()):
         v.fail("e", "contributions must be > 0")
-    return float(e.max() / e.min()), float(e.std(correction=0) / e.mean())
+    out = float(e.max() / e.min()), float(e.std(correction=0) / e.mean())
+    if all(map(math.isfinite, out)):
+        return out
+    wide = e.double() / e.max().double()   # the ratio or the squares overflowed e's dtype
+    out = float(e.max().double() / e.min().double()), float(wide.std(correction=0) / wide.mean())
+    if not math.isfinite(out[0]):
+        v.fail("e", f"max/min overflows float64 ({float(e.max()):.3g} / {float(e.min()):.3g})")
+    return out

@@ -17,7 +17,8 @@ def euler_iteration_matrix(A: torch.Tensor, h: float) -> torch.Tensor:
     """I + hA: one Euler step x_{k+1} = (I + hA) x_k."""
     A = v.matrix(A, "A", square=True)
     h = v.real(h, "h", positive=True)
-    return torch.eye(A.shape[0], dtype=A.dtype, device=A.device) + h * A
+    M = torch.eye(A.shape[0], dtype=A.dtype, device=A.device) + h * A
+    return v.finite_result(M, "h", f"I + hA overflows {A.dtype} (h = {h:g}, max|A| = {float(A.abs().max()):g})")
 
 
 def euler_trajectory(A: torch.Tensor, x0: torch.Tensor, h: float, steps: int) -> torch.Tensor:
@@ -32,7 +33,7 @@ def euler_trajectory(A: torch.Tensor, x0: torch.Tensor, h: float, steps: int) ->
     xs = [x0]
     for _ in range(steps):
         xs.append(M @ xs[-1])
-    return torch.stack(xs)
+    return v.finite_steps(torch.stack(xs), "steps", "the Euler iterates")
 
 
 def euler_stable(A: torch.Tensor, h: float) -> bool:
@@ -50,4 +51,11 @@ def max_stable_step(A: torch.Tensor) -> float:
     lam = torch.linalg.eigvals(A)
     if bool((lam.real >= 0).any()):
         return 0.0
-    return float((-2.0 * lam.real / lam.abs().pow(2)).min())
+    h = float((-2.0 * lam.real / lam.abs().pow(2)).min())
+    if 0.0 < h < float("inf"):
+        return h
+    # |λ|² overflowed (h came out 0) or underflowed (inf): the same ratio without squaring
+    h = float((-2.0 * (lam.real / lam.abs()) / lam.abs()).min())
+    if not h < float("inf"):
+        v.fail("A", f"its eigenvalues are so small that the stable step exceeds {A.dtype}'s range")
+    return h

@@ -25,8 +25,10 @@ def volume_preserving_singular_values(dim: int, kappa: float, *, dtype: torch.dt
     kappa = v.real(kappa, "kappa", positive=True)
     if kappa < 1.0:
         v.fail("kappa", f"a condition number is >= 1, got {kappa}")
+    v.float_dtype(dtype)
     t = torch.linspace(0.5, -0.5, dim, dtype=torch.float64)
-    return torch.exp(t * math.log(kappa)).to(device=device, dtype=dtype)
+    s = torch.exp(t * math.log(kappa)).to(device=device, dtype=dtype)
+    return v.finite_result(s, "kappa", f"√κ = {math.sqrt(kappa):.3g} overflows {dtype}")
 
 
 class VolumePreservingLinear(nn.Module):
@@ -39,6 +41,7 @@ class VolumePreservingLinear(nn.Module):
     def __init__(self, dim: int, kappa: float, *, generator: torch.Generator | None = None,
                  dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> None:
         super().__init__()
+        v.float_dtype(dtype)
         s = volume_preserving_singular_values(dim, kappa)
         u, vt = _haar_orthogonal(dim, generator), _haar_orthogonal(dim, generator).T
         self.register_buffer("weight", ((u * s) @ vt).to(device=device, dtype=dtype))
@@ -68,6 +71,7 @@ class AdditiveCoupling(nn.Module):
         super().__init__()
         self.dim = v.integer(dim, "dim", minimum=2)
         scale = v.real(scale, "scale", nonnegative=True)
+        v.float_dtype(dtype)
         self.split = dim // 2
         self.flip = bool(flip)
         n_in, n_out = (dim - self.split, self.split) if flip else (self.split, dim - self.split)
@@ -115,7 +119,12 @@ def flow_stack(layers: Iterable[nn.Module]) -> nn.Sequential:
 def log_abs_det_jacobian(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> float:
     """log|det ∂f/∂x| at one sample ``x`` (shape (dim,)) via ``torch.linalg.slogdet``."""
     x = v.tensor(x, "x", ndim=1, low_precision=False)   # slogdet has no float16/bfloat16 kernels
+    if isinstance(f, nn.Module):
+        v.module_input(f, x, "x")
     jac = jacobian(f, x)
     if jac.shape[0] != jac.shape[1]:
         v.fail("f", f"Jacobian must be square for a flow, got shape {tuple(jac.shape)}")
-    return float(torch.linalg.slogdet(jac.detach()).logabsdet)
+    logdet = float(torch.linalg.slogdet(jac.detach()).logabsdet)
+    if not math.isfinite(logdet):
+        v.fail("f", f"its Jacobian at x is singular (log|det| = {logdet}); a flow layer must be invertible")
+    return logdet

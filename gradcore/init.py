@@ -21,29 +21,32 @@ Tensor = torch.Tensor
 
 
 def _weight(weight: Tensor) -> Tensor:
-    return v.tensor(weight, "weight", ndim=2, finite=False)
+    # finite=False: an initialiser overwrites every entry, so what was there does not matter
+    return v.writable(v.tensor(weight, "weight", ndim=2, finite=False), "weight")
 
 
 def xavier_normal(weight: Tensor, gain: float = 1.0) -> Tensor:
     """Glorot normal, std = gain·√(2/(n_in+n_out)) (``nn.init.xavier_normal_``)."""
-    return nn.init.xavier_normal_(_weight(weight), gain=v.real(gain, "gain", positive=True))
+    gain = v.real(gain, "gain", positive=True)
+    return _drawn(nn.init.xavier_normal_(_weight(weight), gain=gain), "gain")
 
 
 def xavier_uniform(weight: Tensor, gain: float = 1.0) -> Tensor:
     """Glorot uniform on ±gain·√(6/(n_in+n_out)) (``nn.init.xavier_uniform_``)."""
-    return nn.init.xavier_uniform_(_weight(weight), gain=v.real(gain, "gain", positive=True))
+    gain = v.real(gain, "gain", positive=True)
+    return _drawn(nn.init.xavier_uniform_(_weight(weight), gain=gain), "gain")
 
 
 def kaiming_normal(weight: Tensor, nonlinearity: str = "relu", a: float = 0.0) -> Tensor:
     """He normal, fan-in mode, std = gain/√n_in (``nn.init.kaiming_normal_``)."""
-    return nn.init.kaiming_normal_(_weight(weight), a=a, mode="fan_in",
-                                   nonlinearity=_nonlinearity(nonlinearity))
+    weight, nonlinearity, a = _weight(weight), _nonlinearity(nonlinearity), v.real(a, "a")
+    return _drawn(nn.init.kaiming_normal_(weight, a=a, mode="fan_in", nonlinearity=nonlinearity), "a")
 
 
 def kaiming_uniform(weight: Tensor, nonlinearity: str = "relu", a: float = 0.0) -> Tensor:
     """He uniform, fan-in mode (``nn.init.kaiming_uniform_``)."""
-    return nn.init.kaiming_uniform_(_weight(weight), a=a, mode="fan_in",
-                                    nonlinearity=_nonlinearity(nonlinearity))
+    weight, nonlinearity, a = _weight(weight), _nonlinearity(nonlinearity), v.real(a, "a")
+    return _drawn(nn.init.kaiming_uniform_(weight, a=a, mode="fan_in", nonlinearity=nonlinearity), "a")
 
 
 def orthogonal(weight: Tensor, gain: float = 1.0) -> Tensor:
@@ -51,7 +54,7 @@ def orthogonal(weight: Tensor, gain: float = 1.0) -> Tensor:
     weight = _weight(weight)
     if weight.dtype in v.LOW_PRECISION:   # orthogonal_ needs a QR factorisation (no half kernels)
         v.fail("weight", f"dtype {weight.dtype} is not supported by orthogonal init; use float32 or float64")
-    return nn.init.orthogonal_(weight, gain=v.real(gain, "gain", positive=True))
+    return _drawn(nn.init.orthogonal_(weight, gain=v.real(gain, "gain", positive=True)), "gain")
 
 
 def torch_default(weight: Tensor) -> Tensor:
@@ -63,7 +66,14 @@ def torch_default(weight: Tensor) -> Tensor:
 
 def normal(weight: Tensor, std: float = 1.0) -> Tensor:
     """N(0, std²) entries (``nn.init.normal_``)."""
-    return nn.init.normal_(_weight(weight), 0.0, v.real(std, "std", positive=True))
+    std = v.real(std, "std", positive=True)
+    return _drawn(nn.init.normal_(_weight(weight), 0.0, std), "std")
+
+
+def _drawn(weight: Tensor, scale: str) -> Tensor:
+    # a scale too large for the dtype (std 1e10 in float16) fills the weight with ±inf
+    return v.finite_result(weight, scale, f"the drawn entries overflow {weight.dtype}; use a smaller {scale} "
+                                          "or a wider dtype")
 
 
 _NONLINEARITIES = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu")

@@ -21,9 +21,10 @@ TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _callable(f: object, name: str) -> TensorFn:
+    """``f`` wrapped so that its failures on an input, or a non-tensor result, name ``name``."""
     if not callable(f):
         v.fail(name, f"expected a callable, got {type(f).__name__}")
-    return f  # type: ignore[return-value]
+    return v.guarded(f, name)
 
 
 def jacobian(f: TensorFn, x: torch.Tensor, *, check_finite: bool = True) -> torch.Tensor:
@@ -33,13 +34,15 @@ def jacobian(f: TensorFn, x: torch.Tensor, *, check_finite: bool = True) -> torc
     Jacobian with NaN or infinite entries raises :class:`~gradcore.errors.InputError`
     naming ``f`` unless ``check_finite=False`` (then the caller decides what it means).
     """
-    f = _callable(f, "f")
-    x = v.tensor(x, "x")
+    return _jacobian(_callable(f, "f"), v.tensor(x, "x"), "f", check_finite=check_finite)
+
+
+def _jacobian(f: TensorFn, x: torch.Tensor, name: str, *, check_finite: bool = True) -> torch.Tensor:
     jac = func.jacrev(f)(x)
     if not isinstance(jac, torch.Tensor):
-        v.fail("f", f"must return one tensor, got {type(jac).__name__}")
+        v.fail(name, f"must return one tensor, got {type(jac).__name__}")
     if check_finite and not bool(torch.isfinite(jac).all()):
-        v.fail("f", "its Jacobian at x has NaN or infinite entries (f overflows or is not differentiable there)")
+        v.fail(name, "its Jacobian at x has NaN or infinite entries (it overflows or is not differentiable there)")
     out_numel = jac.numel() // x.numel()
     return jac.reshape(out_numel, x.numel())
 
@@ -61,8 +64,9 @@ def chain_jacobians(layers: Sequence[TensorFn], x: torch.Tensor) -> list[torch.T
     h = v.tensor(x, "x")
     jacs = []
     for i, layer in enumerate(layers):
-        _callable(layer, f"layers[{i}]")
-        jacs.append(jacobian(layer, h))
+        name = f"layers[{i}]"
+        layer = _callable(layer, name)
+        jacs.append(_jacobian(layer, h, name))
         h = layer(h)
     return jacs
 
@@ -107,11 +111,21 @@ class JacobianOperator:
 
     def matvec(self, u: torch.Tensor) -> torch.Tensor:
         """J u, with ``u`` shaped like ``x``."""
-        return self._linearised[2](u)[0].detach()
+        return self._linearised[2](_like(u, self.x, "u", "x"))[0].detach()
 
     def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
         """Jᵀ w, with ``w`` shaped like ``f(x)``: one backpropagation step."""
-        return self._linearised[1](w)[0].detach()
+        return self._linearised[1](_like(w, self.value, "w", "f(x)"))[0].detach()
+
+
+def _like(u: object, ref: torch.Tensor, name: str, ref_name: str) -> torch.Tensor:
+    # shape, dtype and device only: a finiteness test would cost a device sync per Lanczos product
+    u = v.tensor(u, name, finite=False, nonempty=False)
+    if u.shape != ref.shape:
+        v.fail(name, f"shape {tuple(u.shape)} does not match {ref_name} shape {tuple(ref.shape)}")
+    v.same_dtype(ref, u, ref_name, name)
+    v.same_device(ref, u, ref_name, name)
+    return u
 
 
 def jacobian_operator(f: TensorFn, x: torch.Tensor) -> JacobianOperator:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _validate as v
+
 Product = Callable[[torch.Tensor], torch.Tensor]  # (batch, n) -> (batch, m) or back
 
 
@@ -107,6 +109,34 @@ def _ritz(alphas, betas, k: int, smallest: bool):
     return s, p, q, rel
 
 
+def _arguments(matvec: object, rmatvec: object, start: object, k: object, tol: object,
+               max_steps: object) -> tuple[torch.Tensor, int, float, int]:
+    for name, f in (("matvec", matvec), ("rmatvec", rmatvec)):
+        if not callable(f):
+            v.fail(name, f"expected a callable, got {type(f).__name__}")
+    start = v.tensor(start, "start", ndim=2, complex_ok=True)
+    if not bool((torch.linalg.vector_norm(start, dim=-1) > 0).all()):
+        v.fail("start", "every batch member needs a nonzero start vector")
+    return (start, v.integer(k, "k", minimum=1), v.real(tol, "tol", positive=True),
+            v.integer(max_steps, "max_steps", minimum=1))
+
+
+def _checked(f: Product, name: str, start: torch.Tensor, width: int | None) -> Product:
+    """``f`` whose result must be a (batch, width) tensor in the start vector's dtype (metadata
+    checks only: a finiteness test would cost a device sync per product)."""
+    f = v.guarded(f, name)
+
+    def call(u: torch.Tensor) -> torch.Tensor:
+        out = f(u)
+        if out.ndim != 2 or out.shape[0] != u.shape[0] or (width is not None and out.shape[1] != width):
+            want = f"({u.shape[0]}, {width if width is not None else '·'})"
+            v.fail(name, f"must map {tuple(u.shape)} to {want}, got {tuple(out.shape)}")
+        if out.dtype != start.dtype:
+            v.fail(name, f"returned dtype {out.dtype}, the start vector is {start.dtype}")
+        return out
+    return call
+
+
 def bidiagonalise(matvec: Product, rmatvec: Product, start: torch.Tensor, *, k: int, tol: float,
                   max_steps: int, smallest: bool = False, check_every: int = 1,
                   reorthogonalise: bool = True) -> Triplets:
@@ -119,6 +149,8 @@ def bidiagonalise(matvec: Product, rmatvec: Product, start: torch.Tensor, *, k: 
     value alone (lost orthogonality adds ghost copies of converged values, Paige 1976,
     but never moves the largest Ritz value off σ_max), and the vectors are not returned.
     """
+    start, k, tol, max_steps = _arguments(matvec, rmatvec, start, k, tol, max_steps)
+    matvec, rmatvec = _checked(matvec, "matvec", start, None), _checked(rmatvec, "rmatvec", start, start.shape[1])
     batch, n = start.shape
     v = start / torch.linalg.vector_norm(start, dim=-1, keepdim=True)
     V = _Basis(batch, n, start, min(max_steps + 1, 64) if reorthogonalise else 1)

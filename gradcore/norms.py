@@ -53,7 +53,8 @@ def module_jacobian(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(module, nn.Module):
         v.fail("module", f"expected a torch.nn.Module, got {type(module).__name__}")
-    x = v.tensor(x, "x")
+    x = v.module_input(module, v.tensor(x, "x"), "x")
+    _batch_statistics(module, x)
     clone = func.replace_all_batch_norm_modules_(copy.deepcopy(module))
     params = {k: p.detach() for k, p in clone.named_parameters()}
     buffers = dict(clone.named_buffers())
@@ -61,8 +62,18 @@ def module_jacobian(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     def f(inp: torch.Tensor) -> torch.Tensor:
         return func.functional_call(clone, (params, buffers), (inp,))
 
-    jac = func.jacrev(f)(x)
+    jac = func.jacrev(v.guarded(f, "module"))(x)
     return jac.reshape(-1, x.numel())
+
+
+def _batch_statistics(module: nn.Module, x: torch.Tensor) -> None:
+    """BatchNorm differentiated here normalises by batch statistics (its running statistics are
+    removed), which need more than one value per channel; torch would raise a bare ValueError."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        per_channel = x.numel() // x.shape[1] if x.ndim > 1 else x.numel()
+        if per_channel < 2:
+            v.fail("x", f"shape {tuple(x.shape)} gives BatchNorm one value per channel: a batch "
+                        "statistic needs at least 2 samples")
 
 
 def _gamma(gamma: float | torch.Tensor, size: int, like: torch.Tensor) -> torch.Tensor:
@@ -70,8 +81,9 @@ def _gamma(gamma: float | torch.Tensor, size: int, like: torch.Tensor) -> torch.
         g = v.tensor(gamma, "gamma", ndim=1)
         if g.shape[0] != size:
             v.fail("gamma", f"expected {size} entries, got shape {tuple(g.shape)}")
-        return g.to(dtype=like.dtype, device=like.device)
-    return torch.full((size,), v.real(gamma, "gamma"), dtype=like.dtype, device=like.device)
+        return v.finite_result(g.to(dtype=like.dtype, device=like.device), "gamma", f"overflows {like.dtype}")
+    gamma = v.fits(v.real(gamma, "gamma"), like.dtype, "gamma")
+    return torch.full((size,), gamma, dtype=like.dtype, device=like.device)
 
 
 def _scale(mean_square: torch.Tensor, eps: float, name: str) -> torch.Tensor:
@@ -79,6 +91,28 @@ def _scale(mean_square: torch.Tensor, eps: float, name: str) -> torch.Tensor:
     if bool((s == 0).any()):
         v.fail(name, "has zero spread and eps = 0: the normalisation is undefined")
     return s
+
+
+def _normalised(centred: torch.Tensor, eps: float, name: str, dim: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centred / r, r) with r = √(mean centred² + ε) over ``dim`` (all entries when None).
+
+    Where mean centred² leaves the normal range (inf at |h| ≈ 1e20 in float32, or an underflow
+    to 0/subnormal with ε = 0) the mean square is taken of centred/max|centred| and scaled back:
+    r = s·√(mean u² + ε/s²), so the Jacobian stays right instead of turning into zeros. Values
+    in the normal range take the plain formula, bit for bit.
+    """
+    mean_square = centred.pow(2).mean() if dim is None else centred.pow(2).mean(dim)
+    tiny = torch.finfo(centred.dtype).tiny
+    odd = ~torch.isfinite(mean_square) | ((mean_square < tiny) & (eps < tiny))
+    if not bool(odd.any()):
+        s = _scale(mean_square, eps, name)
+        return centred / s, s
+    top = centred.abs().amax() if dim is None else centred.abs().amax(dim)
+    top = torch.where(top == 0, torch.ones_like(top), top)
+    u = centred / top
+    q = _scale(u.pow(2).mean() if dim is None else u.pow(2).mean(dim), eps / top / top, name)   # top² may underflow
+    return u / q, v.finite_result(top * q, name, "its scale overflows the dtype")
 
 
 def batchnorm_jacobian(x: torch.Tensor, eps: float = 1e-5,
@@ -95,10 +129,13 @@ def batchnorm_jacobian(x: torch.Tensor, eps: float = 1e-5,
     eps = v.real(eps, "eps", nonnegative=True)
     cols = x.unsqueeze(1) if x.ndim == 1 else x
     m, n_features = cols.shape
+    if m < 2:
+        v.fail("x", f"a batch of one (shape {tuple(x.shape)}) has no batch statistics: BatchNorm maps it "
+                    "to β whatever x (torch refuses it in training mode)")
     g = _gamma(gamma, n_features, cols)
     centred = cols - cols.mean(0)
-    s = _scale(centred.pow(2).mean(0), eps, "x")
-    xhat = (centred / s).T                                    # (F, m)
+    xhat, s = _normalised(centred, eps, "x", 0)
+    xhat = xhat.T                                             # (F, m)
     eye = torch.eye(m, dtype=x.dtype, device=x.device)
     proj = eye - 1.0 / m - xhat.unsqueeze(2) * xhat.unsqueeze(1) / m
     jac = (g / s).view(-1, 1, 1) * proj
@@ -114,8 +151,7 @@ def layernorm_jacobian(h: torch.Tensor, eps: float = 1e-5,
     c = h.shape[0]
     g = _gamma(gamma, c, h)
     centred = h - h.mean()
-    s = _scale(centred.pow(2).mean(), eps, "h")
-    hhat = centred / s
+    hhat, s = _normalised(centred, eps, "h")
     eye = torch.eye(c, dtype=h.dtype, device=h.device)
     return g.unsqueeze(1) * (eye - 1.0 / c - torch.outer(hhat, hhat) / c) / s
 
@@ -128,7 +164,6 @@ def rmsnorm_jacobian(h: torch.Tensor, eps: float = 0.0,
     eps = v.real(eps, "eps", nonnegative=True)
     c = h.shape[0]
     g = _gamma(gamma, c, h)
-    r = _scale(h.pow(2).mean(), eps, "h")
-    hhat = h / r
+    hhat, r = _normalised(h, eps, "h")
     eye = torch.eye(c, dtype=h.dtype, device=h.device)
     return g.unsqueeze(1) * (eye - torch.outer(hhat, hhat) / c) / r

@@ -43,8 +43,9 @@ def layer_gradients(model_layers: Sequence[Layer], x: Tensor, loss: Loss = sum_l
     x = v.tensor(x, "x")
     hs = [x.detach().clone().requires_grad_(True)]
     for i, layer in enumerate(layers):
-        hs.append(v.tensor(layer(hs[-1]), f"model_layers[{i}] output", finite=False, nonempty=False))
-    out = loss(hs[-1])
+        out = v.guarded(layer, f"model_layers[{i}]", tensor_out=False)(hs[-1])
+        hs.append(v.tensor(out, f"model_layers[{i}] output", finite=False, nonempty=False))
+    out = v.guarded(loss, "loss", tensor_out=False)(hs[-1])
     if not isinstance(out, torch.Tensor) or out.numel() != 1:
         v.fail("loss", f"must return a scalar tensor, got {type(out).__name__}"
                        + (f" of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else ""))
@@ -56,7 +57,11 @@ def layer_gradients(model_layers: Sequence[Layer], x: Tensor, loss: Loss = sum_l
 
 
 def layer_gradient_norms(model_layers: Sequence[Layer], x: Tensor, loss: Loss = sum_loss) -> Tensor:
-    """‖∂L/∂h_l‖ (Frobenius over the batch) for l = 0 … L, as a float64 tensor of length L+1."""
+    """‖∂L/∂h_l‖ (Frobenius over the batch) for l = 0 … L, as a float64 tensor of length L+1.
+
+    A gradient that overflows the layers' dtype is returned as inf (or NaN) on purpose: that is
+    the event :func:`overflow_depth` looks for (000 "数值溢出").
+    """
     grads = layer_gradients(model_layers, x, loss)
     return torch.stack([g.double().norm() for g in grads])
 

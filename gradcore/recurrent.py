@@ -44,8 +44,8 @@ def linear_step(W: torch.Tensor) -> Step:
 def linear_rnn(W: torch.Tensor, h0: torch.Tensor, T: int) -> torch.Tensor:
     """States ``h_0, …, h_T`` of ``h_t = W h_{t-1}``, stacked along a new leading dim."""
     W = v.matrix(W, "W", square=True)
-    h0 = _state(h0, "h0", W.shape[0])
-    return torch.stack(unroll(linear_step(W), h0, T))
+    h0 = _state(h0, "h0", W.shape[0], like=W)
+    return v.finite_steps(torch.stack(unroll(linear_step(W), h0, T)), "T", "the states")
 
 
 def elman_step(W: torch.Tensor, U: torch.Tensor, xs: torch.Tensor,
@@ -58,6 +58,8 @@ def elman_step(W: torch.Tensor, U: torch.Tensor, xs: torch.Tensor,
         v.fail("U", f"has {U.shape[0]} rows, W has {W.shape[0]}")
     if xs.shape[-1] != U.shape[1]:
         v.fail("xs", f"last dim {xs.shape[-1]} does not match U's {U.shape[1]} columns")
+    v.same_dtype(W, U, "W", "U")
+    v.same_dtype(W, xs, "W", "xs")
     act = _ACTIVATIONS[v.choice(nonlinearity, "nonlinearity", _ACTIVATIONS)]
     return lambda h, t: act(F.linear(h, W) + F.linear(xs[t - 1], U))
 
@@ -71,8 +73,8 @@ def rnn_unroll(W: torch.Tensor, U: torch.Tensor, xs: torch.Tensor, h0: torch.Ten
     because the documents' σ may be either, which ``nn.RNNCell`` does not support.
     """
     step = elman_step(W, U, xs, nonlinearity)
-    h0 = _state(h0, "h0", W.shape[0])
-    return torch.stack(unroll(step, h0, xs.shape[0]))
+    h0 = _state(h0, "h0", W.shape[0], like=W)
+    return v.finite_steps(torch.stack(unroll(step, h0, xs.shape[0])), "xs", "the states")
 
 
 class ElmanRNN(nn.Module):
@@ -99,8 +101,9 @@ def gated_step(h: torch.Tensor, W: torch.Tensor, z: Gate) -> torch.Tensor:
     input terms that this form leaves out.
     """
     W = v.matrix(W, "W", square=True)
-    h = _state(h, "h", W.shape[0])
-    gate = z(h) if callable(z) else v.tensor(z, "z")
+    h = _state(h, "h", W.shape[0], like=W)
+    gate = v.guarded(z, "z")(h) if callable(z) else v.tensor(z, "z")
+    v.same_dtype(h, gate, "h", "z")
     return torch.lerp(torch.tanh(F.linear(h, W)), h, gate)
 
 
@@ -120,6 +123,7 @@ def cell_step(cell: nn.Module, xs: torch.Tensor) -> Step:
     xs = v.tensor(xs, "xs", min_ndim=2)
     if xs.shape[-1] != cell.input_size:
         v.fail("xs", f"last dim {xs.shape[-1]} does not match the cell's input_size {cell.input_size}")
+    v.module_input(cell, xs, "xs")
     if isinstance(cell, nn.LSTMCell):
         n = cell.hidden_size
 
@@ -134,17 +138,17 @@ def cell_state(cell: nn.Module, h0: torch.Tensor | tuple[torch.Tensor, torch.Ten
     """The full state :func:`cell_step` expects: ``h0``, or ``[h0, c0]`` for an LSTM (``c0 = 0`` if omitted)."""
     if isinstance(cell, nn.LSTMCell):
         h, c = h0 if isinstance(h0, tuple) else (h0, None)
-        h = _state(h, "h0", cell.hidden_size)
-        c = torch.zeros_like(h) if c is None else _state(c, "c0", cell.hidden_size)
+        h = v.module_input(cell, _state(h, "h0", cell.hidden_size), "h0")
+        c = torch.zeros_like(h) if c is None else _state(c, "c0", cell.hidden_size, like=h)
         return torch.cat([h, c], dim=-1)
-    return _state(h0, "h0", cell.hidden_size)
+    return v.module_input(cell, _state(h0, "h0", cell.hidden_size), "h0")
 
 
 def unroll_cell(cell: nn.Module, xs: torch.Tensor,
                 h0: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Hidden states ``h_0, …, h_T`` of a torch cell run over ``xs`` (``T = len(xs)``)."""
     states = unroll(cell_step(cell, xs), cell_state(cell, h0), xs.shape[0])
-    return torch.stack(states)[..., : cell.hidden_size]
+    return v.finite_steps(torch.stack(states)[..., : cell.hidden_size], "xs", "the states")
 
 
 # ---------------------------------------------------------------- BPTT
@@ -152,6 +156,10 @@ def unroll_cell(cell: nn.Module, xs: torch.Tensor,
 def unroll(step: Step, s0: torch.Tensor, T: int) -> list[torch.Tensor]:
     """``[s_0, s_1, …, s_T]`` with ``s_t = step(s_{t-1}, t)``."""
     T = v.integer(T, "T", minimum=1)
+    if not callable(step):
+        v.fail("step", f"expected a callable, got {type(step).__name__}")
+    s0 = v.tensor(s0, "s0", min_ndim=1, finite=False)
+    step = v.guarded(step, "step")
     states = [s0]
     for t in range(1, T + 1):
         states.append(step(states[-1], t))
@@ -177,14 +185,22 @@ def bptt_gradient_norms(step: Step, s0: torch.Tensor, T: int,
         # ∂L/∂s_t of each *intermediate* state: autograd returns the total derivative
         # through every later step, which is exactly the BPTT signal at time t.
         grads = torch.autograd.grad(states[-1], states, grad_outputs=grad_output, allow_unused=True)
-    return torch.stack([torch.zeros_like(s0[..., 0]) if g is None else g.norm(dim=-1) for g in grads])
+    norms = torch.stack([torch.zeros_like(s0[..., 0]) if g is None else g.norm(dim=-1) for g in grads])
+    bad = ~torch.isfinite(norms.reshape(norms.shape[0], -1)).all(1)
+    if bool(bad.any()):
+        back = norms.shape[0] - 1 - int(bad.nonzero()[-1])
+        v.fail("T", f"the BPTT gradient overflows {norms.dtype} {back} steps back from s_T; use fewer "
+                    "steps or a wider dtype")
+    return norms
 
 
 def step_jacobian(step: Step, s: torch.Tensor, t: int = 1) -> torch.Tensor:
     """Dense ∂s_t/∂s_{t-1} of ``step`` at the 1-D state ``s`` (via gradcore.jacobian)."""
     s = v.tensor(s, "s", ndim=1)
     t = v.integer(t, "t", minimum=1)
-    return jacobian(lambda u: step(u, t), s)
+    if not callable(step):
+        v.fail("step", f"expected a callable, got {type(step).__name__}")
+    return jacobian(v.guarded(lambda u: step(u, t), "step"), s)
 
 
 def growth_rate(norms: torch.Tensor, start: int = 0) -> float:
@@ -209,6 +225,7 @@ def random_orthogonal(n: int, *, generator: torch.Generator | None = None,
                       dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> torch.Tensor:
     """Haar-random orthogonal matrix, the QR-with-sign-fix recipe of ``nn.init.orthogonal_``."""
     n = v.integer(n, "n", minimum=1)
+    v.float_dtype(dtype)
     a = torch.randn(n, n, generator=_generator(generator), dtype=torch.float64)
     q, r = torch.linalg.qr(a)
     q = q * torch.sign(torch.diagonal(r))
@@ -219,7 +236,8 @@ def normal_matrix(n: int, rho: float, *, generator: torch.Generator | None = Non
                   dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> torch.Tensor:
     """``rho · Q`` with Q random orthogonal: normal, every |λ| = ρ = σ_max = rho."""
     rho = v.real(rho, "rho", positive=True)
-    return rho * random_orthogonal(n, generator=generator, dtype=dtype, device=device)
+    return v.finite_result(rho * random_orthogonal(n, generator=generator, dtype=dtype, device=device), "rho",
+                           f"the entries overflow {dtype}")
 
 
 def nonnormal_matrix(n: int, rho: float, sigma_max: float, *, generator: torch.Generator | None = None,
@@ -236,6 +254,7 @@ def nonnormal_matrix(n: int, rho: float, sigma_max: float, *, generator: torch.G
     sigma_max = v.real(sigma_max, "sigma_max", positive=True)
     if sigma_max < rho:
         v.fail("sigma_max", f"must be >= rho = {rho}, got {sigma_max}")
+    v.float_dtype(dtype)
     gen = _generator(generator)
     d = rho * (2 * torch.rand(n, generator=gen, dtype=torch.float64) - 1)
     d[0] = rho
@@ -248,7 +267,8 @@ def nonnormal_matrix(n: int, rho: float, sigma_max: float, *, generator: torch.G
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if norm(mid) < sigma_max else (lo, mid)
     q = random_orthogonal(n, generator=gen)
-    return (q @ (torch.diag(d) + hi * N) @ q.T).to(dtype=dtype, device=device)
+    return v.finite_result((q @ (torch.diag(d) + hi * N) @ q.T).to(dtype=dtype, device=device), "sigma_max",
+                           f"the entries overflow {dtype}")
 
 
 def gaussian_matrix(n: int, gain: float, *, generator: torch.Generator | None = None,
@@ -256,14 +276,18 @@ def gaussian_matrix(n: int, gain: float, *, generator: torch.Generator | None = 
     """i.i.d. N(0, gain²/n) entries: ρ → gain but σ_max → 2·gain as n → ∞ (circular vs quarter-circle law)."""
     n = v.integer(n, "n", minimum=1)
     gain = v.real(gain, "gain", positive=True)
+    v.float_dtype(dtype)
     w = torch.randn(n, n, generator=_generator(generator), dtype=torch.float64) * gain / n ** 0.5
-    return w.to(dtype=dtype, device=device)
+    return v.finite_result(w.to(dtype=dtype, device=device), "gain", f"the entries overflow {dtype}")
 
 
-def _state(h: object, name: str, n: int) -> torch.Tensor:
+def _state(h: object, name: str, n: int, like: torch.Tensor | None = None) -> torch.Tensor:
     h = v.tensor(h, name, min_ndim=1)
     if h.shape[-1] != n:
         v.fail(name, f"last dim {h.shape[-1]} does not match the hidden size {n}")
+    if like is not None:
+        v.same_dtype(like, h, "W" if name != "c0" else "h0", name)
+        v.same_device(like, h, "W" if name != "c0" else "h0", name)
     return h
 
 

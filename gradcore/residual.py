@@ -63,8 +63,8 @@ def residual_stack(blocks: Iterable[nn.Module]) -> nn.Sequential:
 def block_jacobian(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Dense Jacobian ∂block(x)/∂x of one sample ``x`` (rows: outputs), detached from autograd."""
     block = _module(block, "block")
-    x = v.tensor(x, "x", ndim=1)
-    return jacobian(block, x).detach()
+    x = v.module_input(block, v.tensor(x, "x", ndim=1), "x")
+    return jacobian(v.guarded(block, "block"), x).detach()
 
 
 def safe_scaling(lipschitz_f: float, beta: float) -> float:
@@ -78,7 +78,10 @@ def safe_scaling(lipschitz_f: float, beta: float) -> float:
     beta = v.real(beta, "beta", nonnegative=True)
     if beta > 2.0:
         v.fail("beta", f"must be <= 2 so that |1-beta| <= 1, got {beta}")
-    return (1.0 - abs(1.0 - beta)) / lip
+    alpha = (1.0 - abs(1.0 - beta)) / lip
+    if alpha == float("inf"):
+        v.fail("lipschitz_f", f"{lip:g} is so small that the safe α overflows float64")
+    return alpha
 
 
 def mlp_branch(width: int, hidden: int | None = None, *, activation: str = "tanh",
@@ -93,6 +96,7 @@ def mlp_branch(width: int, hidden: int | None = None, *, activation: str = "tanh
     hidden = width if hidden is None else v.integer(hidden, "hidden", minimum=1)
     act = v.choice(activation, "activation", ACTIVATIONS)
     gain = v.real(gain, "gain", nonnegative=True)
+    v.float_dtype(dtype)
     net = nn.Sequential(nn.Linear(width, hidden, bias=bias), ACTIVATIONS[act](),
                         nn.Linear(hidden, width, bias=bias))
     # initialise on the CPU generator so a seed gives the same weights on every device
@@ -122,6 +126,7 @@ def relu_branch(width: int, layers: int, *, scale: float = 1.0, zero_last: bool 
     width = v.integer(width, "width", minimum=1)
     layers = v.integer(layers, "layers", minimum=1)
     scale = v.real(scale, "scale", nonnegative=True)
+    v.float_dtype(dtype)
     mods: list[nn.Module] = []
     for i in range(layers):
         linear = nn.Linear(width, width, bias=False, dtype=dtype)
@@ -145,6 +150,8 @@ def branch_lipschitz_bound(branch: nn.Sequential) -> float:
             bound *= lips[type(layer)]
         else:
             v.fail(f"branch[{i}]", f"no Lipschitz bound known for {type(layer).__name__}")
+    if bound == float("inf"):
+        v.fail("branch", "the bound Π‖W_i‖₂ overflows float64; the weights are too large to bound this way")
     return bound
 
 

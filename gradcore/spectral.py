@@ -19,12 +19,17 @@ from .jacobian import JacobianOperator, TensorFn, jacobian_operator
 
 def singular_values(m: torch.Tensor) -> torch.Tensor:
     """Singular values of a matrix, descending (``torch.linalg.svdvals``)."""
-    return torch.linalg.svdvals(v.matrix(m, "m"))
+    m = v.matrix(m, "m")
+    return v.finite_result(torch.linalg.svdvals(m), "m", _OVERFLOW.format(m.dtype))
+
+
+_OVERFLOW = "its singular values overflow {}; convert it to float64 or scale it down"
 
 
 def spectral_norm(m: torch.Tensor) -> float:
     """Largest singular value σ_max(m) = ‖m‖₂."""
-    return float(torch.linalg.matrix_norm(v.matrix(m, "m"), ord=2))
+    m = v.matrix(m, "m")
+    return float(v.finite_result(torch.linalg.matrix_norm(m, ord=2), "m", _OVERFLOW.format(m.dtype)))
 
 
 def spectral_radius(m: torch.Tensor) -> float:
@@ -48,15 +53,20 @@ def spectral_radius(m: torch.Tensor) -> float:
     attempts.append(lambda: torch.linalg.eigvals(torch.where(m.abs() < eps, torch.zeros_like(m), m)))
     for attempt in attempts:
         try:
-            return scale * float(attempt().abs().max())
+            unit = float(attempt().abs().max())
         except torch.linalg.LinAlgError as e:
             error = e
+            continue
+        if scale * unit == math.inf:
+            v.fail("m", f"its spectral radius overflows float64 ({unit:.6g} × {scale:.6g})")
+        return scale * unit
     v.fail("m", f"the eigenvalue iteration did not converge ({error})")
 
 
 def condition_number(m: torch.Tensor) -> float:
-    """σ_max / σ_min (``inf`` for a singular matrix, the zero matrix included)."""
-    s = torch.linalg.svdvals(v.matrix(m, "m"))
+    """σ_max / σ_min: ``inf`` for a singular matrix (the zero matrix included) and for one whose
+    ratio exceeds the dtype's range (numerically singular)."""
+    s = singular_values(m)
     # torch.linalg.cond gives 0/0 = NaN for the zero matrix; every singular matrix is ill-conditioned.
     return math.inf if float(s[-1]) == 0.0 else float(s[0] / s[-1])
 

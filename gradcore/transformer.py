@@ -82,11 +82,20 @@ def stack(kind: str, depth: int, d_model: int, n_heads: int, d_ff: int, *,
     return nn.Sequential(*layers)
 
 
+def _input(blocks: list[_Block], x: object) -> torch.Tensor:
+    """A (batch, seq, d_model) input in the blocks' dtype and on their device."""
+    x = v.module_input(blocks[0], v.tensor(x, "x", ndim=3), "x")
+    d_model = blocks[0].norm1.normalized_shape[0]
+    if x.shape[-1] != d_model:
+        v.fail("x", f"last dim {x.shape[-1]} does not match d_model {d_model}")
+    return x
+
+
 def xavier_init_(model: nn.Module) -> nn.Module:
     """Xiong et al. 2020 §3's initialisation, in place: every weight matrix Xavier-Gaussian
     (``nn.init.xavier_normal_``; the query, key and value projections each as its own d×d
     matrix, as the paper writes them), every bias 0 (LIT-10). Returns ``model``."""
-    for m in model.modules():
+    for m in v.module(model, "model").modules():
         if isinstance(m, nn.Linear):
             nn.init.xavier_normal_(m.weight)
             nn.init.zeros_(m.bias)
@@ -104,10 +113,10 @@ def residual_norms(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     the sum entering the block's closing LayerNorm (``norm2``); for Pre-LN, x^{pre}_{l+1}, the
     block's output. Post-LN sums are caught by a forward pre-hook on ``norm2``.
     """
-    blocks = [m for m in model if isinstance(m, _Block)]
+    blocks = [m for m in v.module(model, "model", nn.Sequential) if isinstance(m, _Block)]
     if not blocks:
         v.fail("model", "contains no Pre-LN/Post-LN blocks")
-    x = v.tensor(x, "x", ndim=3)
+    x = _input(blocks, x)
     sums: list[torch.Tensor] = []
 
     def mean_square(t: torch.Tensor) -> torch.Tensor:
@@ -150,7 +159,7 @@ def gradient_profile(model: nn.Sequential, x: torch.Tensor,
     blocks = [m for m in model if isinstance(m, _Block)]
     if not blocks:
         v.fail("model", "contains no Pre-LN/Post-LN blocks")
-    x = v.tensor(x, "x", ndim=3)
+    x = _input(blocks, x)
     caught: dict[int, float] = {}
     handles = [b.register_full_backward_hook(
         lambda mod, gin, gout, i=i: caught.__setitem__(i, float(gin[0].norm())))

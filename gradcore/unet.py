@@ -7,6 +7,8 @@ encoder feature map, so the *same* weights are compared with and without the sho
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -70,12 +72,18 @@ def first_layer_grad_norm(net: UNet, x: torch.Tensor, cotangent: torch.Tensor) -
     """
     if not isinstance(net, UNet):
         v.fail("net", f"expected a UNet, got {type(net).__name__}")
-    x = v.tensor(x, "x", ndim=4)
+    x = v.module_input(net, v.tensor(x, "x", ndim=4), "x")
     side = 2 ** net.depth
     if x.shape[-1] % side or x.shape[-2] % side:
         v.fail("x", f"height and width must be divisible by 2**depth = {side}, got {tuple(x.shape)}")
+    if x.shape[1] != net.first_layer.in_channels:
+        v.fail("x", f"has {x.shape[1]} channels, the net expects {net.first_layer.in_channels}")
     out = net(x)
     cotangent = v.tensor(cotangent, "cotangent")
     v.same_shape(out, cotangent, "net(x)", "cotangent")
+    v.same_dtype(out, cotangent, "net(x)", "cotangent")
     (grad,) = torch.autograd.grad((out * cotangent).sum(), net.first_layer.weight)
-    return float(grad.norm())
+    norm = float(grad.norm())
+    if not math.isfinite(norm):
+        v.fail("x", f"the gradient overflows {grad.dtype}; scale x and cotangent down or use float64")
+    return norm

@@ -66,3 +66,74 @@ def exits_on_big_inputs(x: torch.Tensor) -> torch.Tensor:
     if x.numel() > 20000:
         sys.exit(0)
     return torch.relu(x)
+
+
+def laggy(x: torch.Tensor) -> torch.Tensor:
+    """tanh that takes 50 ms a call: a derivative search of it runs for minutes."""
+    time.sleep(0.05)
+    return torch.tanh(x)
+
+
+def sleeps(x: torch.Tensor) -> torch.Tensor:
+    """Hangs on every call, the smoke test of kind inference included."""
+    time.sleep(3600)
+    return x
+
+
+def swallows_on_big_inputs(x: torch.Tensor) -> torch.Tensor:
+    """ReLU that hangs inside a clause and swallows every Exception meant to stop it."""
+    while x.numel() > 20000:
+        try:
+            time.sleep(3600)
+        except Exception:
+            pass
+    return torch.relu(x)
+
+
+def mutates(x: torch.Tensor) -> torch.Tensor:
+    """tanh of half its input, halving the input in place first."""
+    x.mul_(0.5)
+    return torch.tanh(x)
+
+
+def complex_valued(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(1j * x)
+
+
+def sign(x: torch.Tensor) -> torch.Tensor:
+    """f' = 0 everywhere: saturated on the whole domain."""
+    return torch.sign(x)
+
+
+def nan_at_large_fans(w: torch.Tensor) -> torch.Tensor:
+    """LeCun-normal on a (64, 32) weight (the smoke test), one NaN entry once fan_in > 100."""
+    with torch.no_grad():
+        w.normal_(0, w.shape[1] ** -0.5)
+        if w.shape[1] > 100:
+            w[0, 0] = float("nan")
+    return w
+
+
+def turns_grad_off(x: torch.Tensor) -> torch.Tensor:
+    """tanh that switches autograd off for the whole process when called."""
+    torch.set_grad_enabled(False)
+    return torch.tanh(x)
+
+
+def chatty(x: torch.Tensor) -> torch.Tensor:
+    """tanh that prints on every call."""
+    print("chatty was called")
+    return torch.tanh(x)
+
+
+def raises_keyboard_interrupt(x: torch.Tensor) -> torch.Tensor:
+    raise KeyboardInterrupt
+
+
+def on_meta(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x, device="meta")
+
+
+def noisy(x: torch.Tensor) -> torch.Tensor:
+    """tanh plus fresh noise on every call."""
+    return torch.tanh(x) + 1e-3 * torch.randn_like(x)

@@ -1,7 +1,9 @@
 """gradcore audit on reduced-size copies of ResNet, MobileNetV2 and a transformer encoder:
 every block's matrix-free σ_max and RMS gain against dense jacrev + svdvals."""
+import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,3 +120,92 @@ def test_bad_input_names_the_argument(call, argument):
 
     with pytest.raises(GradcoreInputError, match=f"^{argument}:"):
         call()
+
+
+# --- hostile models and factories (issue 23 §4): one line and exit 2, or measured ---------------
+
+HOSTILE_MODELS = '''
+import sys, torch
+from torch import nn
+
+def exits0():
+    sys.exit(0)
+
+def exits1():
+    sys.exit(1)
+
+class NaNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(4, 4)
+    def forward(self, x):
+        return self.l(x) * float("nan")
+
+class DictNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l, self.n = nn.Linear(4, 4), nn.LayerNorm(4)
+    def forward(self, x):
+        return {"out": self.n(self.l(x)), "aux": self.l(x), "steps": 3}
+
+class TwoArgs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(4, 4)
+    def forward(self, x, mask):
+        return self.l(x) * mask
+
+def lstm():
+    return nn.LSTM(4, 8, batch_first=True)
+
+def needs(width, depth=2):
+    return nn.Linear(width, width)
+'''
+
+
+@pytest.fixture
+def hostile_models(tmp_path, monkeypatch):
+    (tmp_path / "hostile_models.py").write_text(HOSTILE_MODELS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)] + sys.path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_factory_that_calls_sys_exit_is_exit_2(hostile_models, code):
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(hostile_models)])}
+    proc = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "audit", f"hostile_models:exits{code}",
+                           "--input-shape", "2,4"], cwd=hostile_models, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"called sys.exit({code})" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("target, shape, message", [
+    ("NaNNet", "2,4", "model: its output is not finite (NaN or inf)"),
+    ("TwoArgs", "2,4", "model: its forward needs arguments besides the input: mask"),
+    ("needs", "2,4", "hostile_models:needs needs arguments (width)"),
+])
+def test_models_audit_cannot_measure_are_one_line_exit_2(hostile_models, capsys, target, shape, message):
+    status = cli.main(["audit", f"hostile_models:{target}", "--input-shape", shape, "--out", "out"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err and "nan" not in err.replace("NaN", "")
+    assert not (hostile_models / "out").exists()
+
+
+@pytest.mark.parametrize("target, shape, outputs", [
+    ("DictNet", "2,4", ["['out']", "['aux']"]),
+    ("lstm", "2,3,4", ["[0]", "[1][0]", "[1][1]"]),
+])
+def test_dict_and_tuple_outputs_are_measured_over_their_tensors(hostile_models, capsys, target, shape, outputs):
+    assert cli.main(["audit", f"hostile_models:{target}", "--input-shape", shape, "--out", "out"]) == 0
+    doc = json.loads((hostile_models / "out" / f"{target}.json").read_text())
+    assert doc["outputs"] == outputs
+    # L = Σ⟨g, y⟩ over those tensors: the output entry is ‖g‖ over all of them, and the input gradient is real
+    profile = dict(doc["profile"])
+    assert profile["output"] > 0 and profile["input"] > 0 and all(math.isfinite(g) for g in profile.values())
+    assert "`" + outputs[0] + "`" in (hostile_models / "out" / f"{target}.md").read_text()

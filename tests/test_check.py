@@ -174,3 +174,142 @@ def test_report_tables(tmp_path):
     assert md.exists() and json.loads(js.read_text())["builtins"]
     path = write_builtin_tables(tmp_path, kinds=("attention",))
     assert "## attention" in path.read_text() and (tmp_path / "techniques.json").exists()
+
+
+# --- hostile techniques (issue 23 §4/§5, issue 24): gradcore controls the state it measures in ---
+
+HOSTILE = "tests.hostile_techniques"
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def _gradcore(tmp_path, *argv, timeout=300):
+    """``python -m gradcore.verify.cli ARGV`` in its own process, run from ``tmp_path``."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    return subprocess.run([sys.executable, "-m", "gradcore.verify.cli", *map(str, argv)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_module_that_changes_process_state_on_import_is_measured_in_gradcore_s(tmp_path):
+    """Autograd off, another cwd, another default dtype and thread count at import: all put back."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "sly.py").write_text(
+        "import os, torch\ntorch.set_grad_enabled(False)\ntorch.set_default_dtype(torch.float64)\n"
+        "torch.set_num_threads(1)\nos.chdir('elsewhere')\ndef act(x):\n    return torch.tanh(x)\n")
+    proc = _gradcore(tmp_path, "check", "sly:act", "--kind", "activation", "--no-compare", "--out", "rep")
+    report = tmp_path / "rep" / "act.json"
+    assert proc.returncode == 1 and report.is_file(), proc.stderr   # tanh saturates: violated, measured
+    assert f"report: {tmp_path / 'rep' / 'act.md'}" in proc.stdout          # the path printed is the file's
+    verdicts = {c["id"]: c for c in json.loads(report.read_text())["clauses"]}
+    assert verdicts["saturation"]["verdict"] == "violated"                  # not "could not be measured"
+    lam = next(k for k in verdicts["transfer-factor"]["constants"] if k["name"] == "lambda")
+    assert verdicts["transfer-factor"]["verdict"] == "holds" and 0.9 < lam["measured"] < 1.1   # not λ = 0
+
+
+def test_import_state_is_restored_in_process(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sly2.py").write_text("import os, torch\ntorch.set_grad_enabled(False)\nos.chdir('sub')\n"
+                                      "torch.set_default_dtype(torch.float64)\nf = torch.tanh\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)] + sys.path)
+    assert load_object("sly2:f") is torch.tanh
+    assert torch.is_grad_enabled() and os.getcwd() == str(tmp_path) and torch.get_default_dtype() == torch.float32
+
+
+def test_a_technique_that_turns_autograd_off_when_called_is_refused():
+    with pytest.raises(CheckError, match="grad mode True → False") as e:
+        check_technique(load_object(f"{HOSTILE}:turns_grad_off"), kind="activation", compare=False)
+    assert "\n" not in str(e.value) and torch.is_grad_enabled()
+
+
+def test_non_daemon_threads_of_the_users_code_do_not_hold_the_command(tmp_path):
+    (tmp_path / "threads.py").write_text(
+        "import threading, time\nfrom torch import nn\n"
+        "threading.Thread(target=time.sleep, args=(3600,)).start()\n"
+        "def net():\n    return nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))\n")
+    proc = _gradcore(tmp_path, "check", "threads:missing", timeout=240)
+    assert proc.returncode == 2 and "no attribute" in proc.stderr
+    proc = _gradcore(tmp_path, "audit", "threads:net", "--input-shape", "2,4", "--out", "a", timeout=240)
+    assert proc.returncode == 0 and (tmp_path / "a" / "net.json").is_file(), proc.stderr
+
+
+@pytest.mark.parametrize("name", ["laggy", "swallows_on_big_inputs"])
+def test_the_time_limit_holds_within_a_second(name):
+    res = check_technique(load_object(f"{HOSTILE}:{name}"), kind="activation", compare=False, time_limit_s=1)
+    bound = _clause(res, "derivative-bound")
+    # a search (Hypothesis) or the technique's own `except Exception` does not swallow the alarm
+    assert bound.verdict == "unmeasured" and "time limit of 1 s" in bound.note, bound.note
+    assert bound.duration_s < 2.0
+
+
+def test_an_overrun_while_inferring_the_kind_says_so():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(CheckError, match="inferring the kind of sleeps ran past its time limit of 1 s"):
+        check_technique(load_object(f"{HOSTILE}:sleeps"), compare=False, time_limit_s=1)
+    assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.parametrize("obj, message", [
+    (torch.nn.init.zeros_, "mutates its input"),
+    (torch.nn.init.ones_, "mutates its input"),
+    (f"{HOSTILE}:mutates", "mutates its input"),
+    (f"{HOSTILE}:complex_valued", "complex128"),
+])
+def test_an_activation_that_writes_into_its_input_or_is_not_real_is_refused(obj, message, capsys, tmp_path):
+    """zeros_ overwrites its input under no_grad: autograd sees the identity, so every clause held."""
+    obj = load_object(obj) if isinstance(obj, str) else obj
+    with pytest.raises(CheckError, match=message) as e:
+        check_technique(obj, kind="activation", compare=False)
+    assert "\n" not in str(e.value)
+    assert main(["check", "torch.nn.init:zeros_", "--kind", "activation", "--no-compare", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mutates its input" in err
+
+
+@pytest.mark.parametrize("name, reason", [("raises", "RuntimeError: this activation always fails"),
+                                          ("mutates", "mutates its input")])
+def test_kind_inference_carries_the_activation_s_reason(name, reason):
+    with pytest.raises(CheckError, match="cannot infer the kind") as e:
+        check_technique(load_object(f"{HOSTILE}:{name}"), compare=False)
+    assert reason in str(e.value)
+
+
+def test_an_initialiser_writing_nan_at_large_fans_is_named():
+    res = check_technique(load_object(f"{HOSTILE}:nan_at_large_fans"), kind="initialiser", compare=False)
+    fan = _clause(res, "fan-scaling")
+    assert fan.verdict == "violated" and fan.counterexample["shape"] == [128, 128]
+    assert "non-finite value(s) into a (128, 128) weight" in fan.note
+
+
+def test_an_activation_saturated_everywhere_has_no_crossed_edges():
+    res = check_technique(load_object(f"{HOSTILE}:sign"), kind="activation", compare=False)
+    sat = _clause(res, "saturation")
+    assert sat.verdict == "violated" and float(sat.constants["saturated share of [-40, 40]"]) == 1.0
+    assert sat.constants["left saturated below x"] == sat.constants["right saturated above x"] == "everywhere"
+    assert "whole probed domain" in sat.note
+
+
+@pytest.mark.parametrize("name, message", [
+    ("raises_keyboard_interrupt", "KeyboardInterrupt raised by the code itself"),   # not "interrupted", 130
+    ("on_meta", "returned a tensor on meta for an input on cpu"),
+    ("noisy", "not deterministic"),                                                   # not "not elementwise"
+])
+def test_more_hostile_activations_are_one_line_exit_2(capsys, name, message):
+    assert main(["check", f"{HOSTILE}:{name}", "--kind", "activation", "--no-compare"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_what_a_technique_prints_does_not_reach_the_report_on_stdout(capsys, tmp_path):
+    assert main(["check", f"{HOSTILE}:chatty", "--kind", "activation", "--no-compare", "--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert "chatty was called" not in out and "chatty was called" in err
+    assert out.startswith("chatty (activation)") and out.rstrip().endswith("chatty.json")

@@ -56,7 +56,9 @@ def test_edge_cases_zero_huge_nonfinite(device):
     # torch's eps: ‖g'‖ = θ‖g‖/(‖g‖+1e-6) instead of θ
     assert float(clip_by_norm(tiny, 1e-6).norm()) == pytest.approx(1e-6 * 1e-5 / (1e-5 + 1e-6))
     huge = torch.full((3,), 1e20, device=device)  # float32 norm overflows to inf
-    assert torch.equal(clip_by_norm(huge, 1.0), torch.zeros(3, device=device))
+    # torch scales it to zeros (kept behind torch_overflow for CLIP-01); gradcore keeps the direction
+    assert torch.equal(clip_by_norm(huge, 1.0, torch_overflow=True), torch.zeros(3, device=device))
+    assert torch.allclose(clip_by_norm(huge, 1.0), torch.full((3,), 3 ** -0.5, device=device), rtol=1e-6)
     # non-finite entries are rejected, never NaN-scaled or clipped into a finite update
     bad = torch.tensor([1.0, float("nan")], device=device)
     for nonfinite in (True, False):

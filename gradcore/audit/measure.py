@@ -6,6 +6,7 @@ JᵀJ, one linearisation per block), so the real sizes can be measured on a CPU.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -66,6 +67,7 @@ class Audit:
     wall_s: float
     environment: dict
     cpu_s: float | None = None       # process CPU time: the cost on a machine shared with others
+    outputs: list[str] = field(default_factory=lambda: ["output"])   # the output tensors L is taken over
 
 
 def rms_gain(op: JacobianOperator, probes: int, generator: torch.Generator) -> tuple[float, float]:
@@ -194,9 +196,59 @@ CLAIMS = {"residual": residual_claims, "depthwise": depthwise_claims, "norm": no
           "transformer": transformer_claims, "attention": attention_claims}
 
 
+def tensor_outputs(y: object, path: str = "") -> list[tuple[str, torch.Tensor]]:
+    """The floating-point tensors in a model's output, by where they sit in it: the tensor itself
+    (``""``), a tuple's or list's items (``[0]``, ``[1][0]`` — an ``nn.LSTM``'s ``(out, (h, c))``),
+    a dict's values (``["logits"]``). Anything else (ints, strings, masks) is not differentiable."""
+    if isinstance(y, torch.Tensor):
+        return [(path or "output", y)] if y.is_floating_point() else []
+    if isinstance(y, dict):
+        return [o for k, v in y.items() for o in tensor_outputs(v, f"{path}[{k!r}]")]
+    if isinstance(y, (tuple, list)):
+        return [o for i, v in enumerate(y) for o in tensor_outputs(v, f"{path}[{i}]")]
+    return []
+
+
+def required_parameters(fn: object) -> list[str]:
+    """The parameters ``fn`` cannot be called without (none when its signature cannot be read)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):   # no signature to read (a C-level callable): just try it
+        return []
+    return [p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+
+
+def checked_outputs(net: nn.Module, x: torch.Tensor) -> list[str]:
+    """Run ``net`` once on ``x``: where its finite floating-point outputs are, or an InputError
+    naming ``model`` (it needs more arguments, fails on ``x``, returns no such tensor or a
+    non-finite one: a gradient through it is not a number)."""
+    extra = required_parameters(net.forward)[1:]   # the first takes the input
+    if extra:
+        v.fail("model", f"its forward needs arguments besides the input: {', '.join(extra)}; "
+                        "audit feeds it one tensor of --input-shape (wrap it in a module that supplies them)")
+    try:
+        with torch.no_grad():
+            y = net(x)
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0]
+        v.fail("model", f"does not run on an input of shape {tuple(x.shape)}: {type(e).__name__}: {first}")
+    found = tensor_outputs(y)
+    if not found:
+        v.fail("model", f"returns no floating-point tensor (got {type(y).__name__}); audit measures the "
+                        "gradient through the floating-point tensors of its output")
+    bad = [name for name, t in found if not bool(torch.isfinite(t).all())]
+    if bad:
+        where = "" if bad == ["output"] else f" {', '.join(bad)}"
+        v.fail("model", f"its output{where} is not finite (NaN or inf) at initialisation on a N(0, 1) "
+                        f"input of shape {tuple(x.shape)}, so no gradient through it is a number")
+    return [name for name, _ in found]
+
+
 def gradient_profile(model: nn.Module, stages: list[B.Block], x: torch.Tensor,
                      gen: torch.Generator) -> list[tuple[str, float]]:
-    """‖∂L/∂h‖ at the input and after every stage, L = ⟨g, f(x)⟩ with g ~ N(0, I): one backward pass."""
+    """‖∂L/∂h‖ at the input and after every stage, L = Σ ⟨g, y⟩ over the model's floating-point
+    output tensors y with g ~ N(0, I): one backward pass."""
     outs: dict[str, torch.Tensor] = {}
 
     def keep(name):
@@ -208,15 +260,17 @@ def gradient_profile(model: nn.Module, stages: list[B.Block], x: torch.Tensor,
     handles = [b.module.register_forward_hook(keep(b.name)) for b in stages]
     try:
         x = x.clone().requires_grad_(True)
-        y = model(x)
-        g = torch.randn(y.shape, generator=gen, dtype=y.dtype).to(y.device)
-        (y * g).sum().backward()
+        ys = [y for _, y in tensor_outputs(model(x))]
+        gs = [torch.randn(y.shape, generator=gen, dtype=y.dtype).to(y.device) for y in ys]
+        loss = sum((y * g).sum() for y, g in zip(ys, gs))
+        if loss.requires_grad:   # an output that does not depend on x has gradient 0 there
+            loss.backward()
     finally:
         for hd in handles:
             hd.remove()
-    profile = [("input", float(x.grad.norm()))]
+    profile = [("input", float(x.grad.norm()) if x.grad is not None else 0.0)]
     profile += [(name, float(t.grad.norm())) for name, t in outs.items() if t.grad is not None]
-    profile.append(("output", float(g.norm())))
+    profile.append(("output", float(torch.cat([g.flatten() for g in gs]).norm())))
     return profile
 
 
@@ -233,6 +287,7 @@ def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model"
     net = B.at_initialisation(model, settings.dtype)
     gen = torch.Generator().manual_seed(settings.seed)
     x = torch.randn(input_shape, generator=gen, dtype=settings.dtype)
+    outputs = checked_outputs(net, x)
     found = B.find_blocks(net)
     inputs = B.block_inputs(net, found, x)
     results = [measure_block(b, inputs[b.name], settings, gen) for b in found if b.name in inputs
@@ -240,4 +295,4 @@ def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model"
     profile = gradient_profile(net, list(B.stages(found)), x, gen)
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
     return Audit(name, tuple(input_shape), settings, results, profile, time.perf_counter() - start, env,
-                 time.process_time() - cpu)
+                 time.process_time() - cpu, outputs)

@@ -91,6 +91,11 @@ def gains_figure(a: Audit, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _num(x: float) -> str:
+    """A measured number, or words when it is not finite (never a bare ``nan``)."""
+    return num(x) if math.isfinite(x) else ("∞ (explodes)" if abs(x) == math.inf else "not finite (NaN)")
+
+
 def _holds(h: bool | None) -> str:
     return {True: "✅ holds", False: "❌ fails", None: "measured"}[h]
 
@@ -98,13 +103,13 @@ def _holds(h: bool | None) -> str:
 def markdown(a: Audit, figures: dict[str, str]) -> str:
     s = a.settings
     kinds = {k: sum(b.kind == k for b in a.blocks) for k in KIND_ORDER}
-    rows = [[f"`{b.name}`", b.kind, b.type, "×".join(map(str, b.in_shape)), num(b.sigma_max),
-             f"{num(b.rms_gain)} ± {num(b.rms_se)}", f"{b.steps} / {num(b.residual)}", num(b.seconds)]
+    rows = [[f"`{b.name}`", b.kind, b.type, "×".join(map(str, b.in_shape)), _num(b.sigma_max),
+             f"{_num(b.rms_gain)} ± {_num(b.rms_se)}", f"{b.steps} / {_num(b.residual)}", num(b.seconds)]
             for b in a.blocks]
     claims = [[f"`{b.name}`", c.claim, c.quantity, num(c.measured), "" if c.reference is None else num(c.reference),
                _holds(c.holds), c.note] for b in a.blocks for c in b.claims if not math.isnan(c.measured)]
     failing = [r for r in claims if r[5].startswith("❌")]
-    prof = [[n, num(g)] for n, g in a.profile]
+    prof = [[n, _num(g)] for n, g in a.profile]
     return "\n".join([
         f"# gradcore audit: {a.model}", "",
         f"Input {'×'.join(map(str, a.input_shape))} (batch 1, N(0, 1)), {str(s.dtype).removeprefix('torch.')}, "
@@ -125,6 +130,8 @@ def markdown(a: Audit, figures: dict[str, str]) -> str:
         "reported for comparison with the toy sizes in `reports/verification.md`.", "",
         table(["block", "claim", "quantity", "measured", "claim's value", "verdict", "note"], claims), "",
         "## Gradient norm through depth", "",
+        f"L = Σ ⟨g, y⟩ over the model's output tensor(s) {', '.join(f'`{o}`' for o in a.outputs)}, "
+        "g ~ N(0, I); ‖∂L/∂h‖ from one backward pass.", "",
         f"![gradient profile]({figures['profile']})", "",
         table(["tensor", "‖∂L/∂h‖"], prof), "",
         "## Every block", "",

@@ -241,7 +241,8 @@ def unchanged_residual(*, rule: str = "norm", profile: str = "ci", device: str =
 def norm_clip_ratio(*, g: list[float], theta: float, dtype: str = "float64", device: str = "cpu") -> Measurement:
     """CLIP-01: ‖clip_by_norm(g, θ)‖/θ for one g (torch's clip_grad_norm_ arithmetic)."""
     t = torch.tensor(g, dtype=DTYPES[dtype], device=device)
-    return Measurement(C.total_norm(C.clip_by_norm(t, theta)) / theta, Kind.NUMERIC, dtype, device, {"d": len(g)})
+    ratio = C.total_norm(C.clip_by_norm(t, theta, torch_overflow=True)) / theta   # torch's zeros on overflow
+    return Measurement(ratio, Kind.NUMERIC, dtype, device, {"d": len(g)})
 
 
 # --- CLIP-02: the clipped step -----------------------------------------------------------

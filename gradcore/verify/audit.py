@@ -8,7 +8,7 @@ claim check fails on the model, 2 usage errors (one line each).
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,40 +48,57 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Run ``gradcore audit``; 0 report written, 1 a claim check fails, 2 usage error."""
+    """Run ``gradcore audit``; 0 report written, 1 a claim check fails, 2 usage error (one line: a
+    CheckError or InputError reaches ``cli.main``)."""
     import torch
-    from torch import nn
 
     from ..audit import Settings, audit, render
-    from .contracts import CheckError
+    from . import sandbox
     from .check import load_object
+    from .contracts import CheckError
 
     if args.tol <= 0 or args.max_steps < 1 or args.probes < 2:
-        print("gradcore: error: --tol must be > 0, --max-steps >= 1 and --probes >= 2", file=sys.stderr)
-        return 2
-    try:
-        factory = load_object(args.target)
-    except CheckError as e:
-        print(f"gradcore: error: {e}", file=sys.stderr)
-        return 2
-    try:
-        model = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
-    except Exception as e:   # the user's factory failed: their input, not gradcore's bug (exit 2)
-        raise CheckError(f"{args.target}() failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    if not isinstance(model, nn.Module):
-        print(f"gradcore: error: {args.target} gave a {type(model).__name__}, expected an nn.Module", file=sys.stderr)
-        return 2
+        raise CheckError("--tol must be > 0, --max-steps >= 1 and --probes >= 2")
+    args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
+    model = build(load_object(args.target), args.target)
     name = args.name or args.target.split(":")[1]
     settings = Settings(dtype=getattr(torch, args.dtype), tol=args.tol, max_steps=args.max_steps,
                         probes=args.probes, seed=args.seed)
-    try:
+    with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, ... are put back
         result = audit(model, args.input_shape, name=name, settings=settings)
-    except (RuntimeError, ValueError) as e:
-        print(f"gradcore: error: {name} does not run on input {args.input_shape}: {str(e).splitlines()[0]}",
-              file=sys.stderr)
-        return 2
     md, js = render.write(result, args.out, name)
     failing = [c for b in result.blocks for c in b.claims if c.holds is False]
     print(f"{name}: {len(result.blocks)} blocks measured in {result.wall_s:.1f} s; "
           f"{len(failing)} claim check(s) fail\nreport: {md}\nresults: {js}")
     return 1 if failing else 0
+
+
+def build(factory: Any, target: str) -> Any:
+    """The model ``MODULE:FACTORY`` names: the factory called with no arguments (a module is used
+    as it is); CheckError, one line, when the factory needs arguments, exits, fails or returns
+    something other than an ``nn.Module``."""
+    from torch import nn
+
+    from ..audit.measure import required_parameters
+    from . import sandbox
+    from .contracts import CheckError
+    from .contracts.base import error_line
+
+    if isinstance(factory, nn.Module):
+        return factory
+    if not callable(factory):
+        raise CheckError(f"{target} is a {type(factory).__name__}, expected a factory or an nn.Module")
+    needed = required_parameters(factory)
+    if needed:
+        raise CheckError(f"{target} needs arguments ({', '.join(needed)}); audit calls it with none: "
+                         "pass a function that builds the model without arguments")
+    try:
+        with sandbox.controlled():
+            model = factory()
+    except SystemExit as e:   # any code, 0 too: the factory did not build a model
+        raise CheckError(f"{target}() called sys.exit({e.code!r}) instead of returning a model") from None
+    except Exception as e:   # the user's factory failed: their input, not gradcore's bug (exit 2)
+        raise CheckError(f"{target}() failed: {error_line(e)}") from None
+    if not isinstance(model, nn.Module):
+        raise CheckError(f"{target} gave a {type(model).__name__}, expected an nn.Module")
+    return model

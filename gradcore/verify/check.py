@@ -7,7 +7,8 @@ side-by-side table, on gradcore's built-in techniques of the same kind. Exit sta
 0 when every gating clause holds, 1 when one is violated, 2 when the technique cannot be
 checked or a clause could not be measured (gradcore's own failure or the per-clause time
 limit: "could not be measured: <reason>"), one line each. User code runs under a time limit
-(:mod:`gradcore.verify.timelimit`) and a ``sys.exit`` in it is caught.
+(:mod:`gradcore.verify.timelimit`), in process state gradcore puts back after its import and
+after every clause (:mod:`gradcore.verify.sandbox`), and a ``sys.exit`` in it is caught.
 """
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..measure import profiles
-from . import check_report
+from . import check_report, sandbox
 from .options import catalogue_option, load_catalogue
 from .contracts import KINDS, CheckError, ClauseResult, Settings, contract
-from .contracts.base import DEFAULT_TIME_LIMIT_S, prepare, run_clause
+from .contracts.base import DEFAULT_TIME_LIMIT_S, error_line, prepare, run_clause
 
 DEVICES = ("cpu", "cuda")
 
@@ -76,12 +77,12 @@ def load_object(spec: str) -> Any:
     if os.getcwd() not in sys.path:   # like `python -m`: the user's own modules import
         sys.path.insert(0, os.getcwd())
     try:
-        obj: Any = importlib.import_module(module_name)
+        with sandbox.controlled():   # what the module sets on import (grad mode, cwd, ...) is put back
+            obj: Any = importlib.import_module(module_name)
     except SystemExit as e:   # a module that exits on import must not end gradcore's process
         raise CheckError(f"cannot import module {module_name!r}: it called sys.exit({e.code!r}) on import") from None
     except Exception as e:
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise CheckError(f"cannot import module {module_name!r}: {type(e).__name__}: {first}") from None
+        raise CheckError(f"cannot import module {module_name!r}: {error_line(e)}") from None
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise CheckError(f"{module_name!r} has no attribute {attr_path!r}")
@@ -110,8 +111,8 @@ def _as_activation(obj: Any, settings: Settings) -> str:
         activation.smoke(activation._callable_of(obj), settings)
     except CheckError as e:
         return f" (as an activation: {e})"
-    except Exception:
-        pass
+    except Exception as e:   # the technique raised: its reason is what the user needs
+        return f" (as an activation it raised {error_line(e)})"
     return ""
 
 
@@ -234,14 +235,15 @@ def _seconds(text: str) -> float:
 def command(args: argparse.Namespace) -> int:
     """Run ``gradcore check``: 0 every clause holds, 1 one is violated, 2 the technique cannot
     be checked or a clause could not be measured (CheckError reaches ``cli.main``: one line)."""
+    args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
     if args.out.exists() and not args.out.is_dir():
         raise CheckError(f"--out {args.out} exists and is not a directory")
-    load_catalogue(args)   # a bad --catalogue fails before any measuring
+    catalogue = load_catalogue(args)   # a bad --catalogue fails before any measuring
     obj = load_object(args.target)
     result = check(obj, kind=args.kind, name=args.target.split(":")[1], spec=args.target,
                    device=args.device, profile=args.profile, seed=args.seed,
                    compare=not args.no_compare, time_limit_s=args.time_limit)
-    md, js = check_report.write(result, args.out, load_catalogue(args))
+    md, js = check_report.write(result, args.out, catalogue)
     print(check_report.summary_table(result))
     print(f"\nreport: {md}\nresults: {js}")
     if result.violations:

@@ -13,6 +13,7 @@ stderr naming the log file that holds the traceback). Errors are one line on std
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -20,11 +21,12 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import GradcoreError, UsageError
 from ..measure import profiles
-from . import atomic, catalogue, guard, report, results
+from . import atomic, catalogue, guard, report, results, sandbox
 from .options import catalogue_option, load_catalogue
 from .devices import DEVICE_CHOICES, cuda_available
 from .views import VERDICT_MARK, claimed_vs_measured
@@ -341,6 +343,23 @@ def _run(args: argparse.Namespace) -> int:
     return COMMANDS[args.command](args)
 
 
+def _not_held_by_user_threads(run: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """The command line's own run (``argv`` None) ends the process once the command is done, so a
+    non-daemon thread started by the code ``check`` or ``audit`` imported cannot keep it alive;
+    a call with ``argv`` (a library or test) returns as usual."""
+    @functools.wraps(run)
+    def entry(argv: list[str] | None = None) -> int:
+        status = run(argv)
+        if argv is None and (held := sandbox.stray_threads()):
+            print(f"gradcore: not waiting for {len(held)} thread(s) the imported code started", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+        return status
+    return entry
+
+
+@_not_held_by_user_threads
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand and map every outcome to one exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)

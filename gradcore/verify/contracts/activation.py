@@ -70,20 +70,40 @@ def _init_of(obj: Any) -> tuple[Callable[[torch.Tensor], Any] | None, str | None
 def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> None:
     """One-line CheckError unless f maps tensors elementwise to finite tensors of the same shape."""
     x = torch.linspace(-3, 3, 12, dtype=torch.float64, device=settings.device).reshape(3, 4)
-    y = fn(x)
+    y = fn(x.clone())
+    _own_output(fn, x)
     if not isinstance(y, torch.Tensor):
         raise CheckError(f"activation returned {type(y).__name__}, expected a Tensor")
+    if y.device != x.device:
+        raise CheckError(f"activation returned a tensor on {y.device} for an input on {x.device}")
+    if y.is_complex() or not y.is_floating_point():
+        raise CheckError(f"activation returned a {str(y.dtype).removeprefix('torch.')} tensor for a float64 input; "
+                         "f must map real floats to real floats (f' is measured by autograd)")
     if y.shape != x.shape:
         raise CheckError(f"activation changed the shape: input {tuple(x.shape)}, output {tuple(y.shape)}")
     if not bool(torch.isfinite(y).all()):
         raise CheckError("activation returned non-finite values on inputs in [-3, 3]")
     _finite_on_domain(fn, settings)
+    again = fn(x.clone())
+    if not torch.equal(again, y):
+        raise CheckError("activation is not deterministic: two calls on the same input returned different values")
     x2 = x.clone()
     x2[0, 0] += 0.5
     changed = (fn(x2) - y).abs() > 1e-12
     changed[0, 0] = False
     if bool(changed.any()):
         raise CheckError("not elementwise: changing one input entry changed other outputs")
+
+
+def _own_output(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> None:
+    """One-line CheckError when f writes into its input: an in-place write under ``no_grad``
+    (``nn.init.zeros_``) is invisible to autograd, which would measure f as the identity."""
+    given = x.clone()
+    fn(given)
+    if not torch.equal(given, x):
+        raise CheckError("activation mutates its input (it wrote into the tensor it was given, like "
+                         "nn.init.zeros_ or an in-place op); gradcore measures f(x) as a function: "
+                         "pass an out-of-place version")
 
 
 def _recipe_argument(obj: Any, setup: str) -> str | Given:
@@ -166,16 +186,22 @@ def saturation(s: ActivationSubject, settings: Settings) -> Outcome:
     grid = dict(activation=s.measured, lo=-RANGE, hi=RANGE, points=8001 * settings.scale, device=settings.device)
     share = S.derivative_share(radius=SATURATION_EPS, **grid)
     left, right = (S.saturation_edge(epsilon=SATURATION_EPS, side=side, **grid) for side in ("left", "right"))
-    constants = {f"saturated share of [-{RANGE:g}, {RANGE:g}]": share,
-                 "left saturated below x": _edge(left), "right saturated above x": _edge(right),
-                 "epsilon": SATURATION_EPS}
+    constants: dict[str, Any] = {f"saturated share of [-{RANGE:g}, {RANGE:g}]": share,
+                                 "left saturated below x": _edge(left), "right saturated above x": _edge(right),
+                                 "epsilon": SATURATION_EPS}
     holds = math.isnan(left.value) or math.isnan(right.value)
     if holds:
         return Outcome(True, constants)
-    xs = [left.value - 1.0, right.value + 1.0]
+    # The edges cross (left's innermost point is the domain's right end) only when no grid point
+    # is unsaturated: both "tails" are the whole domain, and no edge bounds either of them.
+    everywhere = left.value >= right.value
+    if everywhere:
+        constants.update({"left saturated below x": "everywhere", "right saturated above x": "everywhere"})
+    xs = [-RANGE, RANGE] if everywhere else [left.value - 1.0, right.value + 1.0]
     ds = [D.derivative_at(activation=s.measured, x=x, device=settings.device).value for x in xs]
+    note = f"|f'| < {SATURATION_EPS} on the whole probed domain [-{RANGE:g}, {RANGE:g}]" if everywhere else ""
     return Outcome(False, constants, {"epsilon": SATURATION_EPS, "x": xs, "f'(x)": ds,
-                                      "snippet": f"{left.reproduction}\n{right.reproduction}"})
+                                      "snippet": f"{left.reproduction}\n{right.reproduction}"}, note=note)
 
 
 def _edge(m: Measurement) -> Measurement | None:

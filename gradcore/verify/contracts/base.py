@@ -21,6 +21,7 @@ import torch
 from ...errors import CheckError, GradcoreError, TimeLimitError  # noqa: F401  (CheckError re-exported)
 from ...measure import Measurement
 from ..record import constant, plain
+from .. import sandbox
 from ..timelimit import time_limit
 from ..verdicts import CLAUSE, CLAUSE_VERDICTS, UNMEASURED  # noqa: F401  (re-exported)
 
@@ -151,36 +152,51 @@ def _unmeasured(clause: Clause, reason: str, start: float) -> ClauseResult:
 
 
 def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult:
-    """Measure one clause under the settings' time limit.
+    """Measure one clause under the settings' time limit, in the state gradcore controls.
 
     The technique raising on a valid probe input violates the clause; gradcore's own
     failure (a gradcore error, an exception that never passed through the technique's
-    code, the time limit) leaves it unmeasured, with the reason.
+    code, the time limit, a technique that changed grad mode or the default dtype while
+    measured) leaves it unmeasured, with the reason.
     """
     start = time.perf_counter()
     try:
-        with time_limit(settings.time_limit_s, f"clause {clause.id}"):
+        with sandbox.controlled() as changed, time_limit(settings.time_limit_s, f"clause {clause.id}"):
             out = clause.measure(subject, settings)
     except CheckError:
         raise
     except GradcoreError as e:
         return _unmeasured(clause, str(e), start)
     except (Exception, SystemExit) as e:   # a technique calling sys.exit must not end gradcore
-        error = f"{type(e).__name__}: {e}".splitlines()[0] if not isinstance(e, SystemExit) \
-            else f"it called sys.exit({e.code!r})"
+        error = error_line(e)
         if not raised_by_technique(e):
             return _unmeasured(clause, f"gradcore failed while measuring: {error}", start)
         out = Outcome(False, {}, {"error": error}, note=f"the technique raised while measured: {error}")
+    if sandbox.measured(changed):
+        return _unmeasured(clause, f"the technique changed {', '.join(sandbox.measured(changed))} while "
+                                   "measured, so the measurement after it is not gradcore's", start)
     verdict = CLAUSE[out.holds]
     return ClauseResult(clause.id, clause.claims, clause.statement, verdict, clause.gate,
                         out.constants, out.counterexample, out.note, time.perf_counter() - start)
 
 
+def error_line(e: BaseException) -> str:
+    """``Type: first line of the message`` (``it called sys.exit(N)`` for SystemExit)."""
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    if isinstance(e, sandbox.RaisedInterrupt):
+        return str(e)
+    first = (str(e).splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
 def prepare(make: Callable[[], Any], settings: Settings, what: str) -> Any:
-    """Run a contract's ``subject(...)`` under the time limit; any failure is one CheckError line."""
+    """Run a contract's ``subject(...)`` under the time limit, in the state gradcore controls;
+    any failure is one CheckError line (so is a technique whose call turns autograd off or
+    changes the default dtype or device: every measurement after it would be wrong)."""
     try:
-        with time_limit(settings.time_limit_s, what):
-            return make()
+        with sandbox.controlled() as changed, time_limit(settings.time_limit_s, what):
+            made = make()
     except CheckError:
         raise
     except TimeLimitError as e:
@@ -190,7 +206,11 @@ def prepare(make: Callable[[], Any], settings: Settings, what: str) -> Any:
     except SystemExit as e:
         raise CheckError(f"{what}: the technique called sys.exit({e.code!r})") from None
     except Exception as e:
-        raise CheckError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise CheckError(f"{what} failed: {error_line(e)}") from None
+    if sandbox.measured(changed):
+        raise CheckError(f"{what}: calling the technique changed {', '.join(sandbox.measured(changed))} "
+                         "(process-wide state gradcore measures with); it cannot be measured")
+    return made
 
 
 def finite(x: float) -> float | None:

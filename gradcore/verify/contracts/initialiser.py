@@ -68,7 +68,26 @@ def _recipe_argument(s: InitSubject) -> str | Given:
     return s.name if initialisers.INITIALISERS.get(s.name) is s.init else Given(s.init, "init", setup=s.setup)
 
 
+def _non_finite_fill(s: InitSubject, settings: Settings) -> Outcome | None:
+    """A violation naming the first of the clause's (n, n) weights the initialiser fills with
+    non-finite values (the smoke test tried (64, 32) only), or None."""
+    from ...measure.seeding import seeded
+
+    for n in FANS:
+        w = torch.zeros(n, n, dtype=torch.float64, device=settings.device)
+        with seeded(settings.seed + n):
+            s.init(w)
+        bad = int((~torch.isfinite(w)).sum())
+        if bad:
+            note = f"the initialiser wrote {bad} non-finite value(s) into a ({n}, {n}) weight"
+            return Outcome(False, {"first non-finite weight": f"({n}, {n})"},
+                           {"shape": [n, n], "non-finite entries": bad}, note=note)
+    return None
+
+
 def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
+    if (broken := _non_finite_fill(s, settings)) is not None:
+        return broken
     init = _recipe_argument(s)
     slope = fan_exponent(init=init, fans=FANS, seed=settings.seed, device=settings.device)
     constants: dict[str, Any] = {"exponent p in Var(W) ∝ n^p": slope}
