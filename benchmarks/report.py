@@ -50,31 +50,53 @@ def figure(doc: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _opt(r: dict, key: str) -> str:
+    return num(r[key]) if key in r else "—"
+
+
 def _jacobian_table(rows: list[dict]) -> str:
     return table(["operator", "width", "dense jacrev+svdvals (ms)", "Lanczos (ms)", "speed-up vs dense",
-                  "SciPy svds (ms)", "speed-up vs SciPy", "Lanczos steps", "rel. error vs dense",
-                  "SciPy vs Lanczos"],
+                  "SciPy svds (ms)", "speed-up vs SciPy", "Lanczos steps", "block-8 Lanczos (ms)", "block steps",
+                  "rel. error vs dense", "SciPy vs Lanczos", "block vs Lanczos"],
                  [[r["family"], str(r["width"]), _ms(r.get("dense_s")), _ms(r["lanczos_s"]),
                    _ratio(r.get("dense_s"), r["lanczos_s"]), _ms(r["scipy_s"]), _ratio(r["scipy_s"], r["lanczos_s"]),
-                   str(r["lanczos_steps"]), num(r["rel_error"]) if "rel_error" in r else "—", num(r["scipy_rel"])]
+                   str(r["lanczos_steps"]), _ms(r.get("block_s")), str(r.get("block_steps", "—")),
+                   _opt(r, "rel_error"), num(r["scipy_rel"]), _opt(r, "block_rel")]
                   for r in rows])
 
 
 def _conv_table(rows: list[dict]) -> str:
     return table(["C, n×n", "width", "NumPy all σ (ms)", "gradcore all σ (ms)", "speed-up", "gradcore σ_max (ms)",
-                  "σ_max speed-up vs NumPy", "all σ max rel. diff", "σ_max rel. diff"],
+                  "σ_max speed-up vs NumPy", "all σ max rel. diff", "σ_max rel. diff",
+                  "per-frequency Lanczos σ_max (ms)", "its rel. diff", "Gram iteration to 1e-6 (ms)", "Gram iters",
+                  "Gram bound / exact − 1"],
                  [[f"{r['channels']}, {r['n']}×{r['n']}", str(r["width"]), _ms(r.get("numpy_s")), _ms(r["all_s"]),
                    _ratio(r.get("numpy_s"), r["all_s"]), _ms(r["max_s"]), _ratio(r.get("numpy_s"), r["max_s"]),
-                   num(r["all_rel"]) if "all_rel" in r else "—", num(r["max_rel"]) if "max_rel" in r else "—"]
+                   _opt(r, "all_rel"), _opt(r, "max_rel"), _ms(r.get("perfreq_s")), _opt(r, "perfreq_rel"),
+                   _ms(r.get("gram_s")), str(r.get("gram_iters", "—")), _opt(r, "gram_rel")]
                   for r in rows])
 
 
 def _padding_table(rows: list[dict]) -> str:
     return table(["C, n×n", "stride", "σ_max zero padding (Lanczos, exact)", "σ_max circular (DFT)",
-                  "zero / circular", "Lanczos steps", "s"],
+                  "zero / circular", "Lanczos steps", "Lanczos s", "100-step power iteration σ", "its rel. error",
+                  "power s"],
                  [[f"{r['channels']}, {r['n']}×{r['n']}", str(r["stride"]), num(r["zero_sigma"]),
                    num(r["circular_sigma"]), num(r["zero_sigma"] / r["circular_sigma"]), str(r["steps"]),
-                   num(r["seconds"])] for r in rows])
+                   num(r["seconds"]), num(r["power_sigma"]), num(r["power_sigma"] / r["zero_sigma"] - 1),
+                   num(r["power_s"])] for r in rows])
+
+
+def _bracket_table(rows: list[dict]) -> str:
+    out = []
+    for r in rows:
+        for name, label in (("bracket", "Lanczos tol 1e-6"), ("bracket_fast", "Lanczos tol 1e-2")):
+            lo, hi = r[f"{name}_lower"], r[f"{name}_upper"]
+            out.append([f"{r['channels']}, {r['n']}×{r['n']}", str(r["stride"]), label, num(lo), num(r["zero_sigma"]),
+                        num(hi), "✅" if lo <= r["zero_sigma"] * (1 + 1e-6) and r["zero_sigma"] <= hi else "❌",
+                        num(hi / lo - 1), str(r[f"{name}_iters"]), num(r[f"{name}_s"])])
+    return table(["C, n×n", "stride", "lower from", "lower", "Lanczos σ_max (tol 1e-6)", "upper (Gram)",
+                  "contains it", "upper / lower − 1", "Gram iters", "s"], out)
 
 
 def _sn_table(rows: list[dict]) -> str:
@@ -97,8 +119,12 @@ def _target(name: str, value: float | None, goal: float, better: str, fmt=num) -
 
 
 def targets(doc: dict[str, Any]) -> str:
-    """Issue 13's targets, each read off the tables below (same run)."""
+    """Issue 13's and 19's targets, each read off the tables below (same run)."""
     mlp = _find(doc["jacobian"], family="MLP", width=4096) or {}
+    vs_scipy = min((r["scipy_s"] / r["lanczos_s"] for r in doc["jacobian"]), default=None)
+    brackets = [r for r in doc["padding"] if "bracket_lower" in r]
+    contained = sum(r["bracket_lower"] <= r["zero_sigma"] * (1 + 1e-6) and r["zero_sigma"] <= r["bracket_upper"]
+                    for r in brackets)
     wide = max((r for r in doc["jacobian"] if r["family"] != "MLP"), key=lambda r: r["width"], default={})
     c64 = _find(doc["conv"], channels=64, n=32) or {}
     c256 = _find(doc["conv"], channels=256, n=32) or {}
@@ -113,6 +139,9 @@ def targets(doc: dict[str, Any]) -> str:
         _target("conv σ_max vs NumPy all σ, 64 ch, 32×32: speed-up",
                 c64.get("numpy_s") and c64["numpy_s"] / c64["max_s"], 10, ">="),
         _target("conv σ_max, 256 ch, 32×32 (s)", c256.get("max_s"), 1, "<="),
+        _target("Lanczos vs SciPy svds, worst width: speed-up (issue 19: > 1 at every width)", vs_scipy, 1, ">="),
+        _target("zero-padded/strided brackets holding the Lanczos value (issue 19: all)",
+                contained / len(brackets) if brackets else None, 1, ">="),
     ]
     return table(["target", "measured", "verdict"], rows)
 
@@ -139,7 +168,8 @@ def markdown(doc: dict[str, Any], fig: Path) -> str:
         f"0.3 s) · whole run {env['wall_s']:.0f} s. The machine was shared: load average "
         f"{env['load_average_before']:.1f} before and {env['load_average_after']:.1f} after on its cores, so "
         "absolute times are inflated and noisy; compare the ratios, each measured within this one run.", "",
-        "## Targets of issue 13", "",
+        "## Targets of issues 13 and 19", "",
+        doc.get("reduced", ""), "",
         targets(doc), "",
         f"![time against width]({fig.as_posix()})", "",
         "## Top singular value of a Jacobian", "",
@@ -163,6 +193,13 @@ def markdown(doc: dict[str, Any], fig: Path) -> str:
         "σ_max comes from the DFT; the zero-padded one, strided or not, has no DFT diagonalisation and is "
         "measured by Lanczos on the layer itself (tol 1e-6).", "",
         _padding_table(doc["padding"]), "",
+        "## Certified brackets lower ≤ σ_max ≤ upper (`gradcore.conv.conv_sigma_bracket`)", "",
+        "Upper: Gram iteration (Delattre et al. 2023; 2024, arXiv 2402.00240) on the circular convolution of the "
+        "zero-padded (n+2p)² grid, which bounds the padded and strided layer (embedding argument in the docstring), "
+        "plus a float64 rounding allowance. Lower: ‖layer(v)‖/‖v‖ at the Lanczos vector of the layer itself. "
+        "The stride-2 upper bound is the stride-1 one (subsampling only removes rows), hence its gap. "
+        "tests/test_conv_spectra.py checks every kind of bracket against the dense SVD on small layers.", "",
+        _bracket_table(doc["padding"]), "",
         "## `torch.nn.utils.parametrizations.spectral_norm` on a convolution", "",
         "torch's `spectral_norm` divides the kernel by σ_max of `weight.reshape(c_out, c_in·k·k)` (power "
         "iteration, one step per training forward), which is not the norm of the convolution operator: the "

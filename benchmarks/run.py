@@ -35,7 +35,7 @@ from scipy.sparse.linalg import LinearOperator, svds
 from torch import nn
 from torch.utils import benchmark
 
-from gradcore import conv, jacobian, spectral
+from gradcore import conv, jacobian, lanczos, spectral
 from gradcore.verify import results
 
 F64 = torch.float64
@@ -95,6 +95,11 @@ def bench_jacobian(widths: list[int], channels: list[int]) -> list[dict]:
         row = {"family": family, "width": width, "lanczos_s": timed(lambda: spectral.operator_singular_values(f, x, 1)),
                "lanczos_steps": ours.steps, "lanczos_sigma": float(ours.values[0]),
                "residual": float(ours.residuals[0])}
+        if width <= 16384:
+            blk = spectral.operator_singular_values(f, x, 1, block=8)
+            row["block_s"] = timed(lambda: spectral.operator_singular_values(f, x, 1, block=8))
+            row["block_steps"] = blk.steps
+            row["block_rel"] = abs(float(blk.values[0]) / row["lanczos_sigma"] - 1)
         row["scipy_s"] = timed(lambda: scipy_top(f, x))
         row["scipy_rel"] = abs(scipy_top(f, x) / row["lanczos_sigma"] - 1)
         if family == "MLP":
@@ -114,6 +119,25 @@ def numpy_svals(w: np.ndarray, n: int) -> np.ndarray:
     return np.linalg.svd(np.fft.fft2(w, (n, n), axes=[0, 1]), compute_uv=False)
 
 
+def per_frequency_lanczos(w: torch.Tensor, n: int, tol: float = 1e-6) -> float:
+    """Issue 19 item 2: batched Lanczos on the n·(n/2+1) transfer matrices at once (rfft2 of the kernel)."""
+    resp = conv.frequency_response(w, n, n, onesided=True)
+    r = resp.reshape(-1, *resp.shape[-2:])
+    start = torch.randn(r.shape[0], r.shape[-1], dtype=r.dtype, generator=torch.Generator().manual_seed(0))
+    t = lanczos.bidiagonalise(lambda v: (r @ v[..., None])[..., 0], lambda u: (r.mH @ u[..., None])[..., 0],
+                              start, k=1, tol=tol, max_steps=r.shape[-1], check_every=4)
+    return float(t.values.max())
+
+
+def power_iteration(op: jacobian.JacobianOperator, steps: int = 100) -> float:
+    """What a user writes: v ← JᵀJv/‖JᵀJv‖ for ``steps`` steps, then ‖Jv‖ (a lower bound)."""
+    v = torch.randn(op.x.shape, dtype=op.x.dtype, generator=torch.Generator().manual_seed(0))
+    for _ in range(steps):
+        v = op.rmatvec(op.matvec(v))
+        v = v / v.norm()
+    return float(op.matvec(v).norm())
+
+
 def bench_conv(sizes: list[tuple[int, int]], numpy_max_c: int) -> list[dict]:
     rows = []
     for c, n in sizes:
@@ -123,6 +147,16 @@ def bench_conv(sizes: list[tuple[int, int]], numpy_max_c: int) -> list[dict]:
         row = {"channels": c, "n": n, "width": c * n * n,
                "all_s": timed(lambda: conv.conv_singular_values(w, n, n)),
                "max_s": timed(lambda: conv.conv_spectral_norm(w, n, n))}
+        exact = conv.conv_spectral_norm(w, n, n)
+        if c <= numpy_max_c:
+            row["perfreq_s"] = timed(lambda: per_frequency_lanczos(w, n))
+            row["perfreq_rel"] = abs(per_frequency_lanczos(w, n) / exact - 1)
+            bounds = conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True), 12,
+                                           target=exact * (1 + 1e-6))
+            row["gram_iters"] = len(bounds) - 1
+            row["gram_s"] = timed(lambda: conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True),
+                                                                row["gram_iters"]))
+            row["gram_rel"] = bounds[-1] / exact - 1
         if c <= numpy_max_c:
             ref = numpy_svals(wn, n)
             row["numpy_s"] = timed(lambda: numpy_svals(wn, n))
@@ -147,9 +181,19 @@ def bench_padding(channels: list[int], n: int = 32) -> list[dict]:
             x = torch.zeros(1, c, n, n, dtype=F64)
             start = time.perf_counter()
             r = spectral.operator_singular_values(zero, x, 1)
-            rows.append({"channels": c, "n": n, "stride": stride, "zero_sigma": float(r.values[0]),
-                         "circular_sigma": conv.conv_spectral_norm(circ, n, n), "steps": r.steps,
-                         "seconds": time.perf_counter() - start})
+            row = {"channels": c, "n": n, "stride": stride, "zero_sigma": float(r.values[0]),
+                   "circular_sigma": conv.conv_spectral_norm(circ, n, n), "steps": r.steps,
+                   "seconds": time.perf_counter() - start}
+            op = jacobian.jacobian_operator(zero, x)
+            start = time.perf_counter()
+            row["power_sigma"] = power_iteration(op)
+            row["power_s"] = time.perf_counter() - start
+            for name, tol in (("bracket", 1e-6), ("bracket_fast", 1e-2)):
+                start = time.perf_counter()
+                b = conv.conv_sigma_bracket(zero, n, n, lanczos_tol=tol)
+                row[f"{name}_s"] = time.perf_counter() - start
+                row[f"{name}_lower"], row[f"{name}_upper"], row[f"{name}_iters"] = b.lower, b.upper, b.gram_iters
+            rows.append(row)
             print(f"padding {rows[-1]}", flush=True)
     return rows
 
@@ -195,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"environment": {"device": platform.processor() or platform.machine(), "torch": torch.__version__,
                            "numpy": np.__version__, "threads": torch.get_num_threads(),
                            "load_average_before": os.getloadavg()[0]},
-           "jacobian": bench_jacobian([64, 256] if quick else [256, 1024, 2048, 4096],
+           "reduced": "jacobian widths 256, 1024, 4096 (2048 left out) to keep the run under 15 min on a shared machine",
+           "jacobian": bench_jacobian([64, 256] if quick else [256, 1024, 4096],
                                       [2] if quick else [16, 64]),
            "conv": bench_conv([(8, 8), (16, 16)] if quick else [(16, 32), (32, 32), (64, 32), (128, 32), (256, 32)],
                               numpy_max_c=16 if quick else 64),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -241,3 +242,135 @@ def relu_stack(blocks: Sequence[nn.Module], *, inner_relu: bool = False) -> nn.S
         else:
             layers += [b, nn.ReLU()]
     return nn.Sequential(*layers)
+
+
+# --- certified brackets lower ≤ σ_max ≤ upper for any nn.Conv2d ----------------------------------
+
+@dataclass(frozen=True)
+class SigmaBracket:
+    """lower ≤ σ_max(layer on an n×m input) ≤ upper, both certified (see ``conv_sigma_bracket``)."""
+
+    lower: float          # ‖layer(v)‖/‖v‖ for the Lanczos right vector v, rounding allowance off
+    upper: float          # Gram-iteration bound on the embedding circular conv, rounding allowance on
+    grid: tuple[int, int] # the circular grid N×M whose operator norm bounds the layer's
+    gram_iters: int       # Gram iterations taken
+    steps: int            # Lanczos steps taken for the lower bound
+
+    @property
+    def gap(self) -> float:
+        """upper / lower − 1: how far apart the two certificates are."""
+        return self.upper / self.lower - 1 if self.lower > 0 else math.inf
+
+
+def _dilated_weight(layer: nn.Conv2d) -> torch.Tensor:
+    """The kernel with dilation written out as zeros: a dilated conv is a plain conv with it."""
+    w = layer.weight.detach().to(torch.float64)
+    dh, dw = layer.dilation
+    if (dh, dw) == (1, 1):
+        return w
+    c_out, c_in, kh, kw = w.shape
+    out = w.new_zeros(c_out, c_in, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    out[:, :, ::dh, ::dw] = w
+    return out
+
+
+def embedding_grid(layer: nn.Conv2d, n: int, m: int) -> tuple[int, int]:
+    """The N×M grid of a circular convolution whose norm bounds ``layer``'s on n×m inputs.
+
+    Zero padding p then a 'valid' correlation with the (dilated) kernel reads only the padded
+    (n+2p)×(m+2p) grid without wrapping, so it is R ∘ C ∘ E: E the zero-padding isometry,
+    C the circular correlation on that grid, R the selection of the valid (and, with a
+    stride, the kept) outputs — a coordinate projection, ‖R‖ ≤ 1. Hence ‖layer‖ ≤ ‖C‖.
+    Circular padding with output no larger than the input selects outputs of the circular
+    correlation on n×m itself (N×M = n×m).
+    """
+    kh, kw = _dilated_weight(layer).shape[2:]
+    ph, pw = layer.padding if isinstance(layer.padding, tuple) else (None, None)
+    if ph is None:
+        v.fail("layer", f"padding={layer.padding!r}: give integer padding")
+    if layer.padding_mode == "circular":
+        if 2 * ph > kh - 1 or 2 * pw > kw - 1:
+            v.fail("layer", "circular padding wider than (kernel−1)/2 repeats outputs; the bound needs it no wider")
+        return n, m
+    if layer.padding_mode != "zeros":
+        v.fail("layer", f"padding_mode {layer.padding_mode!r}: only 'zeros' and 'circular' are bounded")
+    return max(n + 2 * ph, kh), max(m + 2 * pw, kw)
+
+
+def gram_upper_bound(resp: torch.Tensor, iters: int, *, target: float = 0.0) -> list[float]:
+    """max over frequencies of ‖G_t‖_F^{1/2^t} ≥ σ_max, G_0 = K̂(u, v), G_{s+1} = G_sᴴG_s.
+
+    Gram iteration (Delattre, Barthélemy, Araujo & Allauzen, ICML 2023, §3; its use for
+    circular and zero-padded layers: Delattre, Barthélemy & Allauzen 2024, arXiv 2402.00240).
+    σ_max(GᴴG) = σ_max(G)² and σ_max ≤ ‖·‖_F give σ_max(K̂) ≤ ‖G_t‖_F^{2^{-t}} for every t,
+    with no convergence assumption; the overestimate is (Σ_i (σ_i/σ_1)^{2^{t+1}})^{2^{-t-1}} ≤
+    r^{2^{-t-1}} for rank r, so it falls doubly exponentially. Each iterate is rescaled to unit
+    Frobenius norm (the scale kept in logarithms). Returns the bound after each iteration,
+    stopping early once it is ≤ ``target``.
+    """
+    g = resp.reshape(-1, *resp.shape[-2:])
+    if g.shape[-1] > g.shape[-2]:
+        g = g.mH
+    log_scale = torch.zeros(g.shape[0], dtype=torch.float64, device=g.device)
+    bounds = []
+    for t in range(iters + 1):
+        fro = torch.linalg.matrix_norm(g).clamp_min(torch.finfo(torch.float64).tiny)
+        bounds.append(float(((fro.log() + log_scale) / 2 ** t).max().exp()))
+        if t == iters or bounds[-1] <= target:
+            break
+        g = g / fro[:, None, None]
+        log_scale = 2 * (log_scale + fro.log())
+        g = g.mH @ g
+    return bounds
+
+
+def _rounding_allowance(c: int, taps: int, iters: int) -> float:
+    # first-order float64 rounding: FFT and products of length c·taps, then each Gram product
+    # (a length-c sum per entry, Frobenius error ≤ √c·γ_c relative); generous by a factor 16
+    u = 2.0 ** -53
+    return 16 * u * (c * taps + (iters + 1) * c ** 1.5)
+
+
+def conv_sigma_bracket(layer: nn.Conv2d, n: int, m: int, *, gram_iters: int = 10, rtol: float = 1e-6,
+                       lanczos_tol: float = 1e-6, seed: int = 0) -> SigmaBracket:
+    """Certified lower ≤ σ_max ≤ upper for an ``nn.Conv2d`` on (c_in, n, m) inputs, computed in float64.
+
+    Any padding ('zeros' or 'circular'), stride, dilation and groups.
+    *Upper* — theorem: for the circular correlation C on the grid N×M of
+    :func:`embedding_grid`, ‖layer‖₂ ≤ ‖C‖₂ = max_{(u,v)} σ_max(K̂(u, v)) (Sedghi, Gupta &
+    Long 2019, Thm 6, for the equality), and σ_max(K̂) ≤ ‖G_t‖_F^{2^{-t}} for the Gram iterates
+    (:func:`gram_upper_bound`; Delattre et al. 2023/2024). The iteration stops once
+    upper ≤ (1 + rtol)·lower or after ``gram_iters``; a rounding allowance is added.
+    *Lower*: σ_max ≥ ‖layer(v)‖/‖v‖ for any v ≠ 0, evaluated at the top right Lanczos
+    vector of the layer itself (matrix-free, :func:`gradcore.spectral.operator_singular_values`),
+    less a rounding allowance. For a stride-1 circular layer the grid is the input's and the
+    bracket closes on the exact value; for zero padding it holds the gap between the padded
+    and the circular operator (Delattre et al. 2024 bound that gap as n grows).
+    """
+    from . import spectral  # noqa: PLC0415  (spectral → jacobian; conv stays import-light)
+
+    if not isinstance(layer, nn.Conv2d):
+        v.fail("layer", f"expected an nn.Conv2d, got {type(layer).__name__}")
+    n = v.integer(n, "n", minimum=1)
+    m = v.integer(m, "m", minimum=1)
+    gram_iters = v.integer(gram_iters, "gram_iters", minimum=0)
+    rtol = v.real(rtol, "rtol", positive=True)
+    grid = embedding_grid(layer, n, m)
+    w = _dilated_weight(layer)
+    probe = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                      padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=False,
+                      padding_mode=layer.padding_mode, dtype=torch.float64, device=w.device)
+    with torch.no_grad():
+        probe.weight.copy_(layer.weight.detach())
+    probe.weight.requires_grad_(False)
+    x = torch.zeros(1, layer.in_channels, n, m, dtype=torch.float64, device=w.device)
+    spec = spectral.operator_singular_values(probe, x, 1, tol=lanczos_tol)
+    vec = spec.right[0]
+    with torch.no_grad():
+        ratio = float(torch.linalg.vector_norm(probe(vec)) / torch.linalg.vector_norm(vec))
+    c, taps = max(layer.in_channels, layer.out_channels), w.shape[2] * w.shape[3]
+    lower = ratio * (1 - _rounding_allowance(c, taps, 0))
+    resp = frequency_response(w, *grid, groups=layer.groups, onesided=True)
+    allowance = 1 + _rounding_allowance(c, taps, gram_iters)
+    bounds = gram_upper_bound(resp, gram_iters, target=(1 + rtol) * lower / allowance)
+    return SigmaBracket(lower, bounds[-1] * allowance, grid, len(bounds) - 1, spec.steps)

@@ -55,20 +55,21 @@ class _Basis:
 
     def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
         """w minus its projection on the basis, twice (CGS2: orthogonal to rounding)."""
-        if self.size == 0:
-            return w
-        q = self.used
-        qh = q.conj() if q.is_complex() else q
-        w = w[..., None]
-        for _ in range(2):
-            w = w - q.mT @ (qh @ w)
-        return w[..., 0]
+        return w if self.size == 0 else _cgs2(self.used, w[..., None])[..., 0]
 
     def append(self, w: torch.Tensor) -> None:
         if self.size == self.rows.shape[1]:
             self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)], dim=1)
         self.rows[:, self.size] = w
         self.size += 1
+
+
+def _cgs2(q: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Columns of w (batch, dim, c) minus their projection on the rows of q (batch, j, dim), twice."""
+    qh = q.conj() if q.is_complex() else q
+    for _ in range(2):
+        w = w - q.mT @ (qh @ w)
+    return w
 
 
 def _normalised(w: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,3 +193,105 @@ def bidiagonalise(matvec: Product, rmatvec: Product, start: torch.Tensor, *, k: 
     right = torch.einsum("bjn,bjk->bkn", V.rows[:, :len(alphas)], q.to(start.dtype))
     left = torch.einsum("bjm,bjk->bkm", U.used, p.to(start.dtype))
     return Triplets(s, right, left, rel, len(alphas), tol)
+
+
+# --- block Golub–Kahan–Lanczos: b vectors per product ------------------------------------------
+
+def _orthonormal_block(w: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """W = Q R for a block of rows w (batch, b, dim): Q's rows orthonormal, R (batch, b, b).
+
+    From the thin SVD W = P S Hᴴ (Q = P, R = S Hᴴ) rather than a QR: it reveals rank, so a
+    direction of W below ``floor`` (W is nearly rank-deficient: the Krylov space has met an
+    invariant subspace there) gets a zero row in Q and in R instead of a random one.
+    """
+    p, s, hh = torch.linalg.svd(w.mT, full_matrices=False)     # w.mT = p diag(s) hh
+    live = s > floor[:, None]
+    q = torch.where(live[:, None, :], p, torch.zeros_like(p)).mT
+    r = torch.where(live[:, :, None], s[:, :, None].to(hh.dtype) * hh, torch.zeros_like(hh))
+    return q, r
+
+
+def _block_matrix(diag: list[torch.Tensor], upper: list[torch.Tensor]) -> torch.Tensor:
+    """The block upper-bidiagonal 𝔅 with A V_j = U_j 𝔅: blocks A_i on the diagonal, B_iᴴ above it."""
+    batch, b, _ = diag[0].shape
+    j = len(diag)
+    out = diag[0].new_zeros(batch, j * b, j * b)
+    for i, a in enumerate(diag):
+        out[:, i * b:(i + 1) * b, i * b:(i + 1) * b] = a
+        if i + 1 < j:
+            out[:, i * b:(i + 1) * b, (i + 1) * b:(i + 2) * b] = upper[i].mH
+    return out
+
+
+def _block_ritz(diag, upper, k: int):
+    """Top ``k`` singular triplets of 𝔅 and their relative residuals ‖B_j p_last‖ / σ.
+
+    Aᴴ U_j = V_j 𝔅ᴴ + V_{j+1} B_j E_jᴴ, so for 𝔅 q = σ p the Ritz pair (U_j p, V_j q) has
+    ‖Aᴴu − σv‖ = ‖B_j p_last‖ (p_last: p's last block) and ‖AᴴAv − σ²v‖ / σ² = that / σ.
+    """
+    big = _block_matrix(diag, upper)
+    lam, q = torch.linalg.eigh(big.mH @ big)
+    s = lam.flip(-1)[:, :k].clamp_min(0).sqrt()
+    q = q.flip(-1)[:, :, :k]
+    tiny = torch.finfo(s.dtype).tiny
+    p = (big @ q) / s.clamp_min(tiny)[:, None, :].to(q.dtype)
+    b = diag[0].shape[-1]
+    resid = torch.linalg.vector_norm(upper[-1] @ p[:, -b:, :], dim=1)
+    rel = resid / s.clamp_min(tiny)
+    rel = torch.where(s > 0, rel, torch.where(resid == 0, torch.zeros_like(rel), torch.full_like(rel, float("inf"))))
+    return s, p, q, rel
+
+
+def block_bidiagonalise(matmat: Product, rmatmat: Product, start: torch.Tensor, *, k: int, tol: float,
+                        max_steps: int) -> Triplets:
+    """Top ``k`` singular triplets by block Golub–Kahan–Lanczos, ``b`` vectors per product.
+
+    ``start`` (batch, b, n) holds the first block of right vectors; ``matmat`` maps
+    (batch, b, n) → (batch, b, m) and ``rmatmat`` back, so each product passes over the
+    operator (a network's weights) once for the whole block (Golub, Luk & Overton 1981).
+    A block of b vectors also finds a singular value of multiplicity ≤ b. Both bases are
+    reorthogonalised in full (CGS2). Stops when every wanted triplet has
+    ‖AᴴAv − σ²v‖ ≤ tol·σ² — the certificate of :func:`bidiagonalise` — when the Krylov
+    space is the whole input space, or after ``max_steps`` block steps; ``steps`` counts
+    block steps (passes over the operator, each direction).
+    """
+    batch, b, n = start.shape
+    v = _orthonormal_block(start, torch.zeros(batch, dtype=start.real.dtype, device=start.device))[0]
+    cap = min(max_steps + 1, max(2, 64 // b)) * b
+    V = _Basis(batch, n, start, cap)
+    U: _Basis | None = None
+    diag: list[torch.Tensor] = []
+    upper: list[torch.Tensor] = []
+    u_prev, floor = None, None
+    for step in range(1, max_steps + 1):
+        for row in v.unbind(1):
+            V.append(row)
+        w = matmat(v)
+        if U is None:
+            U = _Basis(batch, w.shape[-1], w, cap)
+            floor = 64 * torch.finfo(w.real.dtype).eps * torch.linalg.vector_norm(w, dim=(-2, -1))
+        if u_prev is not None:
+            w = w - upper[-1].mH.mT @ u_prev          # rows: (U_{j-1} B_{j-1}ᴴ)ᵀ
+        u, a = _orthonormal_block(_block_orthogonalise(U, w), floor)
+        for row in u.unbind(1):
+            U.append(row)
+        z = rmatmat(u) - a.mH.mT @ v                   # rows of Aᴴ U_j − V_j A_jᴴ
+        v, bb = _orthonormal_block(_block_orthogonalise(V, z), floor)
+        diag.append(a)
+        upper.append(bb)
+        u_prev = u
+        if step * b >= min(n, w.shape[-1]) or step == max_steps:
+            break
+        if step * b >= k and bool((_block_ritz(diag, upper, k)[3] <= tol).all()):
+            break
+    kk = min(k, len(diag) * b)
+    s, p, q, rel = _block_ritz(diag, upper, kk)
+    used = len(diag) * b
+    right = torch.einsum("bjn,bjk->bkn", V.rows[:, :used], q.to(start.dtype))
+    left = torch.einsum("bjm,bjk->bkm", U.used, p.to(start.dtype))
+    return Triplets(s, right, left, rel, len(diag), tol)
+
+
+def _block_orthogonalise(basis: _Basis, w: torch.Tensor) -> torch.Tensor:
+    """Each row of w (batch, b, dim) minus its projection on the basis, twice (CGS2)."""
+    return w if basis.size == 0 else _cgs2(basis.used, w.mT).mT

@@ -85,7 +85,7 @@ class OperatorSpectrum:
     right: torch.Tensor       # (k, *x.shape): input directions v, J v = σ u
     left: torch.Tensor        # (k, *f(x).shape): output directions u
     residuals: torch.Tensor   # (k,): ‖JᵀJv − σ²v‖ / σ²
-    steps: int                # Lanczos steps = products with J and with Jᵀ
+    steps: int                # Lanczos steps = products with J and with Jᵀ (of a block, with block > 1)
     converged: bool           # every residual ≤ tol (else max_steps ran out)
 
 
@@ -101,7 +101,7 @@ def default_tol(dtype: torch.dtype) -> float:
 
 def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which: str = "largest",
                              tol: float | None = None, max_steps: int | None = None,
-                             seed: int = 0) -> OperatorSpectrum:
+                             seed: int = 0, block: int = 1) -> OperatorSpectrum:
     """Top (or bottom) ``k`` singular triplets of the Jacobian of ``f`` at ``x``, matrix-free.
 
     Golub–Kahan–Lanczos (:mod:`gradcore.lanczos`: Lanczos on JᵀJ through products with J
@@ -111,6 +111,12 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
     when f(x) has at least as many entries as x; 0 otherwise) and converges slowly
     unless the bottom of the spectrum is well separated; ``max_steps`` defaults to the
     input size, where the Krylov space is the whole space and the answer is exact.
+
+    ``block=b`` > 1 (``which="largest"``): block Lanczos, b vectors per product and
+    ``max_steps`` block steps; it also finds a value of multiplicity ≤ b, which a single
+    start vector sees once. On a CPU it measured slower than b = 1 (reports/benchmarks.md:
+    a product with b vectors costs nearly b products there, while the steps fall by < b×);
+    it pays where a product's cost is latency, not arithmetic.
     """
     x = v.tensor(x, "x")
     if not x.is_floating_point():
@@ -119,25 +125,48 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
     which = v.choice(which, "which", ("largest", "smallest"))
     tol = default_tol(x.dtype) if tol is None else v.real(tol, "tol", positive=True)
     max_steps = x.numel() if max_steps is None else v.integer(max_steps, "max_steps", minimum=k)
-    return jacobian_spectrum(jacobian_operator(f, x), k, which=which, tol=tol, max_steps=max_steps, seed=seed)
+    block = v.integer(block, "block", minimum=1, maximum=x.numel())
+    if block > 1 and which == "smallest":
+        v.fail("block", "block Lanczos finds the largest values only; use block=1 for which='smallest'")
+    return jacobian_spectrum(jacobian_operator(f, x), k, which=which, tol=tol, max_steps=max_steps, seed=seed,
+                             block=block)
 
 
 def jacobian_spectrum(op: JacobianOperator, k: int, *, which: str, tol: float, max_steps: int,
-                      seed: int) -> OperatorSpectrum:
-    """``operator_singular_values`` on an operator already linearised (arguments checked there)."""
+                      seed: int, block: int = 1) -> OperatorSpectrum:
+    """``operator_singular_values`` on an operator already linearised (arguments checked there).
+
+    ``block`` > 1 (top end only) runs block Golub–Kahan–Lanczos, ``block`` vectors per
+    product through ``torch.func.vmap`` of the linearised jvp and of the vjp.
+    """
     x = op.x
     out_shape = op.out_shape
     if not bool(torch.isfinite(op.value).all()):
         v.fail("f", "f(x) contains NaN or infinite values")
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    start = torch.randn(1, x.numel(), generator=gen, dtype=x.dtype).to(x.device)
-    trip = lanczos.bidiagonalise(lambda u: op.matvec(u.reshape(x.shape)).reshape(1, -1),
-                                 lambda w: op.rmatvec(w.reshape(out_shape)).reshape(1, -1),
-                                 start, k=k, tol=tol, max_steps=min(max_steps, x.numel()),
-                                 smallest=which == "smallest")
+    if which == "smallest" or block == 1:
+        start = torch.randn(1, x.numel(), generator=gen, dtype=x.dtype).to(x.device)
+        trip = lanczos.bidiagonalise(lambda u: op.matvec(u.reshape(x.shape)).reshape(1, -1),
+                                     lambda w: op.rmatvec(w.reshape(out_shape)).reshape(1, -1),
+                                     start, k=k, tol=tol, max_steps=min(max_steps, x.numel()),
+                                     smallest=which == "smallest", check_every=2)
+    else:
+        trip = _block_spectrum(op, k, block, tol, max_steps, gen)
     return OperatorSpectrum(trip.values[0], trip.right[0].reshape(-1, *x.shape),
                             trip.left[0].reshape(-1, *out_shape), trip.residuals[0], trip.steps,
                             trip.converged)
+
+
+def _block_spectrum(op: JacobianOperator, k: int, b: int, tol: float, max_steps: int,
+                    gen: torch.Generator) -> lanczos.Triplets:
+    x, out_shape = op.x, op.out_shape
+    matmat = torch.func.vmap(op.matvec)
+    rmatmat = torch.func.vmap(op.rmatvec)
+    start = torch.randn(1, b, x.numel(), generator=gen, dtype=x.dtype).to(x.device)
+    steps = max(1, min(max_steps, -(-x.numel() // b)))
+    return lanczos.block_bidiagonalise(lambda u: matmat(u.reshape(b, *x.shape)).reshape(1, b, -1),
+                                       lambda w: rmatmat(w.reshape(b, *out_shape)).reshape(1, b, -1),
+                                       start, k=k, tol=tol, max_steps=steps)
 
 
 def operator_spectral_norm(f: TensorFn, x: torch.Tensor, *, iters: int = 200,

@@ -65,7 +65,7 @@ def test_every_theorem_names_a_catalogued_claim():
 
 
 @pytest.mark.parametrize("text,problem", [
-    ('[[claim]]\nid = "bad"\n', "lacks"),
+    ('[[claim]]\nid = "X-01"\n', "claim X-01, field title: is missing"),
     ('[[claim]]\nid = "bad"\ntitle="t"\nstatement="s"\nmethod="symbolic"\nexpected_verdict="verified"\n'
      'sources=[{file="f", section="s", quote="q"}]\n', "not like"),
     ('[[claim]]\nid = "X-01"\ntitle="t"\nstatement="s"\nmethod="guess"\nexpected_verdict="verified"\n'
@@ -95,3 +95,108 @@ def test_a_downstream_catalogue_is_added_to_the_built_in_one(tmp_path):
     (tmp_path / "clash.toml").write_text(PAPER.replace("LIT-01", "ACT-01"), encoding="utf-8")
     with pytest.raises(catalogue.CatalogueError, match="duplicate claim id ACT-01"):
         catalogue.load(extra=(tmp_path,))
+
+
+GOOD = ('[[claim]]\nid = "X-01"\ntitle = "t"\nstatement = "s"\nmethod = "symbolic"\nexpected_verdict = "verified"\n'
+        'assumptions = ["a"]\ntolerance = { rtol = 0.1, atol = 0.0 }\n'
+        '[[claim.sources]]\nfile = "f"\nsection = "s"\nquote = "q"\n')
+PAPER_SOURCE = ('[[claim.sources]]\nauthors = "A B"\nyear = 2017\ntitle = "T"\narxiv = "1"\nlocator = "§1"\n'
+                'quote = "q"\n')
+
+
+@pytest.mark.parametrize("old, new, field", [
+    ('assumptions = ["a"]', 'assumptions = "x real"', "assumptions"),          # was: a list of characters
+    ('assumptions = ["a"]', 'assumptions = ["a", 3]', "assumptions[1]"),
+    ('assumptions = ["a"]', 'assumptions = ["a\\nb"]', "assumptions[0]"),     # would break one-line views
+    ('year = 2017', 'year = true', "sources[1].year"),                          # bool is an int in Python
+    ('year = 2017', 'year = 17', "sources[1].year"),
+    ('year = 2017', 'year = "2017"', "sources[1].year"),
+    ('rtol = 0.1', 'rtol = nan', "tolerance.rtol"),                             # reached show --json as NaN
+    ('rtol = 0.1', 'rtol = inf', "tolerance.rtol"),
+    ('rtol = 0.1', 'rtol = -0.1', "tolerance.rtol"),
+    ('rtol = 0.1', 'rtol = 1.5', "tolerance.rtol"),
+    ('rtol = 0.1', 'rtol = "0.1"', "tolerance.rtol"),
+    ('atol = 0.0', 'atol = -inf', "tolerance.atol"),
+    ('atol = 0.0', 'atol = 0.0, rtoll = 1.0', "tolerance.rtoll"),
+    ('title = "t"', 'title = 3', "title"),
+    ('title = "t"', 'title = ["t"]', "title"),
+    ('title = "t"', 'title = ""', "title"),
+    ('statement = "s"', 'statement = { a = 1 }', "statement"),
+    ('method = "symbolic"', 'method = ["symbolic"]', "method"),
+    ('expected_verdict = "verified"', 'expected_verdict = 1', "expected_verdict"),
+    ('tolerance = { rtol = 0.1, atol = 0.0 }', 'tolerance = 0.1', "tolerance"),
+    ('tolerance = { rtol = 0.1, atol = 0.0 }', 'tolerance = { rtol = 0.1 }\nasumptions = ["b"]', "asumptions"),
+    ('file = "f"', 'file = 7', "sources[0].file"),
+    ('quote = "q"\n', 'quote = "q"\nkind = "book"\n', "sources[0].kind"),
+])
+def test_every_field_is_type_checked_naming_file_claim_and_field(tmp_path, old, new, field):
+    """Each of these used to load (a string read as its characters, a boolean year, a NaN tolerance)."""
+    text = GOOD + PAPER_SOURCE
+    assert old in text
+    (tmp_path / "t.toml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError) as e:
+        catalogue.load(tmp_path)
+    message = str(e.value)
+    assert f"t.toml: claim X-01, field {field}:" in message and "\n" not in message
+
+
+def test_a_well_formed_entry_still_loads(tmp_path):
+    (tmp_path / "t.toml").write_text(GOOD + PAPER_SOURCE, encoding="utf-8")
+    claim = catalogue.load(tmp_path)["X-01"]
+    assert claim.assumptions == ("a",) and (claim.rtol, claim.atol) == (0.1, 0.0)
+    assert [s.kind for s in claim.sources] == ["seed", "paper"] and claim.sources[1].year == 2017
+
+
+@pytest.mark.parametrize("cid", ["ACT-01\\n", "ACT-1", "act-01", "ACT 01", "ACT-٠١", "../X-01"])
+def test_ids_must_be_exactly_like_act_01(tmp_path, cid):
+    """``$`` matched before a trailing newline and ``\\d`` matched Arabic-Indic digits."""
+    (tmp_path / "t.toml").write_text(GOOD.replace('"X-01"', f'"{cid}"'), encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match="field id: .* is not like 'ACT-01'"):
+        catalogue.load(tmp_path)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("claim = 3\n", "'claim' must be an array of tables"),
+    ('claim = ["x"]\n', "claim #1, field entry: must be a table"),
+    ("[claims]\nid = 1\n", "unknown top-level key 'claims'"),
+    (GOOD.replace('[[claim.sources]]\nfile = "f"\nsection = "s"\nquote = "q"\n', "sources = []\n"), "field sources"),
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "t.toml"),
+])
+def test_malformed_catalogue_files(tmp_path, text, problem):
+    (tmp_path / "t.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match=problem):
+        catalogue.load(tmp_path)
+
+
+def test_unreadable_catalogue_paths(tmp_path):
+    """A symlink loop, a directory named x.toml, a file passed as the directory, a name too long:
+    each is one CatalogueError naming the path (they were RuntimeError, IsADirectoryError, OSError)."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(catalogue.CatalogueError, match="loop"):
+        catalogue.load(tmp_path / "loop")
+    (tmp_path / "d" / "x.toml").mkdir(parents=True)
+    with pytest.raises(catalogue.CatalogueError, match="x.toml: cannot be read"):
+        catalogue.load(tmp_path / "d")
+    (tmp_path / "f.toml").write_text(GOOD, encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match="is not a directory"):
+        catalogue.load(tmp_path / "f.toml")
+    with pytest.raises(catalogue.CatalogueError, match="catalogue directory .*aaaa"):
+        catalogue.load(tmp_path / ("a" * 300))
+
+
+def test_a_catalogue_file_that_cannot_be_read(tmp_path, monkeypatch):
+    """chmod 000 does not stop root, so the refusal is simulated where the loader reads."""
+    (tmp_path / "t.toml").write_text(GOOD, encoding="utf-8")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(catalogue.CatalogueError, match="t.toml: cannot be read: Permission denied"):
+        catalogue.load(tmp_path)
+
+
+def test_duplicate_ids_across_two_files_of_one_directory(tmp_path):
+    (tmp_path / "a.toml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "b.toml").write_text(GOOD, encoding="utf-8")
+    with pytest.raises(catalogue.CatalogueError, match="b.toml: duplicate claim id X-01"):
+        catalogue.load(tmp_path)

@@ -94,3 +94,35 @@ def test_report_and_guard_read_technique_results_too(tmp_path, capsys):
     clause["verdict"] = "violated" if clause["verdict"] != "violated" else "holds"
     (tmp_path / "moved.json").write_text(_json.dumps(doc), encoding="utf-8")
     assert gradcore(["guard", str(tmp_path / "moved.json"), "--baseline", str(techniques)]) == 1
+
+
+@pytest.mark.parametrize("target", ["directory", "missing.json"])
+def test_list_of_a_results_file_that_is_not_one_is_exit_2(capsys, tmp_path, target):
+    path = tmp_path if target == "directory" else tmp_path / target
+    status, out, err = run(capsys, "list", "--results", path)
+    assert status == 2 and err.startswith("gradcore: error:") and err.count("\n") == 1 and str(path) in err
+    assert out == ""
+
+
+def test_list_without_a_results_file_lists_the_catalogue(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # no reports/results.json here: nothing measured yet is not an error
+    status, out, _ = run(capsys, "list", "--topic", "clipping")
+    assert status == 0 and "CLIP-01" in out and "not run" in out
+
+
+@pytest.mark.parametrize("spelling", ["same", "relative", "symlink"])
+def test_verify_report_onto_its_results_is_refused_whatever_the_spelling(capsys, tmp_path, monkeypatch, spelling):
+    """Round one §5: refused before running anything, the results file intact (also when it is new)."""
+    results_file = small_results(tmp_path)
+    before = results_file.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    report = {"same": results_file, "relative": Path("results.json"), "symlink": tmp_path / "link.json"}[spelling]
+    if spelling == "symlink":
+        report.symlink_to(results_file)
+    status, _, err = run(capsys, "verify", "--only", "ACT-01", "--theorems", ROOT / "theorems",
+                         "--results", results_file, "--report", report)
+    assert status == 2 and "--report" in err and err.count("\n") == 1
+    assert results_file.read_bytes() == before
+    status, _, err = run(capsys, "verify", "--only", "ACT-01", "--theorems", ROOT / "theorems",
+                         "--results", tmp_path / "new.json", "--report", Path("new.json"))
+    assert status == 2 and not (tmp_path / "new.json").exists()

@@ -51,3 +51,62 @@ def test_torch_spectral_norm_normalises_the_reshaped_kernel_not_the_operator():
     with torch.no_grad():
         layer.weight.copy_(w)
     assert math.isclose(operator_spectral_norm(layer, x, tol=1e-10), operator, rel_tol=1e-8)
+
+
+# --- certified brackets lower ≤ σ_max ≤ upper (issue 19) ------------------------------------------
+
+from gradcore import GradcoreInputError, jacobian  # noqa: E402
+from gradcore.conv import conv_sigma_bracket, frequency_response, gram_upper_bound  # noqa: E402
+
+KINDS = {
+    "circular": dict(padding=1, padding_mode="circular"),
+    "circular strided": dict(padding=1, padding_mode="circular", stride=2),
+    "zero-padded": dict(padding=1),
+    "zero-padded, no padding": dict(padding=0),
+    "strided": dict(padding=1, stride=2),
+    "dilated": dict(padding=2, dilation=2),
+    "grouped": dict(padding=1, groups=2),
+    "5×3 kernel, stride (2, 1)": dict(kernel_size=(5, 3), padding=(2, 1), stride=(2, 1)),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_bracket_contains_the_dense_value(kind, dtype):
+    kw = {"kernel_size": 3, **KINDS[kind]}
+    layer = nn.Conv2d(4, 6, bias=False, dtype=dtype, **kw)
+    nn.init.normal_(layer.weight, generator=torch.Generator().manual_seed(len(kind)))
+    # the dense reference is the float64 operator with the layer's (float32-rounded) weights
+    ref = nn.Conv2d(4, 6, bias=False, dtype=torch.float64, **kw)
+    with torch.no_grad():
+        ref.weight.copy_(layer.weight.double())
+    x = torch.zeros(1, 4, 7, 6, dtype=torch.float64)
+    dense = float(torch.linalg.svdvals(jacobian.jacobian(ref, x).detach())[0])
+    b = conv_sigma_bracket(layer, 7, 6)
+    assert b.lower <= dense <= b.upper
+    assert b.lower >= dense * (1 - 1e-6)          # the Ritz value is the top one
+    if kind == "circular":                        # the DFT grid is the input's: the bracket closes
+        assert b.upper <= dense * (1 + 2e-6)
+
+
+def test_gram_iteration_bounds_the_exact_circular_norm_and_converges_to_it():
+    w = torch.randn(5, 3, 3, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    exact = conv_spectral_norm(w, 8, 9)
+    bounds = gram_upper_bound(frequency_response(w, 8, 9, onesided=True), 12)
+    assert all(b >= exact * (1 - 1e-12) for b in bounds)
+    assert bounds[0] > 1.1 * exact                           # t = 0: the Frobenius norm, loose
+    assert all(b1 <= b0 * (1 + 1e-12) for b0, b1 in zip(bounds, bounds[1:]))  # never worse
+    assert bounds[-1] <= exact * (1 + 1e-9)                  # exact to 1e-9 after 12 iterations
+
+
+@pytest.mark.parametrize("call,argument", [
+    (lambda: conv_sigma_bracket(nn.Linear(3, 3), 5, 5), "layer"),
+    (lambda: conv_sigma_bracket(nn.Conv2d(2, 2, 3, padding=2, padding_mode="circular"), 5, 5), "layer"),
+    (lambda: conv_sigma_bracket(nn.Conv2d(2, 2, 3, padding="same"), 5, 5), "layer"),
+    (lambda: conv_sigma_bracket(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), 5, 5), "layer"),
+    (lambda: conv_sigma_bracket(nn.Conv2d(2, 2, 3), 0, 5), "n"),
+    (lambda: conv_sigma_bracket(nn.Conv2d(2, 2, 3), 5, 5, rtol=0.0), "rtol"),
+])
+def test_bracket_bad_input_names_the_argument(call, argument):
+    with pytest.raises(GradcoreInputError, match=f"^{argument}:"):
+        call()

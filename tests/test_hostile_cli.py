@@ -352,3 +352,197 @@ def test_a_technique_that_hangs_is_stopped_by_the_time_limit(capsys, tmp_path):
     assert status == 2 and "time limit of 20 s" in out
     doc = json.loads((tmp_path / "slow_on_big_inputs.json").read_text())
     assert doc["unmeasured"] == ["derivative-bound"] and doc["violations"] == []
+
+
+# --- issue 23 §3: inputs that ended in exit 3 although README promises exit 2 ---------------
+
+ALL_READERS = [["report", "{r}", "--format", "summary"], ["report", "{r}", "--out", "{o}"], ["guard", "{r}"],
+               ["list", "--results", "{r}"], ["show", "ACT-01", "--results", "{r}"]]
+
+
+def _every_constant(doc):
+    for c in doc["claims"]:
+        yield from c["constants"]
+        for d in c["devices"].values():
+            yield from d["constants"]
+
+
+def _argv(command, results, tmp_path):
+    argv = [a.format(r=results, o=tmp_path / "o.md") for a in command]
+    return argv + (["--baseline", results] if command[0] == "guard" else [])
+
+
+def _write_raw(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda d: [k.update(kind="rounding", bound=None) for k in _every_constant(d)], "bound"),
+    (lambda d: [k.update(kind="statistical", interval=[None, None]) for k in _every_constant(d)], "interval[0]"),
+    (lambda d: d["claims"][0]["test"].pop("line"), "test"),
+    (lambda d: d["claims"][0].update(id="ACT-01\x00"), "field id"),
+    (lambda d: d["claims"][0].update(counterexample={"snippet": None}), "snippet"),
+])
+@pytest.mark.parametrize("command", ALL_READERS)
+def test_results_the_commands_cannot_handle_are_exit_2(capsys, results_file, tmp_path, change, field, command):
+    edit(results_file, change)
+    status, out, err = run(capsys, *_argv(command, results_file, tmp_path))
+    assert status == 2 and one_line_error(err) and field in err, err
+
+
+@pytest.mark.parametrize("command", ALL_READERS)
+def test_a_constant_written_as_a_huge_integer(capsys, results_file, tmp_path, command):
+    """``10**400`` is a Python int to json; the validator's float conversion overflowed (exit 3)."""
+    text = results_file.read_text(encoding="utf-8")
+    doc = json.loads(text)
+    doc["claims"][0]["constants"][0]["measured"] = 123.5
+    results_file.write_text(json.dumps(doc).replace("123.5", "1" + "0" * 400, 1), encoding="utf-8")
+    status, _, err = run(capsys, *_argv(command, results_file, tmp_path))
+    assert status == 2 and one_line_error(err) and "claim ACT-01, field constants[0].measured" in err
+
+
+def test_an_infinite_interval_end_is_compared_not_crashed(capsys, results_file, tmp_path):
+    """A statistical constant's interval may hold "inf" (the recorder's spelling): the guard compares."""
+    edit(results_file, lambda d: [k.update(kind="statistical", interval=["-inf", "inf"]) for k in _every_constant(d)])
+    status, out, err = run(capsys, "guard", results_file, "--baseline", results_file)
+    assert status == 0 and "match the baseline" in out and err == ""
+
+
+def test_a_technique_file_without_its_technique(capsys, tmp_path):
+    tech = json.loads((ROOT / "reports" / "techniques.json").read_text(encoding="utf-8"))
+    path = _write_raw(tmp_path / "t.json", json.dumps(dict(tech, technique={})))
+    for argv in (["guard", path, "--baseline", path], ["report", path, "--format", "summary"]):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and one_line_error(err) and "technique" in err
+
+
+def _catalogue(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "cat").mkdir(exist_ok=True)
+    _write_raw(tmp_path / "cat" / "c.toml", text)
+    return tmp_path / "cat"
+
+
+GOOD_CLAIM = ('[[claim]]\nid = "MY-01"\ntitle = "t ≥ 0"\nstatement = "s"\nmethod = "symbolic"\n'
+              'expected_verdict = "verified"\nassumptions = ["a"]\ntolerance = { rtol = 0.1 }\n'
+              '[[claim.sources]]\nfile = "f"\nsection = "s"\nquote = "q"\n')
+
+
+@pytest.mark.parametrize("old, new, field", [
+    ('assumptions = ["a"]', 'assumptions = "x real"', "assumptions"),
+    ('file = "f"', 'file = "f"\nyear = true', "sources[0].year"),
+    ('rtol = 0.1', 'rtol = nan', "tolerance.rtol"),
+    ('title = "t ≥ 0"', 'title = 7', "title"),
+])
+@pytest.mark.parametrize("command", [["list"], ["show", "MY-01", "--json"], ["show", "MY-01"], ["guard"]])
+def test_malformed_catalogue_values_are_exit_2(capsys, tmp_path, results_file, old, new, field, command):
+    """These loaded before: a string became a list of characters, `show --json` printed NaN."""
+    cat = _catalogue(tmp_path, GOOD_CLAIM.replace(old, new))
+    argv = command + (["--baseline", results_file, results_file] if command == ["guard"] else [])
+    status, out, err = run(capsys, *argv, "--catalogue", cat)
+    assert status == 2 and one_line_error(err) and f"c.toml: claim MY-01, field {field}" in err
+    assert "NaN" not in out
+
+
+def test_show_json_is_valid_json(capsys, tmp_path):
+    status, out, _ = run(capsys, "show", "MY-01", "--json", "--catalogue", _catalogue(tmp_path, GOOD_CLAIM))
+    assert status == 0 and json.loads(out)["tolerance"] == {"rtol": 0.1, "atol": 0.0}
+
+
+def test_catalogue_paths_the_file_system_refuses(capsys, tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "d" / "x.toml").mkdir(parents=True)
+    _write_raw(tmp_path / "file.toml", GOOD_CLAIM)
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "f.toml")   # reading it would block forever
+    for cat, said in [(tmp_path / "loop", "loop"), (tmp_path / "d", "x.toml: cannot be read"),
+                      (tmp_path / "file.toml", "is not a directory"), (tmp_path / ("a" * 300), "too long"),
+                      (tmp_path / "fifo", "not a regular file")]:
+        status, _, err = run(capsys, "list", "--catalogue", cat)
+        assert status == 2 and one_line_error(err) and said in err, err
+
+
+def test_an_unreadable_catalogue_file(capsys, tmp_path, monkeypatch):
+    """chmod 000 does not stop root: the refusal is simulated where the file is read."""
+    cat = _catalogue(tmp_path, GOOD_CLAIM)
+    real = Path.read_text
+
+    def refuse(self, *args, **kwargs):
+        if self.name == "c.toml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "read_text", refuse)
+    status, _, err = run(capsys, "list", "--catalogue", cat)
+    assert status == 2 and one_line_error(err) and "c.toml: cannot be read: Permission denied" in err
+
+
+def test_a_name_too_long_for_the_file_system(capsys, results_file, tmp_path):
+    long = tmp_path / ("r" * 300 + ".json")
+    for argv in (["report", long], ["report", results_file, "--out", long], ["guard", results_file, "--baseline", long],
+                 ["show", "ACT-01", "--results", long]):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and one_line_error(err) and "too long" in err, (argv[0], err)
+
+
+def test_a_write_over_the_file_size_limit(results_file, tmp_path):
+    """RLIMIT_FSIZE: the write fails with EFBIG (Python ignores SIGXFSZ); one line, no partial file."""
+    resource = pytest.importorskip("resource")
+    out = tmp_path / "out.json"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+    proc = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "report", str(results_file), "--format", "json",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, preexec_fn=limit,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and proc.stderr == f"gradcore: error: cannot write {out}: File too large\n"
+    assert not out.exists() and not list(tmp_path.glob(".out.json.*"))
+
+
+@pytest.mark.parametrize("env", [{"LC_ALL": "C"}, {"PYTHONIOENCODING": "ascii"}, {"PYTHONIOENCODING": "latin-1"}])
+def test_unicode_claims_on_an_ascii_stdout(tmp_path, env):
+    """A real subprocess with the locale or encoding asked for: `list` and `show` print, `show --json`
+    stays valid JSON with the same content."""
+    base = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LANG", "PYTHONIOENCODING", "PYTHONUTF8")}
+    base["PYTHONPATH"] = str(ROOT)
+
+    def gradcore(*argv):
+        return subprocess.run([sys.executable, "-m", "gradcore.verify.cli", *argv], capture_output=True,
+                              timeout=120, env={**base, **env}, cwd=tmp_path)
+    listed = gradcore("list")
+    assert listed.returncode == 0 and listed.stderr == b"" and b"ACT-02" in listed.stdout
+    shown = gradcore("show", "ACT-02")
+    assert shown.returncode == 0 and shown.stderr == b""
+    raw = gradcore("show", "ACT-02", "--json")
+    assert raw.returncode == 0 and json.loads(raw.stdout)["title"].startswith("tanh' = 1 − tanh²")
+
+
+# --- a hostile pass of our own: inputs issue 23 did not list -------------------------------
+
+def test_a_claim_listed_twice_cannot_hide_a_regression(capsys, results_file, tmp_path):
+    """The guard keyed claims by id: a second, unchanged ACT-01 after a regressed one hid it (exit 0)."""
+    baseline = tmp_path / "b.json"
+    baseline.write_bytes(results_file.read_bytes())
+
+    def regress_then_repeat(doc):
+        original = json.loads(json.dumps(doc["claims"][0]))
+        doc["claims"][0]["verdict"] = "refuted"
+        doc["claims"].append(original)
+    edit(results_file, regress_then_repeat)
+    status, out, err = run(capsys, "guard", results_file, "--baseline", baseline)
+    assert status == 2 and one_line_error(err) and "appears more than once" in err and "match" not in out
+
+
+@pytest.mark.parametrize("content", [
+    "\ufeff{}".encode(),                                       # a UTF-8 byte-order mark
+    '{"schema": 1}'.encode("utf-16"),                          # UTF-16
+    b"[1, 2]",                                                 # a JSON array
+    b'{"schema": 1, "environment": {"devices": {}}, "claims": [' + b"[" * 5000 + b"]" * 5000 + b"]}",
+])
+def test_results_files_in_odd_encodings_and_shapes(capsys, tmp_path, content):
+    """Regression cases (these were already exit 2): one line each, for every reader."""
+    path = tmp_path / "r.json"
+    path.write_bytes(content)
+    for argv in (["report", path, "--format", "summary"], ["guard", path, "--baseline", path],
+                 ["show", "ACT-01", "--results", path]):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and one_line_error(err), err

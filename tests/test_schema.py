@@ -76,14 +76,85 @@ D0 = ("claims", 2, "devices", "cpu", "constants", 0)
     (("claims", 1, "devices"), {}, "devices"),
     (("claims", 1, "series"), [{"figure": "f", "label": "", "x": [1, 2], "y": [1], "xlabel": "", "ylabel": ""}],
      "series[0]"),
+    # what the commands could not handle although the schema let it through (exit 3 before):
+    (K0 + ("measured",), 10 ** 400, "constants[0].measured"),            # the validator itself overflowed
+    (K0 + ("claimed",), -(10 ** 309), "constants[0].claimed"),
+    (K0 + ("n",), 2 ** 64, "constants[0].n"),
+    (K0 + ("kind",), "rounding", "constants[0].bound"),                  # the guard took min() of no bound
+    (K0 + ("interval",), [None, None], "constants[0].interval[0]"),       # the guard subtracted from None
+    (K0 + ("guard_tolerance",), 5.0, "constants[0].guard_tolerance"),   # measured 1: any value passes the guard
+    (K0 + ("guard_tolerance",), 1e300, "constants[0].guard_tolerance"),
+    (K0 + ("name",), "a\nb", "constants[0].name"),
+    (("claims", 1, "title"), "\x1b[2J", "title"),
+    (("claims", 1, "topic"), "a\x00b", "topic"),
+    (("claims", 1, "test", "line"), _DELETE, "test"),
+    (("claims", 1, "test", "line"), 10 ** 30, "test.line"),
+    (("claims", 1, "counterexample"), {"snippet": None}, "counterexample.snippet"),
 ])
 def test_a_bad_field_is_an_error_naming_the_claim_and_field(doc, path, value, field):
+    if path[-1] == "kind":
+        doc = _set(doc, K0 + ("bound",), None)
+    if path[-1] == "guard_tolerance" and value == 5.0:
+        doc = _set(_set(doc, K0 + ("measured",), 1.0), K0 + ("claimed",), 0.5)
     bad = _set(doc, path, value)
     cid = doc["claims"][path[1]]["id"]
     with pytest.raises(ResultsError) as e:
         schema.validate(bad, "r.json")
     message = str(e.value)
     assert f"claim {cid}" in message and field in message and "\n" not in message
+
+
+@pytest.mark.parametrize("cid", ["ACT-01\x00", "ACT-01\n", "../../x", "", "ACT-1", 3])
+def test_a_claim_id_is_like_act_01_and_the_error_stays_one_line(doc, cid):
+    """A NUL in an id reached the figure file name (ValueError: embedded null byte, exit 3)."""
+    with pytest.raises(ResultsError, match=r"claim \S+, field id: .* is not (a claim id|of type string)") as e:
+        schema.validate(_set(doc, ("claims", 0, "id"), cid), "r.json")
+    assert "\n" not in str(e.value) and "\x00" not in str(e.value)
+
+
+def test_a_claim_appears_once(doc):
+    """The guard keys claims by id: a second ACT-01 silently replaced the first (and its regression)."""
+    twice = dict(doc, claims=doc["claims"] + [copy.deepcopy(doc["claims"][0])])
+    with pytest.raises(ResultsError, match=f"claim #{len(doc['claims'])}, field id: .* appears more than once"):
+        schema.validate(twice, "r.json")
+
+
+def test_a_technique_document_names_its_technique(tmp_path):
+    """``technique: {}`` validated, then as_claims raised KeyError 'kind' (exit 3)."""
+    tech = json.loads((ROOT / "reports" / "techniques.json").read_text(encoding="utf-8"))
+    with pytest.raises(ResultsError, match="field technique: 'name' is a required property"):
+        schema.validate(dict(tech, technique={}), "t.json")
+    with pytest.raises(ResultsError, match="kinds.activation"):
+        schema.validate(dict(tech, kinds={"activation": {"a\x00b": []}}), "t.json")
+
+
+def test_a_paper_source_carries_its_citation(doc):
+    full = json.loads((ROOT / "reports" / "results.json").read_text(encoding="utf-8"))
+    i = next(i for i, c in enumerate(full["claims"]) if c["sources"][0].get("kind") == "paper")
+    with pytest.raises(ResultsError, match="sources\\[0\\]: 'cite' is a required property"):
+        schema.validate(_set(full, ("claims", i, "sources", 0, "cite"), _DELETE), "r.json")
+
+
+def test_guard_tolerance_scale_keeps_every_committed_constant():
+    """The cap (guard_tolerance <= max(|claimed|, |measured|, |interval|, 1)) is far above what
+    gradcore records: the committed files use at most about half of it."""
+    worst = 0.0
+    for name in ("results.json", "baseline.json", "techniques.json", "techniques-baseline.json"):
+        text = (ROOT / "reports" / name).read_text(encoding="utf-8")
+        for k in _constants(json.loads(text)):
+            worst = max(worst, k["guard_tolerance"] / schema._scale(k))
+    assert 0.3 < worst < 0.75
+
+
+def _constants(node):
+    if isinstance(node, dict):
+        if "guard_tolerance" in node:
+            yield node
+        for v in node.values():
+            yield from _constants(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _constants(v)
 
 
 @pytest.mark.parametrize("claims", [None, ["a", "b"], "claims", [None]])
@@ -130,19 +201,36 @@ def test_generated_bad_constants_are_caught_with_claim_and_field(doc, data):
     value = data.draw(BAD_NUMBER | JSON, label="value")
     bad = _set(doc, ("claims", ci, "constants", k, field), value)
     problems = schema.errors(bad)
-    valid = {
+    constant = bad["claims"][ci]["constants"][k]
+    valid = valid_value(field, value)
+    assert (problems == []) == (valid and _within_scale(constant))
+    cid = doc["claims"][ci]["id"]
+    named = field if not valid else "guard_tolerance"   # a smaller value can leave the guard tolerance too wide
+    assert valid and _within_scale(constant) or any(f"claim {cid}" in p and f"constants[{k}].{named}" in p
+                                                    for p in problems)
+
+
+def valid_value(field, value) -> bool:
+    """Whether the schema should accept ``value`` as ``field`` of a constant, on its own."""
+    return {
         "guard_tolerance": _finite_nonneg, "tolerance": _finite_nonneg, "holds": lambda x: x in (True, False, None),
         "measured": _measurement, "claimed": _measurement, "relation": lambda x: x in record.RELATIONS,
-        "interval": lambda x: x is None or (isinstance(x, list) and len(x) == 2 and all(map(_measurement, x))),
-        "n": lambda x: x is None or (isinstance(x, int) and not isinstance(x, bool) and x >= 1),
+        "interval": lambda x: x is None or (isinstance(x, list) and len(x) == 2
+                                            and all(_measurement(v) and v is not None for v in x)),
+        "n": lambda x: x is None or (isinstance(x, int) and not isinstance(x, bool) and 1 <= x < 2 ** 53),
     }[field](value)
-    assert (problems == []) == valid
-    if not valid:
-        assert any(f"claim {doc['claims'][ci]['id']}" in p and f"constants[{k}].{field}" in p for p in problems)
+
+
+def _within_scale(k) -> bool:
+    """guard_tolerance <= max(|claimed|, |measured|, |interval ends|, 1), written out independently."""
+    ends = k["interval"] if isinstance(k.get("interval"), list) else []
+    scale = max([abs(v) for v in [k["claimed"], k["measured"], *ends] if _finite(v)] + [1])
+    return not _finite_nonneg(k["guard_tolerance"]) or k["guard_tolerance"] <= scale
 
 
 def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= 1.7976931348623157e308 \
+        and math.isfinite(x)
 
 
 def _finite_nonneg(x) -> bool:

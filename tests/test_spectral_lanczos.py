@@ -122,3 +122,58 @@ def test_operator_spectral_norm_keeps_its_signature_and_meaning():
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(GradcoreInputError, match=f"^{argument}:"):
         call()
+
+
+# --- block Golub–Kahan–Lanczos (issue 19) ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_block_lanczos_top_k_matches_dense(dtype):
+    f, x = _mlp(40, 50, dtype, seed=3)
+    J = jacobian.jacobian(f, x).double()
+    dense = torch.linalg.svdvals(J)
+    r = spectral.operator_singular_values(f, x, 3, block=5)
+    assert r.converged and r.values.dtype == dtype
+    torch.testing.assert_close(r.values.double(), dense[:3], rtol=RTOL[dtype], atol=0)
+    v, u = r.right[0].double(), r.left[0].double()
+    # the certificate is the single-vector one: ‖JᵀJv − σ²v‖ ≤ tol·σ², checked on the dense J
+    resid = float((J.T @ (J @ v) - r.values[0].double() ** 2 * v).norm() / r.values[0].double() ** 2)
+    assert resid <= spectral.default_tol(dtype) * 1.01 + 1e-5
+    assert float((J @ v - dense[0] * u).norm()) <= 10 * RTOL[dtype] * float(dense[0])
+
+
+def test_block_lanczos_finds_both_copies_of_a_repeated_value():
+    # a circular conv's singular values come in conjugate pairs: one start vector sees one copy
+    # (test_zero_padded_and_strided_convolutions_exactly asks it for k = 1 only); a block of 2 sees both
+    g = torch.Generator().manual_seed(4)
+    conv = nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular", bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g, dtype=torch.float64))
+    x = torch.zeros(1, 3, 7, 6, dtype=torch.float64)
+    dense = torch.linalg.svdvals(jacobian.jacobian(conv, x).detach())
+    assert math.isclose(float(dense[0]), float(dense[1]), rel_tol=1e-12)
+    r = spectral.operator_singular_values(conv, x, 2, block=4, tol=1e-10)
+    torch.testing.assert_close(r.values, dense[:2], rtol=1e-9, atol=0)
+
+
+def test_block_lanczos_on_a_low_rank_map_and_a_batch():
+    g = torch.Generator().manual_seed(2)
+    U, V = torch.randn(20, 2, generator=g, dtype=torch.float64), torch.randn(20, 2, generator=g, dtype=torch.float64)
+    r = spectral.operator_singular_values(lambda v: U @ (V.T @ v), torch.zeros(20, dtype=torch.float64), 2, block=3)
+    torch.testing.assert_close(r.values, torch.linalg.svdvals(U @ V.T)[:2], rtol=1e-10, atol=0)
+    assert r.converged
+    A = torch.randn(6, 12, 9, generator=g, dtype=torch.complex128)
+    t = lanczos.block_bidiagonalise(lambda v: (A[:, None] @ v[..., None])[..., 0],
+                                    lambda u: (A.mH[:, None] @ u[..., None])[..., 0],
+                                    torch.randn(6, 3, 9, generator=g, dtype=torch.complex128),
+                                    k=2, tol=1e-12, max_steps=3)
+    torch.testing.assert_close(t.values, torch.linalg.svdvals(A)[:, :2], rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), block=0),
+    lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), block=4),
+    lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), which="smallest", block=2),
+])
+def test_bad_block_names_the_argument(call):
+    with pytest.raises(GradcoreInputError, match="^block:"):
+        call()

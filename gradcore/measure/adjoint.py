@@ -2,9 +2,11 @@
 
 The costates λ_t = J_tᵀ λ_{t+1} (gradcore.adjoint.costates) are the backpropagated state
 gradients; their growth per step is the adjoint dynamics' stability (002 §数值稳定性与最优控制的观点).
+A user's step map (kind ``dynamics``) runs through the same residual (:func:`step_costate_residual`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,12 +44,30 @@ def costate_residual(*, kind: str = "tanh", depth: int = 8, width: int = 12, see
     with seeded(seed):
         layers = mlp(kind, depth, width, dt, device)
         x0, target = torch.randn(width, dtype=dt).to(device), torch.randn(width, dtype=dt).to(device)
+    return Measurement(_residual(layers, x0, target), Kind.ROUNDING, dt, device, {"depth": depth, "width": width},
+                       bound=COSTATE_TOLERANCE[dtype])
+
+
+def _residual(layers: list[Callable[[torch.Tensor], Any]], x0: torch.Tensor, target: torch.Tensor) -> float:
+    """max_t |λ_t − ∂J/∂x_t| / max|∂J/∂x_t| for J = ½‖x_L − target‖² (inf when a gradient is not finite)."""
     loss = lambda x: 0.5 * (x - target).pow(2).sum()  # noqa: E731
     sol, ref = costates(layers, x0, loss), backprop_state_gradients(layers, x0, loss)
     scale = max(float(g.abs().max()) for g in ref)
     diff = max(float((lam - g).abs().max()) for lam, g in zip(sol.costates, ref)) / scale
-    return Measurement(diff, Kind.ROUNDING, dt, device, {"depth": depth, "width": width},
-                       bound=COSTATE_TOLERANCE[dtype])
+    return diff if math.isfinite(diff) else math.inf
+
+
+@recipe
+def step_costate_residual(*, step: Any, h: float, dim: int, T: int = 8, seed: int = 0,
+                          device: str = "cpu") -> Measurement:
+    """CTRL-01 for a step map (kind ``dynamics``): :func:`costate_residual`'s residual through T steps
+    x_{t+1} = step(x_t, h) (each a batch of one), x_0 then the target ~ N(0, I) from ``seed``; float64
+    rounding, bound 1e-12 (a deterministic step's costates are its backprop gradients)."""
+    g = gen(seed)
+    x0, target = (torch.randn(dim, generator=g, dtype=F64).to(device) for _ in range(2))
+    layers = [lambda x: step(x[None], h)[0]] * T
+    return Measurement(_residual(layers, x0, target), Kind.ROUNDING, F64, device, {"T": T, "n": dim},
+                       bound=COSTATE_TOLERANCE["float64"])
 
 
 def transition_growth(layers: list[Callable[[torch.Tensor], Any]], x0: torch.Tensor) -> float:

@@ -433,3 +433,43 @@ def cell_bptt_curve(*, cell: Any, input_size: int, hidden: int, T: int, batch: i
     curves = [cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device).log().mean(1).exp()
               for s in seeds]
     return torch.stack(curves).mean(0).tolist()
+
+
+@recipe
+def cell_bptt_peak(*, cell: Any = "GRUCell", input_size: int = 8, hidden: int = 32, T: int = 60, batch: int = 16,
+                   seeds: tuple[int, ...] = (0, 1, 2), state_std: float = 0.0, forget_bias: float | None = None,
+                   device: str = "cpu") -> Measurement:
+    """RNN-04 for a cell: the largest transient amplification of the BPTT gradient, max over seeds and
+    k ≤ T of ‖∂L/∂s_{T−k}‖/‖∂L/∂s_T‖ (the batch's geometric mean; the norms of :func:`cell_bptt_rate`).
+
+    The largest value over the draws tried: a search bound on the supremum (inf when a norm overflowed)."""
+    peaks = []
+    for s in seeds:
+        norms = cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device)
+        if not bool(torch.isfinite(norms).all()):
+            peaks.append(math.inf)
+            continue
+        curve = norms.log().mean(1).exp() if norms.ndim > 1 else norms
+        peaks.append(float((curve / curve[0]).max()))
+    k = int(np.argmax(peaks))
+    return Measurement(peaks[k], Kind.SEARCH, F64, device,
+                       {"hidden": hidden, "input": input_size, "T": T, "batch": batch, "seeds": len(seeds)},
+                       direction="lower", witness=f"seed {seeds[k]}")
+
+
+@recipe
+def cell_step_spectrum(*, cell: Any = "GRUCell", quantity: str = "sigma_max", input_size: int = 8, hidden: int = 32,
+                       burn_in: int = 20, seed: int = 0, device: str = "cpu") -> Measurement:
+    """RNN-02/03 for a cell: σ_max (``sigma_max``) or ρ (``rho``) of the step Jacobian ∂s_t/∂s_{t−1} at a typical
+    state: the cell initialised from ``seed``, run ``burn_in`` steps on inputs x ~ N(0, I) (then h_0 = 0) drawn
+    from a generator of that seed, as :func:`cell_bptt_rate` draws them (batch 1)."""
+    with seeded(seed):
+        c = build_cell(cell, input_size, hidden, device)
+    xs = torch.randn(burn_in + 1, 1, input_size, generator=gen(seed), dtype=F64).to(device)
+    pair = pair_state(c, xs[0], hidden)
+    step = cell_stepper(c, xs, hidden, pair)
+    s = R.unroll(step, torch.zeros(1, 2 * hidden if pair else hidden, dtype=F64, device=device), burn_in)[-1]
+    J = R.step_jacobian(lambda u, t: step(u[None], t)[0], s[0].detach(), burn_in + 1).detach()
+    value = spectral_norm(J) if quantity == "sigma_max" else spectral_radius(J)
+    # the state after a burn-in carries the trajectory's rounding; ρ of a non-normal J: conditioning 1e3
+    return Measurement(value, Kind.NUMERIC, F64, device, {"hidden": hidden, "burn_in": burn_in}, conditioning=1e3)

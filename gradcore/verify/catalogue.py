@@ -13,17 +13,19 @@ language) or a *publication* (``authors``, ``year``, ``title``, ``doi``, ``arxiv
 """
 from __future__ import annotations
 
+import datetime
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import CatalogueError
 from .verdicts import VERDICTS
 
 METHODS = ("symbolic", "property", "statistical")
-ID_PATTERN = re.compile(r"^[A-Z]+-\d{2}$")
+ID_PATTERN = re.compile(r"[A-Z]+-[0-9]{2}")   # use fullmatch: ``$`` would let "ACT-01\n" through
 
 
 @dataclass(frozen=True)
@@ -80,23 +82,106 @@ class Publication:
                 "doi": self.doi, "arxiv": self.arxiv, "url": self.url}
 
 
-def _source(s: dict[str, Any], cid: str, where: str) -> Source | Publication:
-    kind = s.get("kind", "paper" if "authors" in s else "seed")
+class _Entry:
+    """One TOML table of a catalogue file, read field by field: each accessor type-checks its
+    field and raises a CatalogueError naming the file, the claim id and the field."""
+
+    def __init__(self, table: Any, where: str, cid: str, prefix: str = "") -> None:
+        self.where, self.cid, self.prefix = where, cid, prefix
+        if not isinstance(table, dict):
+            self.fail("", f"must be a table, got {_kind(table)}")
+        self.table: dict[str, Any] = table
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        field = f"{self.prefix}{key}".rstrip(".") or "entry"
+        raise CatalogueError(f"{self.where}: claim {self.cid}, field {field}: {problem}")
+
+    def only(self, known: tuple[str, ...]) -> None:
+        """Refuse keys the loader does not read: a misspelt ``tolerance`` must not silently make a claim exact."""
+        unknown = [k for k in self.table if k not in known]
+        if unknown:
+            self.fail(unknown[0], f"unknown key (known: {', '.join(known)})")
+
+    def text(self, key: str, *, required: bool = True) -> str | None:
+        """A non-empty string without control characters (they would break the one-line views)."""
+        if key not in self.table:
+            if required:
+                self.fail(key, "is missing")
+            return None
+        value = self.table[key]
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"must be a non-empty string, got {_kind(value)}")
+        if _CONTROL.search(value):
+            self.fail(key, "contains a control character")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(key)
+        if value not in allowed:
+            self.fail(key, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        """An optional array of strings (a bare string would otherwise read as its characters)."""
+        value = self.table.get(key, [])
+        if not isinstance(value, list):
+            self.fail(key, f"must be an array of strings, got {_kind(value)}")
+        items = _Entry({f"[{i}]": v for i, v in enumerate(value)}, self.where, self.cid, f"{self.prefix}{key}")
+        return tuple(items.text(f"[{i}]") for i in range(len(value)))
+
+    def year(self, key: str) -> int:
+        value = self.table.get(key)
+        if value is None:
+            self.fail(key, "is missing")
+        if isinstance(value, bool) or not isinstance(value, int) or not _FIRST_YEAR <= value <= _last_year():
+            self.fail(key, f"must be a year from {_FIRST_YEAR} to {_last_year()}, got {_kind(value)}")
+        return value
+
+    def tolerance(self, key: str, upper: float) -> float:
+        """A finite number in [0, upper) (TOML also spells nan and inf)."""
+        value = self.table.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, f"must be a number, got {_kind(value)}")
+        if not (math.isfinite(value) and 0 <= value < upper):
+            self.fail(key, f"must be finite, >= 0 and < {upper}, got {value!r}")
+        return float(value)
+
+    def sub(self, key: str, index: int | None = None) -> _Entry:
+        value = self.table.get(key, {}) if index is None else self.table[key][index]
+        return _Entry(value, self.where, self.cid, f"{self.prefix}{key}" + ("" if index is None else f"[{index}]") + ".")
+
+
+def _kind(value: Any) -> str:
+    """A value and its TOML type, shortly: ``true (boolean)``."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
+    return f"{shown} ({names.get(type(value), type(value).__name__)})"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FIRST_YEAR = 1800   # before any work on gradients in networks; catches a year typed as 19 or 201
+
+
+def _last_year() -> int:
+    return datetime.date.today().year + 1   # a preprint may carry next year's date
+
+
+_SEED_KEYS = ("kind", "file", "section", "quote")
+_PAPER_KEYS = ("kind", "authors", "year", "title", "locator", "quote", "doi", "arxiv", "url")
+
+
+def _source(s: _Entry) -> Source | Publication:
+    kind = s.choice("kind", ("seed", "paper")) if "kind" in s.table else "paper" if "authors" in s.table else "seed"
     if kind == "seed":
-        if not {"file", "section", "quote"} <= s.keys():
-            raise CatalogueError(f"{where}: {cid} seed source needs file, section and quote")
-        return Source(s["file"], s["section"], s["quote"])
-    if kind != "paper":
-        raise CatalogueError(f"{where}: {cid} source kind {kind!r} is neither 'seed' nor 'paper'")
-    missing = [k for k in ("authors", "year", "title", "locator", "quote") if not s.get(k)]
-    linked = s.get("doi") or s.get("arxiv") or s.get("url")
-    if missing or not linked:
-        missing += [] if linked else ["doi, arxiv or url"]
-        raise CatalogueError(f"{where}: {cid} paper source lacks {', '.join(missing)}")
-    if not isinstance(s["year"], int):
-        raise CatalogueError(f"{where}: {cid} paper year must be an integer, got {s['year']!r}")
-    return Publication(s["authors"], s["year"], s["title"], s["locator"], s["quote"], s.get("doi"), s.get("arxiv"),
-                       s.get("url"))
+        s.only(_SEED_KEYS)
+        return Source(s.text("file"), s.text("section"), s.text("quote"))
+    s.only(_PAPER_KEYS)
+    links = [s.text(k, required=False) for k in ("doi", "arxiv", "url")]
+    if not any(links):
+        s.fail("doi", "a paper source needs a doi, arxiv or url")
+    return Publication(s.text("authors"), s.year("year"), s.text("title"), s.text("locator"), s.text("quote"),
+                       *links)
 
 
 @dataclass(frozen=True)
@@ -111,7 +196,7 @@ class Claim:
     assumptions: tuple[str, ...] = ()
     rtol: float = 0.0
     atol: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)   # no longer filled: unknown keys are errors
 
     def to_json(self) -> dict[str, Any]:
         first = self.sources[0]
@@ -126,29 +211,31 @@ class Claim:
         }
 
 
-_REQUIRED = ("id", "title", "statement", "method", "expected_verdict", "sources")
+_KEYS = ("id", "title", "statement", "method", "expected_verdict", "sources", "assumptions", "tolerance")
+_RTOL_MAX = 1.0   # a relative tolerance of 100% accepts any value of the claimed sign: no claim at all
 
 
-def _parse(entry: dict[str, Any], topic: str, where: str) -> Claim:
-    missing = [k for k in _REQUIRED if k not in entry]
-    if missing:
-        raise CatalogueError(f"{where}: claim {entry.get('id', '?')} lacks {', '.join(missing)}")
-    cid = entry["id"]
-    if not ID_PATTERN.match(cid):
-        raise CatalogueError(f"{where}: claim id {cid!r} is not like 'ACT-01'")
-    if entry["method"] not in METHODS:
-        raise CatalogueError(f"{where}: {cid} method {entry['method']!r} not in {METHODS}")
-    if entry["expected_verdict"] not in VERDICTS:
-        raise CatalogueError(f"{where}: {cid} expected_verdict {entry['expected_verdict']!r} not in {VERDICTS}")
-    sources = [_source(s, cid, where) for s in entry["sources"]]
-    if not sources:
-        raise CatalogueError(f"{where}: {cid} has no source")
-    tol = entry.get("tolerance", {})
-    known = set(_REQUIRED) | {"assumptions", "tolerance"}
-    return Claim(cid, topic, entry["title"], entry["statement"], entry["method"],
-                 entry["expected_verdict"], tuple(sources), tuple(entry.get("assumptions", ())),
-                 float(tol.get("rtol", 0.0)), float(tol.get("atol", 0.0)),
-                 {k: val for k, val in entry.items() if k not in known})
+def _parse(table: Any, topic: str, where: str, index: int) -> Claim:
+    """One ``[[claim]]`` table, every field type-checked (CatalogueError: file, claim id, field)."""
+    raw_id = table.get("id") if isinstance(table, dict) else None
+    named = isinstance(raw_id, str) and ID_PATTERN.fullmatch(raw_id)
+    e = _Entry(table, where, raw_id if named else f"#{index + 1}")
+    if not isinstance(raw_id, str):
+        e.text("id")   # raises: missing, or not a string
+    if not named:
+        e.fail("id", f"{raw_id!r} is not like 'ACT-01' (capital letters, a hyphen, two digits)")
+    cid = raw_id
+    e.only(_KEYS)
+    title, statement = e.text("title"), e.text("statement")
+    method, expected = e.choice("method", METHODS), e.choice("expected_verdict", VERDICTS)
+    sources = e.table.get("sources")
+    if not isinstance(sources, list) or not sources:
+        e.fail("sources", f"must be a non-empty array of tables, got {_kind(sources)}")
+    tol = e.sub("tolerance")
+    tol.only(("rtol", "atol"))
+    return Claim(cid, topic, title, statement, method, expected,
+                 tuple(_source(e.sub("sources", i)) for i in range(len(sources))),
+                 e.texts("assumptions"), tol.tolerance("rtol", _RTOL_MAX), tol.tolerance("atol", math.inf))
 
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "claims"
@@ -171,19 +258,58 @@ class Catalogue(dict[str, Claim]):
         return self[cid]
 
 
+_MAX_BYTES = 16 * 2 ** 20   # a shipped catalogue file holds under 20 KiB; /dev/zero behind a link never ends
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """One catalogue file's TOML; any reason it cannot be read is one CatalogueError naming it."""
+    try:
+        if path.is_file() and path.stat().st_size > _MAX_BYTES:
+            raise CatalogueError(f"{path}: {path.stat().st_size} bytes is more than a catalogue file holds "
+                                 f"({_MAX_BYTES // 2 ** 20} MiB)")
+        if path.exists() and not path.is_file() and not path.is_dir():   # a FIFO would block, a device never end
+            raise CatalogueError(f"{path}: not a regular file")
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise CatalogueError(f"{path}: {e}") from None
+    except OSError as e:   # a directory named x.toml, no read permission, a dangling link, ...
+        raise CatalogueError(f"{path}: cannot be read: {e.strerror or e}") from None
+
+
+def _load_file(path: Path, claims: dict[str, Claim]) -> None:
+    data = _read_toml(path)
+    unknown = [k for k in data if k != "claim"]
+    if unknown:
+        raise CatalogueError(f"{path}: unknown top-level key {unknown[0]!r} (a catalogue holds [[claim]] tables)")
+    entries = data.get("claim", [])
+    if not isinstance(entries, list):
+        raise CatalogueError(f"{path}: 'claim' must be an array of tables ([[claim]]), got {_kind(entries)}")
+    for i, entry in enumerate(entries):
+        claim = _parse(entry, path.stem, str(path), i)
+        if claim.id in claims:
+            raise CatalogueError(f"{path}: duplicate claim id {claim.id}")
+        claims[claim.id] = claim
+
+
 def _load_directory(directory: Path, claims: dict[str, Claim]) -> None:
-    if not directory.is_dir():
-        raise CatalogueError(f"catalogue directory {directory} does not exist")
-    for path in sorted(directory.glob("*.toml")):
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise CatalogueError(f"{path}: {e}") from None
-        for entry in data.get("claim", []):
-            claim = _parse(entry, path.stem, str(path))
-            if claim.id in claims:
-                raise CatalogueError(f"{path}: duplicate claim id {claim.id}")
-            claims[claim.id] = claim
+    try:
+        if not directory.exists():
+            raise CatalogueError(f"catalogue directory {directory} does not exist")
+        if not directory.is_dir():
+            raise CatalogueError(f"catalogue directory {directory} is not a directory (pass the folder holding "
+                                 "the .toml files)")
+        paths = sorted(directory.glob("*.toml"))
+    except OSError as e:   # a name too long, a directory without read permission
+        raise CatalogueError(f"catalogue directory {directory}: {e.strerror or e}") from None
+    for path in paths:
+        _load_file(path, claims)
+
+
+def _resolved(directory: str | Path) -> Path:
+    try:
+        return Path(directory).resolve()
+    except (OSError, RuntimeError) as e:   # RuntimeError: a symlink loop (Python < 3.13)
+        raise CatalogueError(f"catalogue directory {directory}: {e}") from None
 
 
 def load(directory: str | Path | None = None, *, extra: tuple[str | Path, ...] = (),
@@ -199,7 +325,7 @@ def load(directory: str | Path | None = None, *, extra: tuple[str | Path, ...] =
     if builtin or (builtin is None and directory is None):
         dirs.insert(0, DEFAULT_DIR)
     dirs += [Path(d) for d in extra]
-    dirs = list(dict.fromkeys(d.resolve() for d in dirs))
+    dirs = list(dict.fromkeys(_resolved(d) for d in dirs))
     claims: dict[str, Claim] = {}
     for d in dirs:
         _load_directory(d, claims)

@@ -13,10 +13,11 @@ stderr naming the log file that holds the traceback). Errors are one line on std
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import json
 import os
-import subprocess
+import signal
 import sys
 import tempfile
 import traceback
@@ -26,7 +27,7 @@ from typing import Any
 
 from ..errors import GradcoreError, UsageError
 from ..measure import profiles
-from . import atomic, catalogue, guard, report, results, sandbox
+from . import atomic, catalogue, children, guard, report, results, sandbox
 from .options import catalogue_option, load_catalogue
 from .devices import DEVICE_CHOICES, cuda_available
 from .views import VERDICT_MARK, claimed_vs_measured
@@ -83,12 +84,14 @@ def _report_parser(sub: Any) -> None:
 
 def _browse_parsers(sub: Any) -> None:
     p = _add(sub, "list", "list claims: id, topic, verdict last seen, title", "gradcore list --topic attention")
-    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--results", type=Path, default=None,
+                   help=f"results file for the verdicts (default: {DEFAULT_RESULTS}, when it exists)")
     p.add_argument("--topic", default=None)
     p.add_argument("--source", default=None, help="only claims citing this source (seed file or paper, substring)")
     p = _add(sub, "show", "print one claim's full entry", "gradcore show CLIP-02")
     p.add_argument("id")
-    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--results", type=Path, default=None,
+                   help=f"results file for the verdict (default: {DEFAULT_RESULTS}, when it exists)")
     p.add_argument("--json", action="store_true", help="print the raw JSON entry")
 
 
@@ -120,12 +123,25 @@ def _read(path: Path) -> dict[str, Any]:
     return results.read(path)
 
 
-def _distinct(output: Path, *inputs: Path, what: str = "output") -> Path:
-    """Refuse to write ``output`` over one of the files the command reads."""
+def _distinct(output: Path, *inputs: Path, what: str = "output",
+              catalogue_read: catalogue.Catalogue | None = None) -> Path:
+    """Refuse to write ``output`` over one of the files the command reads (its results file or
+    a catalogue file), or onto anything but a regular file (a directory, device, FIFO, symlink)."""
+    try:
+        atomic.check_target(output)
+    except UsageError as e:
+        raise UsageError(f"{what}: {e}") from None
     for source in inputs:
         if atomic.same_file(output, source):
             raise UsageError(f"{what} {output} is the input file {source}; refusing to overwrite it")
+    for source in _catalogue_files(catalogue_read):
+        if atomic.same_file(output, source):
+            raise UsageError(f"{what} {output} is the catalogue file {source}; refusing to overwrite it")
     return output
+
+
+def _catalogue_files(read: catalogue.Catalogue | None) -> list[Path]:
+    return [p for d in (read.directories if read is not None else ()) for p in sorted(d.glob("*.toml"))]
 
 
 def _writable_target(path: Path, what: str) -> None:
@@ -167,12 +183,13 @@ def _verify_command(args: argparse.Namespace) -> list[str]:
 
 
 def _check_verify_args(args: argparse.Namespace) -> Path:
-    load_catalogue(args)   # a bad --catalogue is one line here, not a pytest usage error later
+    claims = load_catalogue(args)   # a bad --catalogue is one line here, not a pytest usage error later
     if not args.theorems.is_dir():
         raise UsageError(f"theorem directory {args.theorems} not found (run from a gradcore checkout or pass --theorems)")
     if args.device == "cuda" and not cuda_available():
         raise UsageError("--device cuda requested but torch.cuda.is_available() is False (use --device cpu or auto)")
-    md = _distinct(_markdown_path(args.results, args.report), args.results, what="--report")
+    _distinct(args.results, what="--results", catalogue_read=claims)
+    md = _distinct(_markdown_path(args.results, args.report), args.results, what="--report", catalogue_read=claims)
     _writable_target(args.results, "--results")
     _writable_target(md, "--report")
     return md
@@ -181,7 +198,10 @@ def _check_verify_args(args: argparse.Namespace) -> Path:
 def cmd_verify(args: argparse.Namespace) -> int:
     md = _check_verify_args(args)
     before = _stamp(args.results)
-    status = subprocess.call(_verify_command(args))
+    status, signum = children.run(_verify_command(args))
+    if signum is not None:   # passed on to pytest, which has ended: nothing will write after us
+        print(f"gradcore: interrupted by {signal.Signals(signum).name}; pytest was stopped", file=sys.stderr)
+        return 128 + signum
     if status not in (0, 1):   # pytest: 2 interrupted, 3 internal error, 4 usage error, 5 no tests
         raise UsageError(f"pytest exited with status {status}; no results written (see its output above)")
     if _stamp(args.results) == before:   # never re-render a stale file as if it were this run's
@@ -204,29 +224,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     doc = _read(args.results)
+    claims = load_catalogue(args)
     if doc.get("schema") == results.CHECK_SCHEMA:
-        return _report_techniques(doc, args)
+        return _report_techniques(doc, args, claims)
     if doc.get("schema") == results.SCHEMA_VERSION:   # what the catalogues hold and this file lacks
         measured = {c["id"] for c in doc["claims"]}
-        doc["not_run"] = [cid for cid in load_catalogue(args) if cid not in measured]
+        doc["not_run"] = [cid for cid in claims if cid not in measured]
     if args.format == "summary":
         print(report.terminal_summary(doc))
         return 0
     if args.format == "json":
         text = json.dumps(doc, indent=1, ensure_ascii=False)
         if args.out:
-            results.write_text(text + "\n", _distinct(args.out, args.results, what="--out"))
+            results.write_text(text + "\n", _distinct(args.out, args.results, what="--out",
+                                                       catalogue_read=claims))
             print(f"wrote {args.out}")
         else:
             print(text)
         return 0
-    md = _distinct(_markdown_path(args.results, args.out), args.results, what="--out")
+    md = _distinct(_markdown_path(args.results, args.out), args.results, what="--out", catalogue_read=claims)
     out, n = report.write_markdown(doc, md)
     print(f"wrote {out} ({n} figures)")
     return 0
 
 
-def _report_techniques(doc: dict[str, Any], args: argparse.Namespace) -> int:
+def _report_techniques(doc: dict[str, Any], args: argparse.Namespace, claims: catalogue.Catalogue) -> int:
     """``gradcore report`` of a technique results file (``gradcore check`` JSON, techniques.json)."""
     from . import check_report
 
@@ -238,15 +260,25 @@ def _report_techniques(doc: dict[str, Any], args: argparse.Namespace) -> int:
     if args.out is None and args.format == "json":
         print(text)
         return OK
-    out = _distinct(args.out or args.results.with_suffix(".md"), args.results, what="--out")
+    out = _distinct(args.out or args.results.with_suffix(".md"), args.results, what="--out", catalogue_read=claims)
     results.write_text(text + "\n", out)
     print(f"wrote {out}")
     return OK
 
 
+def _viewed_results(args: argparse.Namespace) -> Path | None:
+    if args.results is not None:
+        return args.results
+    return DEFAULT_RESULTS if DEFAULT_RESULTS.exists() else None
+
+
 def _claims_view(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Every claim known to the catalogues or measured in the results file (entries as JSON)."""
-    seen = {c["id"]: c for c in _read(args.results)["claims"]} if args.results.is_file() else {}
+    """Every claim known to the catalogues or measured in the results file (entries as JSON).
+
+    A ``--results`` given must be a results file; the default is read when it exists (before the
+    first ``gradcore verify`` the catalogue alone is listed)."""
+    path = _viewed_results(args)
+    seen = {c["id"]: c for c in results.as_claims(_read(path))["claims"]} if path else {}
     known = {cid: c.to_json() for cid, c in load_catalogue(args).items()}
     known.update({cid: c for cid, c in seen.items() if cid not in known and "title" in c})
     return known, seen
@@ -275,10 +307,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     known, seen = _claims_view(args)
     if args.id not in known:
         raise UsageError(f"unknown claim id {args.id!r} (catalogues read: {load_catalogue(args).read_from()}; "
-                         f"results read: {args.results if args.results.is_file() else 'none'})")
+                         f"results read: {_viewed_results(args) or 'none'})")
     entry = seen.get(args.id) or known[args.id]
-    if args.json:
-        print(json.dumps(entry, indent=1, ensure_ascii=False))
+    if args.json:   # allow_nan=False: NaN is not JSON; the schema and the catalogue loader keep it out
+        print(json.dumps(entry, indent=1, ensure_ascii=not _utf8(sys.stdout), allow_nan=False))
         return 0
     print(f"{entry['id']}  {entry['title']}")
     print(f"verdict: {VERDICT_MARK.get(entry.get('verdict'), 'not run')}  (expected {entry['expected_verdict']})")
@@ -343,6 +375,35 @@ def _run(args: argparse.Namespace) -> int:
     return COMMANDS[args.command](args)
 
 
+# What the file system answers about a path the user named (too long, a loop, no space, over the
+# file-size limit, ...): bad input or a bad output target, exit 2. Any other OSError is a bug: exit 3.
+_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOSPC,
+                errno.EDQUOT, errno.EROFS, errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.EXDEV}
+
+
+def _path_problem(error: BaseException) -> str | None:
+    """One line for an error the file system raised about a path (None: not such an error)."""
+    if isinstance(error, OSError) and error.errno in _PATH_ERRNOS:
+        where = f" {error.filename}" if error.filename else ""
+        return f"cannot access{where}: {error.strerror or error}"
+    if isinstance(error, RuntimeError) and str(error).startswith("Symlink loop"):   # Path.resolve, Python < 3.13
+        return str(error)
+    return None
+
+
+def _utf8(stream: Any) -> bool:
+    return (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "") == "utf8"
+
+
+def _output_never_fails_on_encoding() -> None:
+    """Claim titles and quotes are unicode; an ASCII or Latin-1 stdout (PYTHONIOENCODING=ascii, a
+    legacy locale) prints what it cannot encode as a backslash escape instead of raising. The
+    user's encoding is kept (re-encoding as UTF-8 would print mojibake on such a terminal)."""
+    for stream in (sys.stdout, sys.stderr):
+        if not _utf8(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _not_held_by_user_threads(run: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """The command line's own run (``argv`` None) ends the process once the command is done, so a
     non-daemon thread started by the code ``check`` or ``audit`` imported cannot keep it alive;
@@ -362,6 +423,7 @@ def _not_held_by_user_threads(run: Callable[[list[str] | None], int]) -> Callabl
 @_not_held_by_user_threads
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand and map every outcome to one exit status (see the module docstring)."""
+    _output_never_fails_on_encoding()
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
@@ -375,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
     except Exception as e:   # a bug in gradcore: one line and the log, never a bare traceback
+        problem = _path_problem(e)
+        if problem is not None:
+            print(f"gradcore: error: {problem}", file=sys.stderr)
+            return BAD_INPUT
         first = (str(e).splitlines() or [""])[0][:200]
         print(f"gradcore: internal error: {type(e).__name__}: {first} (traceback in {_crash_log(e)}; "
               "please report it)", file=sys.stderr)

@@ -6,6 +6,7 @@ view of measured data and nothing else.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -27,8 +28,20 @@ def figure_groups(claim: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
 def file_name(claim_id: str, figure: str) -> str:
-    return f"{claim_id}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', figure).strip('-')}.png"
+    """The figure's file name: one plain name inside the figure directory, whatever the id
+    (a results file may hold ``../x`` or ``/x``). An id that had to be changed, and a name too
+    long for the filesystem, get a hash of the original so that two ids never share a file."""
+    base = _safe(claim_id).lstrip(".")   # never a hidden file, never ".."
+    name = f"{base}-{_safe(figure).strip('-')}"
+    if base != claim_id or len(name) > 150:
+        digest = hashlib.sha256(f"{claim_id}\0{figure}".encode()).hexdigest()[:10]
+        name = f"{name[:120]}-{digest}"
+    return name + ".png"
 
 
 def _floats(values: list[Any]) -> list[float]:

@@ -101,7 +101,7 @@ def _allowed(b: dict[str, Any], a: dict[str, Any]) -> tuple[bool, str]:
     if kind == "rounding" and b.get("bound") is not None:
         return abs(new) > b["bound"], f"≤ {num(b['bound'])} (rounding bound)"
     if kind == "statistical" and b.get("interval"):
-        lo, hi = b["interval"]
+        lo, hi = (float(x) for x in b["interval"])   # an end may be spelled "inf" or "nan"
         return not lo - tol <= new <= hi + tol, f"in [{num(lo)}, {num(hi)}] ± {num(tol)} (baseline CI)"
     if kind == "search" and b.get("direction") in ("lower", "upper"):
         lower = b["direction"] == "lower"

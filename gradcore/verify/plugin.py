@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 from ..errors import GradcoreError
 from . import catalogue as cat
 from ..measure import profiles
-from . import guard, results, schema
+from . import guard, results
 from .devices import DEVICE_CHOICES, selected_devices
 from .record import ClaimRecorder
 
@@ -217,40 +218,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stamp = results.measured_in(env)
     records = [dict(r, measured_in=stamp) for r in records]
     path = Path(config.rootpath, target)
-    kept, note = _kept_records(path, config.stash[_SELECTED] | {r["id"] for r in records})
-    doc = results.assemble(config.stash[_CATALOGUE], kept + records, env, _differ)
-    doc["environment"]["claims_measured"] = len({r["id"] for r in records})
-    results.write(schema.validate(doc, path), path)
+    try:
+        doc, kept, note = results.update(path, config.stash[_CATALOGUE], records, env, _differ,
+                                         config.stash[_SELECTED])
+    except GradcoreError as e:   # the run's verdicts stand, but its results are not on disk: say so, once
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        _say(config, f"gradcore: error: results not written ({e}); any previous file is unchanged")
+        return
+    _say(config, f"gradcore: {len(doc['claims']) - kept} claims measured"
+         + (f", {kept} kept from the previous file" if kept else "") + f", results written to {path}" + note)
+
+
+def _say(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        kept_ids = {r["id"] for r in kept}
-        reporter.write_line(f"gradcore: {len(doc['claims']) - len(kept_ids)} claims measured"
-                            + (f", {len(kept_ids)} kept from the previous file" if kept_ids else "")
-                            + f", results written to {path}" + note)
+        reporter.write_line(line)
+    else:
+        print(line, file=sys.stderr)
 
 
 def _differ(first: dict[str, Any], other: dict[str, Any], device: str) -> list[guard.Change]:
     return guard.compare_device("", first, other, device)
-
-
-def _kept_records(path: Path, selected: set[str]) -> tuple[list[dict[str, Any]], str]:
-    """The earlier file's per-device records of claims this run did not select (each with the
-    environment it was measured in), so that a subset run never drops a claim.
-
-    An earlier file that is not a valid results file is moved aside, never overwritten.
-    """
-    if not path.exists():
-        return [], ""
-    try:
-        previous = results.read(path)
-    except results.ResultsError as e:
-        aside = path.with_name(path.name + f".invalid-{int(time.time())}")
-        os.replace(path, aside)
-        return [], f" (the previous file was invalid and is kept as {aside}: {e})"
-    fallback = results.measured_in(previous["environment"])
-    return [dict(r, id=c["id"], device=d, test=c.get("test"), notes=c.get("notes", []),
-                 series=c.get("series", []), measured_in=c.get("measured_in") or fallback)
-            for c in previous["claims"] if c["id"] not in selected for d, r in c["devices"].items()], ""
 
 
 def _worker_count(config: pytest.Config) -> int:

@@ -7,7 +7,9 @@ and a parallel run give the same file apart from timings.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -16,13 +18,12 @@ from typing import Any
 
 from ..errors import ResultsError  # noqa: F401  (re-exported)
 from . import schema
-from .atomic import write_text  # noqa: F401  (re-exported: the one atomic writer)
+from .atomic import locked, shown, write_text  # write_text re-exported: the one atomic writer
 from .catalogue import Claim
 from .verdicts import claim_verdict, most_severe
 
 SCHEMA_VERSION = 1
 CHECK_SCHEMA = "gradcore-check/2"   # a technique check (``gradcore check``, reports/techniques.json)
-from ..errors import ResultsError  # noqa: F401  (re-exported)
 
 # Two measurements of one claim (e.g. cpu and cuda) → their differences beyond tolerance.
 Differ = Callable[[dict[str, Any], dict[str, Any], str], list[Any]]
@@ -163,27 +164,96 @@ def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return doc
 
 
+def _aside(path: Path) -> Path:
+    """A new name for an invalid results file: ``NAME.invalid-<time>`` (numbered, never an existing one)."""
+    stem = f"{path.name}.invalid-{int(time.time())}"
+    return next(p for p in (path.with_name(stem + (f"-{i}" if i else "")) for i in itertools.count())
+                if not p.exists() and not p.is_symlink())
+
+
+def _previous(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """The results file a run merges into (None when there is none) and a note for the terminal.
+
+    An invalid earlier file is moved aside, never overwritten; a technique results file is
+    refused (it is not a claims file, and writing claims over it would lose it).
+    """
+    if not path.exists():
+        return None, ""
+    try:
+        previous = read(path)
+    except ResultsError as e:
+        aside = _aside(path)
+        try:
+            os.replace(path, aside)
+        except OSError as moving:
+            raise ResultsError(f"{e}; and it cannot be moved aside to {shown(aside)}: "
+                               f"{moving.strerror or moving}") from None
+        return None, f" (the previous file was invalid and is kept as {aside}: {e})"
+    if previous.get("schema") != SCHEMA_VERSION:
+        raise ResultsError(f"{shown(path)} holds technique checks ({CHECK_SCHEMA}), not claims; "
+                           "refusing to write claims over it")
+    return previous, ""
+
+
+def kept_records(previous: dict[str, Any], keep: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """The earlier file's per-device records of the claims ``keep`` accepts, each with the
+    environment it was measured in, ready to be assembled again."""
+    fallback = measured_in(previous["environment"])
+    return [dict(r, id=c["id"], device=d, test=c.get("test"), notes=c.get("notes", []),
+                 series=c.get("series", []), measured_in=c.get("measured_in") or fallback)
+            for c in previous["claims"] if keep(c["id"]) for d, r in c["devices"].items()]
+
+
+def foreign_entries(previous: dict[str, Any], known: set[str] | dict[str, Any]) -> list[dict[str, Any]]:
+    """The earlier file's entries of claims no catalogue of this run knows (a downstream project's
+    claims, say): kept verbatim, in their order, since this run cannot rebuild them."""
+    return [c for c in previous["claims"] if c["id"] not in known]
+
+
+def update(path: str | Path, catalogue: dict[str, Claim], records: list[dict[str, Any]], env: dict[str, Any],
+           differ: Differ, selected: set[str]) -> tuple[dict[str, Any], int, str]:
+    """Merge one run's records into the results file at ``path`` and write it, under a lock.
+
+    Reading the current file, merging and writing happen while holding :func:`atomic.locked`,
+    so concurrent runs (two ``--only`` runs, say) merge one after the other and neither loses
+    the other's claims. A claim this run did not measure (not ``selected``, no record) keeps
+    its entry, whichever catalogue it came from. Returns the document written, how many
+    claims were kept from the previous file, and a note for the terminal.
+    """
+    path = Path(path)
+    measured = selected | {r["id"] for r in records}
+    with locked(path):
+        previous, note = _previous(path)
+        kept = kept_records(previous, lambda cid: cid in catalogue and cid not in measured) if previous else []
+        foreign = foreign_entries(previous, catalogue) if previous else []
+        doc = assemble(catalogue, kept + records, env, differ)
+        doc["claims"] += foreign
+        doc["environment"]["claims_measured"] = len({r["id"] for r in records})
+        write(schema.validate(doc, path), path)
+    return doc, len({r["id"] for r in kept}) + len(foreign), note
+
+
 def read(path: str | Path) -> dict[str, Any]:
     """Load a results file and validate it against the schema; any problem is one ResultsError line."""
     path = Path(path)
     if path.is_dir():
-        raise ResultsError(f"results file {path} is a directory")
+        raise ResultsError(f"results file {shown(path)} is a directory")
     if not path.exists():
-        raise ResultsError(f"results file {path} does not exist (run `gradcore verify` first)")
+        raise ResultsError(f"results file {shown(path)} does not exist (run `gradcore verify` first)")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ResultsError(f"results file {path} cannot be read: {e.strerror or e}") from None
+        raise ResultsError(f"results file {shown(path)} cannot be read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise ResultsError(f"results file {path} is not UTF-8 text: {e.reason}") from None
+        raise ResultsError(f"results file {shown(path)} is not UTF-8 text: {e.reason}") from None
     try:
         doc = json.loads(text, object_pairs_hook=_no_repeated_keys)
     except _RepeatedKey as e:   # e.g. a device twice in one claim: json would silently keep the last
-        raise ResultsError(f"results file {path}: key {e.args[0]!r} occurs twice in one object") from None
+        raise ResultsError(f"results file {shown(path)}: key {e.args[0]!r} occurs twice in one object") from None
     except (ValueError, RecursionError) as e:   # JSONDecodeError is a ValueError
-        raise ResultsError(f"results file {path} is not valid JSON: {str(e)[:200]}") from None
+        raise ResultsError(f"results file {shown(path)} is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(doc, dict) or doc.get("schema") not in (SCHEMA_VERSION, CHECK_SCHEMA):
-        raise ResultsError(f"results file {path} is not a gradcore results file "
+        raise ResultsError(f"results file {shown(path)} is not a gradcore results file "
                            f"(schema {SCHEMA_VERSION}, or {CHECK_SCHEMA!r} for technique checks)")
     return schema.validate(doc, path)
 

@@ -126,6 +126,46 @@ CLAUSES = (
 )
 
 
+# ---------------------------------------------------------------- appended clauses (RNN-02..04)
+
+PEAK = 2.0          # transient BPTT amplification above which a decaying cell still blows gradients up first
+
+
+def _cell(s: RecurrentSubject) -> Given:
+    return Given(s.make_obj, "make", f"{s.setup}\n{_REBIND}")
+
+
+def bptt_transient(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """RNN-04's non-normal transient: the BPTT norm's largest rise over its terminal value (search bound)."""
+    from ...measure.recurrent import cell_bptt_peak
+
+    peak = cell_bptt_peak(cell=_cell(s), input_size=INPUT, hidden=HIDDEN, T=STEPS, batch=1,
+                          seeds=tuple(settings.seed + 50 + k for k in range(settings.seeds)), state_std=0.1,
+                          device=settings.device)
+    holds = peak.value <= PEAK
+    cex = None if holds else {"steps": STEPS, "max_k ‖∂L/∂s_(T−k)‖/‖∂L/∂s_T‖": peak.value, "at": peak.witness,
+                              "snippet": peak.reproduction}
+    return Outcome(holds, {"max_k ‖∂L/∂s_(T−k)‖/‖∂L/∂s_T‖": peak}, cex)
+
+
+def step_jacobian_spectrum(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """RNN-02/03: σ_max and ρ of the step Jacobian at a typical state, beside the BPTT factor they bracket."""
+    from ...measure.recurrent import cell_step_spectrum
+
+    top, rho = (cell_step_spectrum(cell=_cell(s), quantity=q, input_size=INPUT, hidden=HIDDEN, seed=settings.seed,
+                                   device=settings.device) for q in ("sigma_max", "rho"))
+    return Outcome(True, {"σ_max(∂s_t/∂s_(t−1))": top, "ρ(∂s_t/∂s_(t−1))": rho, "per-step factor": _rate(s, settings)})
+
+
+CLAUSES = CLAUSES + (
+    Clause("bptt-transient", ("RNN-04",),
+           f"BPTT gradients do not rise on their way back: max_k ‖∂L/∂s_(T−k)‖/‖∂L/∂s_T‖ ≤ {PEAK} over "
+           f"{STEPS} steps (a non-normal step Jacobian amplifies transiently even with ρ < 1)", bptt_transient),
+    Clause("step-jacobian-spectrum", ("RNN-02", "RNN-03"),
+           "σ_max and ρ of the step Jacobian ∂s_t/∂s_(t−1) at a typical state, beside the BPTT per-step factor "
+           "(σ_max > 1 does not make gradients grow)", step_jacobian_spectrum, gate=False),
+)
+
 def objects() -> dict[str, Any]:
     """torch's cells (what gradcore.recurrent unrolls) at their default init."""
     return {name: getattr(nn, name) for name in ("RNNCell", "GRUCell", "LSTMCell")}
