@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .verify.check import TechniqueCheck, check
-from .verify.contracts.base import DEFAULT_TIME_LIMIT_S
+from .verify.timelimit import DEFAULT_TIME_LIMIT_S
 from .verify.contracts import CheckError
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from gradcore.errors import UsageError
-from gradcore.verify import atomic, cli, results
+from gradcore import cli
+from gradcore.verify import atomic, results
 
 from .cli_helpers import project, small_results
 
@@ -140,7 +141,7 @@ def test_an_invalid_previous_file_is_moved_aside_not_overwritten(tmp_path):
 # --- SIGKILL at several moments -----------------------------------------------------------
 
 def gradcore(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gradcore.verify.cli", *args], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "gradcore.cli", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

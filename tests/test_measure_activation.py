@@ -10,7 +10,7 @@ from gradcore.measure import Given, Kind
 from gradcore.measure import derivative as D
 from gradcore.measure import saturation as S
 from gradcore.testing import check_technique
-from gradcore.verify.check import load_object
+from gradcore.verify.loading import load_object
 from gradcore.verify.reproduce import run
 
 

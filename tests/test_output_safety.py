@@ -175,7 +175,7 @@ def test_a_programs_own_handler_still_decides_mid_write(tmp_path):
 
 def test_report_terminated_at_any_moment_leaves_no_temporary(tmp_path):
     results_file = small_results(tmp_path, 12, keep=lambda c: bool(c.get("series")))
-    args = [sys.executable, "-m", "gradcore.verify.cli", "report", str(results_file), "--out",
+    args = [sys.executable, "-m", "gradcore.cli", "report", str(results_file), "--out",
             str(tmp_path / "verification.md")]
     start = time.perf_counter()
     assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
@@ -227,7 +227,7 @@ def test_verify_passes_signals_on_to_pytest_and_waits(tmp_path, sig, status):
     project(tmp_path, sleep=3.0)
     first = tmp_path / "theorems" / "test_t1.py"   # says when pytest is running theorems
     first.write_text(theorem(1, sleep=3.0).replace("(claim):\n", "(claim):\n    open('started', 'w').close()\n"))
-    parent = subprocess.Popen([sys.executable, "-m", "gradcore.verify.cli", "verify", "--theorems", "theorems",
+    parent = subprocess.Popen([sys.executable, "-m", "gradcore.cli", "verify", "--theorems", "theorems",
                                "--results", "out/results.json", "--no-techniques"], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     kids: list[int] = []

@@ -28,6 +28,9 @@ from . import guard, results
 from .devices import DEVICE_CHOICES, selected_devices
 from .record import ClaimRecorder
 
+# Hypothesis's own pytest plugin may load ``--hypothesis-profile`` before this plugin configures.
+profiles.register()
+
 _RECORDS = pytest.StashKey[list]()
 _SELECTED = pytest.StashKey[set]()
 _CATALOGUE = pytest.StashKey[dict]()
