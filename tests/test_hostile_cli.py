@@ -232,7 +232,7 @@ def test_a_bogus_profile_in_the_environment(monkeypatch, capsys, pytester):
 def test_an_unexpected_exception_is_exit_3_with_a_log(capsys, monkeypatch):
     def broken(args):
         raise KeyError("gradcore bug")
-    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    monkeypatch.setattr(cli, "cmd_list", broken)
     status, _, err = run(capsys, "list")
     assert status == 3 and err.count("\n") == 1 and "Traceback" not in err
     log = Path(err.split("traceback in ")[1].split(";")[0])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gradcore.errors import UsageError
-from gradcore.verify import atomic, figures
+from gradcore.verify import atomic, figures, report
 
 from .cli_helpers import CATALOGUE, project, run, small_results, theorem
 
@@ -121,7 +121,9 @@ def test_figure_names_cannot_leave_the_output_directory(capsys, tmp_path, result
     doc["claims"][0]["id"] = claim_id
     results_file.write_text(json.dumps(doc), encoding="utf-8")
     out = tmp_path / "a" / "b" / "r.md"
-    assert run(capsys, "report", results_file, "--out", out)[0] == 0
+    status, _, err = run(capsys, "report", results_file, "--out", out)
+    assert status == 2 and one_line_error(err)   # the schema refuses an id that is not like ACT-01 ...
+    report.write_markdown(doc, out)              # ... and the renderer, given one anyway, stays inside --out
     figure_dir = out.parent / "figures" / "r"
     drawn = [p for p in tmp_path.rglob("*.png")]
     assert drawn and all(p.parent == figure_dir for p in drawn)
