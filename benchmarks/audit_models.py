@@ -9,7 +9,7 @@ import sys
 
 from torch import nn
 
-from gradcore.verify import cli
+from gradcore import cli
 
 AUDITS = (("torchvision.models:resnet18", "1,3,224,224"),
           ("torchvision.models:mobilenet_v2", "1,3,224,224"),

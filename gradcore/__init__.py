@@ -17,7 +17,7 @@ Measuring tools: ``jacobian`` (torch.func Jacobians and jvp/vjp operators),
 ``stats`` (confidence intervals). ``gradcore.verify`` holds the verification
 machinery; ``gradcore.testing`` checks a new technique from a user's own tests.
 """
-from ._validate import GradcoreInputError
+from .errors import GradcoreInputError
 
 __all__ = ["GradcoreInputError"]
 __version__ = "0.1.0"

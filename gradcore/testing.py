@@ -36,8 +36,9 @@ from .errors import InputError
 from .verify import check_report
 from .verify.check import TechniqueCheck, check, infer_kind, settings_for
 from .verify.contracts import CheckError, Clause, ClauseResult, contract
-from .verify.contracts.base import DEFAULT_TIME_LIMIT_S, prepare
+from .verify.contracts.base import prepare
 from .verify.contracts.contract import Inference, declared_kind
+from .verify.timelimit import DEFAULT_TIME_LIMIT_S
 
 
 def check_technique(technique: Any, kind: str | None = None, *, device: str = "cpu",

@@ -5,7 +5,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from gradcore.verify import cli
+from gradcore import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

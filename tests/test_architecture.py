@@ -1,7 +1,12 @@
 """The layout tells the architecture: data flows one way, with no import cycles.
 
 The graph is read from the source by :mod:`gradcore.verify.imports`: every import counts,
-including those inside functions (a lazy import hides a cycle, it does not remove it).
+including those inside functions (a lazy import hides a cycle, it does not remove it); only
+``if TYPE_CHECKING:`` imports, which never run, are exempt.
+
+Packages stack in one order (:data:`LAYERS`), and a module may import only its own layer or
+those below it: errors and validation → models and their exact analyses → the measuring core →
+judging and rendering → the audit → the command line and the public testing face.
 """
 from __future__ import annotations
 
@@ -10,6 +15,32 @@ import pytest
 from gradcore.verify.imports import PACKAGE, closure, graph, imports, module_name
 
 GRAPH = graph()
+
+# (layer, the modules it holds by name, the subpackages of gradcore it holds); every other
+# module of gradcore — a top-level model or exact analysis — is in "models and exact analyses".
+LAYERS = (
+    ("errors and validation", {"gradcore", "gradcore.errors", "gradcore._validate"}, set()),
+    ("models and exact analyses", set(), set()),
+    ("measuring core", set(), {"measure"}),
+    ("judging and rendering", set(), {"verify"}),
+    ("audit", set(), {"audit"}),
+    ("command line and testing face", {"gradcore.cli", "gradcore.testing"}, {"cli"}),
+)
+MODELS = 1
+
+
+def layer(module: str) -> int:
+    """The index in :data:`LAYERS` of ``module``."""
+    parts = module.split(".")
+    subpackage = parts[1] if len(parts) > 1 else ""
+    return next((i for i, (_, names, packages) in enumerate(LAYERS) if module in names or subpackage in packages),
+                MODELS)
+
+
+def climbing(g: dict[str, set[str]]) -> list[str]:
+    """Every import in ``g`` that reaches a higher layer than its importer's."""
+    return sorted(f"{m} ({LAYERS[layer(m)][0]}) imports {d} ({LAYERS[layer(d)][0]})"
+                  for m, deps in g.items() for d in deps if layer(d) > layer(m))
 
 
 def _cycle_through(g: dict[str, set[str]], start: str) -> list[str] | None:
@@ -51,4 +82,20 @@ def test_renderers_do_not_measure():
 
 
 def test_the_command_line_does_not_load_pytest_to_print_help():
-    assert "gradcore.verify.plugin" not in closure(GRAPH, {"gradcore.verify.cli"})
+    assert "gradcore.verify.plugin" not in closure(GRAPH, {"gradcore.cli"})
+
+
+def test_every_module_sits_in_a_layer():
+    assert layer("gradcore.errors") == 0 and layer("gradcore.norms") == 1
+    assert layer("gradcore.measure.search") == 2 and layer("gradcore.verify.contracts.norm") == 3
+    assert layer("gradcore.audit.blocks") == 4 and layer("gradcore.cli") == 5
+
+
+def test_no_import_climbs_the_layers():
+    assert climbing(GRAPH) == []
+
+
+def test_a_climbing_import_is_caught():
+    planted = {**GRAPH, "gradcore.measure.search": GRAPH["gradcore.measure.search"] | {"gradcore.verify.record"}}
+    assert climbing(planted) == ["gradcore.measure.search (measuring core) imports gradcore.verify.record "
+                                 "(judging and rendering)"]

@@ -3,6 +3,7 @@ permissions; a subset run never drops claims; a SIGKILL at any moment of `report
 `guard --accept` or `verify` leaves the previous files intact or the new ones complete."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from gradcore.errors import UsageError
-from gradcore.verify import atomic, cli, results
+from gradcore import cli
+from gradcore.verify import atomic, results
 
 from .cli_helpers import project, small_results
 
@@ -67,7 +69,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
     def half_then_fail(tmp: Path) -> None:
         tmp.write_text("ne")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "disk full")
     with pytest.raises(UsageError, match=r"cannot write .*t\.txt: disk full"):   # one line, naming the target
         atomic.write_with(target, half_then_fail)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["t.txt"]
@@ -140,7 +142,7 @@ def test_an_invalid_previous_file_is_moved_aside_not_overwritten(tmp_path):
 # --- SIGKILL at several moments -----------------------------------------------------------
 
 def gradcore(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gradcore.verify.cli", *args], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "gradcore.cli", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from gradcore import jacobian
 from gradcore.audit import Settings, audit, blocks, measure, render
-from gradcore.verify import cli
+from gradcore import cli
 
 torchvision = pytest.importorskip("torchvision")
 from torchvision.models.mobilenetv2 import InvertedResidual  # noqa: E402
@@ -178,7 +178,7 @@ def test_a_factory_that_calls_sys_exit_is_exit_2(hostile_models, code):
 
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(hostile_models)])}
-    proc = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "audit", f"hostile_models:exits{code}",
+    proc = subprocess.run([sys.executable, "-m", "gradcore.cli", "audit", f"hostile_models:exits{code}",
                            "--input-shape", "2,4"], cwd=hostile_models, env=env, capture_output=True, text=True,
                           timeout=240)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcore.verify import cli
+from gradcore import cli
 
 from .cli_helpers import run, small_results
 
@@ -81,7 +81,7 @@ def test_guard_detects_a_change_and_accept_rewrites_the_baseline(capsys, tmp_pat
 def test_report_and_guard_read_technique_results_too(tmp_path, capsys):
     import json as _json
 
-    from gradcore.verify.cli import main as gradcore
+    from gradcore.cli import main as gradcore
 
     techniques = Path(__file__).resolve().parents[1] / "reports" / "techniques.json"
     assert gradcore(["report", str(techniques), "--out", str(tmp_path / "t.md")]) == 0

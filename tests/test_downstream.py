@@ -36,7 +36,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 
 def gradcore(project: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess:
     root, env = project
-    return _run([sys.executable, "-m", "gradcore.verify.cli", *args], root, env)
+    return _run([sys.executable, "-m", "gradcore.cli", *args], root, env)
 
 
 def test_its_own_pytest_run_measures_its_claim(project):

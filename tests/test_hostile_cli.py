@@ -17,7 +17,8 @@ import torch
 
 from gradcore.errors import InputError, MeasurementError
 from gradcore.measure import Given
-from gradcore.verify import cli, profiles
+from gradcore import cli
+from gradcore.measure import profiles
 from gradcore.verify.contracts import Clause, activation
 
 from .cli_helpers import project, run, small_results, theorem
@@ -75,7 +76,7 @@ def test_verify_exit_codes_when_nothing_new_was_measured(tmp_path):
     """Every selected theorem failing is a verification failure (1); nothing selected is bad usage (2);
     neither re-renders the stale results file as this run's."""
     project(tmp_path)
-    verify = [sys.executable, "-m", "gradcore.verify.cli", "verify", "--theorems", "theorems",
+    verify = [sys.executable, "-m", "gradcore.cli", "verify", "--theorems", "theorems",
               "--results", "out/results.json", "--no-techniques"]
     assert subprocess.run(verify, cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
     before = (tmp_path / "out" / "results.json").read_bytes()
@@ -231,7 +232,7 @@ def test_a_bogus_profile_in_the_environment(monkeypatch, capsys, pytester):
 def test_an_unexpected_exception_is_exit_3_with_a_log(capsys, monkeypatch):
     def broken(args):
         raise KeyError("gradcore bug")
-    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    monkeypatch.setattr(cli, "cmd_list", broken)
     status, _, err = run(capsys, "list")
     assert status == 3 and err.count("\n") == 1 and "Traceback" not in err
     log = Path(err.split("traceback in ")[1].split(";")[0])
@@ -243,7 +244,7 @@ def test_the_console_script_never_prints_a_traceback(tmp_path):
     """Through the installed entry point: bad input → 2 and one line."""
     bad = tmp_path / "r.json"
     bad.write_text('{"schema": 1, "environment": {"devices": {}}, "claims": [{"id": "X"}]}')
-    proc = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "report", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "gradcore.cli", "report", str(bad)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
 
@@ -491,7 +492,7 @@ def test_a_write_over_the_file_size_limit(results_file, tmp_path):
 
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
-    proc = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "report", str(results_file), "--format", "json",
+    proc = subprocess.run([sys.executable, "-m", "gradcore.cli", "report", str(results_file), "--format", "json",
                            "--out", str(out)], capture_output=True, text=True, timeout=120, preexec_fn=limit,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and proc.stderr == f"gradcore: error: cannot write {out}: File too large\n"
@@ -506,7 +507,7 @@ def test_unicode_claims_on_an_ascii_stdout(tmp_path, env):
     base["PYTHONPATH"] = str(ROOT)
 
     def gradcore(*argv):
-        return subprocess.run([sys.executable, "-m", "gradcore.verify.cli", *argv], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "gradcore.cli", *argv], capture_output=True,
                               timeout=120, env={**base, **env}, cwd=tmp_path)
     listed = gradcore("list")
     assert listed.returncode == 0 and listed.stderr == b"" and b"ACT-02" in listed.stdout

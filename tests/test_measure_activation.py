@@ -10,7 +10,7 @@ from gradcore.measure import Given, Kind
 from gradcore.measure import derivative as D
 from gradcore.measure import saturation as S
 from gradcore.testing import check_technique
-from gradcore.verify.check import load_object
+from gradcore.verify.loading import load_object
 from gradcore.verify.reproduce import run
 
 
@@ -110,7 +110,7 @@ def test_constant_activation_has_zero_derivative():
 def test_a_search_keeps_an_infinite_score():
     from hypothesis import strategies as st
 
-    from gradcore.verify.search import maximize
+    from gradcore.measure.search import maximize
 
     found = maximize(st.floats(0, 1), lambda x: math.inf if x > 0.5 else x, candidates=[("end", 1.0)])
     assert math.isinf(found.value) and found.source == "end"

@@ -108,7 +108,9 @@ def test_a_search_bound_reaches_structured_worst_cases_random_draws_miss():
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 
-    from gradcore.verify.search import maximize, structured_vectors
+    from gradcore.measure.candidates import structured_vectors
+
+    from gradcore.measure.search import maximize
 
     d = 16
     objective = lambda g: float(np.linalg.norm(np.clip(g, -1, 1)))  # noqa: E731

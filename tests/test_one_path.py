@@ -18,7 +18,7 @@ import pytest
 
 from gradcore.testing import check_technique
 from gradcore.verify import check_report
-from gradcore.verify.check import load_object
+from gradcore.verify.loading import load_object
 from gradcore.verify.guard import PORTABLE, allowance
 from gradcore.verify.reproduce import agrees
 
@@ -66,7 +66,7 @@ def _disagreeing(cli: dict, api: dict) -> list[str]:
 
 @pytest.mark.parametrize("spec,kind", TECHNIQUES, ids=[s.split(":")[1] for s, _ in TECHNIQUES])
 def test_the_cli_and_the_api_give_the_same_json(tmp_path, spec, kind):
-    args = [sys.executable, "-m", "gradcore.verify.cli", "check", spec, "--no-compare", "--out", str(tmp_path)]
+    args = [sys.executable, "-m", "gradcore.cli", "check", spec, "--no-compare", "--out", str(tmp_path)]
     cli = subprocess.run(args + (["--kind", kind] if kind else []), capture_output=True, text=True, timeout=900)
     assert cli.returncode in (0, 1), cli.stderr
     name = spec.split(":")[1]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gradcore.errors import UsageError
-from gradcore.verify import atomic, figures
+from gradcore.verify import atomic, figures, report
 
 from .cli_helpers import CATALOGUE, project, run, small_results, theorem
 
@@ -121,7 +121,9 @@ def test_figure_names_cannot_leave_the_output_directory(capsys, tmp_path, result
     doc["claims"][0]["id"] = claim_id
     results_file.write_text(json.dumps(doc), encoding="utf-8")
     out = tmp_path / "a" / "b" / "r.md"
-    assert run(capsys, "report", results_file, "--out", out)[0] == 0
+    status, _, err = run(capsys, "report", results_file, "--out", out)
+    assert status == 2 and one_line_error(err)   # the schema refuses an id that is not like ACT-01 ...
+    report.write_markdown(doc, out)              # ... and the renderer, given one anyway, stays inside --out
     figure_dir = out.parent / "figures" / "r"
     drawn = [p for p in tmp_path.rglob("*.png")]
     assert drawn and all(p.parent == figure_dir for p in drawn)
@@ -175,7 +177,7 @@ def test_a_programs_own_handler_still_decides_mid_write(tmp_path):
 
 def test_report_terminated_at_any_moment_leaves_no_temporary(tmp_path):
     results_file = small_results(tmp_path, 12, keep=lambda c: bool(c.get("series")))
-    args = [sys.executable, "-m", "gradcore.verify.cli", "report", str(results_file), "--out",
+    args = [sys.executable, "-m", "gradcore.cli", "report", str(results_file), "--out",
             str(tmp_path / "verification.md")]
     start = time.perf_counter()
     assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
@@ -227,7 +229,7 @@ def test_verify_passes_signals_on_to_pytest_and_waits(tmp_path, sig, status):
     project(tmp_path, sleep=3.0)
     first = tmp_path / "theorems" / "test_t1.py"   # says when pytest is running theorems
     first.write_text(theorem(1, sleep=3.0).replace("(claim):\n", "(claim):\n    open('started', 'w').close()\n"))
-    parent = subprocess.Popen([sys.executable, "-m", "gradcore.verify.cli", "verify", "--theorems", "theorems",
+    parent = subprocess.Popen([sys.executable, "-m", "gradcore.cli", "verify", "--theorems", "theorems",
                                "--results", "out/results.json", "--no-techniques"], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     kids: list[int] = []

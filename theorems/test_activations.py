@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gradcore.measure import derivative as D
 from gradcore.measure import saturation as S
-from gradcore.verify.search import find_counterexample
+from gradcore.measure.search import find_counterexample
 
 
 @pytest.mark.claim("ACT-01")

@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import attention as A
-from gradcore.measure.searched import searched, structured_matrices
+from gradcore.measure.candidates import structured_matrices
+from gradcore.measure.searched import searched
 
 D_KS = A.D_KS
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gradcore.measure import clipping as M
-from gradcore.verify import profiles
+from gradcore.measure import profiles
 
 SQRT_2_PI = math.sqrt(2 / math.pi)
 

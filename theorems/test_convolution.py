@@ -8,7 +8,7 @@ import math
 import pytest
 
 from gradcore.measure import conv as M
-from gradcore.verify import profiles
+from gradcore.measure import profiles
 
 SQRT2 = math.sqrt(2)
 

@@ -6,7 +6,7 @@ gradcore.measure.diffusion.
 import pytest
 
 from gradcore.measure import diffusion as M
-from gradcore.verify import profiles
+from gradcore.measure import profiles
 
 
 @pytest.mark.claim("DIFF-01")

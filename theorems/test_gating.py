@@ -13,9 +13,10 @@ from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import gating as G
 from gradcore.measure import recurrent as M
-from gradcore.measure.searched import search_bound, searched_residual, structured_matrices
+from gradcore.measure.candidates import structured_matrices, structured_vectors
+from gradcore.measure.searched import search_bound, searched_residual
 from gradcore.spectral import spectral_norm
-from gradcore.verify.search import maximize, structured_vectors
+from gradcore.measure.search import maximize
 
 
 def _cases(n: int = 4):

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import norms as M
-from gradcore.measure.searched import searched, structured_matrices
-from gradcore.verify.search import structured_vectors
+from gradcore.measure.candidates import structured_matrices, structured_vectors
+from gradcore.measure.searched import searched
 
 
 def _batch(scale: float, min_m: int, max_m: int = 12) -> st.SearchStrategy:

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import recurrent as M
-from gradcore.measure.searched import search_bound, searched_residual, structured_matrices
+from gradcore.measure.candidates import structured_matrices, structured_vectors
+from gradcore.measure.searched import search_bound, searched_residual
 from gradcore.spectral import spectral_norm
-from gradcore.verify.search import find_counterexample, maximize, structured_vectors
+from gradcore.measure.search import find_counterexample, maximize
 
 DT = torch.float64
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gradcore.measure import Measurement
 from gradcore.measure import residual as M
 from gradcore.measure.searched import search_bound, searched_residual
-from gradcore.verify.search import Found, find_counterexample, maximize, minimize
+from gradcore.measure.search import Found, find_counterexample, maximize, minimize
 
 ACTS = sorted(M.ACT_DERIV)
 BRANCH = ("seed", "width", "gain", "activation")

@@ -13,8 +13,9 @@ from hypothesis.extra import numpy as hnp
 
 from gradcore.measure import euler as E
 from gradcore.measure import stability as S
-from gradcore.measure.searched import search_bound, structured_matrices
-from gradcore.verify.search import maximize, structured_vectors
+from gradcore.measure.candidates import structured_matrices, structured_vectors
+from gradcore.measure.searched import search_bound
+from gradcore.measure.search import maximize
 
 
 def _mat(rows=None, cols=None, lo=-5.0, hi=5.0):

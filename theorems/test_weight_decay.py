@@ -7,7 +7,7 @@ import math
 import pytest
 
 from gradcore.measure import weight_decay as M
-from gradcore.verify import profiles
+from gradcore.measure import profiles
 
 
 @pytest.mark.claim("WD-01")

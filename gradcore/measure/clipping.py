@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from .. import clipping as C
-from ..verify.search import Found, structured_vectors
 from . import optimisers
+from .candidates import structured_vectors
 from .measurement import Kind, Measurement, recipe
-from .searched import residual_bound, search
+from .search import Found, search
+from .searched import residual_bound
 
 Rule = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

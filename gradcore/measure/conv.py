@@ -23,7 +23,8 @@ from ..jacobian import jacobian, jacobian_operator
 from ..spectral import operator_singular_values
 from ..stats import MEAN_METHOD, mean_ci, proportion_ci, slope_ci
 from .measurement import Given, Kind, Measurement, recipe
-from .searched import residual_bound, search
+from .search import search
+from .searched import residual_bound
 from .seeding import seeded
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

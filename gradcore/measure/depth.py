@@ -17,6 +17,7 @@ import torch
 from .. import _validate as v
 from .. import activations, chains, probes
 from ..jacobian import jacobian
+from .candidates import grid, structured_vectors
 from .measurement import Kind, Measurement, recipe
 from .seeding import seeded
 
@@ -245,8 +246,6 @@ def sigmoid_derivative_product(*, z: list[float], device: str = "cpu") -> Measur
 def sigmoid_product_candidates(n: int, lo: float, hi: float) -> list[tuple[str, list[float]]]:
     """Structured inputs for sup ∏σ'(z_i): constant vectors over a grid of [lo, hi] (z = 0 among
     them), and scaled all-ones, alternating and one-hot vectors."""
-    from ..verify.search import grid, structured_vectors   # verify.search imports measure: import late
-
     constant = [(f"all z = {z:.4g}", [z] * n) for _, z in grid(lo, hi, 401)]
     shaped = [(label, [float(t) for t in vec]) for label, vec in structured_vectors(n, scales=(1e-3, 0.1, 1.0, 4.0))]
     return constant + shaped

@@ -28,7 +28,10 @@ import torch
 from torch import nn
 
 from ..errors import CheckError, InputError
+from .candidates import grid
 from .measurement import Kind, Measurement, recipe
+from .profiles import hypothesis_overrides, pinned_generation
+from .search import Found, maximize, minimize
 
 X = sp.Symbol("x", real=True)
 DPS = 30                                # working digits of every symbolic evaluation
@@ -188,8 +191,6 @@ def derivative_extremum(*, activation: Any, extremum: str = "sup", absolute: boo
 
 
 def _grid(lo: float, hi: float, points: int, spacing: str) -> list[tuple[str, float]]:
-    from ..verify.search import grid
-
     if spacing == "linear":
         return grid(lo, hi, points)
     if spacing == "log" and 0 < lo < hi:
@@ -201,8 +202,6 @@ def _grid(lo: float, hi: float, points: int, spacing: str) -> list[tuple[str, fl
 def _searched_extremum(activation: Any, extremum: str, absolute: bool, lo: float, hi: float, points: int,
                        spacing: str, ends: tuple[float, ...], profile: str, dtype: str, device: str) -> Any:
     from hypothesis import strategies as st
-
-    from ..verify.search import Found, maximize, minimize
 
     dt = torch_dtype(dtype)
     fn = fn_of(activation, device, dt)
@@ -219,7 +218,7 @@ def _searched_extremum(activation: Any, extremum: str, absolute: bool, lo: float
         return table[x] if x in table else batch([x])[0]
 
     search = maximize if extremum == "sup" else minimize
-    with pinned(profile):
+    with pinned_generation(profile):
         found = search(st.floats(lo, hi, allow_nan=False, allow_infinity=False), objective,
                        candidates=candidates, **hypothesis_overrides(profile))
     if spacing == "linear" and math.isfinite(found.value):
@@ -230,8 +229,6 @@ def _searched_extremum(activation: Any, extremum: str, absolute: bool, lo: float
 
 def _zoom(found: Any, batch: Callable[[list[float]], list[float]], step: float, extremum: str) -> Any:
     """Refine the best point on ever finer local grids (a grid alone is off by ~step² at a smooth peak)."""
-    from ..verify.search import Found
-
     better = (lambda a, b: a > b) if extremum == "sup" else (lambda a, b: a < b)
     for _ in range(3):
         local = np.linspace(found.example - step, found.example + step, 2001).tolist()
@@ -242,27 +239,6 @@ def _zoom(found: Any, batch: Callable[[list[float]], list[float]], step: float, 
                           f"zoom around {found.source}")
         step /= 1000
     return found
-
-
-def pinned(profile: str) -> Any:
-    """Draw as ``profile`` does in gradcore's own runs, whatever else this interpreter has imported
-    (so a reproduction run in a fresh interpreter finds the same examples)."""
-    from ..verify import profiles
-
-    return profiles.pinned_generation(profile)
-
-
-def hypothesis_overrides(profile: str) -> dict[str, Any]:
-    """The named profile's search settings, without its example database (a rerun must not replay)."""
-    from hypothesis import settings
-
-    from ..verify import profiles
-
-    if profile not in profiles.PROFILES:
-        raise InputError(f"profile: expected one of {profiles.PROFILES}, got {profile!r}")
-    prof = settings.get_profile(profile)
-    return {"max_examples": prof.max_examples, "derandomize": True, "database": None, "deadline": None,
-            "suppress_health_check": prof.suppress_health_check}
 
 
 @memo

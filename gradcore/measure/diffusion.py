@@ -21,7 +21,7 @@ from .. import _validate as v
 from .. import diffusion as D
 from ..stats import MEAN_METHOD, mean_ci
 from .measurement import Kind, Measurement, recipe
-from .searched import search
+from .search import search
 
 # one time grid for all gradient measurements: every decade of t from 1 to T = 1000
 T_GRID = tuple(torch.unique(torch.logspace(0, 3, 40).round().long()).tolist())

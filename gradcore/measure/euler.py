@@ -21,6 +21,7 @@ from ..jacobian import jacobian
 from ..spectral import spectral_norm, spectral_radius
 from .measurement import Kind, Measurement, recipe
 from .recurrent import F64, gen, over_seeds, step_rate
+from .search import find_counterexample
 
 FACTORS = (0.6, 0.95, 1.05, 1.4)     # h/h* on both sides of the stability boundary
 
@@ -40,8 +41,6 @@ def _boundary_wrong(case: np.ndarray, device: str) -> bool:
 def euler_boundary_counterexamples(*, max_examples: int = 40, device: str = "cpu") -> Measurement:
     """STAB-06: 1 if a (derandomized) Hypothesis search finds a stable A where ρ(I+hA) < 1 ⇔ h < h* fails
     at h = h*(1 ∓ 0.001) (h* = min −2Reλ/|λ|²), else 0."""
-    from ..verify.search import find_counterexample
-
     stable = st.integers(1, 5).flatmap(lambda n: hnp.arrays(np.float64, (n, n), elements=st.floats(-3, 3)))
     bad = find_counterexample(stable, lambda c: _boundary_wrong(c, device), max_examples=max_examples,
                               derandomize=True, database=None, deadline=None)

@@ -17,9 +17,11 @@ import sympy as sp
 import torch
 
 from ..errors import InputError
-from .derivative import (DPS, RANGE, X, derivative, expr_of, fn_of, hypothesis_overrides, memo, mp_eval, pinned,
-                         roots, slope, tail, torch_dtype)
+from .candidates import grid
+from .derivative import DPS, RANGE, X, derivative, expr_of, fn_of, memo, mp_eval, roots, slope, tail, torch_dtype
 from .measurement import Kind, Measurement, recipe
+from .profiles import hypothesis_overrides, pinned_generation
+from .search import maximize
 
 SIDES = ("left", "right")
 
@@ -184,8 +186,6 @@ def output_distance_sup(*, activation: Any, beyond: float = 4.0, to: float = RAN
     ends and a Hypothesis search): a lower bound on the sup."""
     from hypothesis import strategies as st
 
-    from ..verify.search import grid, maximize
-
     fn = fn_of(activation, device, torch.float64)
     asym = [float(a) for a in _asymptotes(activation)]
 
@@ -195,7 +195,7 @@ def output_distance_sup(*, activation: Any, beyond: float = 4.0, to: float = RAN
 
     candidates = grid(beyond, to, points) + grid(-to, -beyond, points)
     table = dict(zip((x for _, x in candidates), distance([x for _, x in candidates])))
-    with pinned(profile):
+    with pinned_generation(profile):
         found = maximize(st.one_of(st.floats(beyond, to), st.floats(-to, -beyond)),
                          lambda x: table[x] if x in table else distance([x])[0], candidates=candidates,
                          **hypothesis_overrides(profile))

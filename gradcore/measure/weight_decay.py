@@ -2,7 +2,7 @@
 
 Matrices are drawn in float64 from explicit generators (cast to float32 where the
 measurement is in float32), σ_max and ρ come from :mod:`gradcore.spectral`. Searches
-score structured matrices first (:mod:`gradcore.measure.searched`) and the domain's ends.
+score structured matrices first (:mod:`gradcore.measure.candidates`) and the domain's ends.
 """
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from ..spectral import spectral_norm, spectral_radius
 from ..weight_decay import decay_only, decay_step, l2_penalty
 from . import optimisers
 from .measurement import EPS, Kind, Measurement, recipe
-from .searched import residual_bound, search, structured_matrices
+from .candidates import structured_matrices
+from .search import search
+from .searched import residual_bound
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 NP_DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -39,7 +41,7 @@ def _square(max_n: int = 6, lo: float = -10.0, hi: float = 10.0, dtype: str = "f
 
 
 def _matrices(n: int, bound: float, dtype: str = "float64", symmetric: bool = False) -> list[tuple[str, np.ndarray]]:
-    """The structured n×n candidates of :func:`gradcore.measure.searched.structured_matrices`
+    """The structured n×n candidates of :func:`gradcore.measure.candidates.structured_matrices`
     (scaled identity, all-ones, rank-one, one-hot, shifts), in ``dtype``; only the symmetric
     ones when ``symmetric``."""
     return [(f"{label} ({n}×{n})", m.astype(NP_DTYPES[dtype])) for label, m in structured_matrices(n, bound=bound)

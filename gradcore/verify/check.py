@@ -1,31 +1,27 @@
-"""``gradcore check MODULE:OBJECT``: measure a new technique against every claim of its kind.
+"""Measure a new technique against every claim of its kind (``gradcore check``, ``gradcore.testing``).
 
-The object (a callable, an ``nn.Module`` class or a factory) is imported, its kind is
-inferred (or taken from ``--kind``), and the kind's contract
-(:mod:`gradcore.verify.contracts`) runs every applicable clause on it — and, for the
-side-by-side table, on gradcore's built-in techniques of the same kind. Exit status:
-0 when every gating clause holds, 1 when one is violated, 2 when the technique cannot be
-checked or a clause could not be measured (gradcore's own failure or the per-clause time
-limit: "could not be measured: <reason>"), one line each. User code runs under a time limit
+The object (a callable, an ``nn.Module`` class or a factory) has its kind inferred (or
+given), and the kind's contract (:mod:`gradcore.verify.contracts`) runs every applicable
+clause on it — and, for the side-by-side table, on gradcore's built-in techniques of the
+same kind — into a :class:`TechniqueCheck`. A clause is violated, holds, or could not be
+measured (gradcore's own failure or the per-clause time limit). User code runs under a time limit
 (:mod:`gradcore.verify.timelimit`), in process state gradcore puts back after its import and
 after every clause (:mod:`gradcore.verify.sandbox`), and a ``sys.exit`` in it is caught.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import check_report, profiles, sandbox
-from .options import catalogue_option, load_catalogue
+from ..measure import profiles
+from . import check_report
+from .loading import load_object
 from .contracts import KINDS, CheckError, ClauseResult, Contract, Settings, contract
-from .contracts.base import DEFAULT_TIME_LIMIT_S, error_line, prepare, run_clause
+from .contracts.base import prepare, run_clause
 from .contracts.contract import DECLARED, Inference, declared_kind
+from .timelimit import DEFAULT_TIME_LIMIT_S
 
 DEVICES = ("cpu", "cuda")
 
@@ -78,27 +74,6 @@ class TechniqueCheck:
         if self.unmeasured:
             names = ", ".join(r.clause for r in self.unmeasured)
             raise AssertionError(f"{self.name} ({self.kind}): {names} could not be measured\n{self.table()}")
-
-
-def load_object(spec: str) -> Any:
-    """Import ``MODULE:OBJECT`` (OBJECT may be a dotted attribute path); CheckError otherwise."""
-    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise CheckError(f"expected MODULE:OBJECT (e.g. mypkg.layers:MyNorm), got {spec!r}")
-    module_name, attr_path = spec.split(":")
-    if os.getcwd() not in sys.path:   # like `python -m`: the user's own modules import
-        sys.path.insert(0, os.getcwd())
-    try:
-        with sandbox.controlled():   # what the module sets on import (grad mode, cwd, ...) is put back
-            obj: Any = importlib.import_module(module_name)
-    except SystemExit as e:   # a module that exits on import must not end gradcore's process
-        raise CheckError(f"cannot import module {module_name!r}: it called sys.exit({e.code!r}) on import") from None
-    except Exception as e:
-        raise CheckError(f"cannot import module {module_name!r}: {error_line(e)}") from None
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            raise CheckError(f"{module_name!r} has no attribute {attr_path!r}")
-        obj = getattr(obj, part)
-    return obj
 
 
 def infer_kind(obj: Any, settings: Settings) -> Inference:
@@ -169,7 +144,7 @@ def check(obj: Any, *, kind: str | None = None, name: str | None = None, spec: s
     name = name or _describe(obj)
     spec = spec or _importable_spec(obj)
     binding = contract(kind).binding
-    setup = (f"from gradcore.verify.check import load_object\n{binding} = load_object({spec!r})"
+    setup = (f"from gradcore.verify.loading import load_object\n{binding} = load_object({spec!r})"
              if spec else f"{binding} = ...  # your {name}")
     with profiles.pinned_generation(profile):   # the CLI and the Python API draw alike
         results = measure(kind, obj, name, setup, settings, inference)
@@ -209,58 +184,3 @@ def builtin_results(kind: str, settings: Settings) -> dict[str, list[ClauseResul
     """The contract of ``kind`` measured on each of gradcore's built-in techniques."""
     return {bname: measure(kind, obj, bname, setup, settings)
             for bname, (obj, setup) in contract(kind).builtins().items()}
-
-
-# --- command line ----------------------------------------------------------------------
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``check`` subcommand to the ``gradcore`` parser."""
-    from . import profiles
-
-    p = subparsers.add_parser(
-        "check", help="check a new technique against every claim of its kind",
-        description="Measure a technique (activation, initialiser, norm, residual, recurrent, attention, "
-                    "clipping) against every catalogued claim that applies to its kind, side by side "
-                    "with gradcore's built-ins.\n\nexample:\n  gradcore check mypkg.acts:swish --out reports/checks",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    catalogue_option(p)
-    p.add_argument("target", metavar="MODULE:OBJECT", help="the technique to import, e.g. mypkg.layers:MyNorm")
-    p.add_argument("--kind", choices=KINDS, default=None, help="technique kind (default: inferred)")
-    p.add_argument("--device", choices=DEVICES, default="cpu", help="device to measure on (default: cpu)")
-    p.add_argument("--profile", choices=profiles.PROFILES, default="ci", help="Hypothesis profile and sizes (default: ci)")
-    p.add_argument("--out", type=Path, default=Path("gradcore-check"), help="report directory (default: ./gradcore-check)")
-    p.add_argument("--no-compare", action="store_true", help="skip the built-in comparison table")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
-    p.add_argument("--time-limit", type=_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
-                   help=f"wall-clock limit per clause; a clause past it could not be measured "
-                        f"(default: {DEFAULT_TIME_LIMIT_S:g})")
-    return p
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds in (0, 1e6), got {text!r}")
-    return value
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run ``gradcore check``: 0 every clause holds, 1 one is violated, 2 the technique cannot
-    be checked or a clause could not be measured (CheckError reaches ``cli.main``: one line)."""
-    args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
-    if args.out.exists() and not args.out.is_dir():
-        raise CheckError(f"--out {args.out} exists and is not a directory")
-    catalogue = load_catalogue(args)   # a bad --catalogue fails before any measuring
-    obj = load_object(args.target)
-    result = check(obj, kind=args.kind, name=args.target.split(":")[1], spec=args.target,
-                   device=args.device, profile=args.profile, seed=args.seed,
-                   compare=not args.no_compare, time_limit_s=args.time_limit)
-    md, js = check_report.write(result, args.out, catalogue)
-    print(check_report.summary_table(result))
-    print(f"\nreport: {md}\nresults: {js}")
-    if result.violations:
-        return 1
-    return 2 if result.unmeasured else 0

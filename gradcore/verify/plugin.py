@@ -23,9 +23,13 @@ import pytest
 
 from ..errors import GradcoreError
 from . import catalogue as cat
-from . import guard, profiles, results
+from ..measure import profiles
+from . import guard, results
 from .devices import DEVICE_CHOICES, selected_devices
 from .record import ClaimRecorder
+
+# Hypothesis's own pytest plugin may load ``--hypothesis-profile`` before this plugin configures.
+profiles.register()
 
 _RECORDS = pytest.StashKey[list]()
 _SELECTED = pytest.StashKey[set]()

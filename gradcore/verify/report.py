@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import figures as figs
 from .views import (VERDICT_MARK, VERDICT_ORDER, claimed_vs_measured, counts, key_check, measured, num, sizes,
                     table)
 
@@ -230,6 +229,7 @@ def render(doc: dict[str, Any], figure_links: dict[tuple[str, str], str] | None 
 
 def write_markdown(doc: dict[str, Any], out: Path) -> tuple[Path, int]:
     """Draw figures under ``<out dir>/figures/<out stem>/`` and write the markdown report."""
+    from . import figures as figs   # matplotlib takes seconds to import: only a markdown report pays
     from .results import write_text
 
     fig_dir = out.parent / "figures" / out.stem

@@ -109,8 +109,3 @@ def _own_interrupts() -> Iterator[None]:
         raise RaisedInterrupt().with_traceback(e.__traceback__) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def stray_threads() -> list[threading.Thread]:
-    """Live non-daemon threads other than the main one (started by user code: gradcore starts none)."""
-    return [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]

@@ -16,14 +16,14 @@ import math
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ResultsError
 from .catalogue import ID_PATTERN
 from .verdicts import CLAUSE_VERDICTS, RELATIONS, VERDICTS
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 
 _EXACT_INTEGERS = 2 ** 53   # a JSON integer beyond this is not one number to every reader (RFC 8259 §6)
@@ -55,6 +55,8 @@ def _guard_scale(validator: Any, enabled: Any, constant: Any, _: Any) -> Any:
     committed results use at most 0.53 of the scale)."""
     if not (enabled and validator.is_type(constant, "object")):
         return
+    from jsonschema.exceptions import ValidationError
+
     tol = constant.get("guard_tolerance")
     if validator.is_type(tol, "number") and tol > _scale(constant):
         yield ValidationError(f"{tol!r} exceeds the value's scale {_scale(constant):.4g} (max of |claimed|, "
@@ -62,11 +64,18 @@ def _guard_scale(validator: Any, enabled: Any, constant: Any, _: Any) -> Any:
                               validator="guardScale", path=["guard_tolerance"])
 
 
-_Validator = validators.extend(
-    Draft202012Validator,
-    validators={"guardScale": _guard_scale},
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({"number": _finite_number, "integer": _integer}),
-)
+@cache
+def _validator_class() -> Any:
+    """JSON Schema 2020-12 with finite numbers, exact integers and ``guardScale`` (jsonschema is imported
+    here, when a file is first validated: commands that only print help do not pay for it)."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(
+        Draft202012Validator,
+        validators={"guardScale": _guard_scale},
+        type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({"number": _finite_number,
+                                                                      "integer": _integer}),
+    )
 
 
 @cache
@@ -78,13 +87,13 @@ def schema() -> dict[str, Any]:
     doc["$defs"]["relation"]["enum"] = list(RELATIONS)
     doc["$defs"]["clause_verdict"]["enum"] = list(CLAUSE_VERDICTS)
     doc["$defs"]["claim_id"]["pattern"] = f"^{ID_PATTERN.pattern}(?![\\s\\S])"   # (?!...): `$` passes "ACT-01\n"
-    _Validator.check_schema(doc)
+    _validator_class().check_schema(doc)
     return doc
 
 
 @cache
 def _validator() -> Any:
-    return _Validator(schema())
+    return _validator_class()(schema())
 
 
 def _where(doc: Any, path: list[Any]) -> str:

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 from ..errors import TimeLimitError
 
+DEFAULT_TIME_LIMIT_S = 300.0   # per clause, and per preparation of a technique
+
 REPEAT_S = 1.0
 
 

@@ -22,10 +22,9 @@ from ...errors import CheckError, GradcoreError, TimeLimitError  # noqa: F401  (
 from ...measure import Measurement
 from ..record import constant, plain
 from .. import sandbox
-from ..timelimit import time_limit
+from ..timelimit import DEFAULT_TIME_LIMIT_S, time_limit
 from ..verdicts import CLAUSE, CLAUSE_VERDICTS, UNMEASURED  # noqa: F401  (re-exported)
 
-DEFAULT_TIME_LIMIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -48,16 +47,14 @@ class Settings:
 
     @property
     def hypothesis(self) -> dict[str, Any]:
-        """The profile's Hypothesis settings as overrides for ``gradcore.verify.search``.
+        """The profile's Hypothesis settings as overrides for ``gradcore.measure.search``.
 
         Passed per search rather than loaded globally, so that ``check_technique`` in a
         user's test suite leaves the user's own Hypothesis profile alone.
         """
-        from hypothesis import settings as hsettings
+        from ...measure import profiles
 
-        from .. import profiles  # registers the profiles
-
-        prof = hsettings.get_profile(self.profile if self.profile in profiles.PROFILES else "ci")
+        prof = profiles.settings_of(self.profile if self.profile in profiles.PROFILES else "ci")
         return {k: getattr(prof, k) for k in ("max_examples", "derandomize", "database", "deadline",
                                               "suppress_health_check")}
 

@@ -1,30 +1,48 @@
 """Hypothesis settings profiles: ``ci`` (derandomized, fast), ``dev``, ``thorough``.
 
 Chosen with ``--hypothesis-profile NAME`` or the ``GRADCORE_PROFILE`` environment
-variable; ``ci`` is the default so that every run reproduces the committed report.
+variable; ``ci`` is the default so that every run reproduces the committed report. The
+profiles are registered with Hypothesis on first use (:func:`register`), so naming them —
+``gradcore --help``, the command-line choices — does not import Hypothesis.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
-
-from hypothesis import HealthCheck, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from typing import Any
 
 from ..errors import InputError
 
 PROFILES = ("ci", "dev", "thorough")
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-settings.register_profile("ci", max_examples=40, derandomize=True, database=None,
-                          print_blob=True, **_COMMON)
-# dev/thorough keep failing examples; GRADCORE_EXAMPLE_DB points them at a directory that
-# CI runs can cache and share (the ci profile is derandomized and needs none).
-_DB = {"database": DirectoryBasedExampleDatabase(os.environ["GRADCORE_EXAMPLE_DB"])} \
-    if os.environ.get("GRADCORE_EXAMPLE_DB") else {}
-settings.register_profile("dev", max_examples=100, **_DB, **_COMMON)
-settings.register_profile("thorough", max_examples=1000, **_DB, **_COMMON)
+
+@functools.cache
+def register() -> None:
+    """Register the three profiles with Hypothesis (once; every function here that needs them calls it)."""
+    from hypothesis import HealthCheck, settings
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    common: dict[str, Any] = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                        HealthCheck.data_too_large])
+    settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **common)
+    # dev/thorough keep failing examples; GRADCORE_EXAMPLE_DB points them at a directory that
+    # CI runs can cache and share (the ci profile is derandomized and needs none).
+    db = {"database": DirectoryBasedExampleDatabase(os.environ["GRADCORE_EXAMPLE_DB"])} \
+        if os.environ.get("GRADCORE_EXAMPLE_DB") else {}
+    settings.register_profile("dev", max_examples=100, **db, **common)
+    settings.register_profile("thorough", max_examples=1000, **db, **common)
+
+
+def settings_of(name: str) -> Any:
+    """The ``hypothesis.settings`` of profile ``name`` (one of :data:`PROFILES`)."""
+    from hypothesis import settings
+
+    if name not in PROFILES:
+        raise InputError(f"profile: expected one of {PROFILES}, got {name!r}")
+    register()
+    return settings.get_profile(name)
 
 
 def selected() -> str:
@@ -84,6 +102,9 @@ def load(name: str | None = None) -> str:
     name = name or selected()
     if name not in PROFILES:
         raise InputError(f"Hypothesis profile {name!r} is not one of {', '.join(PROFILES)}")
+    register()
+    from hypothesis import settings
+
     settings.load_profile(name)
     if name == "ci":
         _stop_mining_local_constants()
@@ -94,3 +115,10 @@ def load(name: str | None = None) -> str:
 def selected_name() -> str:
     """The profile loaded last (what this run used)."""
     return _loaded[0] if _loaded else selected()
+
+
+def hypothesis_overrides(profile: str) -> dict[str, Any]:
+    """The named profile's search settings, without its example database (a rerun must not replay)."""
+    prof = settings_of(profile)
+    return {"max_examples": prof.max_examples, "derandomize": True, "database": None, "deadline": None,
+            "suppress_health_check": prof.suppress_health_check}

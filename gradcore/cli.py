@@ -20,16 +20,19 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import GradcoreError, UsageError
-from . import atomic, catalogue, children, guard, profiles, report, results, sandbox
-from .options import catalogue_option, load_catalogue
-from .devices import DEVICE_CHOICES, cuda_available
-from .views import VERDICT_MARK, claimed_vs_measured
+from .errors import GradcoreError, UsageError
+from .measure import profiles
+from .verify import atomic, audit, catalogue, children, guard, report, results
+from .verify.timelimit import DEFAULT_TIME_LIMIT_S
+from .verify.options import catalogue_option, load_catalogue
+from .verify.devices import DEVICE_CHOICES, cuda_available
+from .verify.views import VERDICT_MARK, claimed_vs_measured
 
 # Exit statuses (README "Exit codes and errors").
 OK, FAILED, BAD_INPUT, CRASHED = 0, 1, 2, 3
@@ -71,6 +74,7 @@ def _verify_parser(sub: Any) -> None:
     p.add_argument("--report", type=Path, default=None, help="markdown report (default: verification.md beside results)")
     p.add_argument("--no-techniques", action="store_true",
                    help="skip the built-in technique tables (techniques.md beside the results)")
+    p.set_defaults(func=cmd_verify)
 
 
 def _report_parser(sub: Any) -> None:
@@ -79,6 +83,7 @@ def _report_parser(sub: Any) -> None:
     p.add_argument("results", nargs="?", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--format", choices=("md", "json", "summary"), default="md")
     p.add_argument("--out", type=Path, default=None, help="output file (md default: verification.md beside results)")
+    p.set_defaults(func=cmd_report)
 
 
 def _browse_parsers(sub: Any) -> None:
@@ -87,11 +92,13 @@ def _browse_parsers(sub: Any) -> None:
                    help=f"results file for the verdicts (default: {DEFAULT_RESULTS}, when it exists)")
     p.add_argument("--topic", default=None)
     p.add_argument("--source", default=None, help="only claims citing this source (seed file or paper, substring)")
+    p.set_defaults(func=cmd_list)
     p = _add(sub, "show", "print one claim's full entry", "gradcore show CLIP-02")
     p.add_argument("id")
     p.add_argument("--results", type=Path, default=None,
                    help=f"results file for the verdict (default: {DEFAULT_RESULTS}, when it exists)")
     p.add_argument("--json", action="store_true", help="print the raw JSON entry")
+    p.set_defaults(func=cmd_show)
 
 
 def _guard_parser(sub: Any) -> None:
@@ -100,6 +107,39 @@ def _guard_parser(sub: Any) -> None:
     p.add_argument("results", nargs="?", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
     p.add_argument("--accept", action="store_true", help="make RESULTS the new baseline (deliberately)")
+    p.set_defaults(func=cmd_guard)
+
+
+def _check_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "check", help="check a new technique against every claim of its kind",
+        description="Measure a technique (an activation, initialiser, norm, residual block, recurrent cell, "
+                    "attention, clipping rule, ...: `gradcore check --kind x` lists every kind) against every "
+                    "catalogued claim that applies to its kind, side by side with gradcore's built-ins."
+                    "\n\nexample:\n  gradcore check mypkg.acts:swish --out reports/checks",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    catalogue_option(p)
+    p.add_argument("target", metavar="MODULE:OBJECT", help="the technique to import, e.g. mypkg.layers:MyNorm")
+    p.add_argument("--kind", default=None, help="technique kind (default: inferred)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device to measure on (default: cpu)")
+    p.add_argument("--profile", choices=profiles.PROFILES, default="ci", help="Hypothesis profile and sizes (default: ci)")
+    p.add_argument("--out", type=Path, default=Path("gradcore-check"), help="report directory (default: ./gradcore-check)")
+    p.add_argument("--no-compare", action="store_true", help="skip the built-in comparison table")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    p.add_argument("--time-limit", type=_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                   help=f"wall-clock limit per clause; a clause past it could not be measured "
+                        f"(default: {DEFAULT_TIME_LIMIT_S:g})")
+    p.set_defaults(func=cmd_check)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds in (0, 1e6), got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,12 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _browse_parsers(sub)
     _guard_parser(sub)
-    from . import check
-
-    check.add_parser(sub)
-    from . import audit
-
-    audit.add_parser(sub)
+    _check_parser(sub)
+    audit.add_parser(sub).set_defaults(func=cmd_audit)
     return parser
 
 
@@ -217,7 +253,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(report.terminal_summary(doc))
     print(f"wrote {args.results} and {out} ({n} figures)")
     if not (args.only or args.no_techniques):
-        from .check import write_builtin_tables
+        from .verify.check import write_builtin_tables
 
         device = "cuda" if args.device in ("cuda", "all") and "cuda" in doc["environment"]["devices"] else "cpu"
         print(f"wrote {write_builtin_tables(args.results.parent, device=device, profile=args.profile)}")
@@ -252,7 +288,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _report_techniques(doc: dict[str, Any], args: argparse.Namespace, claims: catalogue.Catalogue) -> int:
     """``gradcore report`` of a technique results file (``gradcore check`` JSON, techniques.json)."""
-    from . import check_report
+    from .verify import check_report
 
     if args.format == "summary":
         print(check_report.summary_of_document(doc))
@@ -351,9 +387,6 @@ def cmd_guard(args: argparse.Namespace) -> int:
     return 1
 
 
-COMMANDS = {"verify": cmd_verify, "report": cmd_report, "list": cmd_list, "show": cmd_show, "guard": cmd_guard}
-
-
 def _crash_log(error: BaseException) -> Path:
     """Write the traceback of an unexpected exception to a log file; return its path."""
     path = Path(tempfile.gettempdir()) / f"gradcore-crash-{os.getpid()}.log"
@@ -365,16 +398,31 @@ def _crash_log(error: BaseException) -> Path:
     return path
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "check":
-        from . import check
+def cmd_check(args: argparse.Namespace) -> int:
+    """0 every gating clause holds, 1 one is violated, 2 the technique cannot be checked or a clause
+    could not be measured (a CheckError reaches :func:`main`: one line)."""
+    # Measuring loads torch (seconds): only the commands that measure import it.
+    from .verify import check, check_report
+    from .verify.loading import load_object
 
-        return check.command(args)
-    if args.command == "audit":
-        from . import audit
 
-        return audit.command(args)
-    return COMMANDS[args.command](args)
+    args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    known = load_catalogue(args)   # a bad --catalogue fails before any measuring
+    result = check.check(load_object(args.target), kind=args.kind, name=args.target.split(":")[1],
+                         spec=args.target, device=args.device, profile=args.profile, seed=args.seed,
+                         compare=not args.no_compare, time_limit_s=args.time_limit)
+    md, js = check_report.write(result, args.out, known)
+    print(check_report.summary_table(result))
+    print(f"\nreport: {md}\nresults: {js}")
+    if result.violations:
+        return FAILED
+    return BAD_INPUT if result.unmeasured else OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    return audit.command(args)
 
 
 # What the file system answers about a path the user named (too long, a loop, no space, over the
@@ -406,6 +454,11 @@ def _output_never_fails_on_encoding() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _stray_threads() -> list[threading.Thread]:
+    """Live non-daemon threads other than the main one (started by user code: gradcore starts none)."""
+    return [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+
+
 def _not_held_by_user_threads(run: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """The command line's own run (``argv`` None) ends the process once the command is done, so a
     non-daemon thread started by the code ``check`` or ``audit`` imported cannot keep it alive;
@@ -413,7 +466,7 @@ def _not_held_by_user_threads(run: Callable[[list[str] | None], int]) -> Callabl
     @functools.wraps(run)
     def entry(argv: list[str] | None = None) -> int:
         status = run(argv)
-        if argv is None and (held := sandbox.stray_threads()):
+        if argv is None and (held := _stray_threads()):
             print(f"gradcore: not waiting for {len(held)} thread(s) the imported code started", file=sys.stderr)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -428,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     _output_never_fails_on_encoding()
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        return args.func(args)
     except GradcoreError as e:
         print(f"gradcore: error: {e}", file=sys.stderr)
         return BAD_INPUT
