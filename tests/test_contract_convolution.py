@@ -19,7 +19,7 @@ from gradcore.jacobian import jacobian
 from gradcore.measure import conv as M
 from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
-from gradcore.verify.cli import main
+from gradcore.cli import main
 from gradcore.verify.contracts import CheckError, contract
 from gradcore.verify.contracts import convolution as C
 from gradcore.verify.contracts.base import run_clause
@@ -173,8 +173,8 @@ def test_bad_layers_are_one_line_check_errors(obj, message):
 
 def test_kind_inference():
     settings = settings_for()
-    assert infer_kind(nn.Conv2d(4, 4, 3, padding=1), settings) == "convolution"
-    assert infer_kind(lipschitz_conv, settings) == "convolution"
+    assert infer_kind(nn.Conv2d(4, 4, 3, padding=1), settings).kind == "convolution"
+    assert infer_kind(lipschitz_conv, settings).kind == "convolution"
     assert not contract("convolution").looks_like(torch.tanh, settings)
     assert not contract("convolution").looks_like(nn.LayerNorm, settings)
     assert not contract("convolution").looks_like(to_vector, settings)

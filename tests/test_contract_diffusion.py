@@ -19,7 +19,7 @@ from gradcore.measure import diffusion as M
 from gradcore.measure import schedules as S
 from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
-from gradcore.verify.cli import main
+from gradcore.cli import main
 from gradcore.verify.contracts import CheckError, contract
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -177,7 +177,7 @@ def test_kind_inference():
     assert looks(p2_weight, settings) and looks(unit_x0_weight, settings) and looks(cosine, settings)
     assert looks(M.Technique("linear", "snr"), settings) and looks(SHORT, settings)
     assert not looks(torch.tanh, settings) and not looks(lambda x: x, settings) and not looks(3, settings)
-    assert infer_kind(p2_weight, settings) == "diffusion"    # (1+snr)^-0.5 is NaN below -1: no activation
+    assert infer_kind(p2_weight, settings).kind == "diffusion"    # (1+snr)^-0.5 is NaN below -1: no activation
     with pytest.raises(CheckError, match="ambiguous"):        # finite everywhere: an activation too
         infer_kind(snr_weight, settings)
 

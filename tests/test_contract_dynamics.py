@@ -136,7 +136,7 @@ def test_bad_step_maps_fail_with_one_line(obj, message):
 
 def test_kind_inference():
     settings = settings_for()
-    assert infer_kind(RK4(), settings) == "dynamics" and infer_kind(leaky, settings) == "dynamics"
+    assert infer_kind(RK4(), settings).kind == "dynamics" and infer_kind(leaky, settings).kind == "dynamics"
     dyn = contract("dynamics")
     assert not any(dyn.looks_like(o, settings) for o in (RK4, _no_dim, torch.tanh, 3))
 

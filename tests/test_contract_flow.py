@@ -146,7 +146,7 @@ def test_bad_flow_layers_fail_with_one_line(obj, message):
 
 def test_kind_inference():
     settings = settings_for()
-    assert infer_kind(Coupling, settings) == "flow"
+    assert infer_kind(Coupling, settings).kind == "flow"
     flow = contract("flow")
     assert flow.looks_like(ZeroInitCoupling, settings)
     assert not any(flow.looks_like(other, settings) for other in (NoInverse, NoLogdet, Coupling(16), torch.tanh))

@@ -161,7 +161,7 @@ def test_bad_optimisers_are_one_line(obj, message):
 def test_kind_inference():
     settings = settings_for()
     for obj in (torch.optim.AdamW, functools.partial(torch.optim.SGD, lr=0.1), O.DecayRule(0.1, 0.5), ClippedGD()):
-        assert infer_kind(obj, settings) == "optimiser", obj
+        assert infer_kind(obj, settings).kind == "optimiser", obj
     looks = contract("optimiser").looks_like
     assert not looks(torch.tanh, settings) and not looks(torch.nn.Linear, settings) and not looks(3, settings)
 

@@ -140,11 +140,11 @@ def test_bad_factories_are_one_line_check_errors(kind, obj, message):
 
 def test_kind_inference():
     settings = settings_for()
-    assert infer_kind(DenseBlock, settings) == "dense"
-    assert infer_kind(my_dense, settings) == "dense"
-    assert infer_kind(S.unet_with_skips, settings) == "unet"
-    assert infer_kind(additive_unet, settings) == "unet"
-    assert infer_kind(standard_conv, settings) == "convolution"
+    assert infer_kind(DenseBlock, settings).kind == "dense"
+    assert infer_kind(my_dense, settings).kind == "dense"
+    assert infer_kind(S.unet_with_skips, settings).kind == "unet"
+    assert infer_kind(additive_unet, settings).kind == "unet"
+    assert infer_kind(standard_conv, settings).kind == "convolution"
     assert not contract("unet").looks_like(math.sqrt, settings)
     assert not contract("dense").looks_like(torch.add, settings)
 

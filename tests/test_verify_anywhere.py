@@ -19,7 +19,7 @@ from .cli_helpers import CATALOGUE, ROOT, project, theorem
 
 def _verify(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "verify", "--catalogue", "catalogue",
+    return subprocess.run([sys.executable, "-m", "gradcore.cli", "verify", "--catalogue", "catalogue",
                            "--theorems", "theorems", "--device", "cpu", "--no-techniques"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
 

@@ -68,8 +68,14 @@ def subject(obj: Any, name: str, setup: str, settings: Settings) -> OptimiserSub
 
 
 def looks_like(obj: Any, settings: Settings) -> bool:
-    """An Optimizer class, a callable of ``params``, or a callable of two tensors (a step rule)."""
-    return O.form(obj) is not None
+    """An Optimizer class, a callable of ``params``, or a step rule: a callable of two tensors that
+    carries its learning rate (any two-argument function is no evidence of an optimiser)."""
+    shape = O.form(obj)
+    return shape == "factory" or (shape == "rule" and _carries_lr(obj))
+
+
+def _carries_lr(rule: Any) -> bool:
+    return getattr(rule, "lr", None) is not None or "lr" in (getattr(rule, "keywords", None) or {})
 
 
 def _given(s: OptimiserSubject) -> Given:
