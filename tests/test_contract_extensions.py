@@ -122,7 +122,8 @@ def test_glorot_jacobian_separates_normalized_from_torchs_standard_init():
 
 
 def test_relu_forward_variance_holds_for_he_and_catches_the_wrong_fan():
-    assert _run("initialiser", inits.get("kaiming_normal"), "relu-forward-variance", "kaiming_normal").verdict == "holds"
+    he = _run("initialiser", inits.get("kaiming_normal"), "relu-forward-variance", "kaiming_normal")
+    assert he.verdict == "holds"
     bad = _run("initialiser", inits.get("xavier_normal"), "relu-forward-variance", "xavier_normal")
     assert bad.verdict == "violated"
     assert bad.constants["Var[y_(l+1)]/Var[y_l] (ReLU)"].value == pytest.approx(0.5, abs=0.05)   # ½·n·(1/n)
@@ -194,3 +195,14 @@ def test_a_singular_product_is_an_infinite_condition_not_a_crash():
             return w.fill_(1.0 / w.shape[0])
 
     assert MF.product_log10_condition(init=Given(rank_one, "init"), width=8, depth=2).value == math.inf
+
+
+def test_the_new_clauses_constants_render_in_a_check_report():
+    """Every constant is a number, a Measurement, a string or None: the markdown report renders it."""
+    from gradcore.verify.check_report import _constants
+
+    for kind, obj, cid in (("initialiser", inits.get("orthogonal"), "glorot-jacobian"),
+                           ("initialiser", inits.get("orthogonal"), "variance-formula"),
+                           ("activation", activations.get("sigmoid"), "saturation-span"),
+                           ("activation", activations.get("sigmoid"), "precision-depth")):
+        assert _constants(_run(kind, obj, cid, "x"))

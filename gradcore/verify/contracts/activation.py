@@ -304,7 +304,8 @@ def saturation_span(s: ActivationSubject, settings: Settings) -> Outcome:
     span = x2 - x1
     crossings = S.level_crossings(activation=s.measured, level=SATURATION_EPS, device=settings.device)
     constants: dict[str, Any] = {
-        "x₁ (left tail saturated below)": _edge(sides["left"]), "x₂ (right tail saturated above)": _edge(sides["right"]),
+        "x₁ (left tail saturated below)": _edge(sides["left"]),
+        "x₂ (right tail saturated above)": _edge(sides["right"]),
         "x₂ − x₁": finite(span), "epsilon": SATURATION_EPS,
         "saturated sides": ", ".join(k for k, m in sides.items() if not math.isnan(m.value)) or "none",
         "grid points where f' = ε or crosses it": crossings}
@@ -344,9 +345,10 @@ def chi1_criticality(s: ActivationSubject, settings: Settings) -> Outcome:
     sw2, chi, q = per[label]
     root = math.sqrt(chi.value)
     holds = TRANSFER_BAND[0] <= root <= TRANSFER_BAND[1]
-    constants: dict[str, Any] = {"init": label if s.init is not None else f"{label} (none recommended; best of he/xavier)",
-                                 "sigma_w^2 = n·Var(W)": sw2, "q* (fixed point of the length map)": q,
-                                 "chi_1": chi, "sqrt(chi_1) (per-layer gradient factor)": root}
+    constants: dict[str, Any] = {
+        "init": label if s.init is not None else f"{label} (none recommended; best of he/xavier)",
+        "sigma_w^2 = n·Var(W)": sw2, "q* (fixed point of the length map)": q,
+        "chi_1": chi, "sqrt(chi_1) (per-layer gradient factor)": root}
     cex = None if holds else {"init": label, "sigma_w^2": float(sw2), "chi_1": chi.value, "snippet": chi.reproduction}
     return Outcome(holds, constants, cex)
 

@@ -162,7 +162,7 @@ def variance_formula(s: InitSubject, settings: Settings) -> Outcome:
     m = init_forward_variance_ratio(init=_recipe_argument(s), inputs="gaussian", n_in=n, n_out=n, batch=512,
                                     seeds=8, seed=settings.seed, device=settings.device)
     holds = _decided(m, 1 - VARIANCE_FORMULA_TOL, 1 + VARIANCE_FORMULA_TOL)
-    return _statistical_outcome(m, holds, "Var(y)/(n_in·Var(W)·Var(x))", shape=[n, n], inputs="N(0, 1)")
+    return _statistical_outcome(m, holds, "Var(y)/(n_in·Var(W)·Var(x))", shape=f"({n}, {n})", inputs="N(0, 1)")
 
 
 def glorot_jacobian(s: InitSubject, settings: Settings) -> Outcome:
@@ -174,7 +174,7 @@ def glorot_jacobian(s: InitSubject, settings: Settings) -> Outcome:
                                       seeds=settings.seeds)
     holds = _decided(m, GLOROT_MIDPOINT, math.inf)
     return _statistical_outcome(m, holds, "mean singular value of ∂h_(i+1)/∂h_i", width=64 * settings.scale,
-                                **{"Glorot: standard / normalized": list(GLOROT_LEVELS)})
+                                **{"Glorot: standard / normalized": " / ".join(map(str, GLOROT_LEVELS))})
 
 
 def relu_forward_variance(s: InitSubject, settings: Settings) -> Outcome:
