@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import sympy as sp
 import torch
@@ -283,6 +284,44 @@ def chain_limit_depth(*, limit: str, gain: float, dtype: str, width: int = 8, ba
     d = scan(lambda l: lin, x.to(device), dtype, max_depth)
     return Measurement(math.inf if d is None else d, Kind.EXACT, dtype, device, {"width": width,
                                                                                  "max_depth": max_depth})
+
+
+@recipe
+def stack_limit_depth(*, limit: str, activation: Any, init: Any, dtype: str, width: int = 32, batch: int = 4,
+                      max_depth: int = 128, seed: int = 0, device: str = "cpu") -> Measurement:
+    """DEPTH-09/10, activation contract: through how many layers of a Linear → activation stack at
+    ``init`` (:func:`gradcore.measure.transfer.stack`, network ``seed`` of a transfer sample) the
+    gradient of L = Σ h_D, computed in ``dtype``, travels back before it is exactly 0 ("underflow")
+    or holds inf/NaN ("overflow"): the smallest k with ∂L/∂h_(D−k) so, D = ``max_depth``; ∞ when
+    none is. One backward pass reads every k (:func:`chain_limit_depth` reruns a chain per depth).
+    ``activation`` and ``init`` are gradcore names or a user's objects as Given; one network: exact.
+    """
+    v.choice(limit, "limit", ("underflow", "overflow"))
+    plain = all(isinstance(a, str) for a in (activation, init))
+    # both limits come from one backward pass: cache it for gradcore's own techniques (a user's
+    # object is measured afresh: it may carry state, and its identity is no key)
+    depths = _limit_depths if plain else _limit_depths.__wrapped__
+    k = depths(activation, init, dtype, width, batch, max_depth, seed, device)[0 if limit == "underflow" else 1]
+    return Measurement(math.inf if k is None else k, Kind.EXACT, dtype, device,
+                       {"width": width, "batch": batch, "max_depth": max_depth, "seed": seed})
+
+
+@functools.lru_cache(maxsize=64)
+def _limit_depths(activation: Any, init: Any, dtype: str, width: int, batch: int, max_depth: int, seed: int,
+                  device: str) -> tuple[int | None, int | None]:
+    """(underflow k, overflow k) of :func:`stack_limit_depth`, None where the gradient never gets there."""
+    from .transfer import stack, streams   # transfer imports the activation helpers; import late
+
+    dt = probes.FLOAT_DTYPES[dtype]
+    weights, g = streams(seed)
+    with seeded(weights):
+        layers = stack(activation=activation, init=init, norm=None, width=width, depth=max_depth, gains=(1.0,),
+                       spectral=None, dtype=F64, device=device)
+    x = torch.randn(batch, width, generator=g, dtype=F64).to(device)
+    grads = probes.layer_gradients([layer.to(dt) for layer in layers], x.to(dt))
+    zero = next((k for k in range(1, max_depth + 1) if not bool(grads[max_depth - k].any())), None)
+    bad = next((k for k in range(1, max_depth + 1) if not bool(torch.isfinite(grads[max_depth - k]).all())), None)
+    return zero, bad
 
 
 # --- DEPTH-11: growth of the weight gradients ----------------------------------------------

@@ -8,6 +8,7 @@ same weights.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -81,13 +82,31 @@ def forward_variance_ratio(*, inputs: str, n_in: int = 256, n_out: int = 256, ba
                            seed: int = 0, device: str = "cpu") -> Measurement:
     """INIT-02: Var(y)/(n_in·Var(W)·Var(x)) for y = W x, W by xavier_normal, over inputs *and* units
     (the formula's randomness is in both x and W); mean over ``seeds`` (x, W) draws."""
+    return _forward_ratio("xavier_normal", inputs, n_in, n_out, batch, seeds, seed, device)
+
+
+@recipe
+def init_forward_variance_ratio(*, init: str | Given, inputs: str = "gaussian", n_in: int = 256, n_out: int = 256,
+                                batch: int = 1024, seeds: int = 8, seed: int = 0,
+                                device: str = "cpu") -> Measurement:
+    """INIT-02, initialiser contract: :func:`forward_variance_ratio` with W drawn by ``init`` (a
+    gradcore.init name or a user's initialiser as Given). 1 for zero-mean weights; a weight mean
+    m adds n_in·m²·Var(x) to Var(y), so the ratio is E[w²]/Var(w) > 1."""
+    return _forward_ratio(init, inputs, n_in, n_out, batch, seeds, seed, device)
+
+
+def _forward_ratio(init: str | Callable, inputs: str, n_in: int, n_out: int, batch: int, seeds: int, seed: int,
+                   device: str) -> Measurement:
     v.choice(inputs, "inputs", INPUTS)
     ratios = []
     for s in range(seeds):
         weights, g = streams(seed + s)
         x = _inputs(inputs, batch, n_in, g).to(device)
-        w = _weight("xavier_normal", n_in, n_out, weights, device)
+        w = _weight(init, n_in, n_out, weights, device)
         ratios.append(float((x @ w.T).var()) / (n_in * float(w.var()) * float(x.var())))
+    if not all(math.isfinite(r) for r in ratios):   # a non-finite or constant weight: no ratio to average
+        return Measurement(math.inf, Kind.STATISTICAL, "float64", device, interval=(math.inf, math.inf),
+                           method=MEAN_METHOD, n=seeds, witness="Var(W) is 0 or a weight is not finite")
     return _statistical(ratios, "float64", device, {"n_in": n_in, "n_out": n_out, "batch": batch, "seeds": seeds})
 
 

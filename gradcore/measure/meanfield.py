@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,35 +31,102 @@ _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()   # E[f(z)], z ~ N(0, 1), by Gauss–Hermit
 _PHI = {"tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2)}
 
 
+def _formula(activation: Any) -> bool:
+    """Whether gradcore has φ, φ' in closed form for ``activation`` (else they are taken from torch)."""
+    return isinstance(activation, str) and activation in _PHI
+
+
 def _gauss(f) -> float:
     return float(np.dot(_WEIGHTS, f(_NODES)))
 
 
-def fixed_point_q(sigma_w2: float, sigma_b2: float = 0.0, activation: str = "tanh") -> float:
-    """q* solving q = σ_w² E[φ(√q z)²] + σ_b²; 0 when that map has no positive fixed point."""
+_Q_RANGE = (1e-14, 1e4)   # the bracket q* is searched in
+
+
+def fixed_point_q(sigma_w2: float, sigma_b2: float = 0.0, activation: Any = "tanh") -> float:
+    """q* solving q = σ_w² E[φ(√q z)²] + σ_b²; 0 when that map has no positive fixed point.
+
+    For an activation other than gradcore's tanh formula (a registry name or a user's function),
+    q* is searched the same way with φ evaluated by torch; where the map has no fixed point below
+    the bracket's top (q grows without bound, or, for a homogeneous φ like ReLU at σ_w² = 2, every
+    q is one) the top is returned: χ₁ of a homogeneous φ does not depend on q.
+    """
+    if not _formula(activation):
+        return _generic_fixed_point(sigma_w2, sigma_b2, activation)
     phi, _ = _PHI[activation]
 
     def excess(q: float) -> float:   # divided by q so the trivial root q = 0 (σ_b = 0) is not found
         return (sigma_w2 * _gauss(lambda z: phi(math.sqrt(q) * z) ** 2) + sigma_b2) / q - 1
 
-    lo, hi = 1e-14, 1e4
+    lo, hi = _Q_RANGE
     if excess(lo) <= 0:
         return 0.0
     return float(optimize.brentq(excess, lo, hi, xtol=1e-15, rtol=1e-14, maxiter=500))
 
 
-def _chi1(sigma_w2: float, sigma_b2: float, activation: str) -> float:
+def _chi1(sigma_w2: float, sigma_b2: float, activation: Any) -> float:
+    if not _formula(activation):
+        return _generic_chi1(sigma_w2, sigma_b2, activation)
     _, dphi = _PHI[activation]
     q = fixed_point_q(sigma_w2, sigma_b2, activation)
     return sigma_w2 * _gauss(lambda z: dphi(math.sqrt(q) * z) ** 2)
 
 
+# Any other activation: φ and φ' (autograd) on an even number of Gauss–Hermite nodes, so that no
+# node sits on z = 0, where a kink (ReLU's) would weigh autograd's one-sided φ'(0) with ~6 % of the mass.
+_EVEN_NODES, _EVEN_WEIGHTS = np.polynomial.hermite_e.hermegauss(160)
+_EVEN_WEIGHTS = _EVEN_WEIGHTS / _EVEN_WEIGHTS.sum()
+
+
+def _phi_moments(activation: Any, q: float) -> tuple[float, float]:
+    """(E[φ(√q z)²], E[φ'(√q z)²]) for z ~ N(0, 1); +inf when φ or φ' is not finite at a node."""
+    from .derivative import fn_of, slope
+
+    fn = fn_of(activation, "cpu", torch.float64)
+    x = torch.tensor(math.sqrt(q) * _EVEN_NODES, dtype=torch.float64)
+    with torch.no_grad():
+        y = fn(x.clone()).double()
+    d = slope(fn, x, absolute=True)
+    w = torch.tensor(_EVEN_WEIGHTS, dtype=torch.float64)
+    m2 = float((w * y ** 2).sum()) if bool(torch.isfinite(y).all()) else math.inf
+    return m2, float((w * d ** 2).sum())
+
+
+def _generic_fixed_point(sigma_w2: float, sigma_b2: float, activation: Any) -> float:
+    def excess(q: float) -> float:
+        return (sigma_w2 * _phi_moments(activation, q)[0] + sigma_b2) / q - 1
+
+    lo, hi = _Q_RANGE
+    if excess(lo) <= 0:
+        return 0.0
+    if not excess(hi) < 0:
+        return hi
+    return float(optimize.brentq(excess, lo, hi, xtol=1e-15, rtol=1e-14, maxiter=500))
+
+
+def _generic_chi1(sigma_w2: float, sigma_b2: float, activation: Any) -> float:
+    # q* = 0 (an ordered phase without bias): χ₁ is the limit q → 0⁺, taken at the bracket's bottom
+    q = max(_generic_fixed_point(sigma_w2, sigma_b2, activation), _Q_RANGE[0])
+    return sigma_w2 * _phi_moments(activation, q)[1]
+
+
 @recipe
-def chi1(*, sigma_w2: float = 1.0, sigma_b2: float = 0.0, activation: str = "tanh") -> Measurement:
-    """LIT-09: χ₁ = σ_w² ∫Dz φ'(√q* z)² by 161-point Gauss–Hermite quadrature at the fixed point q*."""
+def chi1(*, sigma_w2: float = 1.0, sigma_b2: float = 0.0, activation: Any = "tanh") -> Measurement:
+    """LIT-09, activation contract: χ₁ = σ_w² ∫Dz φ'(√q* z)² by Gauss–Hermite quadrature at the fixed
+    point q* (161 nodes for gradcore's tanh formula; 160 nodes, φ' by autograd, for any other
+    activation: a registry name or a user's function as Given). +inf when φ' is not finite there."""
     # root-finding for q* then quadrature: a few hundred ulp, well inside 1e3 × 64 ulp
+    nodes = len(_NODES) if _formula(activation) else len(_EVEN_NODES)
     return Measurement(_chi1(sigma_w2, sigma_b2, activation), Kind.NUMERIC, "float64", "cpu",
-                       {"quadrature nodes": len(_NODES)}, conditioning=1e3)
+                       {"quadrature nodes": nodes}, conditioning=1e3)
+
+
+@recipe
+def fixed_point_length(*, sigma_w2: float = 1.0, sigma_b2: float = 0.0, activation: Any = "tanh") -> Measurement:
+    """LIT-09, activation contract: the fixed point q* of the length map q ↦ σ_w² E[φ(√q z)²] + σ_b²
+    (0: the signal dies out; the bracket's top 1e4: it grows without bound or every q is fixed)."""
+    return Measurement(fixed_point_q(sigma_w2, sigma_b2, activation), Kind.NUMERIC, "float64", "cpu",
+                       {"bracket": list(_Q_RANGE)}, conditioning=1e3)
 
 
 @recipe
@@ -103,13 +171,17 @@ def gradient_ratio(*, sigma_w2: float = 1.5, width: int = 256, depth: int = 30, 
                        interval=(lo, hi), method=MEAN_METHOD, n=seeds)
 
 
-def _product(init: str, width: int, depth: int, seed: int) -> torch.Tensor:
-    """W_depth ⋯ W_1 for square weights from gradcore.init ('orthogonal' or 'gaussian' N(0, 1/n))."""
+def _product(init: Any, width: int, depth: int, seed: int) -> torch.Tensor:
+    """W_depth ⋯ W_1 for square weights: 'gaussian' N(0, 1/n), a gradcore.init name ('orthogonal', ...)
+    or a user's initialiser (a function filling a weight in place)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ws = [torch.empty(width, width, dtype=torch.float64) for _ in range(depth)]
         for w in ws:
-            inits.orthogonal(w) if init == "orthogonal" else inits.normal(w, std=1 / math.sqrt(width))
+            if isinstance(init, str) and init == "gaussian":
+                inits.normal(w, std=1 / math.sqrt(width))
+            else:   # 'orthogonal' or another gradcore.init name, or a user's initialiser
+                (inits.get(init) if isinstance(init, str) else init)(w)
     return chains.linear_network(ws)(torch.eye(width, dtype=torch.float64))
 
 
@@ -125,10 +197,13 @@ def product_singular_deviation(*, init: str = "orthogonal", width: int = 64, dep
 
 
 @recipe
-def product_log10_condition(*, init: str = "gaussian", width: int = 32, depth: int = 8,
+def product_log10_condition(*, init: Any = "gaussian", width: int = 32, depth: int = 8,
                             seed: int = 0) -> Measurement:
-    """LIT-14: log₁₀(σ_max/σ_min) of W_depth ⋯ W_1 (one seeded draw)."""
+    """LIT-14, initialiser contract: log₁₀(σ_max/σ_min) of W_depth ⋯ W_1 (one seeded draw; ``init``
+    'gaussian', a gradcore.init name or a user's initialiser as Given); ∞ when the product is singular."""
     sv = torch.linalg.svdvals(_product(init, width, depth, seed))
+    if not (bool(torch.isfinite(sv).all()) and float(sv[-1]) > 0):
+        return Measurement(math.inf, Kind.NUMERIC, "float64", "cpu", {"width": width, "depth": depth})
     # σ_min of a deep Gaussian product is tiny: its relative rounding error is ~ε·cond (cond ≤ 1e12
     # at the depths measured), so the logarithm is known to ~1e12 × 64 ulp
     return Measurement(math.log10(float(sv[0] / sv[-1])), Kind.NUMERIC, "float64", "cpu",

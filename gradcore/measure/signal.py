@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -18,6 +19,7 @@ from torch import nn
 
 from .. import activations as acts
 from .. import chains
+from .. import init as initialisers
 from ..probes import FLOAT_DTYPES
 from ..stats import MEAN_METHOD, mean_ci
 from .measurement import Kind, Measurement, recipe
@@ -88,6 +90,9 @@ def _uniform_(weight: torch.Tensor, bound: float, g: torch.Generator) -> None:
         weight.copy_((torch.rand(weight.shape, generator=g, dtype=weight.dtype) * 2 - 1) * bound)
 
 
+GLOROT_INITS = ("standard", "normalized")
+
+
 @functools.lru_cache(maxsize=None)
 def _glorot_singular_means(init: str, width: int, depth: int, batch: int, seeds: int) -> tuple[float, ...]:
     """Per seed: mean singular value of J_i = ∂h_{i+1}/∂h_i over layers and inputs (tanh net)."""
@@ -96,6 +101,14 @@ def _glorot_singular_means(init: str, width: int, depth: int, batch: int, seeds:
         g = _gen(7919 + s)
         net = seeded_feedforward(depth, width, "tanh", "normal", s)
         for linear in chains.linears(net):
+            if not (isinstance(init, str) and init in GLOROT_INITS):
+                # gradcore's or a user's initialiser, drawn from the same seed stream
+                fill = initialisers.get(init) if isinstance(init, str) else init
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(torch.randint(2**62, (1,), generator=g)))
+                    with torch.no_grad():
+                        fill(linear.weight)
+                continue
             # eq. 1 'standard' U[−1/√n, 1/√n]; eq. 16 'normalized' U[±√6/√(n_in + n_out)]
             bound = 1 / math.sqrt(width) if init == "standard" else math.sqrt(6 / (2 * width))
             _uniform_(linear.weight, bound, g)
@@ -107,20 +120,30 @@ def _glorot_singular_means(init: str, width: int, depth: int, batch: int, seeds:
             with torch.no_grad():
                 z = linear(h)
             jac = (1 - torch.tanh(z) ** 2)[:, :, None] * linear.weight[None]   # diag(tanh'(z)) W
-            svs.append(torch.linalg.svdvals(jac.detach()).mean())
+            jac = jac.detach()
+            finite = bool(torch.isfinite(jac).all())   # svdvals cannot take a non-finite matrix
+            svs.append(torch.linalg.svdvals(jac).mean() if finite else torch.tensor(math.inf, dtype=jac.dtype))
         out.append(float(torch.stack(svs).mean()))
     return tuple(out)
 
 
 @recipe
-def glorot_jacobian_singular_mean(*, init: str = "normalized", width: int = 256, depth: int = 5,
+def glorot_jacobian_singular_mean(*, init: Any = "normalized", width: int = 256, depth: int = 5,
                                   batch: int = 4, seeds: int = 6) -> Measurement:
-    """LIT-05: mean singular value of the layer-to-layer Jacobians of a ``depth``-layer tanh net.
+    """LIT-05, initialiser contract: mean singular value of the layer-to-layer Jacobians of a
+    ``depth``-layer tanh net.
 
     ``init`` 'standard' is U[−1/√n, 1/√n] (Glorot & Bengio eq. 1), 'normalized' their
-    eq. 16. Inputs uniform in [−1, 1]; the interval is across seeds.
+    eq. 16; any other name is a gradcore.init initialiser, and a user's initialiser (Given)
+    fills each weight in place. Inputs uniform in
+    [−1, 1]; the interval is across seeds. A non-finite Jacobian makes it +inf.
     """
-    values = list(_glorot_singular_means(init, width, depth, batch, seeds))
+    # a user's initialiser is drawn afresh (its identity is no cache key)
+    means = _glorot_singular_means if isinstance(init, str) else _glorot_singular_means.__wrapped__
+    values = list(means(init, width, depth, batch, seeds))
+    if not all(math.isfinite(x) for x in values):
+        return Measurement(math.inf, Kind.STATISTICAL, "float64", "cpu", interval=(math.inf, math.inf),
+                           method=MEAN_METHOD, n=len(values), witness="a non-finite layer Jacobian")
     return _statistical(values, {"width": width, "depth": depth, "inputs per seed": batch, "seeds": seeds},
                         "float64", "cpu")
 
@@ -130,6 +153,20 @@ def _relu_variances(var_scale: float, depth: int, width: int, batch: int, seed: 
     """Var[y_l] for l = 1..depth (mean of y² over units and a batch) in one seeded ReLU net."""
     net = seeded_feedforward(depth, width, "relu", "normal", 104729 + seed,
                              init_kwargs={"std": math.sqrt(var_scale / width)})
+    return _pre_activation_variances(net, width, batch, seed)
+
+
+def _filled_relu_variances(init: Any, depth: int, width: int, batch: int, seed: int) -> tuple[float, ...]:
+    """:func:`_relu_variances` with every weight refilled by a user's initialiser (under the same seed)."""
+    net = seeded_feedforward(depth, width, "relu", "normal", 104729 + seed)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(104729 + seed)
+        for linear in chains.linears(net):
+            init(linear.weight)
+    return _pre_activation_variances(net, width, batch, seed)
+
+
+def _pre_activation_variances(net: nn.Sequential, width: int, batch: int, seed: int) -> tuple[float, ...]:
     with torch.no_grad():
         ys = chains.pre_activations(net, torch.randn(batch, width, generator=_gen(seed), dtype=torch.float64))
     return tuple(float(y.pow(2).mean()) for y in ys)
@@ -173,6 +210,26 @@ def relu_variance_gain(*, var_scale: float = 2.0, depth: int = 30, width: int = 
     eq. 9 states, and the mean of log-ratios is biased low at finite width).
     """
     values = list(_relu_gains(var_scale, depth, width, batch, seeds))
+    return _statistical(values, {"depth": depth, "width": width, "batch": batch, "seeds": seeds},
+                        "float64", "cpu")
+
+
+@recipe
+def init_relu_layer_gain(*, init: Any, depth: int = 30, width: int = 256, batch: int = 32,
+                         seeds: int = 6) -> Measurement:
+    """LIT-06, initialiser contract: :func:`relu_layer_gain` with the weights filled by ``init``
+    (a gradcore.init name or a user's initialiser as Given): 1 when it keeps ReLU's forward
+    variance (He et al. eq. 10), ½ n Var[w] in general. +inf when a variance is not finite or 0
+    (the signal overflowed or died)."""
+    fill = initialisers.get(init) if isinstance(init, str) else init
+    values = []
+    for s in range(seeds):
+        q = np.array(_filled_relu_variances(fill, depth, width, batch, s))
+        ok = bool(np.isfinite(q).all() and (q > 0).all())
+        values.append(float(np.mean(q[1:] / q[:-1])) if ok else math.inf)
+    if not all(math.isfinite(x) for x in values):
+        return Measurement(math.inf, Kind.STATISTICAL, "float64", "cpu", interval=(math.inf, math.inf),
+                           method=MEAN_METHOD, n=seeds, witness="a layer's variance overflowed or vanished")
     return _statistical(values, {"depth": depth, "width": width, "batch": batch, "seeds": seeds},
                         "float64", "cpu")
 

@@ -256,6 +256,147 @@ CLAUSES = (
 )
 
 
+
+# ---------------------------------------------------------------- appended clauses (SAT, DEPTH-09/10, ACT-05, LIT-09)
+
+SPAN = 4.0            # ±2 standard deviations of a unit-variance pre-activation
+SAT_DEPTH_X = 4.0     # SAT-04 reads the distance to the asymptote at |x| = 4
+PRECISIONS = ("float16", "bfloat16", "float32")
+PRECISION_DEPTH = 100  # DEPTH-09's depth: 0.1¹⁰⁰
+DERIVATIVE_RMS_TOL = 0.02  # ACT-05's tolerance around 1
+
+
+def _output_saturation(s: ActivationSubject, sides: dict[str, Measurement]) -> dict[str, Any]:
+    """SAT-04/05 from the sympy form: where the output comes within ε of its asymptote on each
+    gradient-saturated side, and its distance to the nearer asymptote at |x| = 4."""
+    from ...errors import InputError
+
+    if s.expr is None:
+        return {"output saturation": "not measured (no sympy form)"}
+    out: dict[str, Any] = {}
+    for side, edge in sides.items():
+        if not math.isnan(edge.value):
+            out[f"{side} output within ε of its asymptote beyond x"] = S.saturation_edge(
+                activation=s.measured, epsilon=SATURATION_EPS, side=side, of="output", method="sympy")
+    try:
+        out.update({f"distance to the asymptote at x = {x:g}": S.output_distance(activation=s.measured, x=x)
+                    for x in (-SAT_DEPTH_X, SAT_DEPTH_X)})
+    except InputError:   # raised only when f has no finite asymptote on either side
+        out["distance to the asymptote"] = "no finite asymptote"
+    return out
+
+
+def saturation_span(s: ActivationSubject, settings: Settings) -> Outcome:
+    """SAT-02/03/06: the saturated tails {|f'| < ε} begin x₁ < x₂ with x₂ − x₁ ≥ SPAN."""
+    grid = dict(activation=s.measured, lo=-RANGE, hi=RANGE, points=8001 * settings.scale, device=settings.device)
+    sides = {side: S.saturation_edge(epsilon=SATURATION_EPS, side=side, **grid) for side in ("left", "right")}
+    x1 = -math.inf if math.isnan(sides["left"].value) else sides["left"].value
+    x2 = math.inf if math.isnan(sides["right"].value) else sides["right"].value
+    span = x2 - x1
+    crossings = S.level_crossings(activation=s.measured, level=SATURATION_EPS, device=settings.device)
+    constants: dict[str, Any] = {
+        "x₁ (left tail saturated below)": _edge(sides["left"]),
+        "x₂ (right tail saturated above)": _edge(sides["right"]),
+        "x₂ − x₁": finite(span), "epsilon": SATURATION_EPS,
+        "saturated sides": ", ".join(k for k, m in sides.items() if not math.isnan(m.value)) or "none",
+        "grid points where f' = ε or crosses it": crossings}
+    constants.update(_output_saturation(s, sides))
+    holds = span >= SPAN
+    if holds:
+        return Outcome(True, constants)
+    xs = [x1 + (x2 - x1) / 2] if x1 < x2 else [x2]
+    ds = [D.derivative_at(activation=s.measured, x=x, device=settings.device).value for x in xs]
+    return Outcome(False, constants, {"epsilon": SATURATION_EPS, "x₁": x1, "x₂": x2, "x": xs, "f'(x)": ds,
+                                      "snippet": f"{sides['left'].reproduction}\n{sides['right'].reproduction}"},
+                   note=f"both tails saturate within a span of {span:.3g} < {SPAN:g}")
+
+
+def _sigma_w2(init: str | Given, settings: Settings) -> float | Measurement:
+    """n·Var(W) of the init on square weights: the formula for a gradcore.init name, a (256 × 256)
+    draw for a user's initialiser."""
+    from ... import init as initialisers
+    from ...measure.initialisation import weight_variance
+
+    if isinstance(init, str):
+        return 256 * initialisers.variance(init, 256, 256)
+    return weight_variance(init=init, n=256, seed=settings.seed, device=settings.device)
+
+
+def chi1_criticality(s: ActivationSubject, settings: Settings) -> Outcome:
+    """LIT-09: the mean-field χ₁ = σ_w² E[f'(√q* z)²] at the init's σ_w² (σ_b = 0); √χ₁ is λ's
+    infinite-width, infinite-depth limit, so it is held to λ's band."""
+    from ...measure.meanfield import chi1, fixed_point_length
+
+    per = {}
+    for label, init in _transfer_inits(s).items():
+        sw2 = _sigma_w2(init, settings)
+        per[label] = (sw2, chi1(sigma_w2=float(sw2), activation=s.measured),
+                      fixed_point_length(sigma_w2=float(sw2), activation=s.measured))
+    label = min(per, key=lambda k: abs(math.log(min(max(per[k][1].value, 1e-300), 1e300))))
+    sw2, chi, q = per[label]
+    root = math.sqrt(chi.value)
+    holds = TRANSFER_BAND[0] <= root <= TRANSFER_BAND[1]
+    constants: dict[str, Any] = {
+        "init": label if s.init is not None else f"{label} (none recommended; best of he/xavier)",
+        "sigma_w^2 = n·Var(W)": sw2, "q* (fixed point of the length map)": q,
+        "chi_1": chi, "sqrt(chi_1) (per-layer gradient factor)": root}
+    cex = None if holds else {"init": label, "sigma_w^2": float(sw2), "chi_1": chi.value, "snippet": chi.reproduction}
+    return Outcome(holds, constants, cex)
+
+
+def precision_depth(s: ActivationSubject, settings: Settings) -> Outcome:
+    """DEPTH-09/10: how many layers of the activation's stack (at its init) a float16 / bfloat16 /
+    float32 gradient crosses before it is exactly 0 or inf/NaN."""
+    from ...measure.depth import stack_limit_depth
+
+    results = {}
+    for label, init in _transfer_inits(s).items():
+        results[label] = {(limit, dt): stack_limit_depth(limit=limit, activation=s.measured, init=init, dtype=dt,
+                                                         seed=settings.seed, device=settings.device)
+                          for limit in ("underflow", "overflow") for dt in PRECISIONS}
+    ok = {label: all(m.value > PRECISION_DEPTH for (_, dt), m in r.items() if dt == "float32")
+          for label, r in results.items()}
+    label = next((k for k, v in ok.items() if v), next(iter(results)))
+    r = results[label]
+    constants: dict[str, Any] = {"init": label}
+    constants.update({f"{limit} depth, {dt}": finite(m.value) if math.isfinite(m.value) else
+                      f"none within {m.sizes['max_depth']} layers" for (limit, dt), m in r.items()})
+    if ok[label]:
+        return Outcome(True, constants)
+    (limit, dt), m = min(((k, m) for k, m in r.items() if k[1] == "float32"), key=lambda km: km[1].value)
+    return Outcome(False, constants, {"init": label, "dtype": dt, "limit": limit, "depth": m.value,
+                                      "snippet": m.reproduction},
+                   note=f"the float32 gradient {'vanishes exactly' if limit == 'underflow' else 'overflows'} "
+                        f"after {m.value:g} ≤ {PRECISION_DEPTH} layers")
+
+
+def derivative_rms(s: ActivationSubject, settings: Settings) -> Outcome:
+    """ACT-05: the share √E[f'(z)²] (z ~ N(0, 1)) of the gradient norm one diag(f'(z)) keeps."""
+    m = D.derivative_rms(activation=s.measured, method="sample", rows=8, samples=50000 * settings.scale,
+                         seed=settings.seed, device=settings.device)
+    holds = within(m.interval, 1 - DERIVATIVE_RMS_TOL, 1 + DERIVATIVE_RMS_TOL)
+    cex = None if holds is not False else {"sqrt E[f'(z)^2]": m.value, "snippet": m.reproduction}
+    return Outcome(holds, {"sqrt E[f'(z)^2], z ~ N(0,1)": m,
+                           "95% CI": f"[{m.interval[0]:.4f}, {m.interval[1]:.4f}]",
+                           "after 10 layers": m.value ** 10}, cex)
+
+
+CLAUSES = CLAUSES + (
+    Clause("saturation-span", ("SAT-02", "SAT-03", "SAT-04", "SAT-05", "SAT-06"),
+           f"the saturated tails {{|f'| < {SATURATION_EPS}}} begin at x₁ < x₂ with x₂ − x₁ ≥ {SPAN:g} "
+           "(a unit-variance pre-activation within ±2σ keeps its gradient); with the output's distance to "
+           "its asymptotes", saturation_span, gate=False),
+    Clause("chi1-criticality", ("LIT-09",),
+           f"at its init the mean-field per-layer gradient factor √χ₁ (σ_b = 0) lies in {list(TRANSFER_BAND)}",
+           chi1_criticality, gate=False),
+    Clause("precision-depth", ("DEPTH-09", "DEPTH-10"),
+           f"in its stack at its init a float32 gradient crosses more than {PRECISION_DEPTH} layers before it "
+           "underflows to 0 or overflows (float16 and bfloat16 depths beside it)", precision_depth, gate=False),
+    Clause("derivative-rms", ("ACT-05",),
+           f"one layer's diag(f'(z)) keeps the gradient norm: √E[f'(z)²] = 1 ± {DERIVATIVE_RMS_TOL} for "
+           "z ~ N(0, 1)", derivative_rms, gate=False),
+)
+
 def objects() -> dict[str, Any]:
     """gradcore's activations (registry objects; their repr rebuilds them)."""
     from ... import activations

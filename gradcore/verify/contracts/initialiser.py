@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ...measure import Given
+from ...measure import Given, Measurement
 from ...measure.initialisation import fan_exponent, weight_variance
 from ._stack import banded_transfer
 from ..verdicts import within
@@ -123,6 +123,93 @@ CLAUSES = (
            variance_preserving),
 )
 
+
+
+# ---------------------------------------------------------------- appended clauses (INIT-02, LIT-05/06/14)
+
+VARIANCE_FORMULA_TOL = 0.05     # INIT-02's tolerance on Var(y)/(n_in·Var(W)·Var(x))
+GLOROT_LEVELS = (0.5, 0.8)      # LIT-05: Glorot & Bengio's standard and normalized inits
+GLOROT_MIDPOINT = sum(GLOROT_LEVELS) / 2
+ISOMETRY_DECADES = 1.0          # LIT-14: singular values of a deep linear net within a factor 10
+ISOMETRY_DEPTH, ISOMETRY_WIDTH = 8, 32
+
+
+def _decided(m: Measurement, lo: float, hi: float) -> bool | None:
+    return within(m.interval, lo, hi)
+
+
+def _statistical_outcome(m: Measurement, holds: bool | None, label: str, **facts: Any) -> Outcome:
+    lo, hi = m.interval or (m.value, m.value)
+    cex = None if holds is not False else {label: m.value, **facts, "witness": m.witness, "snippet": m.reproduction}
+    return Outcome(holds, {label: m, "95% CI": f"[{lo:.4f}, {hi:.4f}]", **facts}, cex,
+                   note=m.witness or ("" if holds is not None else "confidence interval straddles the band"))
+
+
+def variance_formula(s: InitSubject, settings: Settings) -> Outcome:
+    """INIT-02: Var(y) = n_in·Var(W)·Var(x) for y = W x with zero-mean inputs (zero-mean weights)."""
+    from ...measure.initialisation import init_forward_variance_ratio
+
+    if (broken := _non_finite_fill(s, settings)) is not None:
+        return broken
+    n = 128 * settings.scale
+    m = init_forward_variance_ratio(init=_recipe_argument(s), inputs="gaussian", n_in=n, n_out=n, batch=512,
+                                    seeds=8, seed=settings.seed, device=settings.device)
+    holds = _decided(m, 1 - VARIANCE_FORMULA_TOL, 1 + VARIANCE_FORMULA_TOL)
+    return _statistical_outcome(m, holds, "Var(y)/(n_in·Var(W)·Var(x))", shape=f"({n}, {n})", inputs="N(0, 1)")
+
+
+def glorot_jacobian(s: InitSubject, settings: Settings) -> Outcome:
+    """LIT-05: mean singular value of diag(tanh'(z))W in a 5-layer tanh net it initialises, nearer
+    Glorot's normalized init (0.8) than his standard init (0.5)."""
+    from ...measure.signal import glorot_jacobian_singular_mean
+
+    m = glorot_jacobian_singular_mean(init=_recipe_argument(s), width=64 * settings.scale, depth=5, batch=4,
+                                      seeds=settings.seeds)
+    holds = _decided(m, GLOROT_MIDPOINT, math.inf)
+    return _statistical_outcome(m, holds, "mean singular value of ∂h_(i+1)/∂h_i", width=64 * settings.scale,
+                                **{"Glorot: standard / normalized": " / ".join(map(str, GLOROT_LEVELS))})
+
+
+def relu_forward_variance(s: InitSubject, settings: Settings) -> Outcome:
+    """LIT-06: the per-layer factor Var[y_(l+1)]/Var[y_l] = ½ n Var[w] of a ReLU net it initialises is 1."""
+    from ...measure.signal import init_relu_layer_gain
+
+    m = init_relu_layer_gain(init=_recipe_argument(s), depth=30, width=64 * settings.scale, batch=32,
+                             seeds=2 * settings.seeds)
+    holds = _decided(m, *TRANSFER_BAND)
+    return _statistical_outcome(m, holds, "Var[y_(l+1)]/Var[y_l] (ReLU)", depth=30, width=64 * settings.scale)
+
+
+def deep_linear_isometry(s: InitSubject, settings: Settings) -> Outcome:
+    """LIT-14: the singular values of a product of its square weights stay within a factor 10."""
+    from ...measure.meanfield import product_log10_condition
+
+    init = _recipe_argument(s)
+    deep, one = (product_log10_condition(init=init, width=ISOMETRY_WIDTH, depth=d, seed=settings.seed)
+                 for d in (ISOMETRY_DEPTH, 1))
+    holds = deep.value <= ISOMETRY_DECADES
+    constants: dict[str, Any] = {f"log10 σ_max/σ_min, depth {ISOMETRY_DEPTH}": deep,
+                                 "log10 σ_max/σ_min, depth 1": one, "width": ISOMETRY_WIDTH}
+    cex = None if holds else {"depth": ISOMETRY_DEPTH, "width": ISOMETRY_WIDTH, "log10 condition": deep.value,
+                              "snippet": deep.reproduction}
+    return Outcome(holds, constants, cex)
+
+
+CLAUSES = CLAUSES + (
+    Clause("variance-formula", ("INIT-02",),
+           f"zero-mean weights: Var(y) = n_in·Var(W)·Var(x) (± {VARIANCE_FORMULA_TOL}) for y = W x, x ~ N(0, 1)",
+           variance_formula),
+    Clause("glorot-jacobian", ("LIT-05",),
+           f"the layer Jacobians of a 5-layer tanh net it initialises have mean singular value ≥ {GLOROT_MIDPOINT} "
+           f"(nearer Glorot's normalized init, {GLOROT_LEVELS[1]}, than his standard init, {GLOROT_LEVELS[0]})",
+           glorot_jacobian, gate=False),
+    Clause("relu-forward-variance", ("LIT-06",),
+           f"in a deep ReLU net it initialises the per-layer forward variance factor ½ n Var[w] lies in "
+           f"{list(TRANSFER_BAND)} (He et al. eq. 10)", relu_forward_variance, gate=False),
+    Clause("deep-linear-isometry", ("LIT-14",),
+           f"a product of {ISOMETRY_DEPTH} of its {ISOMETRY_WIDTH}×{ISOMETRY_WIDTH} weights keeps its singular "
+           f"values within a factor 10 (orthogonal weights keep them all at 1)", deep_linear_isometry, gate=False),
+)
 
 def objects() -> dict[str, Any]:
     """gradcore.init's initialisers at their defaults."""
