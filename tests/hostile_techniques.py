@@ -137,3 +137,30 @@ def on_meta(x: torch.Tensor) -> torch.Tensor:
 def noisy(x: torch.Tensor) -> torch.Tensor:
     """tanh plus fresh noise on every call."""
     return torch.tanh(x) + 1e-3 * torch.randn_like(x)
+
+
+# --- issue 24: techniques an under-searched clause passes ---------------------------------------
+
+class DeepNormBlock(nn.Module):
+    """Post-LN residual block with an up-weighted skip (DeepNorm, Wang et al. 2022): LN(αx + G(x)),
+    G = Linear → GELU → Linear with Xavier-normal weights of gain β and zero biases. At α = 2,
+    β = 0.25 the three draws of the old clause give max ‖∂y/∂x‖₂ = 0.986, yet it exceeds 1 in
+    about two thirds of random draws (largest seen over 100: 1.55)."""
+
+    def __init__(self, width: int, alpha: float = 2.0, beta: float = 0.25) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.branch = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+        with torch.no_grad():
+            for layer in (self.branch[0], self.branch[2]):
+                nn.init.xavier_normal_(layer.weight, gain=beta)
+                layer.bias.zero_()
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.alpha * x + self.branch(x))
+
+
+def per_tensor_clip(grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Clips each tensor to norm 1 on its own: every single-tensor direction is kept, the list's is not."""
+    return [g * min(1.0, 1.0 / max(float(g.norm()), 1e-12)) for g in grads]
