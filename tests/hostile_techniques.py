@@ -163,4 +163,27 @@ class DeepNormBlock(nn.Module):
 
 def per_tensor_clip(grads: list[torch.Tensor]) -> list[torch.Tensor]:
     """Clips each tensor to norm 1 on its own: every single-tensor direction is kept, the list's is not."""
-    return [g * min(1.0, 1.0 / max(float(g.norm()), 1e-12)) for g in grads]
+    return [g * min(1.0, 1.0 / max(float(g.double().norm()), 1e-12)) for g in grads]
+
+
+class AutoClip:
+    """AutoClip (Seetharaman et al. 2020): clip the list's norm to the 10th percentile of the norms seen so far."""
+
+    def __init__(self, percentile: float = 10.0) -> None:
+        self.percentile, self.history = percentile, []
+
+    def __call__(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        norm = float(torch.sqrt(sum(g.double().pow(2).sum() for g in grads)))
+        self.history.append(norm)
+        ranked = sorted(self.history)
+        threshold = ranked[int(len(ranked) * self.percentile / 100)]
+        scale = min(1.0, threshold / max(norm, 1e-12))
+        return [g * scale for g in grads]
+
+
+def float32_norm_clip(grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Global-norm clipping to 1 with the norm accumulated in float32 (torch's own behaviour before
+    gradcore's fix): a finite gradient with ‖g‖ > 3.4e38 comes back as zeros."""
+    norm = torch.sqrt(sum(g.float().pow(2).sum() for g in grads))
+    scale = torch.clamp(1.0 / (norm + 1e-6), max=1.0)
+    return [g * scale.to(g.dtype) for g in grads]

@@ -50,3 +50,44 @@ def test_residual_block_with_batchnorm_in_training_mode_is_measured():
     assert bound.verdict in ("holds", "violated") and "could not" not in bound.note
     assert math.isfinite(bound.constants["sup ‖∂block/∂x‖₂ found by search"].value)
     assert not [r.clause for r in res.results if r.verdict == "unmeasured"]   # identity-floor: batch of 2
+
+
+def test_per_tensor_clipping_loses_the_list_s_direction():
+    """Each tensor clipped to norm 1 on its own: the old single-tensor search said "holds"."""
+    res = check_technique(H.per_tensor_clip, kind="clipping")
+    d = _clause(res, "direction")
+    assert d.verdict == "violated"
+    cos = d.constants["worst cosine found by search (lists of tensors)"]
+    assert cos.value < 0.99 and cos.kind.value == "search" and cos.direction == "upper"
+    # the issue's list [[3, 4], [0.3, 0.4]] → [[0.6, 0.8], [0.3, 0.4]]: cosine 5.25/(√25.25·√1.25)
+    g = [torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.4])]
+    out = torch.cat(H.per_tensor_clip(g))
+    ref = float(torch.dot(torch.cat(g), out) / (torch.cat(g).norm() * out.norm()))
+    assert ref == pytest.approx(5.25 / math.sqrt(25.25 * 1.25), rel=1e-6) and ref < 0.99
+    assert cos.value <= ref + 1e-6      # the search scores "one large tensor beside a small one"
+    assert _clause(check_technique(H.per_tensor_clip, kind="clipping"), "step-bound").verdict == "holds"
+
+
+def test_a_rule_that_zeroes_an_overflowing_gradient_is_a_finding_not_nan():
+    """Norm accumulated in float32: the old clause reported "worst cosine = nan" as a number."""
+    res = check_technique(H.float32_norm_clip, kind="clipping")
+    d = _clause(res, "direction")
+    assert d.verdict == "violated"
+    norm = d.constants["‖g‖ at which the direction is lost"]
+    assert 1.8e19 < norm < 1e39          # float32's sum of squares overflows beyond ~1.8e19
+    assert "returns zero" in d.note and "float32" in d.note
+    assert all(not (isinstance(v, float) and math.isnan(v)) and not (hasattr(v, "value") and math.isnan(v.value))
+               for r in res.results for v in r.constants.values())
+    assert d.counterexample["output"] == "zero"
+
+
+def test_a_stateful_rule_is_detected_and_measured_on_fresh_copies():
+    rule = H.AutoClip()
+    res = check_technique(rule, kind="clipping")
+    for cid in ("direction", "step-bound", "below-threshold", "zero"):
+        r = _clause(res, cid)
+        assert r.constants["state"] == "stateful: measured on a fresh copy per call", cid
+        assert "keeps state" in r.note
+    assert len(rule.history) == 1     # only the smoke call fed its history
+    plain = check_technique(H.per_tensor_clip, kind="clipping")
+    assert _clause(plain, "direction").constants["state"].startswith("none")
