@@ -187,3 +187,8 @@ def float32_norm_clip(grads: list[torch.Tensor]) -> list[torch.Tensor]:
     norm = torch.sqrt(sum(g.float().pow(2).sum() for g in grads))
     scale = torch.clamp(1.0 / (norm + 1e-6), max=1.0)
     return [g * scale.to(g.dtype) for g in grads]
+
+
+def squareplus(x: torch.Tensor) -> torch.Tensor:
+    """Squareplus (So 2021) with b = 4: (x + √(x² + 4))/2, a smooth ReLU; λ lies close to 0.9."""
+    return (x + torch.sqrt(x * x + 4.0)) / 2

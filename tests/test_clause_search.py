@@ -2,6 +2,7 @@
 the interval decides; techniques the old few-draw clauses passed are caught (each test names one)."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -91,3 +92,24 @@ def test_a_stateful_rule_is_detected_and_measured_on_fresh_copies():
     assert len(rule.history) == 1     # only the smoke call fed its history
     plain = check_technique(H.per_tensor_clip, kind="clipping")
     assert _clause(plain, "direction").constants["state"].startswith("none")
+
+
+def test_an_undecided_gating_clause_is_not_a_pass(tmp_path, monkeypatch, capsys):
+    """Squareplus (b = 4): λ = 0.8996, 95% interval [0.891, 0.908] at the 40-network cap against
+    the band edge 0.9. It used to read "all gating clauses hold" and exit 0."""
+    from gradcore.verify import check as C
+    from gradcore.verify.cli import main
+
+    res = check_technique(H.squareplus, kind="activation")
+    lam = _clause(res, "transfer-factor")
+    assert lam.verdict == "inconclusive"
+    assert lam.constants["seeds"] == lam.constants["seeds cap"] == 40
+    assert "could not be decided" in lam.note and "cap 40" in lam.note
+    assert not res.ok and [r.clause for r in res.undecided] == ["transfer-factor"]
+    assert "1 could not be decided" in res.table() and "all gating clauses hold" not in res.table()
+    with pytest.raises(AssertionError, match="transfer-factor could not be decided"):
+        res.assert_ok()
+    monkeypatch.setattr(C, "check", lambda *a, **k: res)   # the CLI's exit code for this same result
+    assert main(["check", "tests.hostile_techniques:squareplus", "--out", str(tmp_path), "--no-compare"]) == 2
+    doc = json.loads((tmp_path / "squareplus.json").read_text())
+    assert doc["ok"] is False and doc["undecided"] == ["transfer-factor"]

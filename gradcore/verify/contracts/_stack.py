@@ -38,6 +38,13 @@ def banded_transfer(band: tuple[float, float], **arguments: object) -> Measureme
                       lambda m: within(m.interval, *band), SEEDS)
 
 
+def undecided_note(m: Measurement, what: str) -> str:
+    """Why a clause is undecided: its interval still straddles ``what`` at the networks cap."""
+    lo, hi = m.interval
+    return (f"could not be decided: the 95% interval [{lo:.4f}, {hi:.4f}] still straddles {what} with "
+            f"{m.sizes['seeds']} networks (cap {SEEDS[-1]})")
+
+
 def depth_to(lam: float, factor: float) -> float | None:
     """Layers until the gradient has shrunk (λ < 1) or grown (λ > 1) by ``factor``."""
     if lam <= 0 or lam == 1.0 or not math.isfinite(lam):

@@ -22,7 +22,7 @@ from torch import nn
 
 from ...measure import Given
 from ...measure import norms as M
-from ._stack import banded_transfer
+from ._stack import SEEDS, banded_transfer, undecided_note
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, probe
 from .contract import Contract
@@ -151,12 +151,14 @@ def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
     constants = {"lambda with norm": normed,
                  "lambda 95% CI": f"[{normed.interval[0]:.4f}, {normed.interval[1]:.4f}]",
                  "lambda without norm": plain, "depth": depth, "width": width, "seeds": normed.sizes["seeds"],
+                 "seeds cap": SEEDS[-1],
                  "weights": "N(0, 4/n) (2× He)"}
     cex = None if holds is not False else {
         "stack": f"{depth} × (Linear({width},{width}) with N(0,4/n) weights → norm → ReLU), batch {batch}",
         "lambda": normed.value, "witness": normed.witness, "snippet": normed.reproduction}
     return Outcome(holds, constants, cex,
-                   note=normed.witness or ("" if holds is not None else "confidence interval straddles the band"))
+                   note=normed.witness or ("" if holds is not None else
+                                           undecided_note(normed, f"the band {list(TRANSFER_BAND)}")))
 
 
 CLAUSES = (

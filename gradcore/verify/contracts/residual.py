@@ -16,7 +16,7 @@ from torch import nn
 
 from ...measure import Given
 from ...measure import residual as M
-from ._stack import SEEDS, sequential
+from ._stack import SEEDS, sequential, undecided_note
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
 from .contract import Contract
 
@@ -83,13 +83,14 @@ def no_vanishing(s: ResidualSubject, settings: Settings) -> Outcome:
     excludes FLOOR (settings.seeds, then 10, then the cap 40)."""
     m = sequential(lambda n: M.user_stack_transfer_factor(make=s.given, width=WIDTH, depth=DEPTH, batch=16, seeds=n,
                                                           seed=settings.seed, device=settings.device),
-                   lambda m: _above(m, FLOOR), (settings.seeds, *SEEDS))
+                   lambda m: _above(m, FLOOR), tuple(sorted({settings.seeds, *SEEDS})))
     lo, hi = m.interval
     holds = _above(m, FLOOR)
     constants = {"lambda per block": m, "lambda 95% CI": f"[{lo:.4f}, {hi:.4f}]", "depth": DEPTH, "width": WIDTH,
-                 "networks": m.sizes["seeds"], "networks cap": SEEDS[-1]}
+                 "seeds": m.sizes["seeds"], "seeds cap": SEEDS[-1]}
     cex = None if holds is not False else {"depth": DEPTH, "width": WIDTH, "lambda": m, "snippet": m.reproduction}
-    return Outcome(holds, constants, cex, note=m.witness or "")
+    return Outcome(holds, constants, cex,
+                   note=m.witness or ("" if holds is not None else undecided_note(m, f"the floor {FLOOR}")))
 
 
 def _above(m: Any, floor: float) -> bool | None:
