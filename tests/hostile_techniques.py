@@ -192,3 +192,42 @@ def float32_norm_clip(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 def squareplus(x: torch.Tensor) -> torch.Tensor:
     """Squareplus (So 2021) with b = 4: (x + √(x² + 4))/2, a smooth ReLU; λ lies close to 0.9."""
     return (x + torch.sqrt(x * x + 4.0)) / 2
+
+
+class AbsLeakyReLU:
+    """Leaky ReLU (slope 0.1) with its sympy form written with Abs: 0.55x + 0.45|x|."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, 0.1 * x)
+
+    @staticmethod
+    def sympy(x):
+        import sympy
+        return sympy.Rational(11, 20) * x + sympy.Rational(9, 20) * sympy.Abs(x)
+
+
+class HeavisideReLU:
+    """ReLU with its sympy form written with Heaviside: x·H(x)."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x)
+
+    @staticmethod
+    def sympy(x):
+        import sympy
+        return x * sympy.Heaviside(x)
+
+
+class FixedGroupNorm(nn.Module):
+    """GroupNorm(4 groups) built for width 16 whatever width it is asked for (a user's module)."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(4, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+
+layer_norm_64 = nn.LayerNorm(64)   # an instance built for width 64
+group_norm_16 = nn.GroupNorm(4, 16)

@@ -113,3 +113,20 @@ def test_an_undecided_gating_clause_is_not_a_pass(tmp_path, monkeypatch, capsys)
     assert main(["check", "tests.hostile_techniques:squareplus", "--out", str(tmp_path), "--no-compare"]) == 2
     doc = json.loads((tmp_path / "squareplus.json").read_text())
     assert doc["ok"] is False and doc["undecided"] == ["transfer-factor"]
+
+
+@pytest.mark.parametrize("technique, part", [(H.AbsLeakyReLU(), "Abs"), (H.HeavisideReLU(), "Heaviside")])
+def test_a_piecewise_sympy_form_is_measured_by_search(technique, part):
+    """sympy's derivative of Abs/Heaviside has sign/DiracDelta terms: the old clause could not be measured."""
+    bound = _clause(check_technique(technique, kind="activation"), "derivative-bound")
+    assert bound.verdict == "holds"
+    assert float(bound.constants["sup|f'| (search)"]) == pytest.approx(1.0, abs=1e-9)   # sup |f'| = 1 (x > 0)
+    assert part in bound.constants["sup|f'| (sympy)"] and "search only" in bound.constants["sup|f'| (sympy)"]
+
+
+def test_a_norm_built_for_one_width_is_measured_at_that_width():
+    """GroupNorm(4, 16) whatever the width: the old deep-stack clause could not be measured at width 32."""
+    res = check_technique(H.FixedGroupNorm, kind="norm")
+    deep = _clause(res, "deep-stack")
+    assert deep.verdict in ("holds", "violated", "inconclusive")
+    assert deep.constants["width"] == 16 and "measured at width 16" in deep.note

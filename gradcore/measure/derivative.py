@@ -74,6 +74,15 @@ def sympy_form(obj: Any) -> sp.Expr | None:
     return expr.subs(next(iter(free)), X) if free else sp.sympify(expr)
 
 
+NON_SMOOTH = (sp.Abs, sp.Heaviside, sp.Piecewise, sp.sign, sp.Max, sp.Min, sp.floor, sp.ceiling, sp.DiracDelta)
+
+
+def non_smooth_parts(expr: sp.Expr) -> list[str]:
+    """The piecewise functions (Abs, Heaviside, Piecewise, sign, Max, Min, ...) in a sympy form: its
+    derivative has jumps or Dirac terms, which the symbolic extremum (roots of f'') cannot take."""
+    return sorted({type(a).__name__ for a in expr.atoms(*NON_SMOOTH)})
+
+
 def fn_of(activation: Any, device: str, dtype: torch.dtype) -> Fn:
     fn = callable_of(activation)
     if isinstance(fn, nn.Module):

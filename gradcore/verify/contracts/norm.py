@@ -24,7 +24,7 @@ from ...measure import Given
 from ...measure import norms as M
 from ._stack import SEEDS, banded_transfer, undecided_note
 from ..verdicts import within
-from .base import CheckError, Clause, Outcome, Settings, probe
+from .base import CheckError, Clause, Outcome, Settings, error_line, probe
 from .contract import Contract
 
 KIND = "norm"
@@ -140,8 +140,22 @@ def batch_independence(s: NormSubject, settings: Settings) -> Outcome:
     return Outcome(holds, {"max |Δ output| of one sample, batch 2/8 vs 64": gap}, cex)
 
 
+def stack_width(s: NormSubject, want: int, settings: Settings) -> tuple[int, str]:
+    """The width to build the stack at: ``want``, or the subject's checked WIDTH when the layer
+    fails at ``want`` (a layer built for one width, e.g. ``GroupNorm(4, 16)`` whatever the width
+    asked for), with a note saying so. Tried once, on one batch."""
+    x = settings.randn(4, want, offset=9)
+    try:
+        s.make(want)(x)
+        return want, ""
+    except Exception as e:
+        return WIDTH, (f"measured at width {WIDTH}: the layer fails at width {want} ({error_line(e)}), "
+                       f"so it is taken to accept only the width it was checked at")
+
+
 def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
-    depth, width, batch = 24 * settings.scale, 32 * settings.scale, 32
+    depth, batch = 24 * settings.scale, 32
+    width, width_note = stack_width(s, 32 * settings.scale, settings)
     # Xavier × 2 on square weights is N(0, 4/n): twice the He variance, so without a norm it explodes.
     stack = dict(activation="relu", init="xavier_normal", gains=(2.0,), width=width, depth=depth, batch=batch,
                  seed=settings.seed, device=settings.device)
@@ -156,9 +170,8 @@ def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
     cex = None if holds is not False else {
         "stack": f"{depth} × (Linear({width},{width}) with N(0,4/n) weights → norm → ReLU), batch {batch}",
         "lambda": normed.value, "witness": normed.witness, "snippet": normed.reproduction}
-    return Outcome(holds, constants, cex,
-                   note=normed.witness or ("" if holds is not None else
-                                           undecided_note(normed, f"the band {list(TRANSFER_BAND)}")))
+    note = normed.witness or ("" if holds is not None else undecided_note(normed, f"the band {list(TRANSFER_BAND)}"))
+    return Outcome(holds, constants, cex, note="; ".join(n for n in (width_note, note) if n))
 
 
 CLAUSES = (
