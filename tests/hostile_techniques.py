@@ -231,3 +231,9 @@ class FixedGroupNorm(nn.Module):
 
 layer_norm_64 = nn.LayerNorm(64)   # an instance built for width 64
 group_norm_16 = nn.GroupNorm(4, 16)
+
+
+def barely_scaled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(0.9·qkᵀ)v: a fixed temperature instead of 1/√d_k. Its mean largest weight at d_k = 256
+    is about 0.916 (40 draws), but the first 3 draws average 0.897."""
+    return torch.softmax(0.9 * q @ k.transpose(-2, -1), dim=-1) @ v

@@ -130,3 +130,12 @@ def test_a_norm_built_for_one_width_is_measured_at_that_width():
     deep = _clause(res, "deep-stack")
     assert deep.verdict in ("holds", "violated", "inconclusive")
     assert deep.constants["width"] == 16 and "measured at width 16" in deep.note
+
+
+def test_attention_saturation_is_decided_on_an_interval_with_enough_draws():
+    """The old clause decided on the 3-draw mean 0.897 ≤ 0.9: "holds"."""
+    sat = _clause(check_technique(H.barely_scaled_attention, kind="attention"), "no-saturation")
+    assert sat.verdict == "violated"
+    top = sat.constants["mean max weight, d_k=256"]
+    assert top.interval[0] > 0.9 and top.n == sat.constants["draws"] > 3
+    assert sat.constants["draws cap"] == 40

@@ -39,10 +39,10 @@ def banded_transfer(band: tuple[float, float], **arguments: object) -> Measureme
 
 
 def undecided_note(m: Measurement, what: str) -> str:
-    """Why a clause is undecided: its interval still straddles ``what`` at the networks cap."""
+    """Why a clause is undecided: its interval still straddles ``what`` at the draw cap (networks or inputs)."""
     lo, hi = m.interval
     return (f"could not be decided: the 95% interval [{lo:.4f}, {hi:.4f}] still straddles {what} with "
-            f"{m.sizes['seeds']} networks (cap {SEEDS[-1]})")
+            f"{m.sizes['seeds']} draws (cap {SEEDS[-1]})")
 
 
 def depth_to(lam: float, factor: float) -> float | None:
