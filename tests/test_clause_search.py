@@ -139,3 +139,15 @@ def test_attention_saturation_is_decided_on_an_interval_with_enough_draws():
     top = sat.constants["mean max weight, d_k=256"]
     assert top.interval[0] > 0.9 and top.n == sat.constants["draws"] > 3
     assert sat.constants["draws cap"] == 40
+
+
+def test_attention_built_for_one_width_could_not_be_measured_in_one_line(tmp_path, capsys):
+    """nn.MultiheadAttention built for the probe's width: the shape error at other d_k was a violation (exit 1)."""
+    from gradcore.verify.cli import main
+
+    res = check_technique(H.fixed_width_mha, kind="attention")
+    assert not res.violations and [r.clause for r in res.unmeasured] == ["row-stochastic", "no-saturation",
+                                                                        "gradient-scale"]
+    assert all("fails at d_k" in r.note and "\n" not in r.note for r in res.unmeasured)
+    assert main(["check", "tests.hostile_techniques:fixed_width_mha", "--kind", "attention", "--out", str(tmp_path),
+                 "--no-compare"]) == 2

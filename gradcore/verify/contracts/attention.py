@@ -21,7 +21,8 @@ from ...measure import Given, Measurement
 from ...measure import attention as M
 from ..verdicts import within
 from ._stack import SEEDS, sequential, undecided_note
-from .base import Clause, Outcome, Settings, callable_or_fail, probe
+from ...errors import MeasurementError
+from .base import Clause, Outcome, Settings, callable_or_fail, error_line, probe
 from .contract import Contract
 
 KIND = "attention"
@@ -69,7 +70,27 @@ def _given(s: AttentionSubject) -> Given:
     return Given(s.attend, "attend", s.setup)
 
 
+def require_widths(s: AttentionSubject, settings: Settings, d_ks: tuple[int, ...], v_width: int) -> None:
+    """MeasurementError (the clause could not be measured, one line) when the technique fails on
+    q, k of width d_k for one of ``d_ks`` (values of width ``v_width``) though it passed the probe
+    of width 8: a module built for one width, like nn.MultiheadAttention, is gradcore's limit to
+    state, not the technique's violation. Tried once per width."""
+    failed = {}
+    for d in d_ks:
+        q, k = (settings.randn(LENGTH, d, offset=o) for o in (4, 5))
+        try:
+            s.attend(q, k, settings.randn(LENGTH, v_width, offset=6))
+        except Exception as e:
+            failed[d] = error_line(e)
+    if failed:
+        why = next(iter(failed.values()))
+        raise MeasurementError(f"the technique accepts q, k of width 8 (the probe) but fails at d_k = "
+                               f"{', '.join(map(str, failed))} ({why}); the clause measures d_k = "
+                               f"{', '.join(map(str, d_ks))}")
+
+
 def row_stochastic(s: AttentionSubject, settings: Settings) -> Outcome:
+    require_widths(s, settings, (M.CONTRACT_D,), LENGTH)
     m = {part: M.attend_row_stochastic(attend=_given(s), part=part, length=LENGTH, seeds=settings.seeds,
                                        seed=settings.seed, device=settings.device) for part in M.ROW_PARTS}
     neg, rows, rho = m["min entry"], m["row sum − 1"], m["ρ(A) − 1"]
@@ -95,6 +116,7 @@ def _per_dim(s: AttentionSubject, settings: Settings, statistic: str, seeds: int
 def no_saturation(s: AttentionSubject, settings: Settings) -> Outcome:
     """ATTN-02/04: E[max weight] at the largest d_k ≤ 0.9, decided on its Student-t interval with
     draws added until the interval excludes 0.9 (cap 40 draws; undecided beyond)."""
+    require_widths(s, settings, DIMS, M.CONTRACT_V)
     top = sequential(lambda n: M.attend_statistic(attend=_given(s), statistic="max", d=DIMS[-1], length=LENGTH,
                                                   seeds=n, seed=settings.seed, device=settings.device),
                      lambda m: within(m.interval, 0.0, PEAK), _draws(settings))
@@ -113,6 +135,7 @@ def gradient_scale(s: AttentionSubject, settings: Settings) -> Outcome:
     """ATTN-03/04: |p| ≤ 0.25 in ‖∂/∂q‖ ∝ d_k^p, decided on p's Student-t interval across draws,
     with draws added until it lies within or wholly outside [−0.25, 0.25] (cap 40); a non-finite
     exponent (gradients that vanish or overflow) is a violation."""
+    require_widths(s, settings, DIMS, M.CONTRACT_V)
     p = sequential(lambda n: M.attend_gradient_exponent(attend=_given(s), d_ks=DIMS, length=LENGTH, seeds=n,
                                                         seed=settings.seed, device=settings.device),
                    lambda m: within(m.interval, -EXPONENT, EXPONENT), _draws(settings))
