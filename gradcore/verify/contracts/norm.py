@@ -101,11 +101,13 @@ def _given(s: NormSubject) -> Given:
 
 
 def jacobian_bound(s: NormSubject, settings: Settings) -> Outcome:
+    """NORM-03: sup over inputs of ‖∂y/∂x‖₂·σ_min, searched (a lower bound on the sup)."""
     worst = M.norm_jacobian_sigma(make=_given(s), width=WIDTH, batch=BATCH, seeds=settings.seeds,
-                                  seed=settings.seed, device=settings.device)
+                                  seed=settings.seed, profile=settings.profile, device=settings.device)
     holds = worst.value <= 1.0 + 1e-6          # a non-finite Jacobian is ∞: violated, never 0
-    cex = None if holds else {"max ‖J‖₂·σ_min": worst.value, "input": worst.witness, "snippet": worst.reproduction}
-    return Outcome(holds, {"max ‖J‖₂·σ_min": worst, "scales": "0.1, 1, 10"}, cex)
+    cex = None if holds else {"sup ‖J‖₂·σ_min found": worst.value, "input": worst.witness, "snippet": worst.reproduction}
+    return Outcome(holds, {"sup ‖J‖₂·σ_min found by search": worst, "found by": worst.witness,
+                           "bound": "search (lower bound on the sup)"}, cex)
 
 
 def epsilon_floor(s: NormSubject, settings: Settings) -> Outcome:
