@@ -229,9 +229,6 @@ class FixedGroupNorm(nn.Module):
         return self.norm(x)
 
 
-layer_norm_64 = nn.LayerNorm(64)   # an instance built for width 64
-group_norm_16 = nn.GroupNorm(4, 16)
-
 
 def barely_scaled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(0.9·qkᵀ)v: a fixed temperature instead of 1/√d_k. Its mean largest weight at d_k = 256
