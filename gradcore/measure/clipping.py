@@ -196,7 +196,8 @@ def list_candidates() -> list[tuple[str, list[Piece]]]:
              [([0.5] * 4, 4, "float16"), ([0.5] * 4, 0, "float32")]),
             ("float16 [1, -1] × 1e-3 beside float64 [1, 1, 1] × 1e3",
              [([1.0, -1.0], -3, "float16"), ([1.0] * 3, 3, "float64")]),
-            ("float16 [0.6, 0.8] × 1e4 (‖g‖ > 65504 in float16)", [([0.6, 0.8], 4, "float16"), ([0.6, 0.8], 4, "float16")])]
+            ("float16 [0.6, 0.8] × 1e4 (‖g‖ > 65504 in float16)",
+             [([0.6, 0.8], 4, "float16"), ([0.6, 0.8], 4, "float16")])]
     out += [(label, [(vals, power, "float32")]) for label, (vals, power) in gradient_candidates()]
     return out
 
@@ -247,7 +248,8 @@ def _loss(clip: Rule, example: list[Piece], device: str) -> dict[str, Any]:
 
 
 @recipe
-def max_list_clipped_norm(*, rule: Any, threshold: float = 1.0, profile: str = "ci", device: str = "cpu") -> Measurement:
+def max_list_clipped_norm(*, rule: Any, threshold: float = 1.0, profile: str = "ci",
+                          device: str = "cpu") -> Measurement:
     """Contract clause ``step-bound``: sup over finite lists of gradients of ‖clip(g)‖ (search lower
     bound; a non-finite output norm is ∞, an explosion)."""
     clip = _rule(rule, threshold)

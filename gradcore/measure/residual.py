@@ -476,13 +476,15 @@ def user_block_norm_bound(*, make: Given, width: int, seed: int = 0, draws: int 
 def user_stack_singular_value(*, make: Given, which: str, width: int, depth: int, seed: int, x_seed: int,
                               device: str = "cpu") -> Measurement:
     """RES-05 for a user's block: σ_min or σ_max (``which``) of ∂x_D/∂x_0 through ``depth`` blocks for a
-    batch of PROBE_BATCH inputs (the extreme over the samples unless a block mixes them), built in turn by ``make(width)`` from torch's generator seeded with ``seed``."""
+    batch of PROBE_BATCH inputs (the extreme over the samples unless a block mixes them), built in turn
+    by ``make(width)`` from torch's generator seeded with ``seed``."""
     v.choice(which, "which", ("min", "max"))
     with seeded(seed):
         blocks = [build_block(make, width, device) for _ in range(depth)]
     x = sample_batch(width=width, x_seed=x_seed, device=device)
     # the Jacobian of a product of `depth` blocks: entry errors grow with depth
-    return _singular(jacobian(_batch_map(_stack(blocks), PROBE_BATCH), x.reshape(-1)), which, device=device, sizes={"width": width, "depth": depth},
+    jac = jacobian(_batch_map(_stack(blocks), PROBE_BATCH), x.reshape(-1))
+    return _singular(jac, which, device=device, sizes={"width": width, "depth": depth},
                      conditioning=DRAWN_F32 * depth)
 
 

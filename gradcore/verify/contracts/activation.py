@@ -255,7 +255,8 @@ def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
                "gradient ratio over depth": finite(float(torch.tensor(lam, dtype=torch.float64) ** depth)),
                "witness": m.witness, "snippet": m.reproduction}
     return Outcome(holds, constants, cex,
-                   note=m.witness or ("" if holds is not None else undecided_note(m, f"the band {list(TRANSFER_BAND)}")))
+                   note=m.witness or ("" if holds is not None else
+                                      undecided_note(m, f"the band {list(TRANSFER_BAND)}")))
 
 
 CLAUSES = (

@@ -105,7 +105,8 @@ def jacobian_bound(s: NormSubject, settings: Settings) -> Outcome:
     worst = M.norm_jacobian_sigma(make=_given(s), width=WIDTH, batch=BATCH, seeds=settings.seeds,
                                   seed=settings.seed, profile=settings.profile, device=settings.device)
     holds = worst.value <= 1.0 + 1e-6          # a non-finite Jacobian is ∞: violated, never 0
-    cex = None if holds else {"sup ‖J‖₂·σ_min found": worst.value, "input": worst.witness, "snippet": worst.reproduction}
+    cex = None if holds else {"sup ‖J‖₂·σ_min found": worst.value, "input": worst.witness,
+                              "snippet": worst.reproduction}
     return Outcome(holds, {"sup ‖J‖₂·σ_min found by search": worst, "found by": worst.witness,
                            "bound": "search (lower bound on the sup)"}, cex)
 
