@@ -166,12 +166,7 @@ def derivative_bound(s: ActivationSubject, settings: Settings) -> Outcome:
     num, num_x = sup_derivative(s, settings, "search"), sup_derivative(s, settings, "search", "argmax")
     constants: dict[str, Any] = {"sup|f'| (search)": num, "argmax x (search)": num_x}
     sup, at = num, num_x
-    piecewise = D.non_smooth_parts(s.expr) if s.expr is not None else []
-    if piecewise:
-        # f'' of a piecewise form has jumps or Dirac terms: the symbolic extremum does not apply,
-        # so the search (dense grid, far points and Hypothesis) alone measures sup |f'|
-        constants["sup|f'| (sympy)"] = f"not used: the sympy form is piecewise ({', '.join(piecewise)}); search only"
-    elif s.expr is not None:
+    if s.expr is not None:
         sym, sym_x = sup_derivative(s, settings, "sympy"), sup_derivative(s, settings, "sympy", "argmax")
         constants.update({"sup|f'| (sympy)": sym, "argmax x (sympy)": sym_x})
         if sym.value > num.value:
