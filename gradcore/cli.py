@@ -400,7 +400,7 @@ def _crash_log(error: BaseException) -> Path:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """0 every gating clause holds, 1 one is violated, 2 the technique cannot be checked or a clause
-    could not be measured (a CheckError reaches :func:`main`: one line)."""
+    could not be measured or decided (a CheckError reaches :func:`main`: one line)."""
     # Measuring loads torch (seconds): only the commands that measure import it.
     from .verify import check, check_report
     from .verify.loading import load_object
@@ -418,7 +418,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"\nreport: {md}\nresults: {js}")
     if result.violations:
         return FAILED
-    return BAD_INPUT if result.unmeasured else OK
+    return BAD_INPUT if result.unmeasured or result.undecided else OK
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

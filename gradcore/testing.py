@@ -49,7 +49,9 @@ def check_technique(technique: Any, kind: str | None = None, *, device: str = "c
     Raises :class:`~gradcore.verify.contracts.CheckError` (one line) when the technique
     cannot be checked: unknown kind, not callable, wrong shape, non-finite output. A
     clause gradcore could not measure (its own error, or past ``time_limit_s`` seconds,
-    enforced on the main thread only) is in ``result.unmeasured`` and makes ``ok`` False.
+    enforced on the main thread only) is in ``result.unmeasured``, a gating clause whose
+    interval still straddles the claim at its draw cap in ``result.undecided``; either makes
+    ``ok`` False.
     """
     return check(technique, kind=kind, name=name, device=device, profile=profile, seed=seed,
                  compare=compare, time_limit_s=time_limit_s)

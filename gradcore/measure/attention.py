@@ -208,6 +208,9 @@ def attention_matrix_deviation(*, qk: tuple[list[list[float]], list[list[float]]
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+CONTRACT_D, CONTRACT_V = 32, 16   # the attention contract's d_k for A = attend(q, k, I), and its value width
+
+
 def _contract_draw(length: int, widths: tuple[int, ...], seeds: tuple[int, ...], device: str) -> list[torch.Tensor]:
     """N(0, 1) float64 tensors (length × width), each from its own seed (as the contract's settings draw)."""
     return [torch.randn(length, w, generator=torch.Generator().manual_seed(s), dtype=torch.float64).to(device)
@@ -231,8 +234,8 @@ def _row_part(a: torch.Tensor, part: str) -> float:
 
 
 @recipe
-def attend_row_stochastic(*, attend: Any, part: str, length: int = 16, d: int = 32, seeds: int = 3, seed: int = 0,
-                          device: str = "cpu") -> Measurement:
+def attend_row_stochastic(*, attend: Any, part: str, length: int = 16, d: int = CONTRACT_D, seeds: int = 3,
+                          seed: int = 0, device: str = "cpu") -> Measurement:
     """ATTN-06 (attention contract): the worst over ``seeds`` draws of one deviation of A = attend(q, k, I)
     from a row-stochastic matrix with ρ(A) = 1: "min entry" (min(0, min A_ij), a rounding residual
     within −1e-12), "row sum − 1" (max |Σ_j A_ij − 1|) or "ρ(A) − 1" (|ρ(A) − 1|), both within 1e-9.
@@ -252,7 +255,8 @@ def _attend_values(attend: Attend, statistic: str, d: int, length: int, seeds: i
     """One value per draw s: q, k, v, r ~ N(0, 1) seeded seed + 100/200/300/400 + s (the contract's draws)."""
     values = []
     for s in range(seeds):
-        q, k, v, r = _contract_draw(length, (d, d, 16, 16), tuple(seed + o + s for o in (100, 200, 300, 400)), device)
+        q, k, v, r = _contract_draw(length, (d, d, CONTRACT_V, CONTRACT_V),
+                                    tuple(seed + o + s for o in (100, 200, 300, 400)), device)
         if statistic == "grad":
             q = q.requires_grad_(True)
             (g,) = torch.autograd.grad((attend(q, k, v) * r).sum(), q)

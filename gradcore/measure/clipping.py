@@ -100,14 +100,6 @@ def _cos_of(rule: Rule, example: tuple[list[float], int], device: str) -> float:
     return cosine(flat(g), flat(apply(rule, g)))
 
 
-def _norm_of(rule: Rule, example: tuple[list[float], int], device: str) -> float:
-    g = gradient(example, device)
-    if not bool(torch.isfinite(g[0]).all()):
-        return 0.0
-    n = float(flat(apply(rule, g)).norm())
-    return n if math.isfinite(n) else float("inf")   # a non-finite output norm is explosion
-
-
 def _witnessed(found: Found[Any], m: Measurement) -> Measurement:
     return m.with_(witness={"source": found.source, "example": found.example})
 
@@ -123,16 +115,6 @@ def worst_cosine(*, rule: Any = "value", threshold: float = 1.0, profile: str = 
     found = search(_gradients(), score, candidates=gradient_candidates(), profile=profile, minimise=True)
     m = _witnessed(found, found.bound(dtype="float32", device=device, direction="upper", sizes=SIZES))
     return m.with_(value=math.nan) if found.value == NO_DIRECTION else m
-
-
-@recipe
-def max_clipped_norm(*, rule: Any = "value", threshold: float = 1.0, profile: str = "ci",
-                     device: str = "cpu") -> Measurement:
-    """CLIP-02, contract clause ``step-bound``: sup over g of ‖clip(g)‖ (search lower bound)."""
-    clip = _rule(rule, threshold)
-    found = search(_gradients(), lambda e: _norm_of(clip, e, device), candidates=gradient_candidates(),
-                   profile=profile)
-    return _witnessed(found, found.bound(dtype="float32", device=device, sizes=SIZES))
 
 
 @recipe
@@ -177,6 +159,123 @@ def zero_output(*, rule: Any = "norm", threshold: float = 1.0, d: int = 8, devic
     """Contract clause ``zero``: max |clip(0)| (inf when the rule returns NaN: a 0/0)."""
     out = flat(apply(_rule(rule, threshold), [torch.zeros(d, dtype=torch.float32, device=device)]))
     return Measurement(float(out.abs().nan_to_num(nan=math.inf).max()), Kind.EXACT, "float32", device, {"d": d})
+
+
+# --- lists of gradients (the clipping contract): tensors of several shapes, scales and dtypes ---
+
+# a list's tensor: (values in [-1, 1], power p, dtype); its entries are values × 10^p cast to the dtype
+Piece = tuple[list[float], int, str]
+LIST_DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+LIST_POWERS = {"float16": range(-3, 5), "float32": range(-3, 31), "float64": range(-3, 31)}
+LIST_SIZES = {"tensors": "1..4", "d per tensor": "1..8", "dtypes": "float16, float32, float64",
+              "scale": "1e-3..1e30 (float16: ..1e4)"}
+
+
+def gradient_list(example: list[Piece], device: str = "cpu") -> list[torch.Tensor]:
+    """The gradients of one list example: each piece's values × 10^p, built in float64 and cast."""
+    return [(torch.tensor(vals, dtype=torch.float64) * 10.0 ** power).to(LIST_DTYPES[dtype]).to(device)
+            for vals, power, dtype in example]
+
+
+def _pieces() -> st.SearchStrategy[list[Piece]]:
+    def piece(dtype: str) -> st.SearchStrategy[Piece]:
+        values = st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=1, max_size=8)
+        powers = LIST_POWERS[dtype]
+        return st.tuples(values, st.integers(powers[0], powers[-1]), st.just(dtype))
+    return st.lists(st.sampled_from(tuple(LIST_DTYPES)).flatmap(piece), min_size=1, max_size=4)
+
+
+def list_candidates() -> list[tuple[str, list[Piece]]]:
+    """Structured lists: one large tensor beside a small one (per-tensor rules lose the list's
+    direction there), equal tensors at one scale, mixed dtypes (a float16 tensor beside a float32
+    one), and the single-tensor candidates of :func:`gradient_candidates` as one-tensor lists."""
+    out: list[tuple[str, list[Piece]]] = []
+    for big in (1, 3, 6, 30):
+        for gap in (1, 2, 4):
+            out.append((f"[3, 4] × 1e{big} beside [0.3, 0.4] × 1e{big - gap}",
+                        [([0.3, 0.4], big + 1, "float32"), ([0.3, 0.4], big - gap, "float32")]))
+    out += [("float16 [0.5]*4 × 1e4 beside float32 [0.5]*4 × 1e0",
+             [([0.5] * 4, 4, "float16"), ([0.5] * 4, 0, "float32")]),
+            ("float16 [1, -1] × 1e-3 beside float64 [1, 1, 1] × 1e3",
+             [([1.0, -1.0], -3, "float16"), ([1.0] * 3, 3, "float64")]),
+            ("float16 [0.6, 0.8] × 1e4 (‖g‖ > 65504 in float16)",
+             [([0.6, 0.8], 4, "float16"), ([0.6, 0.8], 4, "float16")])]
+    out += [(label, [(vals, power, "float32")]) for label, (vals, power) in gradient_candidates()]
+    return out
+
+
+def _defined(g: list[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in g) and bool(flat(g).abs().max() > 0)
+
+
+def _list_norm(g: list[torch.Tensor]) -> float:
+    """‖g‖ of the whole list in float64, rescaled so that it never overflows."""
+    f = flat(g)
+    m = float(f.abs().max())
+    return m * float((f / m).norm()) if m > 0 else 0.0
+
+
+@recipe
+def worst_list_cosine(*, rule: Any, threshold: float = 1.0, profile: str = "ci", device: str = "cpu") -> Measurement:
+    """Contract clause ``direction``: inf over finite lists of gradients g of cos(clip(g), g), the
+    list viewed as one vector (search upper bound). A list whose clipped output has no direction
+    (zero or non-finite) is not a cosine: it is recorded in the witness as ``lost`` (‖g‖, dtypes,
+    what came out, the example) and the value is the worst cosine among the others."""
+    clip, lost = _rule(rule, threshold), []
+
+    def score(example: list[Piece]) -> float:
+        g = gradient_list(example, device)
+        if not _defined(g):
+            return 1.0
+        out = flat(apply(clip, g))
+        c = cosine(flat(g), out)
+        if math.isnan(c):
+            lost.append(example)
+            return 1.0
+        return c
+
+    found = search(_pieces(), score, candidates=list_candidates(), profile=profile, minimise=True)
+    m = found.bound(dtype="mixed", device=device, direction="upper", sizes=LIST_SIZES)
+    return m.with_(witness={"source": found.source, "example": found.example,
+                            "lost": _loss(clip, min(lost, key=lambda e: _list_norm(gradient_list(e))), device)
+                            if lost else None})
+
+
+def _loss(clip: Rule, example: list[Piece], device: str) -> dict[str, Any]:
+    """What the rule did to a finite list it left without a direction (the smallest ‖g‖ found)."""
+    g = gradient_list(example, device)
+    out = flat(apply(clip, g))
+    what = "non-finite values" if not bool(torch.isfinite(out).all()) else "zero"
+    return {"‖g‖": _list_norm(g), "dtypes": sorted({d for _, _, d in example}), "output": what, "example": example}
+
+
+@recipe
+def max_list_clipped_norm(*, rule: Any, threshold: float = 1.0, profile: str = "ci",
+                          device: str = "cpu") -> Measurement:
+    """Contract clause ``step-bound``: sup over finite lists of gradients of ‖clip(g)‖ (search lower
+    bound; a non-finite output norm is ∞, an explosion)."""
+    clip = _rule(rule, threshold)
+
+    def norm(example: list[Piece]) -> float:
+        g = gradient_list(example, device)
+        if not all(bool(torch.isfinite(t).all()) for t in g):
+            return 0.0
+        n = float(flat(apply(clip, g)).norm())
+        return n if math.isfinite(n) else math.inf
+
+    found = search(_pieces(), norm, candidates=list_candidates(), profile=profile)
+    return _witnessed(found, found.bound(dtype="mixed", device=device, sizes=LIST_SIZES))
+
+
+@recipe
+def list_clipped_norm(*, rule: Any, threshold: float = 1.0, g: list[Piece], fill: float | None = None,
+                      device: str = "cpu") -> Measurement:
+    """‖clip(g)‖ for a list example ``g`` (``fill``: every entry of g's tensors set to ``fill``,
+    same shapes and dtypes: the moderate case a bounded rule's sup is compared with)."""
+    example = [([fill] * len(vals) if fill is not None else vals, 0 if fill is not None else power, dtype)
+               for vals, power, dtype in g]
+    out = flat(apply(_rule(rule, threshold), gradient_list(example, device)))
+    return Measurement(float(out.norm()), Kind.NUMERIC, "mixed", device, {"tensors": len(g)})
 
 
 # --- CLIP-01: norm clipping rescales to the threshold ---------------------------------

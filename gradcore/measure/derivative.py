@@ -74,7 +74,19 @@ def sympy_form(obj: Any) -> sp.Expr | None:
     free = expr.free_symbols
     if len(free) > 1:
         raise CheckError(f"sympy form {expr} has more than one free symbol")
-    return expr.subs(next(iter(free)), X) if free else sp.sympify(expr)
+    return as_piecewise(expr.subs(next(iter(free)), X) if free else sp.sympify(expr))
+
+
+PIECEWISE = (sp.Abs, sp.Heaviside, sp.sign, sp.Max, sp.Min)
+
+
+def as_piecewise(expr: sp.Expr) -> sp.Expr:
+    """A form written with Abs, Heaviside, sign, Max or Min rewritten as one Piecewise: their
+    derivatives are sign and DiracDelta terms the symbolic extremum cannot evaluate, while a
+    Piecewise is differentiated piece by piece. Other forms are returned unchanged."""
+    if not expr.has(*PIECEWISE):
+        return expr
+    return sp.piecewise_fold(expr.rewrite(sp.Piecewise))
 
 
 def fn_of(activation: Any, device: str, dtype: torch.dtype) -> Fn:

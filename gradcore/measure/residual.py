@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from .. import _validate as v
@@ -28,8 +30,10 @@ from ..jacobian import chain_jacobians, jacobian, jacobian_operator
 from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound, fixup_scale, mlp_branch,
                         relu_branch, residual_stack, safe_scaling)
 from ..stats import MEAN_METHOD, PER_SEED_SLOPES, mean_ci, per_seed_slope_ci, proportion_ci
+from ..verify.search import structured_vectors
 from .measurement import EPS, Given, Kind, Measurement, recipe
 from . import transfer
+from .searched import search, search_bound
 from .seeding import seeded
 
 F64 = torch.float64
@@ -371,48 +375,116 @@ def safely_scaled_stack_gain(*, beta: float = 0.1, depth: int = 32, width: int =
 # --- a user's block (the residual contract) -------------------------------------------------------
 
 def build_block(make: object, width: int, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A fresh block from a ``width -> nn.Module`` factory (or a module used as it is), in float64."""
+    """A fresh block from a ``width -> nn.Module`` factory (or a module used as it is), in float64.
+
+    Batch-norm layers inside keep normalising by the batch's statistics (training mode) but stop
+    tracking running statistics: their in-place update inside a ``torch.func`` transform fails
+    (pytorch#85533), and the measured map is the same without it.
+    """
     m = make if isinstance(make, nn.Module) else make(width)  # type: ignore[operator]
-    return m.to(device=device, dtype=F64) if isinstance(m, nn.Module) else m
+    if not isinstance(m, nn.Module):
+        return m
+    m = m.to(device=device, dtype=F64)
+    for layer in m.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.training:
+            layer.track_running_stats = False
+    return m
 
 
-def _per_sample(blocks: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The composition of (batch, width) blocks as a map of one sample (width,)."""
+PROBE_BATCH = 2   # a batch-statistics layer (BatchNorm) needs more than one sample
+
+
+def _batch_map(block: Callable[[torch.Tensor], torch.Tensor], batch: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The block as a map of the flattened (batch, width) input: its Jacobian is block-diagonal
+    (one block per sample) unless the block mixes samples, as batch normalisation does."""
     def through(t: torch.Tensor) -> torch.Tensor:
-        h = t.unsqueeze(0)
-        for b in blocks:
-            h = b(h)
-        return h.squeeze(0)
+        return block(t.reshape(batch, -1)).reshape(-1)
     return through
 
 
-def sample_vector(*, width: int, x_seed: int, device: str = "cpu") -> torch.Tensor:
-    """The probe input x ~ N(0, I) of the user-block recipes, drawn from ``Generator(x_seed)``."""
-    return torch.randn(width, generator=torch.Generator().manual_seed(x_seed), dtype=F64).to(device)
+def _stack(blocks: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[torch.Tensor], torch.Tensor]:
+    def through(h: torch.Tensor) -> torch.Tensor:
+        for b in blocks:
+            h = b(h)
+        return h
+    return through
+
+
+def sample_batch(*, width: int, x_seed: int, device: str = "cpu") -> torch.Tensor:
+    """The probe input of the user-stack recipes: PROBE_BATCH rows N(0, I) from ``Generator(x_seed)``."""
+    return torch.randn(PROBE_BATCH, width, generator=torch.Generator().manual_seed(x_seed), dtype=F64).to(device)
 
 
 @recipe
-def user_block_norm(*, make: Given, width: int, seed: int, x_seed: int, device: str = "cpu") -> Measurement:
-    """RES-06/RES-07 for a user's block: ‖∂block/∂x‖₂ at x ~ N(0, I) (Generator(x_seed)), the block
-    built by ``make(width)`` from torch's generator seeded with ``seed``."""
+def user_block_norm_at(*, make: Given, width: int, seed: int, x: list[list[float]],
+                       device: str = "cpu") -> Measurement:
+    """RES-06/RES-07 for a user's block at one point: ‖∂block/∂x‖₂ for the (batch, width) input ``x``
+    (the Jacobian of the whole batch map), the block built by ``make(width)`` from torch's
+    generator seeded with ``seed``. A non-finite Jacobian is an explosion (∞)."""
     with seeded(seed):
         block = build_block(make, width, device)
-    x = sample_vector(width=width, x_seed=x_seed, device=device)
-    return _singular(jacobian(_per_sample([block]), x), "max", device=device, sizes={"width": width},
-                     conditioning=DRAWN_F32)
+    xs = torch.tensor(x, dtype=F64, device=device)
+    jac = jacobian(_batch_map(block, xs.shape[0]), xs.reshape(-1), check_finite=False).detach()
+    sizes = {"width": width, "batch": xs.shape[0]}
+    if not bool(torch.isfinite(jac).all()):
+        return Measurement(math.inf, Kind.NUMERIC, "float64", device, sizes,
+                           witness="the Jacobian has non-finite entries (explosion)")
+    return _singular(jac, "max", device=device, sizes=sizes, conditioning=DRAWN_F32)
+
+
+def _block_inputs(width: int) -> st.SearchStrategy[tuple[int, np.ndarray]]:
+    """A block seed and a (PROBE_BATCH, width) input: entries in [-1, 1] times 10^p, p in -2..2."""
+    rows = hnp.arrays(np.float64, (PROBE_BATCH, width), elements=st.floats(-1.0, 1.0, allow_nan=False))
+    scaled = st.builds(lambda a, p: a * 10.0 ** p, rows, st.integers(-2, 2))
+    return st.tuples(st.integers(0, 2 ** 20), scaled)
+
+
+def _block_candidates(width: int, seed: int, draws: int) -> list[tuple[str, tuple[int, np.ndarray]]]:
+    """``draws`` blocks (seeds seed + 10 + k) at Gaussian inputs (Generator(seed + 20 + k)), and the
+    first block at structured inputs: all-ones, alternating and one-hot rows, scales 0.1 to 10,
+    each beside a Gaussian row."""
+    def gauss(k: int) -> np.ndarray:
+        gen = torch.Generator().manual_seed(seed + 20 + k)
+        return torch.randn(PROBE_BATCH, width, generator=gen, dtype=F64).numpy()
+
+    out = [(f"block seed {seed + 10 + k}, Gaussian x (seed {seed + 20 + k})", (seed + 10 + k, gauss(k)))
+           for k in range(draws)]
+    out += [(f"block seed {seed + 10}, {label} beside a Gaussian row", (seed + 10, np.stack([vec, gauss(0)[1]])))
+            for label, vec in structured_vectors(width, (0.1, 1.0, 10.0))]
+    return out
+
+
+@recipe
+def user_block_norm_bound(*, make: Given, width: int, seed: int = 0, draws: int = 8, profile: str = "ci",
+                          device: str = "cpu") -> Measurement:
+    """RES-06/RES-07 for a user's block: sup over block draws and inputs of ‖∂block/∂x‖₂, a search
+    lower bound. Scored first: ``draws`` Gaussian blocks and inputs and structured inputs
+    (:func:`_block_candidates`); then a Hypothesis search over the block's seed and its input.
+    The reproduction evaluates :func:`user_block_norm_at` at the winning point."""
+    def norm(example: tuple[int, np.ndarray]) -> float:
+        return user_block_norm_at(make=make, width=width, seed=int(example[0]), x=example[1].tolist(),
+                                  device=device).value
+
+    found = search(_block_inputs(width), norm, candidates=_block_candidates(width, seed, draws), profile=profile)
+    block_seed, x = int(found.example[0]), found.example[1].tolist()
+    point = user_block_norm_at(make=make, width=width, seed=block_seed, x=x, device=device)
+    return search_bound(found, point, draws=draws, profile=profile).with_(
+        witness={"source": found.source, "seed": block_seed, "x": x})
 
 
 @recipe
 def user_stack_singular_value(*, make: Given, which: str, width: int, depth: int, seed: int, x_seed: int,
                               device: str = "cpu") -> Measurement:
-    """RES-05 for a user's block: σ_min or σ_max (``which``) of ∂x_D/∂x_0 through ``depth`` blocks
-    built in turn by ``make(width)`` from torch's generator seeded with ``seed``."""
+    """RES-05 for a user's block: σ_min or σ_max (``which``) of ∂x_D/∂x_0 through ``depth`` blocks for a
+    batch of PROBE_BATCH inputs (the extreme over the samples unless a block mixes them), built in turn
+    by ``make(width)`` from torch's generator seeded with ``seed``."""
     v.choice(which, "which", ("min", "max"))
     with seeded(seed):
         blocks = [build_block(make, width, device) for _ in range(depth)]
-    x = sample_vector(width=width, x_seed=x_seed, device=device)
+    x = sample_batch(width=width, x_seed=x_seed, device=device)
     # the Jacobian of a product of `depth` blocks: entry errors grow with depth
-    return _singular(jacobian(_per_sample(blocks), x), which, device=device, sizes={"width": width, "depth": depth},
+    jac = jacobian(_batch_map(_stack(blocks), PROBE_BATCH), x.reshape(-1))
+    return _singular(jac, which, device=device, sizes={"width": width, "depth": depth},
                      conditioning=DRAWN_F32 * depth)
 
 

@@ -60,8 +60,13 @@ class TechniqueCheck:
         return [r for r in self.results if r.unmeasured]
 
     @property
+    def undecided(self) -> list[ClauseResult]:
+        """Gating clauses whose measurement could not decide at the draw cap (so neither pass nor fail)."""
+        return [r for r in self.results if r.undecided]
+
+    @property
     def ok(self) -> bool:
-        return not self.violations and not self.unmeasured
+        return not self.violations and not self.unmeasured and not self.undecided
 
     def table(self) -> str:
         return check_report.summary_table(self)
@@ -74,6 +79,9 @@ class TechniqueCheck:
         if self.unmeasured:
             names = ", ".join(r.clause for r in self.unmeasured)
             raise AssertionError(f"{self.name} ({self.kind}): {names} could not be measured\n{self.table()}")
+        if self.undecided:
+            names = ", ".join(r.clause for r in self.undecided)
+            raise AssertionError(f"{self.name} ({self.kind}): {names} could not be decided\n{self.table()}")
 
 
 def infer_kind(obj: Any, settings: Settings) -> Inference:

@@ -44,6 +44,7 @@ def _outcome(check: TechniqueCheck) -> str:
         return "all gating clauses hold"
     parts = [f"{len(check.violations)} violated"] if check.violations else []
     parts += [f"{len(check.unmeasured)} could not be measured"] if check.unmeasured else []
+    parts += [f"{len(check.undecided)} could not be decided"] if check.undecided else []
     return ", ".join(parts)
 
 
@@ -177,6 +178,7 @@ def to_json(check: TechniqueCheck) -> dict[str, Any]:
                           "kind_reason": check.kind_reason},
             "ok": check.ok, "counts": counts(check.results), "violations": [r.clause for r in check.violations],
             "unmeasured": [r.clause for r in check.unmeasured],
+            "undecided": [r.clause for r in check.undecided],
             "clauses": [r.to_json() for r in check.results],
             "builtins": {n: [r.to_json() for r in res] for n, res in check.builtins.items()}}
 

@@ -23,7 +23,7 @@ from torch import nn
 from ...measure import Given, Measurement
 from ...measure import derivative as D
 from ...measure import saturation as S
-from ._stack import banded_transfer, depth_to
+from ._stack import SEEDS, banded_transfer, depth_to, undecided_note
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, finite
 from .contract import Contract, Signature
@@ -230,7 +230,7 @@ def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
     constants: dict[str, Any] = {
         "init": label if s.init is not None else f"{label} (none recommended; best of he/xavier)",
         "lambda": m, "lambda 95% CI": f"[{lo:.4f}, {hi:.4f}]",
-        "depth": depth, "width": width, "seeds": m.sizes["seeds"],
+        "depth": depth, "width": width, "seeds": m.sizes["seeds"], "seeds cap": SEEDS[-1],
         "layers to x1e-6": depth_to(lam, 1e-6) if lam < 1 else None,
         "layers to x1e6": depth_to(lam, 1e6) if lam > 1 else None,
     }
@@ -241,7 +241,8 @@ def transfer(s: ActivationSubject, settings: Settings) -> Outcome:
                "gradient ratio over depth": finite(float(torch.tensor(lam, dtype=torch.float64) ** depth)),
                "witness": m.witness, "snippet": m.reproduction}
     return Outcome(holds, constants, cex,
-                   note=m.witness or ("" if holds is not None else "confidence interval straddles the band"))
+                   note=m.witness or ("" if holds is not None else
+                                      undecided_note(m, f"the band {list(TRANSFER_BAND)}")))
 
 
 CLAUSES = (

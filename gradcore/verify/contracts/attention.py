@@ -9,6 +9,7 @@ with the technique passed as ``Given``; the counterexample snippet is the genera
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +18,15 @@ import torch
 
 from ...measure import Given, Measurement
 from ...measure import attention as M
-from .base import Clause, Outcome, Settings, probe
+from ..verdicts import within
+from ._stack import SEEDS, sequential, undecided_note
+from ...errors import MeasurementError
+from .base import Clause, Outcome, Settings, error_line, probe
 from .contract import Contract, Signature
 
 KIND = "attention"
 LENGTH, DIMS = 16, (16, 64, 256)
+PEAK, EXPONENT = 0.9, 0.25   # the no-saturation and gradient-scale thresholds
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -47,7 +52,27 @@ def _given(s: AttentionSubject) -> Given:
     return Given(s.attend, "attend", s.setup)
 
 
+def require_widths(s: AttentionSubject, settings: Settings, d_ks: tuple[int, ...], v_width: int) -> None:
+    """MeasurementError (the clause could not be measured, one line) when the technique fails on
+    q, k of width d_k for one of ``d_ks`` (values of width ``v_width``) though it passed the probe
+    of width 8: a module built for one width, like nn.MultiheadAttention, is gradcore's limit to
+    state, not the technique's violation. Tried once per width."""
+    failed = {}
+    for d in d_ks:
+        q, k = (settings.randn(LENGTH, d, offset=o) for o in (4, 5))
+        try:
+            s.attend(q, k, settings.randn(LENGTH, v_width, offset=6))
+        except Exception as e:
+            failed[d] = error_line(e)
+    if failed:
+        why = next(iter(failed.values()))
+        raise MeasurementError(f"the technique accepts q, k of width 8 (the probe) but fails at d_k = "
+                               f"{', '.join(map(str, failed))} ({why}); the clause measures d_k = "
+                               f"{', '.join(map(str, d_ks))}")
+
+
 def row_stochastic(s: AttentionSubject, settings: Settings) -> Outcome:
+    require_widths(s, settings, (M.CONTRACT_D,), LENGTH)
     m = {part: M.attend_row_stochastic(attend=_given(s), part=part, length=LENGTH, seeds=settings.seeds,
                                        seed=settings.seed, device=settings.device) for part in M.ROW_PARTS}
     neg, rows, rho = m["min entry"], m["row sum − 1"], m["ρ(A) − 1"]
@@ -59,33 +84,52 @@ def row_stochastic(s: AttentionSubject, settings: Settings) -> Outcome:
     return Outcome(holds, constants, cex)
 
 
-def _per_dim(s: AttentionSubject, settings: Settings, statistic: str) -> list[Measurement]:
-    """Mean largest attention weight ("max") or ‖∂⟨out, r⟩/∂q_i‖ ("grad") over the draws, per d_k."""
-    return [M.attend_statistic(attend=_given(s), statistic=statistic, d=d, length=LENGTH, seeds=settings.seeds,
+def _draws(settings: Settings) -> tuple[int, ...]:
+    """Draw counts tried in turn until an interval decides: the profile's, then 10, then the cap 40."""
+    return tuple(sorted({settings.seeds, *SEEDS}))
+
+
+def _per_dim(s: AttentionSubject, settings: Settings, statistic: str, seeds: int) -> list[Measurement]:
+    """Mean largest attention weight ("max") or ‖∂⟨out, r⟩/∂q_i‖ ("grad") over ``seeds`` draws, per d_k."""
+    return [M.attend_statistic(attend=_given(s), statistic=statistic, d=d, length=LENGTH, seeds=seeds,
                                seed=settings.seed, device=settings.device) for d in DIMS]
 
 
 def no_saturation(s: AttentionSubject, settings: Settings) -> Outcome:
-    peaks = _per_dim(s, settings, "max")
-    # Decided on the estimate, as the clause states it; the interval is reported with it
-    # (3 draws under ci cannot separate 0.9 from the unscaled variant's ~0.91).
-    holds = peaks[-1].value <= 0.9
-    constants = {f"mean max weight, d_k={d}": p for d, p in zip(DIMS, peaks)}
-    cex = None if holds else {"d_k": DIMS[-1], "L": LENGTH, "mean max weight": peaks[-1].value,
-                              "snippet": peaks[-1].reproduction}
-    return Outcome(holds, constants, cex)
+    """ATTN-02/04: E[max weight] at the largest d_k ≤ 0.9, decided on its Student-t interval with
+    draws added until the interval excludes 0.9 (cap 40 draws; undecided beyond)."""
+    require_widths(s, settings, DIMS, M.CONTRACT_V)
+    top = sequential(lambda n: M.attend_statistic(attend=_given(s), statistic="max", d=DIMS[-1], length=LENGTH,
+                                                  seeds=n, seed=settings.seed, device=settings.device),
+                     lambda m: within(m.interval, 0.0, PEAK), _draws(settings))
+    holds = within(top.interval, 0.0, PEAK)
+    n = top.sizes["seeds"]
+    peaks = _per_dim(s, settings, "max", n)[:-1] + [top]
+    constants: dict[str, Any] = {f"mean max weight, d_k={d}": p for d, p in zip(DIMS, peaks)}
+    constants.update({f"mean max weight, d_k={DIMS[-1]}, 95% CI": f"[{top.interval[0]:.4f}, {top.interval[1]:.4f}]",
+                      "draws": n, "draws cap": SEEDS[-1]})
+    cex = None if holds is not False else {"d_k": DIMS[-1], "L": LENGTH, "mean max weight": top,
+                                           "snippet": top.reproduction}
+    return Outcome(holds, constants, cex, note="" if holds is not None else undecided_note(top, str(PEAK)))
 
 
 def gradient_scale(s: AttentionSubject, settings: Settings) -> Outcome:
-    p = M.attend_gradient_exponent(attend=_given(s), d_ks=DIMS, length=LENGTH, seeds=settings.seeds,
-                                   seed=settings.seed, device=settings.device)
-    # On the estimate, like no-saturation (a 3-draw interval is too wide to decide |p| ≤ 0.25);
-    # a non-finite exponent (gradients that vanish or overflow) is a violation.
-    holds = abs(p.value) <= 0.25
-    constants: dict[str, Any] = {"exponent p in ‖∂/∂q‖ ∝ d_k^p": p}
-    constants.update({f"‖∂/∂q_i‖, d_k={d}": g for d, g in zip(DIMS, _per_dim(s, settings, "grad"))})
-    cex = None if holds else {"d_k": list(DIMS), "exponent": p.value, "snippet": p.reproduction}
-    return Outcome(holds, constants, cex)
+    """ATTN-03/04: |p| ≤ 0.25 in ‖∂/∂q‖ ∝ d_k^p, decided on p's Student-t interval across draws,
+    with draws added until it lies within or wholly outside [−0.25, 0.25] (cap 40); a non-finite
+    exponent (gradients that vanish or overflow) is a violation."""
+    require_widths(s, settings, DIMS, M.CONTRACT_V)
+    p = sequential(lambda n: M.attend_gradient_exponent(attend=_given(s), d_ks=DIMS, length=LENGTH, seeds=n,
+                                                        seed=settings.seed, device=settings.device),
+                   lambda m: within(m.interval, -EXPONENT, EXPONENT), _draws(settings))
+    holds = within(p.interval, -EXPONENT, EXPONENT) if math.isfinite(p.value) else False
+    n = p.sizes["seeds"]
+    constants: dict[str, Any] = {"exponent p in ‖∂/∂q‖ ∝ d_k^p": p,
+                                 "p 95% CI": f"[{p.interval[0]:.4f}, {p.interval[1]:.4f}]",
+                                 "draws": n, "draws cap": SEEDS[-1]}
+    constants.update({f"‖∂/∂q_i‖, d_k={d}": g for d, g in zip(DIMS, _per_dim(s, settings, "grad", n))})
+    cex = None if holds is not False else {"d_k": list(DIMS), "exponent": p.value, "snippet": p.reproduction}
+    return Outcome(holds, constants, cex,
+                   note="" if holds is not None else undecided_note(p, f"±{EXPONENT}"))
 
 
 CLAUSES = (

@@ -113,6 +113,11 @@ class ClauseResult:
     def unmeasured(self) -> bool:
         return self.gate and self.verdict == UNMEASURED
 
+    @property
+    def undecided(self) -> bool:
+        """A gating clause whose interval still straddles the claim at the draw cap: not a pass."""
+        return self.gate and self.verdict == CLAUSE[None]
+
     def to_json(self) -> dict[str, Any]:
         numbers = {k: v for k, v in self.constants.items() if _is_number(v)}
         return {"id": self.clause, "claims": list(self.claims), "statement": self.statement,

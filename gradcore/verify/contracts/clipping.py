@@ -5,12 +5,15 @@ and "按范数裁剪保持梯度的方向"; 002 §直接干预 "将更新步长�
 000 §梯度爆炸的后果 (values beyond the float range become NaN/Inf). Every clause
 measures through the recipes of :mod:`gradcore.measure.clipping` (the same ones the
 CLIP theorems call) on the user's rule. The direction and step-bound clauses search
-gradients over many orders of magnitude (so overflow inside the rule's own norm is
-found too) and score structured gradients first (every coordinate equal and large, a
-spike over a plateau): their values are search bounds, not the extrema.
+lists of gradients — up to four tensors of different shapes, scales (1e-3 to 1e30) and
+dtypes (float16, float32, float64) — so overflow inside the rule's own norm is found too,
+and score structured lists first (one large tensor beside a small one, every coordinate
+equal and large, a spike over a plateau): their values are search bounds, not the extrema.
+A rule that keeps state between calls is detected and measured on fresh copies.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,60 +59,123 @@ def _given(s: ClippingSubject) -> Given:
     return Given(s.rule, "clip", s.setup)
 
 
+def _copy(rule: Rule) -> Rule:
+    """A deep copy, so that measuring never feeds a stateful rule's history (the rule itself when
+    it cannot be copied)."""
+    try:
+        return copy.deepcopy(rule)
+    except Exception:
+        return rule
+
+
+def _varies(rule: Rule, settings: Settings) -> bool:
+    """Whether the rule's output on the same gradients changes after 20 calls on gradients 1e-3 and
+    20 on gradients 1e3 times as large (a history of norms, like AutoClip's, moves its threshold)."""
+    grads = [settings.randn(3, 4, offset=13, dtype=torch.float32) * 10,
+             settings.randn(5, offset=14, dtype=torch.float32) * 1e3]
+    first = M.flat(M.apply(rule, grads))
+    for scale in (1e-3,) * 20 + (1e3,) * 20:
+        M.apply(rule, [g * scale for g in grads])
+    return not torch.equal(first, M.flat(M.apply(rule, grads)))
+
+
+def measured_rule(s: ClippingSubject, settings: Settings) -> tuple[Given, dict[str, Any], str]:
+    """The rule as the recipes get it, with what was found about its state.
+
+    Two calls on the same gradients that return different results mean the rule keeps state
+    (AutoClip's history of norms) or draws noise. When calls on fresh copies (``copy.deepcopy``)
+    agree, every call is measured on a fresh copy — the rule's first call — and the fact says so;
+    otherwise the rule is measured as it is, and the fact says its results vary between calls.
+    """
+    if not _varies(_copy(s.rule), settings):   # a copy: measuring must not feed the rule's history
+        return _given(s), {"state": "none (calls on the same gradients agree)"}, ""
+    if _varies(lambda g: copy.deepcopy(s.rule)(g), settings):
+        note = "the rule returns different results on the same gradients, even on fresh copies: measured as it is"
+        return _given(s), {"state": "varies between calls, also on fresh copies"}, note
+    setup = f"{s.setup}\nimport copy\n_stateful = clip\nclip = lambda g: copy.deepcopy(_stateful)(g)"
+    note = ("the rule keeps state between calls (calls on the same gradients differ); each call was "
+            "measured on a fresh copy (copy.deepcopy) of the rule as handed over (after gradcore's one smoke call)")
+    return (Given(lambda g: copy.deepcopy(s.rule)(g), "clip", setup),
+            {"state": "stateful: measured on a fresh copy per call"}, note)
+
+
 def direction(s: ClippingSubject, settings: Settings) -> Outcome:
-    cos = M.worst_cosine(rule=_given(s), profile=settings.profile, device=settings.device)
-    gauss = M.gaussian_cosine(rule=_given(s), d=4096, scale=1e3, seed=settings.seed + 21, device=settings.device)
-    constants: dict[str, Any] = {"worst cosine found by search": cos,
-                                 "cos(clip(g), g), Gaussian g, d=4096, ‖g‖∞≈4e3": gauss}
-    if cos.value >= 1 - COS_TOL:   # NaN (no direction left) fails too
-        holds = gauss.value >= 1 - COS_TOL
-        return Outcome(holds, constants, None if holds else {
-            "g": "N(0, 1e6 I), d=4096, seed 21", "cosine": gauss, "snippet": gauss.reproduction})
-    g = M.gradient(cos.witness["example"], settings.device)
-    out = torch.cat([t.reshape(-1) for t in M.apply(s.rule, g)])
-    return Outcome(False, constants, {
-        "g": g[0].tolist(), "clip(g)": out.tolist(), "found by": cos.witness["source"],
-        "cosine": cos.value if math.isfinite(cos.value) else "nan", "snippet": cos.reproduction})
+    """CLIP-01/03: inf over finite lists of gradients (several shapes, scales and dtypes, float16
+    included) of cos(clip(g), g), searched; a list the rule leaves without a direction is a finding."""
+    rule, facts, note = measured_rule(s, settings)
+    cos = M.worst_list_cosine(rule=rule, profile=settings.profile, device=settings.device)
+    gauss = M.gaussian_cosine(rule=rule, d=4096, scale=1e3, seed=settings.seed + 21, device=settings.device)
+    lost = cos.witness["lost"]
+    constants: dict[str, Any] = {"worst cosine found by search (lists of tensors)": cos,
+                                 "cos(clip(g), g), Gaussian g, d=4096, ‖g‖∞≈4e3": gauss, **facts}
+    notes = [note]
+    if lost is not None:
+        constants["‖g‖ at which the direction is lost"] = lost["‖g‖"]
+        notes.insert(0, f"the rule returns {lost['output']} for a finite gradient with ‖g‖ = {lost['‖g‖']:.3g} "
+                        f"({', '.join(lost['dtypes'])}): no direction left (the cosine is undefined)")
+    holds = lost is None and cos.value >= 1 - COS_TOL and gauss.value >= 1 - COS_TOL
+    if holds:
+        cex = None
+    elif cos.value < 1 - COS_TOL:
+        g = M.gradient_list(cos.witness["example"], settings.device)
+        cex = {"g": _pieces(cos.witness["example"]), "clip(g)": [t.tolist() for t in M.apply(rule.obj, g)],
+               "found by": cos.witness["source"], "cosine": cos, "snippet": cos.reproduction}
+    elif lost is not None:
+        cex = {"g": _pieces(lost["example"]), "output": lost["output"], "‖g‖": lost["‖g‖"],
+               "snippet": cos.reproduction}
+    else:
+        cex = {"g": "N(0, 1e6 I), d=4096, seed 21", "cosine": gauss, "snippet": gauss.reproduction}
+    return Outcome(holds, constants, cex, note="; ".join(n for n in notes if n))
+
+
+def _pieces(example: list[Any]) -> list[str]:
+    """A list example as readable tensors: ``float16 [0.5, 0.5] × 1e4``."""
+    return [f"{dtype} {[round(x, 6) for x in vals]} × 1e{power}" for vals, power, dtype in example]
 
 
 def step_bound(s: ClippingSubject, settings: Settings) -> Outcome:
-    sup = M.max_clipped_norm(rule=_given(s), profile=settings.profile, device=settings.device)
-    small = M.clipped_norm(rule=_given(s), g=[1e3, -1e3], device=settings.device)
-    growth = {d: M.clipped_norm(rule=_given(s), d=d, scale=1e6, seed=settings.seed + 31, device=settings.device)
+    """CLIP-02: sup over finite lists of gradients of ‖clip(g)‖, searched, against the same
+    shapes and dtypes filled with 1e3 (a bounded rule's sup is its output at any large g)."""
+    rule, facts, note = measured_rule(s, settings)
+    sup = M.max_list_clipped_norm(rule=rule, profile=settings.profile, device=settings.device)
+    ref = M.list_clipped_norm(rule=rule, g=sup.witness["example"], fill=1e3, device=settings.device)
+    growth = {d: M.clipped_norm(rule=rule, d=d, scale=1e6, seed=settings.seed + 31, device=settings.device)
               for d in (16, 4096)}
-    constants = {"sup ‖clip(g)‖ found (d ≤ 12)": sup, "‖clip(g)‖, g=[1e3, -1e3]": small,
+    constants = {"sup ‖clip(g)‖ found (lists of tensors)": sup, "‖clip(g)‖, the sup's shapes filled with 1e3": ref,
                  "‖clip(g)‖, Gaussian ‖g‖≈4e6, d=16": growth[16],
                  "‖clip(g)‖, Gaussian ‖g‖≈6e7, d=4096": growth[4096],
-                 "d-growth 16 → 4096": growth[4096].value / growth[16].value if growth[16].value > 0 else None}
-    # bounded: the searched sup (structured candidates included: scales 1e-3…1e30, every
-    # coordinate equal and large) stays within 1 % of a moderate case's output norm (an
-    # unbounded rule passes ‖g‖ through); the sup is a lower bound, so a pass is provisional
-    holds = (math.isfinite(sup.value) and sup.value <= 1.01 * max(small.value, growth[16].value, 1e-30)
-             and sup.value < 1e6)
-    cex = None if holds else {"g": M.gradient(sup.witness["example"], settings.device)[0].tolist(),
-                              "found by": sup.witness["source"], "‖clip(g)‖": sup, "snippet": sup.reproduction}
-    return Outcome(holds, constants, cex)
+                 "d-growth 16 → 4096": growth[4096].value / growth[16].value if growth[16].value > 0 else None,
+                 **facts}
+    # bounded: the searched sup (structured candidates included) stays within 1 % of the same
+    # shapes' output at 1e3 (an unbounded rule passes ‖g‖ through); the sup is a lower bound,
+    # so a pass says no unbounded case was found
+    holds = math.isfinite(sup.value) and sup.value <= 1.01 * max(ref.value, 1e-30) and sup.value < 1e6
+    cex = None if holds else {"g": _pieces(sup.witness["example"]), "found by": sup.witness["source"],
+                              "‖clip(g)‖": sup, "snippet": sup.reproduction}
+    return Outcome(holds, constants, cex, note=note)
 
 
 def below_threshold(s: ClippingSubject, settings: Settings) -> Outcome:
-    change = M.relative_change(rule=_given(s), d=64, scale=1e-4, seed=settings.seed + 41, device=settings.device)
+    rule, facts, note = measured_rule(s, settings)
+    change = M.relative_change(rule=rule, d=64, scale=1e-4, seed=settings.seed + 41, device=settings.device)
     holds = change.value <= 1e-6
     cex = None if holds else {"g": "1e-4 × N(0, I), d=64, seed 41", "relative change": change,
                               "snippet": change.reproduction}
-    return Outcome(holds, {"relative change of a 1e-4-scale gradient": change}, cex)
+    return Outcome(holds, {"relative change of a 1e-4-scale gradient": change, **facts}, cex, note=note)
 
 
 def zero_gradient(s: ClippingSubject, settings: Settings) -> Outcome:
-    peak = M.zero_output(rule=_given(s), d=8, device=settings.device)
+    rule, facts, note = measured_rule(s, settings)
+    peak = M.zero_output(rule=rule, d=8, device=settings.device)
     ok = peak.value == 0.0
     cex = None if ok else {"g": [0.0] * 8, "max |clip(g)|": peak, "snippet": peak.reproduction}
-    return Outcome(ok, {"max |clip(0)|": peak}, cex)
+    return Outcome(ok, {"max |clip(0)|": peak, **facts}, cex, note=note)
 
 
 def non_finite(s: ClippingSubject, settings: Settings) -> Outcome:
     g = [torch.tensor([1.0, float("nan"), 2.0], device=settings.device)]
     try:
-        out = M.flat(M.apply(s.rule, g))
+        out = M.flat(M.apply(_copy(s.rule), g))
         behaviour = "propagates non-finite" if not bool(torch.isfinite(out).all()) else "returns finite values"
     except Exception as e:
         behaviour = f"raises {type(e).__name__}"

@@ -16,7 +16,7 @@ import torch
 
 from ...measure import Given, Measurement
 from ...measure.initialisation import fan_exponent, weight_variance
-from ._stack import banded_transfer
+from ._stack import SEEDS, banded_transfer, undecided_note
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings
 from .contract import Contract, Signature
@@ -104,6 +104,7 @@ def variance_preserving(s: InitSubject, settings: Settings) -> Outcome:
                       for a, m in lams.items()})
     constants.update({"depth": depth, "width": width})
     constants.update({f"seeds ({a})": m.sizes["seeds"] for a, m in lams.items()})
+    constants["seeds cap"] = SEEDS[-1]
     constants["stable for"] = ", ".join(a for a, ok in verdicts.items() if ok) or "neither"
     holds = True if True in verdicts.values() else (None if None in verdicts.values() else False)
     # The deciding measurement: the activation whose interval came closest to the band.
@@ -111,7 +112,11 @@ def variance_preserving(s: InitSubject, settings: Settings) -> Outcome:
     cex = None if holds is not False else {
         "depth": depth, "width": width, **{f"lambda ({a})": m.value for a, m in lams.items()},
         "witness": closest.witness, "snippet": closest.reproduction}
-    return Outcome(holds, constants, cex, note="; ".join(f"{a}: {m.witness}" for a, m in lams.items() if m.witness))
+    notes = [f"{a}: {m.witness}" for a, m in lams.items() if m.witness]
+    if holds is None:
+        notes += [f"{a}: {undecided_note(m, f'the band {list(TRANSFER_BAND)}')}" for a, m in lams.items()
+                  if verdicts[a] is None]
+    return Outcome(holds, constants, cex, note="; ".join(notes))
 
 
 CLAUSES = (
