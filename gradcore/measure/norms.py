@@ -29,7 +29,7 @@ from ..jacobian import jacobian
 from ..spectral import spectral_norm
 from ..stats import SLOPE_METHOD, slope_ci
 from .measurement import Kind, Measurement, recipe
-from .searched import search
+from .search import search
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -30,10 +30,11 @@ from ..jacobian import chain_jacobians, jacobian, jacobian_operator
 from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound, fixup_scale, mlp_branch,
                         relu_branch, residual_stack, safe_scaling)
 from ..stats import MEAN_METHOD, PER_SEED_SLOPES, mean_ci, per_seed_slope_ci, proportion_ci
-from ..verify.search import structured_vectors
+from .candidates import structured_vectors
 from .measurement import EPS, Given, Kind, Measurement, recipe
 from . import transfer
-from .searched import search, search_bound
+from .search import search
+from .searched import search_bound
 from .seeding import seeded
 
 F64 = torch.float64
