@@ -1,4 +1,4 @@
-"""Clauses appended to the activation and initialiser kinds (issue 22): SAT-02..06, LIT-09, DEPTH-09/10,
+"""Clauses appended to the activation and initialiser kinds (issue 22): SAT-05/06, LIT-09, DEPTH-10,
 ACT-05 for activations; INIT-02, LIT-05/06/14 for initialisers. Each clause is run alone on a technique
 that holds and on a broken variant that violates it, and the generalised recipes are checked against
 the theorem paths they extend."""

@@ -383,14 +383,14 @@ def derivative_rms(s: ActivationSubject, settings: Settings) -> Outcome:
 
 
 CLAUSES = CLAUSES + (
-    Clause("saturation-span", ("SAT-02", "SAT-03", "SAT-04", "SAT-05", "SAT-06"),
+    Clause("saturation-span", ("SAT-05", "SAT-06"),   # SAT-02..04 are the sigmoid's own numbers
            f"the saturated tails {{|f'| < {SATURATION_EPS}}} begin at x₁ < x₂ with x₂ − x₁ ≥ {SPAN:g} "
            "(a unit-variance pre-activation within ±2σ keeps its gradient); with the output's distance to "
            "its asymptotes", saturation_span, gate=False),
     Clause("chi1-criticality", ("LIT-09",),
            f"at its init the mean-field per-layer gradient factor √χ₁ (σ_b = 0) lies in {list(TRANSFER_BAND)}",
            chi1_criticality, gate=False),
-    Clause("precision-depth", ("DEPTH-09", "DEPTH-10"),
+    Clause("precision-depth", ("DEPTH-10",),   # DEPTH-09 is arithmetic on 0.1ᵏ
            f"in its stack at its init a float32 gradient crosses more than {PRECISION_DEPTH} layers before it "
            "underflows to 0 or overflows (float16 and bfloat16 depths beside it)", precision_depth, gate=False),
     Clause("derivative-rms", ("ACT-05",),
