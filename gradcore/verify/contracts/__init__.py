@@ -1,13 +1,13 @@
 """Technique contracts: per kind, the catalogued claims written over a *subject*.
 
 Each kind module (``activation``, ``initialiser``, ``norm``, ``residual``, ``recurrent``,
-``attention``, ``clipping``, ``flow``, ``dynamics``) defines its clauses and a :class:`~.contract.Contract`
-subclass, which registers the kind; :func:`contract` looks a kind up in the registry.
+``attention``, ``clipping``, ``flow``, ``dynamics``, ``transformer``) defines its clauses and a
+:class:`~.contract.Contract` subclass, which registers the kind; :func:`contract` looks a kind up in the registry.
 """
 from __future__ import annotations
 
 # Importing a kind module registers its Contract; this order is the order of KINDS and of the reports.
-from . import activation, initialiser, norm, residual, recurrent, attention, clipping, flow, dynamics  # noqa: F401, I001
+from . import activation, initialiser, norm, residual, recurrent, attention, clipping, flow, dynamics, transformer  # noqa: F401, I001, E501
 from .base import CheckError, Clause, ClauseResult, Outcome, Settings
 from .contract import Contract
 
