@@ -7,7 +7,7 @@ from gradcore.verify.contracts.contract import rebuild
 
 def test_every_kind_is_a_registered_contract_subclass():
     assert KINDS == ("activation", "initialiser", "norm", "residual", "recurrent", "attention", "clipping", "flow",
-                     "dynamics")
+                     "dynamics", "transformer")
     for kind in KINDS:
         c = contract(kind)
         assert issubclass(c, Contract) and c.kind == kind and c.clauses and c.binding.isidentifier()

@@ -101,14 +101,14 @@ def subject(obj: Any, name: str, setup: str, settings: Settings) -> BlockSubject
 
 def looks_like(obj: Any, settings: Settings) -> bool:
     """A d -> d block over (batch, tokens, d) that mixes tokens (attention): token 0 moves token 1's output."""
-    if not (isinstance(obj, nn.Module) or (inspect.isclass(obj) and issubclass(obj, nn.Module))):
+    if not callable(obj) or (inspect.isclass(obj) and not issubclass(obj, nn.Module)):
         return False
     try:
         make, _, d = _factory(obj, "", "", settings)
         block = build(make, d)
         x = settings.randn(BATCH, TOKENS, d, offset=11, dtype=torch.float32)
         moved = x.clone()
-        moved[:, 0] += 1.0
+        moved[:, 0] += settings.randn(BATCH, d, offset=12, dtype=torch.float32)   # not constant: LN removes that
         with torch.no_grad():
             y, z = block(x), block(moved)
         return tuple(y.shape) == tuple(x.shape) and bool((y[:, 1:] - z[:, 1:]).abs().max() > 1e-6)
