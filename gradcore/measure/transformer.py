@@ -134,7 +134,20 @@ def block_placement(*, kind: Any, part: str, d_model: int = D_MODEL, scale: floa
                        {"d_model": d_model, "scale": scale, "tokens": 16}, conditioning=float(d_model))
 
 
-@functools.lru_cache(maxsize=128)
+def _cached_for_builtins(maxsize: int | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``functools.lru_cache`` for gradcore's own kinds ("pre", "post"); a user's factory is measured afresh
+    each time (it may be unhashable, or change between checks)."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        cached = functools.lru_cache(maxsize=maxsize)(fn)
+
+        @functools.wraps(fn)
+        def call(kind: Any, *args: Any) -> Any:
+            return (cached if isinstance(kind, str) else fn)(kind, *args)
+        return call
+    return wrap
+
+
+@_cached_for_builtins(maxsize=128)
 def _gradients(kind: Any, depth: int, seed: int, d_model: int, heads: int, d_ff: int,
                device: str) -> tuple[float, float]:
     """(⟨∂L/∂x₀, g⟩/‖g‖², ‖∂L/∂x₀‖/‖g‖) of one stack at init for L = ⟨g, output⟩, g ~ N(0, 1):
@@ -201,7 +214,7 @@ def _mean_square(t: torch.Tensor) -> float:
     return float(t.pow(2).sum(-1).mean() / t.shape[-1])
 
 
-@functools.lru_cache(maxsize=None)
+@_cached_for_builtins(maxsize=None)
 def _residual_norms(kind: Any, depth: int, seed: int, d_model: int = XIONG["d_model"]) -> tuple[float, ...]:
     """E‖r_l‖²/d per block; for a user's block r_l is its output, the residual stream x_{l+1}."""
     model, x, _ = _xiong_stack(kind, depth, seed, d_model=d_model)
@@ -276,7 +289,7 @@ def residual_norm_curve(*, kind: str, depth: int = 16, seeds: int = 8) -> tuple[
     return list(range(1, depth + 1)), residual_norm_rows(kind, depth, seeds).mean(axis=0).tolist()
 
 
-@functools.lru_cache(maxsize=None)
+@_cached_for_builtins(maxsize=None)
 def _last_ffn_gradient(kind: Any, depth: int, seed: int, d_model: int = XIONG["d_model"]) -> float:
     """‖∂L/∂W^{2,L}‖_F, the last block's second FFN weight, for L = ⟨g, output⟩ (Pre-LN with its final LN);
     for a user's factory, ‖∂L/∂θ_L‖ over all the last block's parameters, the stack closed by a LayerNorm

@@ -73,7 +73,7 @@ def build(make: Any, d: int) -> nn.Module:
 
 def smoke(make: Any, d: int, settings: Settings) -> torch.Tensor:
     """One-line CheckError unless ``make(d)`` maps a (batch, tokens, d) input to a finite tensor of that shape."""
-    block = build(make, d)
+    block = build(make, d).to(settings.device)
     x = settings.randn(BATCH, TOKENS, d, offset=11, dtype=torch.float32)
     return probe(lambda: block(x), what="block", on=f"a ({BATCH}, {TOKENS}, {d}) input (batch, tokens, d)",
                  shape=(BATCH, TOKENS, d))
@@ -84,17 +84,19 @@ def _declared(block: nn.Module) -> str | None:
     return None if not isinstance(first, bool) else ("pre" if first else "post")
 
 
-def _factory(obj: Any, name: str, setup: str, settings: Settings) -> tuple[Any, str, int]:
+FRESH = "from gradcore.measure.transformer import FreshCopies\nmake = FreshCopies(make)"
+
+
+def _factory(obj: Any, setup: str, settings: Settings) -> tuple[Any, str, int]:
     """(factory, its setup lines, width): an instance becomes fresh copies of itself at its own width."""
     if isinstance(obj, nn.Module):
-        return M.FreshCopies(obj), f"{setup}\nfrom gradcore.measure.transformer import FreshCopies\nmake = " \
-                                    "FreshCopies(make)", block_width(obj)
+        return M.FreshCopies(obj), f"{setup}\n{FRESH}", block_width(obj)
     callable_or_fail(obj)
     return obj, setup, M.D_MODEL * settings.scale
 
 
 def subject(obj: Any, name: str, setup: str, settings: Settings) -> BlockSubject:
-    make, setup, d = _factory(obj, name, setup, settings)
+    make, setup, d = _factory(obj, setup, settings)
     smoke(make, d, settings)
     return BlockSubject(name, make, setup, d, _declared(build(make, d)))
 
@@ -104,8 +106,8 @@ def looks_like(obj: Any, settings: Settings) -> bool:
     if not callable(obj) or (inspect.isclass(obj) and not issubclass(obj, nn.Module)):
         return False
     try:
-        make, _, d = _factory(obj, "", "", settings)
-        block = build(make, d)
+        make, _, d = _factory(obj, "", settings)
+        block = build(make, d).to(settings.device)
         x = settings.randn(BATCH, TOKENS, d, offset=11, dtype=torch.float32)
         moved = x.clone()
         moved[:, 0] += settings.randn(BATCH, d, offset=12, dtype=torch.float32)   # not constant: LN removes that
