@@ -118,7 +118,7 @@ def test_residual_attention_recurrent_contracts(device):
     assert bound.verdict == "violated" and found == pytest.approx(float(ref), rel=1e-9)
     att = check_technique(T.unscaled_attention, device=device)
     assert att.kind == "attention" and _clause(att, "row-stochastic").verdict == "holds"
-    assert [r.clause for r in att.violations] == ["no-saturation"]
+    assert [r.clause for r in att.violations] == ["no-saturation", "logit-variance"]
     rnn = check_technique(T.LeakyCell, device=device)
     assert rnn.kind == "recurrent" and rnn.ok
     # the leaky cell's step Jacobian is 0.95·I + 0.05·D W: its factor sits just below 0.95 + 0.05

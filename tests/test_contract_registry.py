@@ -10,7 +10,7 @@ from gradcore.verify.contracts.contract import Signature, Subject, rebuild
 
 def test_every_kind_is_a_registered_contract_subclass():
     assert KINDS == ("activation", "initialiser", "norm", "residual", "recurrent", "attention", "clipping", "flow",
-                     "dynamics", "diffusion", "optimiser", "convolution", "dense", "unet")
+                     "dynamics", "diffusion", "optimiser", "convolution", "dense", "unet", "transformer")
     for kind in KINDS:
         c = contract(kind)
         assert issubclass(c, Contract) and c.kind == kind and c.clauses and c.binding.isidentifier()

@@ -22,6 +22,7 @@ import sympy as sp
 import torch
 
 from .. import attention as at
+from ..errors import MeasurementError
 from ..jacobian import jacobian
 from ..spectral import spectral_norm, spectral_radius
 from ..stats import MEAN_METHOD, SLOPE_METHOD, loglog_exponent, mean_ci, per_seed_slope_ci
@@ -251,20 +252,37 @@ def attend_row_stochastic(*, attend: Any, part: str, length: int = 16, d: int = 
 
 
 def _attend_values(attend: Attend, statistic: str, d: int, length: int, seeds: int, seed: int,
-                   device: str) -> list[float]:
-    """One value per draw s: q, k, v, r ~ N(0, 1) seeded seed + 100/200/300/400 + s (the contract's draws)."""
+                   device: str, scale: float = 1.0) -> list[float]:
+    """One value per draw s: q, k, v, r ~ N(0, 1) seeded seed + 100/200/300/400 + s (the contract's draws),
+    the queries multiplied by ``scale`` (the gradient is taken w.r.t. the scaled queries)."""
     values = []
     for s in range(seeds):
         q, k, v, r = _contract_draw(length, (d, d, CONTRACT_V, CONTRACT_V),
                                     tuple(seed + o + s for o in (100, 200, 300, 400)), device)
+        q = q * scale
         if statistic == "grad":
             q = q.requires_grad_(True)
             (g,) = torch.autograd.grad((attend(q, k, v) * r).sum(), q)
             values.append(float(g.norm(dim=-1).mean()))
+        elif statistic == "logit_var":
+            with torch.no_grad():
+                values.append(_logit_variance(attend_weights(attend, q, k)))
         else:
             with torch.no_grad():
                 values.append(float(attend_weights(attend, q, k).max(-1).values.mean()))
     return values
+
+
+def _logit_variance(a: torch.Tensor) -> float:
+    """Mean over rows of the variance across keys of log A_ij: a softmax's logits up to each row's
+    constant, so for logits c·q·k_j it estimates c²·E‖q‖² = c²·d_k (ATTN-01, LIT-01). ∞ when the
+    matrix is not finite; a zero or negative weight is no softmax of finite logits: not measurable."""
+    if not bool(torch.isfinite(a).all()):
+        return math.inf
+    if not bool((a > 0).all()):
+        raise MeasurementError("the attention matrix has zero or negative weights: it is no softmax of finite "
+                               "logits, so its logits cannot be read from log A")
+    return float(torch.log(a).var(dim=-1, unbiased=True).mean())
 
 
 def _mean(values: list[float], sizes: dict[str, Any], device: str) -> Measurement:
@@ -279,21 +297,23 @@ def _mean(values: list[float], sizes: dict[str, Any], device: str) -> Measuremen
 
 @recipe
 def attend_statistic(*, attend: Any, statistic: str, d: int, length: int = 16, seeds: int = 3, seed: int = 0,
-                     device: str = "cpu") -> Measurement:
-    """ATTN-02/03/04 (attention contract): the mean over ``seeds`` draws at d_k = ``d`` of "max" (mean
-    largest weight of attend(q, k, I)) or "grad" (mean ‖∂⟨attend(q, k, v), r⟩/∂q_i‖); q, k, v, r ~ N(0, 1)
-    (L × d, L × 16, float64). Student-t interval; a non-finite value makes the estimate ∞."""
-    return _mean(_attend_values(attend, statistic, d, length, seeds, seed, device),
-                 {"L": length, "d_k": d, "seeds": seeds}, device)
+                     device: str = "cpu", scale: float = 1.0) -> Measurement:
+    """ATTN-02/03/04/05 (attention contract): the mean over ``seeds`` draws at d_k = ``d`` of "max" (mean
+    largest weight of attend(q, k, I)), "grad" (mean ‖∂⟨attend(q, k, v), r⟩/∂q_i‖) or "logit_var" (ATTN-01,
+    LIT-01: the variance across keys of log A, i.e. of a softmax's logits); q ~ N(0, scale²), k, v, r ~
+    N(0, 1) (L × d, L × 16, float64). Student-t interval; a non-finite value makes the estimate ∞."""
+    sizes = {"L": length, "d_k": d, "seeds": seeds, **({"query scale": scale} if scale != 1.0 else {})}
+    return _mean(_attend_values(attend, statistic, d, length, seeds, seed, device, scale), sizes, device)
 
 
 @recipe
 def attend_gradient_exponent(*, attend: Any, d_ks: tuple[int, ...] = (16, 64, 256), length: int = 16, seeds: int = 3,
-                             seed: int = 0, device: str = "cpu") -> Measurement:
+                             seed: int = 0, device: str = "cpu", statistic: str = "grad") -> Measurement:
     """ATTN-03/04 (attention contract): exponent p in ‖∂⟨attend(q, k, v), r⟩/∂q_i‖ ∝ d_k^p: each draw's
     log–log slope over ``d_ks``, Student-t interval across draws; ∞ when a gradient is not finite or
-    vanished (no power law to fit)."""
-    per_d = [_attend_values(attend, "grad", d, length, seeds, seed, device) for d in d_ks]
+    vanished (no power law to fit). ``statistic`` "logit_var": the exponent of the logits' variance
+    (ATTN-01, LIT-01: 1 for the raw dot product q·k; 0 with 1/√d_k)."""
+    per_d = [_attend_values(attend, statistic, d, length, seeds, seed, device) for d in d_ks]
     sizes = {"L": length, "d_k": list(d_ks), "seeds": seeds}
     if not all(math.isfinite(g) and g > 0 for row in per_d for g in row):
         return Measurement(math.inf, Kind.STATISTICAL, "float64", device, sizes, interval=(math.inf, math.inf),

@@ -2,14 +2,15 @@
 
 Each kind module (``activation``, ``initialiser``, ``norm``, ``residual``, ``recurrent``,
 ``attention``, ``clipping``, ``flow``, ``dynamics``, ``diffusion``, ``optimiser``, ``convolution``,
-and ``skip`` for the dense and U-Net kinds) defines its clauses and a :class:`~.contract.Contract`
-subclass, which registers the kind; :func:`contract` looks a kind up in the registry.
+``skip`` for the dense and U-Net kinds, and ``transformer``) defines its clauses and a
+:class:`~.contract.Contract` subclass, which registers the kind; :func:`contract` looks a kind up in the
+registry.
 """
 from __future__ import annotations
 
 # Importing a kind module registers its Contract; this order is the order of KINDS and of the reports.
 from . import (activation, initialiser, norm, residual, recurrent, attention, clipping,  # noqa: F401, I001
-               flow, dynamics, diffusion, optimiser, convolution, skip)
+               flow, dynamics, diffusion, optimiser, convolution, skip, transformer)
 from .base import CheckError, Clause, ClauseResult, Outcome, Settings
 from .contract import Contract
 

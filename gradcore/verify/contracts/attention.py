@@ -143,6 +143,48 @@ CLAUSES = (
 )
 
 
+VARIANCE_EXPONENT = 0.5   # Var(logits) ∝ d_k^p: p = 1 for the raw q·k (ATTN-01, LIT-01), 0 with 1/√d_k (ATTN-04)
+VARIANCE_SEEDS = 8        # draws per exponent: a per-draw slope interval needs more than the profile's 3
+SATURATION = 1000.0       # ATTN-05's factor on the logits, here on the queries
+
+
+def logit_variance(s: AttentionSubject, settings: Settings) -> Outcome:
+    """The logits' variance read as the row-centred log A (a softmax's logits up to a per-row constant)."""
+    seeds = VARIANCE_SEEDS * settings.scale
+    p = M.attend_gradient_exponent(attend=_given(s), statistic="logit_var", d_ks=DIMS, length=LENGTH, seeds=seeds,
+                                   seed=settings.seed, device=settings.device)
+    per_d = [M.attend_statistic(attend=_given(s), statistic="logit_var", d=d, length=LENGTH, seeds=seeds,
+                                seed=settings.seed, device=settings.device) for d in DIMS]
+    lo, hi = p.interval
+    holds = True if hi <= VARIANCE_EXPONENT else (False if lo > VARIANCE_EXPONENT else None)
+    constants: dict[str, Any] = {"exponent p in Var(logits) ∝ d_k^p": p, "95% CI": f"[{lo:.3f}, {hi:.3f}]"}
+    constants.update({f"Var(logits)/d_k, d_k={d}": v.value / d for d, v in zip(DIMS, per_d)})
+    cex = None if holds is not False else {"d_k": list(DIMS), "exponent": p.value, "snippet": p.reproduction}
+    return Outcome(holds, constants, cex, note="" if holds is not None else "confidence interval straddles the bound")
+
+
+def saturation(s: AttentionSubject, settings: Settings) -> Outcome:
+    """The query gradient at queries ×1000 beside ×1: a saturated softmax passes almost none (ATTN-05)."""
+    def stat(statistic: str, scale: float) -> Measurement:
+        return M.attend_statistic(attend=_given(s), statistic=statistic, d=DIMS[0], length=LENGTH,
+                                  seeds=settings.seeds, seed=settings.seed, device=settings.device, scale=scale)
+    base, sat = stat("grad", 1.0), stat("grad", SATURATION)
+    ratio = sat.value / base.value if base.value > 0 else math.inf
+    return Outcome(True, {"‖∂/∂q_i‖, q ×1": base, f"‖∂/∂q_i‖, q ×{SATURATION:g}": sat, "ratio": ratio,
+                          f"mean max weight, q ×{SATURATION:g}": stat("max", SATURATION)},
+                   note="ATTN-05: with a unique largest logit the softmax saturates and its gradient vanishes")
+
+
+CLAUSES = CLAUSES + (
+    Clause("logit-variance", ("ATTN-01", "ATTN-04", "LIT-01"),
+           f"the logits' variance (row-centred log A) stays O(1) in d_k: p ≤ {VARIANCE_EXPONENT} in "
+           "Var ∝ d_k^p (the raw q·k of unit-variance q, k has variance d_k: p = 1)", logit_variance),
+    Clause("saturation", ("ATTN-05",),
+           f"the query gradient when the queries are scaled ×{SATURATION:g} (saturated logits), beside ×1",
+           saturation, gate=False),
+)
+
+
 def objects() -> dict[str, Any]:
     """gradcore.attention's attention, scaled (1/√d_k) and unscaled."""
     from ... import attention as at
