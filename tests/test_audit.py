@@ -46,14 +46,14 @@ def test_audit_agrees_with_dense_jacobians(case):
     result = audit(model, shape, name=case, settings=EXACT)
     # the dense reference: the same prepared copy, each block's Jacobian built by jacrev
     net = blocks.at_initialisation(model, torch.float64)
-    found = blocks.find_blocks(net)
+    found = blocks.candidates(net)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    inputs = blocks.block_inputs(net, found, x)
+    calls = blocks.capture(net, found, x)
     by_name = {b.name: b for b in found}
     assert {r.kind for r in result.blocks} >= ({"residual", "norm"} if case != "transformer"
                                                 else {"transformer", "attention", "norm"})
     for r in result.blocks:
-        J = jacobian.jacobian(measure.block_function(by_name[r.name]), inputs[r.name]).detach()
+        J = jacobian.jacobian(measure.block_function(by_name[r.name], calls[r.name]), calls[r.name].x).detach()
         sv = torch.linalg.svdvals(J)
         assert math.isclose(r.sigma_max, float(sv[0]), rel_tol=1e-8), r.name
         rms = float(J.norm() / math.sqrt(J.shape[1]))
@@ -66,7 +66,8 @@ def test_claims_on_residual_blocks_use_the_branch():
     res02 = next(c for c in first.claims if c.claim == "RES-02")
     assert res02.holds and res02.measured <= res02.reference
     # the projection-shortcut block has no identity path, so no residual claim is made on it
-    assert not next(r for r in result.blocks if r.name == "1").claims
+    projection = next(r for r in result.blocks if r.name == "1")
+    assert not projection.claims and {c for c, _ in projection.unapplied} == {"RES-02", "RES-05"}
 
 
 def test_pre_and_post_ln_are_compared_on_the_same_weights():
@@ -209,3 +210,131 @@ def test_dict_and_tuple_outputs_are_measured_over_their_tensors(hostile_models, 
     profile = dict(doc["profile"])
     assert profile["output"] > 0 and profile["input"] > 0 and all(math.isfinite(g) for g in profile.values())
     assert "`" + outputs[0] + "`" in (hostile_models / "out" / f"{target}.md").read_text()
+
+
+# --- issue 20: reproducible, faithful to the model's calls, blocks found by structure -----------------
+
+def test_two_runs_of_one_factory_measure_the_same_weights(tmp_path, monkeypatch, capsys):
+    (tmp_path / "seeded_nets.py").write_text(
+        "from torch import nn\n"
+        "from torchvision.models.resnet import BasicBlock\n"
+        "def net():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), BasicBlock(4, 4))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)] + sys.path)
+    docs = []
+    for state, run in enumerate(("a", "b")):
+        torch.manual_seed(1000 + state)   # whatever the process drew before must not change the weights measured
+        assert cli.main(["audit", "seeded_nets:net", "--input-shape", "1,3,6,6", "--out", run, "--max-steps", "6"]) == 0
+        docs.append(json.loads((tmp_path / run / "net.json").read_text()))
+    # same process, threads and code path: the report's "seed 0" must pin every bit of every value
+    assert [b["sigma_max"] for b in docs[0]["blocks"]] == [b["sigma_max"] for b in docs[1]["blocks"]]
+    assert docs[0]["profile"] == docs[1]["profile"]
+
+
+class CausalDecoder(nn.Module):
+    """One decoder layer as a model calls it: causal self-attention mask, a memory to cross-attend to."""
+
+    def __init__(self, norm_first: bool = False) -> None:
+        super().__init__()
+        self.layer = nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first)
+        self.memory = nn.Parameter(torch.randn(1, 3, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype)
+        return self.layer(x, self.memory.expand(x.shape[0], -1, -1), tgt_mask=mask, tgt_is_causal=True)
+
+
+def _top_sv(f, x) -> float:
+    return float(torch.linalg.svdvals(jacobian.jacobian(f, x).detach())[0])
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_attention_is_measured_with_the_mask_and_memory_the_model_passes(norm_first):
+    torch.manual_seed(0)
+    model = CausalDecoder(norm_first)
+    result = {r.name: r for r in audit(model, (1, 5, 8), settings=EXACT).blocks}
+    net = blocks.at_initialisation(model, torch.float64)
+    layer, mem = net.layer, net.memory
+    x = torch.randn((1, 5, 8), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mask = nn.Transformer.generate_square_subsequent_mask(5, dtype=torch.float64)
+    sa_in = layer.norm1(x) if norm_first else x
+    with torch.no_grad():
+        h = x + layer.self_attn(sa_in, sa_in, sa_in, attn_mask=mask, need_weights=False)[0]
+    ca_in = layer.norm2(h) if norm_first else layer.norm1(h)
+    # the dense references: the functions the model computes, written out by hand
+    causal = _top_sv(lambda u: layer.self_attn(u, u, u, attn_mask=mask, need_weights=False)[0], sa_in)
+    unmasked = _top_sv(lambda u: layer.self_attn(u, u, u, need_weights=False)[0], sa_in)
+    cross = _top_sv(lambda u: layer.multihead_attn(u, mem, mem, need_weights=False)[0], ca_in)
+    selfish = _top_sv(lambda u: layer.multihead_attn(u, u, u, need_weights=False)[0], ca_in)
+    whole = _top_sv(lambda u: layer(u, mem, tgt_mask=mask, tgt_is_causal=True), x)
+    assert abs(causal / unmasked - 1) > 0.05 and abs(cross / selfish - 1) > 0.05   # the test can tell them apart
+    assert math.isclose(result["layer.self_attn"].sigma_max, causal, rel_tol=1e-8)
+    assert math.isclose(result["layer.multihead_attn"].sigma_max, cross, rel_tol=1e-8)
+    assert math.isclose(result["layer"].sigma_max, whole, rel_tol=1e-8)
+    assert result["layer"].kind == "transformer" and result["layer"].claims[0].claim == "PLN-02"
+
+
+def test_torchvision_mbconv_cnblock_and_a_bare_block_are_found_by_their_residual_addition():
+    from torchvision.models.convnext import CNBlock
+    from torchvision.models.efficientnet import MBConv, MBConvConfig
+
+    mb = MBConv(MBConvConfig(1, 3, 1, 8, 8, 1), 0.0, nn.BatchNorm2d)
+    for model, shape in ((mb, (2, 8, 5, 5)), (CNBlock(8, 1e-6, 0.0), (1, 8, 5, 5)),
+                         (BasicBlock(4, 4), (2, 4, 5, 5))):
+        torch.manual_seed(0)
+        result = audit(model, shape, settings=EXACT)
+        top = next(r for r in result.blocks if r.name == blocks.MODEL)
+        assert top.kind == "residual", type(model).__name__
+        res02 = next(c for c in top.claims if c.claim == "RES-02")
+        assert res02.holds is True and res02.measured <= res02.reference * (1 + EXACT.tol)
+
+
+class Doubler(nn.Module):
+    """x + f(x) written by hand, with a shape-changing sibling that adds its input too (broadcast)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.f = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.f(x).tanh()
+
+
+def test_a_hand_written_residual_block_is_recognised_and_its_branch_measured():
+    torch.manual_seed(0)
+    model = nn.Sequential(Doubler(), nn.Linear(4, 4), Doubler())
+    result = {r.name: r for r in audit(model, (3, 4), settings=EXACT).blocks}
+    assert set(result) == {"0", "2"} and all(r.kind == "residual" for r in result.values())
+    net = blocks.at_initialisation(model, torch.float64)
+    x = torch.randn((3, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    branch = next(c for c in result["0"].claims if c.claim == "RES-02").note
+    assert math.isclose(float(branch.split("=")[1]), _top_sv(lambda u: net[0].f(u).tanh(), x), rel_tol=1e-3)
+
+
+def test_claims_not_applied_are_stated_and_counted(tmp_path, monkeypatch, capsys):
+    (tmp_path / "plain_nets.py").write_text(
+        "from torch import nn\n"
+        "def mlp():\n"
+        "    return nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))\n"
+        "def normed():\n"
+        "    return nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)] + sys.path)
+    assert cli.main(["audit", "plain_nets:mlp", "--input-shape", "2,4", "--out", "o"]) == 0
+    out = capsys.readouterr().out
+    assert "0 blocks measured" in out and "no block gradcore's claims are about was found in Sequential" in out
+    assert "no block gradcore's claims are about" in (tmp_path / "o" / "mlp.md").read_text()
+    assert cli.main(["audit", "plain_nets:normed", "--input-shape", "2,4", "--out", "o"]) == 0
+    out = capsys.readouterr().out
+    assert "0 claim check(s) with a verdict, 0 fail; 1 claim(s) not applied" in out
+    assert "| `1` | NORM-03 | about BatchNorm; this is LayerNorm" in (tmp_path / "o" / "normed.md").read_text()
+
+
+def test_an_rms_gain_above_sigma_max_says_whether_its_interval_allows_it():
+    r = measure.BlockResult("b", "norm", "X", (1,), 8.732, 0.0, 3, 8.787, 0.19, 0.0, rms_interval=(8.2, 9.4))
+    assert "the estimate's error allows it" in render.rms_cell(r)
+    r.rms_interval = (8.75, 8.82)
+    assert "beyond its 95 % interval" in render.rms_cell(r)
+    r.rms_gain = 8.0
+    assert render.rms_cell(r) == "8 ± 0.19"

@@ -6,6 +6,7 @@ JᵀJ, one linearisation per block), so the real sizes can be measured on a CPU.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import os
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from .. import _validate as v
-from .. import spectral
+from .. import spectral, stats
 from ..jacobian import JacobianOperator, jacobian_operator
 from . import blocks as B
 
@@ -28,6 +29,7 @@ class Settings:
     max_steps: int = 40
     probes: int = 4              # Hutchinson probes for the RMS gain
     seed: int = 0
+    mode: str = "train"          # BatchNorm: "train" batch statistics, "eval" running statistics
 
 
 @dataclass
@@ -55,6 +57,8 @@ class BlockResult:
     rms_se: float                # its standard error over the probes
     seconds: float
     claims: list[ClaimCheck] = field(default_factory=list)
+    rms_interval: tuple[float, float] = (0.0, math.inf)   # 95 % Student-t interval of the RMS gain
+    unapplied: list[tuple[str, str]] = field(default_factory=list)   # (claim, why it was not applied)
 
 
 @dataclass
@@ -68,16 +72,23 @@ class Audit:
     environment: dict
     cpu_s: float | None = None       # process CPU time: the cost on a machine shared with others
     outputs: list[str] = field(default_factory=lambda: ["output"])   # the output tensors L is taken over
+    notes: list[str] = field(default_factory=list)   # what could not be measured, and why
 
 
-def rms_gain(op: JacobianOperator, probes: int, generator: torch.Generator) -> tuple[float, float]:
-    """‖J‖_F/√n (Hutchinson: E‖Jz‖² = ‖J‖_F² for z ~ N(0, I)) and its standard error."""
+Skip = tuple[str, str]   # (claim, why it was not applied)
+
+
+def rms_gain(op: JacobianOperator, probes: int, generator: torch.Generator) -> tuple[float, float, tuple[float, float]]:
+    """‖J‖_F/√n (Hutchinson: E‖Jz‖² = ‖J‖_F² for z ~ N(0, I)), its standard error and the 95 %
+    interval (Student-t interval of the mean of ‖Jz‖²/n, square-rooted)."""
     x = op.x
     sq = torch.stack([op.matvec(torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device))
                       .double().square().sum() for _ in range(probes)]) / x.numel()
     mean = float(sq.mean())
     se = float(sq.std() / math.sqrt(probes)) if probes > 1 else math.inf
-    return math.sqrt(mean), se / (2 * math.sqrt(mean)) if mean > 0 else math.inf
+    _, lo, hi = stats.mean_ci(sq.tolist()) if probes > 1 and mean > 0 else (mean, 0.0, math.inf)
+    rms = math.sqrt(mean)
+    return rms, se / (2 * rms) if mean > 0 else math.inf, (math.sqrt(max(lo, 0.0)), math.sqrt(hi))
 
 
 def top(op: JacobianOperator, s: Settings) -> spectral.OperatorSpectrum:
@@ -89,39 +100,42 @@ def sigma_max(f, x: torch.Tensor, s: Settings) -> float:
     return float(top(jacobian_operator(f, x), s).values[0])
 
 
-def block_function(block: B.Block):
-    """The block as a map of its first input (attention attends to itself)."""
-    if block.kind == "attention":
-        return lambda h: block.module(h, h, h, need_weights=False)[0]
-    return block.module
+def block_function(block: B.Block, call: B.Call):
+    """The block as the model calls it, a map of its input stream (masks, memory, kwargs as captured)."""
+    return call.bind(block.module)
 
 
-def measure_block(block: B.Block, x: torch.Tensor, s: Settings, gen: torch.Generator) -> BlockResult:
+def measure_block(block: B.Block, call: B.Call, s: Settings, gen: torch.Generator) -> BlockResult:
     start = time.perf_counter()
-    op = jacobian_operator(block_function(block), x)
+    op = jacobian_operator(block_function(block, call), call.x)
     spec = top(op, s)
-    rms, se = rms_gain(op, s.probes, gen)
-    result = BlockResult(block.name, block.kind, type(block.module).__name__, tuple(x.shape),
-                         float(spec.values[0]), float(spec.residuals[0]), spec.steps, rms, se, 0.0)
-    result.claims = CLAIMS.get(block.kind, lambda *a: [])(block, op, s, result)
+    rms, se, interval = rms_gain(op, s.probes, gen)
+    result = BlockResult(block.name, block.kind, type(block.module).__name__, tuple(call.x.shape),
+                         float(spec.values[0]), float(spec.residuals[0]), spec.steps, rms, se, 0.0,
+                         rms_interval=interval)
+    found = CLAIMS.get(block.kind, lambda *a: [])(block, call, op, s, result)
+    result.claims = [c for c in found if isinstance(c, ClaimCheck)]
+    result.unapplied = [c for c in found if not isinstance(c, ClaimCheck)]
     result.seconds = time.perf_counter() - start
     return result
 
 
-def residual_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """RES-02: σ_max(block) ≤ 1 + σ_max(F') on an identity block (act ∘ (I + F), act 1-Lipschitz
-    and diagonal 0/1 or ReLU6 slopes); RES-05: ‖Jᵀg‖ ≥ ‖g‖ for an upstream g."""
-    branch = B.residual_branch(block.module)
-    if branch is None or not B.has_identity_path(block.module):
-        return []   # a projection shortcut: no identity path for the claims to be about
+def residual_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                    r: BlockResult) -> list[ClaimCheck | Skip]:
+    """RES-02: σ_max(block) ≤ 1 + σ_max(F') on an identity block act ∘ (I + F) (act 1-Lipschitz,
+    slopes 0/1 — ReLU, ReLU6 or none); RES-05: ‖Jᵀg‖ ≥ ‖g‖ for an upstream g."""
+    if block.residual is None:
+        why = "no identity addition found in its forward (a projection shortcut, or not traceable by torch.fx)"
+        return [("RES-02", why), ("RES-05", why)]
     x = op.x
-    eps = sigma_max(branch, x, s)
+    eps = sigma_max(call.bind(block.residual.branch), x, s)
     bound = 1 + eps
     slack = 1 + s.tol   # the Lanczos values carry tol/2 relative error each
     g = torch.randn(op.out_shape, dtype=x.dtype, generator=torch.Generator().manual_seed(s.seed)).to(x.device)
     ratio = float(op.rmatvec(g).norm() / g.norm())
-    return [ClaimCheck("RES-02", "σ_max(block) vs 1 + σ_max(∂F/∂x)", r.sigma_max, bound,
-                       r.sigma_max <= bound * slack, note=f"branch σ_max = {eps:.4g}"),
+    after = f" then {block.residual.after}" if block.residual.after else ""
+    return [ClaimCheck("RES-02", f"σ_max(block) vs 1 + σ_max(∂F/∂x), block = x + F(x){after}", r.sigma_max,
+                       bound, r.sigma_max <= bound * slack, note=f"branch σ_max = {eps:.4g}"),
             ClaimCheck("RES-05", "‖Jᵀg‖/‖g‖, Gaussian upstream g", ratio, 1.0, ratio >= 1.0,
                        note="the claim ignores the activation after the addition" if ratio < 1 else "")]
 
@@ -137,7 +151,8 @@ def _standard_like(conv: nn.Conv2d, out_channels: int, s: Settings, seed: int) -
     return std
 
 
-def depthwise_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
+def depthwise_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                     r: BlockResult) -> list[ClaimCheck | Skip]:
     """CONV-03 on the real layer: σ_max(depthwise) / σ_max(standard conv of the same
     geometry, He init), zero padding and the layer's stride, both measured matrix-free."""
     conv = block.module
@@ -148,52 +163,81 @@ def depthwise_claims(block: B.Block, op: JacobianOperator, s: Settings, r: Block
                                    "this is the real depthwise layer alone, same geometry")]
 
 
-def norm_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """NORM-03: a BatchNorm Jacobian's σ_max is set by γ/√(σ²_B + ε) (largest over channels)."""
+def norm_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                r: BlockResult) -> list[ClaimCheck | Skip]:
+    """NORM-03: a BatchNorm Jacobian's σ_max is set by γ/√(σ² + ε), largest over channels: the batch's
+    variance in train mode (to the Lanczos tolerance), the running one in eval mode (exactly: diagonal)."""
     m, x = block.module, op.x
-    if not isinstance(m, nn.modules.batchnorm._BatchNorm) or x.ndim < 2:
-        return []
-    dims = [0] + list(range(2, x.ndim))
-    var = x.double().var(dim=dims, unbiased=False)
+    if not isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return [("NORM-03", f"about BatchNorm; this is {type(m).__name__} (σ_max measured only)")]
+    if x.ndim < 2:
+        return [("NORM-03", "the input has no channel axis")]
+    if m.training:
+        dims = [0] + list(range(2, x.ndim))
+        var, where = x.double().var(dim=dims, unbiased=False), "batch"
+    else:
+        var, where = m.running_var.double(), "running"
     gamma = m.weight.double() if m.weight is not None else torch.ones_like(var)
     predicted = float((gamma.abs() / (var + m.eps).sqrt()).max())
-    return [ClaimCheck("NORM-03", "σ_max vs max_c γ_c/√(σ²_c + ε)", r.sigma_max, predicted,
+    return [ClaimCheck("NORM-03", f"σ_max vs max_c γ_c/√(σ²_c + ε), {where} variance", r.sigma_max, predicted,
                        abs(r.sigma_max / predicted - 1) <= s.tol)]
 
 
-def transformer_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """PLN-02: the same weights with the other LayerNorm placement (Pre-LN ↔ Post-LN)."""
-    import copy
-
+def transformer_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                       r: BlockResult) -> list[ClaimCheck | Skip]:
+    """PLN-02: the same weights with the other LayerNorm placement (Pre-LN ↔ Post-LN), called as the model calls it."""
+    if not hasattr(block.module, "norm_first"):
+        return [("PLN-02", f"{type(block.module).__name__} has no switchable LayerNorm placement (norm_first)")]
     other = copy.deepcopy(block.module)
     other.norm_first = not block.module.norm_first
-    sigma = sigma_max(other, op.x, s)
+    sigma = sigma_max(call.bind(other), op.x, s)
     here, there = ("Pre-LN", "Post-LN") if block.module.norm_first else ("Post-LN", "Pre-LN")
     return [ClaimCheck("PLN-02", f"σ_max {here} (as built) / {there} (same weights)", r.sigma_max / sigma,
                        note=f"{there} σ_max = {sigma:.4g}")]
 
 
-def attention_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """ATTN-04 / ATTN-02 on the real layer: logit variance and softmax peak with and without 1/√d_k."""
-    m: nn.MultiheadAttention = block.module
-    if not m._qkv_same_embed_dim or m.in_proj_weight is None:
-        return []
-    x = op.x if m.batch_first else op.x.transpose(0, 1)   # (batch, tokens, embed)
-    h, d = m.num_heads, m.head_dim
-    q, k, _ = torch.nn.functional.linear(x, m.in_proj_weight, m.in_proj_bias).chunk(3, dim=-1)
+def attention_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                     r: BlockResult) -> list[ClaimCheck | Skip]:
+    """ATTN-04 / ATTN-02 on the real layer: logit variance and softmax peak with and without 1/√d_k,
+    from the query and key the model passes (a cross-attention's keys come from its memory)."""
+    m = block.module
+    if not isinstance(m, nn.MultiheadAttention) or not m._qkv_same_embed_dim or m.in_proj_weight is None:
+        return [("ATTN-04", f"{type(m).__name__}: gradcore reads logits of nn.MultiheadAttention with packed "
+                            "q/k/v projections only")]
+    args, kwargs = call.arguments(op.x)
+    bound = inspect.signature(m.forward).bind(*args, **kwargs).arguments
+    query, key = (t if m.batch_first else t.transpose(0, 1) for t in (bound["query"], bound["key"]))
+    h, d, e = m.num_heads, m.head_dim, m.embed_dim
+    w, b = m.in_proj_weight, m.in_proj_bias
+    q = nn.functional.linear(query, w[:e], None if b is None else b[:e])
+    k = nn.functional.linear(key, w[e:2 * e], None if b is None else b[e:2 * e])
     q = q.reshape(*q.shape[:-1], h, d).transpose(-3, -2)
     k = k.reshape(*k.shape[:-1], h, d).transpose(-3, -2)
     raw = q @ k.transpose(-1, -2)
+    mask = _additive(bound.get("attn_mask"), raw)
     out = []
     for label, logits in (("scaled 1/√d_k", raw / math.sqrt(d)), ("unscaled", raw)):
-        peak = float(logits.softmax(-1).amax(-1).mean())
-        out.append(ClaimCheck("ATTN-04", f"logit variance, {label}", float(logits.double().var()),
-                              1.0 if label.startswith("scaled") else None, note=f"mean max softmax weight {peak:.3f}"))
+        peak = float((logits + mask).softmax(-1).amax(-1).mean())
+        allowed = logits.double()[torch.isfinite(mask.expand_as(logits))]
+        out.append(ClaimCheck("ATTN-04", f"logit variance, {label}", float(allowed.var()),
+                              1.0 if label.startswith("scaled") else None,
+                              note=f"mean max softmax weight {peak:.3f}" + (" (masked)" if mask.any() else "")))
     return out
 
 
+def _additive(mask: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    """An attention mask as the additive term of the logits (boolean True = not allowed)."""
+    if mask is None:
+        return torch.zeros((), dtype=logits.dtype)
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=logits.dtype).masked_fill(mask, -math.inf)
+    return mask.to(logits.dtype)
+
+
 CLAIMS = {"residual": residual_claims, "depthwise": depthwise_claims, "norm": norm_claims,
-          "transformer": transformer_claims, "attention": attention_claims}
+          "transformer": lambda b, c, op, s, r: transformer_claims(b, c, op, s, r) + (
+              residual_claims(b, c, op, s, r) if b.residual else []),
+          "attention": attention_claims}
 
 
 def tensor_outputs(y: object, path: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -284,15 +328,31 @@ def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model"
         v.fail("input_shape", "expected at least one dimension")
     start, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(settings.seed)
-    net = B.at_initialisation(model, settings.dtype)
+    net = B.at_initialisation(model, settings.dtype, settings.mode)
     gen = torch.Generator().manual_seed(settings.seed)
     x = torch.randn(input_shape, generator=gen, dtype=settings.dtype)
     outputs = checked_outputs(net, x)
-    found = B.find_blocks(net)
-    inputs = B.block_inputs(net, found, x)
-    results = [measure_block(b, inputs[b.name], settings, gen) for b in found if b.name in inputs
-               and b.kind != "recurrent"]
+    candidates = B.candidates(net)
+    calls = B.capture(net, candidates, x)
+    found = B.confirmed(candidates, calls)
+    results = [measure_block(b, calls[b.name], settings, gen) for b in found if b.kind != "recurrent"]
     profile = gradient_profile(net, list(B.stages(found)), x, gen)
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
     return Audit(name, tuple(input_shape), settings, results, profile, time.perf_counter() - start, env,
-                 time.process_time() - cpu, outputs)
+                 time.process_time() - cpu, outputs, notes=audit_notes(net, candidates, found, calls))
+
+
+def audit_notes(net: nn.Module, candidates: list[B.Block], found: list[B.Block], calls: dict) -> list[str]:
+    """What the audit could not measure, and why (an empty audit says so instead of "0 blocks")."""
+    notes = [f"`{b.name}` ({type(b.module).__name__}): not called on a floating-point tensor in the forward pass"
+             for b in candidates if b.name not in calls]
+    notes += [f"`{b.name}` ({type(b.module).__name__}): adds its input but its output shape "
+              f"{calls[b.name].out_shape} is not its input's {tuple(calls[b.name].x.shape)}; not a residual block"
+              for b in candidates if b.name in calls and b not in found]
+    notes += [f"`{b.name}` ({type(b.module).__name__}): recurrent cells are in the gradient profile only, "
+              "their Jacobian is not measured" for b in found if b.kind == "recurrent"]
+    if not found:
+        notes.append(f"no block gradcore's claims are about was found in {type(net).__name__}: it has no residual "
+                     "addition x + F(x) (torch.fx), transformer layer, attention, normalisation, depthwise "
+                     "convolution or recurrent cell; only the gradient profile is measured")
+    return notes

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..verify import results  # noqa: E402
 from ..verify.views import num, table  # noqa: E402
-from .measure import Audit  # noqa: E402
+from .measure import Audit, BlockResult  # noqa: E402
 
 KIND_ORDER = ("residual", "transformer", "attention", "depthwise", "norm", "recurrent")
 
@@ -85,7 +85,8 @@ def gains_figure(a: Audit, path: Path) -> Path:
     ax.set_ylabel("Jacobian gain")
     ax.set_title(f"{a.model}: σ_max and RMS gain of every block", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    if a.blocks:
+        ax.legend(fontsize=7, ncol=2)
     fig.text(0.99, 0.01, _caption(a), ha="right", va="bottom", fontsize=6, color="0.4")
     fig.tight_layout()
     return save_figure(fig, path)
@@ -100,12 +101,32 @@ def _holds(h: bool | None) -> str:
     return {True: "✅ holds", False: "❌ fails", None: "measured"}[h]
 
 
+def rms_cell(b: BlockResult) -> str:
+    """The RMS gain estimate, and — where it lies above σ_max, which bounds it — whether its interval allows that."""
+    cell = f"{_num(b.rms_gain)} ± {_num(b.rms_se)}"
+    if not b.rms_gain > b.sigma_max:
+        return cell
+    lo, hi = b.rms_interval
+    if lo <= b.sigma_max:
+        return cell + (f" (above σ_max, which bounds it; its 95 % interval [{num(lo)}, {num(hi)}] "
+                       "reaches σ_max: the estimate's error allows it)")
+    return cell + (f" (❌ above σ_max beyond its 95 % interval [{num(lo)}, {num(hi)}]: σ_max is a Lanczos "
+                   "Ritz value, a lower bound — raise --max-steps or lower --tol)")
+
+
+def _mode(s: Any) -> str:
+    return ("BatchNorm normalises with the batch's own statistics, as in training (no running statistics are "
+            "read or updated)" if s.mode == "train" else
+            "BatchNorm normalises with its running statistics (eval mode)")
+
+
 def markdown(a: Audit, figures: dict[str, str]) -> str:
     s = a.settings
     kinds = {k: sum(b.kind == k for b in a.blocks) for k in KIND_ORDER}
     rows = [[f"`{b.name}`", b.kind, b.type, "×".join(map(str, b.in_shape)), _num(b.sigma_max),
-             f"{_num(b.rms_gain)} ± {_num(b.rms_se)}", f"{b.steps} / {_num(b.residual)}", num(b.seconds)]
+             rms_cell(b), f"{b.steps} / {_num(b.residual)}", num(b.seconds)]
             for b in a.blocks]
+    unapplied = [[f"`{b.name}`", claim, why] for b in a.blocks for claim, why in b.unapplied]
     claims = [[f"`{b.name}`", c.claim, c.quantity, num(c.measured), "" if c.reference is None else num(c.reference),
                _holds(c.holds), c.note] for b in a.blocks for c in b.claims if not math.isnan(c.measured)]
     failing = [r for r in claims if r[5].startswith("❌")]
@@ -117,18 +138,21 @@ def markdown(a: Audit, figures: dict[str, str]) -> str:
         f"{a.environment['threads']} threads; wall time **{a.wall_s:.1f} s**"
         + (f" (process CPU time {a.cpu_s:.1f} s; load average {a.environment['load_average']:.1f} "
            "when it finished — the machine was shared)" if a.cpu_s is not None else "") + ".", "",
-        "Dropout off; BatchNorm normalises with the batch's own statistics, as in training (no running "
-        "statistics are read or updated). Each block is measured at the input it receives in one forward "
-        f"pass: σ_max of its Jacobian by matrix-free Lanczos (residual ‖JᵀJv − σ²v‖ ≤ {s.tol:g}·σ², at most "
+        f"Mode {s.mode}: dropout off; {_mode(s)}. Each block is measured on the function the model computes "
+        "with it — called with the arguments it receives in one forward pass (masks, memory, keyword arguments "
+        f"held fixed), differentiated with respect to its input stream: σ_max of its Jacobian by matrix-free Lanczos (residual ‖JᵀJv − σ²v‖ ≤ {s.tol:g}·σ², at most "
         f"{s.max_steps} steps — steps / final relative residual shown; a residual above {s.tol:g} means the "
         f"cap was hit and σ_max is a lower bound), RMS gain ‖J‖_F/√n from {s.probes} Hutchinson probes "
         "(± standard error).", "",
-        "Blocks found: " + ", ".join(f"{n} {k}" for k, n in kinds.items() if n) + ".", "",
+        "Blocks found: " + (", ".join(f"{n} {k}" for k, n in kinds.items() if n) or "none") + ".", "",
+        *(["Not measured:", "", *[f"- {n}" for n in a.notes], ""] if a.notes else []),
         "## Claims on the real blocks", "",
         (f"{len(failing)} check(s) fail on this model." if failing else "No check fails on this model.")
         + " A blank claim value means the catalogue predicts no number there; the measurement is "
         "reported for comparison with the toy sizes in `reports/verification.md`.", "",
         table(["block", "claim", "quantity", "measured", "claim's value", "verdict", "note"], claims), "",
+        f"Claims not applied ({len(unapplied)}): " + ("none." if not unapplied else ""), "",
+        *([table(["block", "claim", "why not"], unapplied), ""] if unapplied else []),
         "## Gradient norm through depth", "",
         f"L = Σ ⟨g, y⟩ over the model's output tensor(s) {', '.join(f'`{o}`' for o in a.outputs)}, "
         "g ~ N(0, I); ‖∂L/∂h‖ from one backward pass.", "",

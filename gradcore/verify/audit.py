@@ -60,6 +60,7 @@ def command(args: argparse.Namespace) -> int:
     if args.tol <= 0 or args.max_steps < 1 or args.probes < 2:
         raise CheckError("--tol must be > 0, --max-steps >= 1 and --probes >= 2")
     args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
+    torch.manual_seed(args.seed)   # the weights the report's "seed" names: built after seeding, every run alike
     model = build(load_object(args.target), args.target)
     name = args.name or args.target.split(":")[1]
     settings = Settings(dtype=getattr(torch, args.dtype), tol=args.tol, max_steps=args.max_steps,
@@ -67,10 +68,19 @@ def command(args: argparse.Namespace) -> int:
     with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, ... are put back
         result = audit(model, args.input_shape, name=name, settings=settings)
     md, js = render.write(result, args.out, name)
-    failing = [c for b in result.blocks for c in b.claims if c.holds is False]
-    print(f"{name}: {len(result.blocks)} blocks measured in {result.wall_s:.1f} s; "
-          f"{len(failing)} claim check(s) fail\nreport: {md}\nresults: {js}")
-    return 1 if failing else 0
+    print(f"{summary(result)}\nreport: {md}\nresults: {js}")
+    return 1 if any(c.holds is False for b in result.blocks for c in b.claims) else 0
+
+
+def summary(result: Any) -> str:
+    """One line: blocks measured, claim checks with a verdict and how many fail, claims not applied."""
+    judged = [c for b in result.blocks for c in b.claims if c.holds is not None]
+    failing = sum(c.holds is False for c in judged)
+    skipped = sum(len(b.unapplied) for b in result.blocks)
+    why = f" ({result.notes[-1]})" if not result.blocks and result.notes else ""
+    return (f"{result.model}: {len(result.blocks)} blocks measured in {result.wall_s:.1f} s{why}; "
+            f"{len(judged)} claim check(s) with a verdict, {failing} fail; {skipped} claim(s) not applied "
+            "(reasons in the report)")
 
 
 def build(factory: Any, target: str) -> Any:
