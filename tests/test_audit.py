@@ -2,6 +2,8 @@
 every block's matrix-free σ_max and RMS gain against dense jacrev + svdvals."""
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,7 +66,7 @@ def test_claims_on_residual_blocks_use_the_branch():
     result = audit(tiny_resnet(), (1, 4, 6, 6), settings=EXACT)
     first = next(r for r in result.blocks if r.name == "0")
     res02 = next(c for c in first.claims if c.claim == "RES-02")
-    assert res02.holds and res02.measured <= res02.reference
+    assert res02.holds and res02.measured.value <= res02.reference
     # the projection-shortcut block has no identity path, so no residual claim is made on it
     projection = next(r for r in result.blocks if r.name == "1")
     assert not projection.claims and {c for c, _ in projection.unapplied} == {"RES-02", "RES-05"}
@@ -74,7 +76,7 @@ def test_pre_and_post_ln_are_compared_on_the_same_weights():
     result = audit(tiny_transformer(norm_first=False), (1, 5, 16), settings=EXACT)
     layer = next(r for r in result.blocks if r.kind == "transformer")
     (check,) = layer.claims
-    assert check.claim == "PLN-02" and "Post-LN (as built)" in check.quantity and check.measured > 0
+    assert check.claim == "PLN-02" and "Post-LN (as built)" in check.quantity and check.measured.value > 0
 
 
 def test_profile_is_one_backward_pass_through_the_stages():
@@ -174,9 +176,6 @@ def hostile_models(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("code", [0, 1])
 def test_a_factory_that_calls_sys_exit_is_exit_2(hostile_models, code):
-    import os
-    import subprocess
-
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(hostile_models)])}
     proc = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "audit", f"hostile_models:exits{code}",
@@ -205,9 +204,9 @@ def test_models_audit_cannot_measure_are_one_line_exit_2(hostile_models, capsys,
 def test_dict_and_tuple_outputs_are_measured_over_their_tensors(hostile_models, capsys, target, shape, outputs):
     assert cli.main(["audit", f"hostile_models:{target}", "--input-shape", shape, "--out", "out"]) == 0
     doc = json.loads((hostile_models / "out" / f"{target}.json").read_text())
-    assert doc["outputs"] == outputs
+    assert doc["audit"]["outputs"] == outputs
     # L = Σ⟨g, y⟩ over those tensors: the output entry is ‖g‖ over all of them, and the input gradient is real
-    profile = dict(doc["profile"])
+    profile = dict(doc["audit"]["profile"])
     assert profile["output"] > 0 and profile["input"] > 0 and all(math.isfinite(g) for g in profile.values())
     assert "`" + outputs[0] + "`" in (hostile_models / "out" / f"{target}.md").read_text()
 
@@ -228,8 +227,8 @@ def test_two_runs_of_one_factory_measure_the_same_weights(tmp_path, monkeypatch,
         assert cli.main(["audit", "seeded_nets:net", "--input-shape", "1,3,6,6", "--out", run, "--max-steps", "6"]) == 0
         docs.append(json.loads((tmp_path / run / "net.json").read_text()))
     # same process, threads and code path: the report's "seed 0" must pin every bit of every value
-    assert [b["sigma_max"] for b in docs[0]["blocks"]] == [b["sigma_max"] for b in docs[1]["blocks"]]
-    assert docs[0]["profile"] == docs[1]["profile"]
+    assert [c["constants"] for c in docs[0]["clauses"]] == [c["constants"] for c in docs[1]["clauses"]]
+    assert docs[0]["audit"]["profile"] == docs[1]["audit"]["profile"]
 
 
 class CausalDecoder(nn.Module):
@@ -287,7 +286,7 @@ def test_torchvision_mbconv_cnblock_and_a_bare_block_are_found_by_their_residual
         top = next(r for r in result.blocks if r.name == blocks.MODEL)
         assert top.kind == "residual", type(model).__name__
         res02 = next(c for c in top.claims if c.claim == "RES-02")
-        assert res02.holds is True and res02.measured <= res02.reference * (1 + EXACT.tol)
+        assert res02.holds is True and res02.measured.value <= res02.reference * (1 + EXACT.tol)
 
 
 class Doubler(nn.Module):
@@ -332,9 +331,117 @@ def test_claims_not_applied_are_stated_and_counted(tmp_path, monkeypatch, capsys
 
 
 def test_an_rms_gain_above_sigma_max_says_whether_its_interval_allows_it():
-    r = measure.BlockResult("b", "norm", "X", (1,), 8.732, 0.0, 3, 8.787, 0.19, 0.0, rms_interval=(8.2, 9.4))
+    from gradcore.measure.measurement import Kind, Measurement
+
+    def rms(value, interval):
+        return Measurement(value, Kind.STATISTICAL, interval=interval, n=4)
+    r = measure.BlockResult("b", "norm", "X", (1,), Measurement(8.732), 0.0, 3, rms(8.787, (8.2, 9.4)), 0.19, 0.0)
     assert "the estimate's error allows it" in render.rms_cell(r)
-    r.rms_interval = (8.75, 8.82)
+    r.rms = rms(8.787, (8.75, 8.82))
     assert "beyond its 95 % interval" in render.rms_cell(r)
-    r.rms_gain = 8.0
+    r.rms = rms(8.0, (7.5, 8.5))
     assert render.rms_cell(r) == "8 ± 0.19"
+
+
+# --- issue 20 item 2: the audit through the measuring core ------------------------------------------
+
+AUDITED_NETS = (
+    "from torch import nn\n"
+    "from torchvision.models.resnet import BasicBlock\n"
+    "def net():\n"
+    "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), BasicBlock(4, 4))\n"
+    "def wider():\n"
+    "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), BasicBlock(4, 4, groups=1))\n")
+
+
+@pytest.fixture
+def audited_nets(tmp_path, monkeypatch):
+    (tmp_path / "audited_nets.py").write_text(AUDITED_NETS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)] + sys.path)
+    return tmp_path
+
+
+def test_every_audit_quantity_is_a_measurement_with_a_kind_and_a_reproduction(audited_nets):
+    from gradcore.measure.measurement import Kind
+    from gradcore.verify import reproduce
+
+    assert cli.main(["audit", "audited_nets:net", "--input-shape", "2,3,5,5", "--out", "o", "--max-steps", "8"]) == 0
+    doc = json.loads((audited_nets / "o" / "net.json").read_text())
+    constants = [k for c in doc["clauses"] for k in c["constants"]]
+    assert {k["kind"] for k in constants} >= {Kind.NUMERIC.value, Kind.STATISTICAL.value}
+    assert all(k["reproduction"] and k["sizes"]["input"] for k in constants)
+    rms = next(k for k in constants if k["name"] == "RMS gain")
+    assert rms["interval"][0] <= rms["measured"] <= rms["interval"][1] and rms["n"] == 4
+    # the snippet rebuilds the model from its factory spec and prints the recorded value again
+    env_path = os.pathsep.join([str(Path(__file__).resolve().parent.parent), str(audited_nets)])
+    for name in ("σ_max", "RMS gain", "RES-05: ‖Jᵀg‖/‖g‖, Gaussian upstream g"):
+        k = next(k for c in doc["clauses"] if c["id"] == "2" for k in c["constants"] if k["name"] == name)
+        proc = subprocess.run([sys.executable, "-c", k["reproduction"]], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": env_path}, cwd=audited_nets, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert reproduce.agrees(k, float(proc.stdout.split()[-1])), (name, k["measured"], proc.stdout)
+
+
+def test_an_audit_is_a_results_document_report_and_guard_read(audited_nets, capsys):
+    from gradcore.verify import results
+
+    args = ["--input-shape", "2,3,5,5", "--max-steps", "8"]
+    assert cli.main(["audit", "audited_nets:net", *args, "--out", "a"]) == 0
+    assert cli.main(["audit", "audited_nets:net", *args, "--out", "b"]) == 0
+    assert cli.main(["audit", "audited_nets:net", *args, "--out", "c", "--seed", "1"]) in (0, 1)   # 1: RES-05 fails
+    a, b, c = (audited_nets / d / "net.json" for d in "abc")
+    assert results.read(a)["technique"] == {"name": "net", "kind": "audit", "spec": "audited_nets:net"}
+    capsys.readouterr()
+    assert cli.main(["report", str(a), "--format", "summary"]) == 0
+    assert "audit        net" in capsys.readouterr().out
+    assert cli.main(["guard", str(b), "--baseline", str(a)]) == 0   # the same audit again: no change
+    assert cli.main(["guard", str(c), "--baseline", str(a)]) == 1   # other weights: the guard sees it
+    assert "audit:net:2" in capsys.readouterr().out
+    bad = json.loads(a.read_text())
+    bad["audit"]["mode"] = "inference"   # the schema knows the audit document's fields
+    (audited_nets / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(results.ResultsError):
+        results.read(audited_nets / "bad.json")
+
+
+# --- issue 20 item 3: --mode and --weights --------------------------------------------------------
+
+def test_eval_mode_reads_running_statistics_and_is_recorded(audited_nets):
+    args = ["audit", "audited_nets:net", "--input-shape", "2,3,5,5", "--max-steps", "30"]
+    assert cli.main([*args, "--out", "e", "--mode", "eval"]) in (0, 1)
+    doc = json.loads((audited_nets / "e" / "net.json").read_text())
+    assert doc["audit"]["mode"] == "eval" and doc["environment"]["profile"] == "audit-eval"
+    bn = next(c for c in doc["clauses"] if c["id"] == "1")
+    sigma = next(k for k in bn["constants"] if k["name"] == "σ_max")
+    norm03 = next(k for k in bn["constants"] if k["name"].startswith("NORM-03"))
+    # a fresh BatchNorm in eval mode is x / √(1 + ε): its Jacobian is that multiple of the identity
+    assert math.isclose(sigma["measured"], 1 / math.sqrt(1 + 1e-5), rel_tol=1e-5) and norm03["holds"] is True
+    assert "running statistics" in (audited_nets / "e" / "net.md").read_text()
+
+
+def test_weights_are_loaded_recorded_and_must_match(audited_nets, capsys):
+    from audited_nets import net, wider
+
+    torch.manual_seed(0)
+    same = net()
+    torch.save(same.state_dict(), audited_nets / "same.pt")
+    moved = {k: t + 0.5 * torch.randn(t.shape) if t.is_floating_point() else t for k, t in same.state_dict().items()}
+    torch.save({"state_dict": moved}, audited_nets / "moved.pt")
+    torch.save(nn.Linear(3, 3).state_dict(), audited_nets / "other.pt")
+    args = ["audit", "audited_nets:net", "--input-shape", "2,3,5,5", "--max-steps", "8"]
+    for out, extra in (("init", []), ("same", ["--weights", "same.pt"]), ("moved", ["--weights", "moved.pt"])):
+        assert cli.main([*args, "--out", out, *extra]) in (0, 1)
+    docs = {d: json.loads((audited_nets / d / "net.json").read_text()) for d in ("init", "same", "moved")}
+    assert docs["same"]["audit"]["weights"] == str(audited_nets / "same.pt") and docs["init"]["audit"]["weights"] is None
+    block = {d: next(c for c in doc["clauses"] if c["id"] == "2")["constants"][0]["measured"] for d, doc in docs.items()}
+    assert block["same"] == block["init"]   # seed 0's own weights loaded back: the same bits measured
+    assert not math.isclose(block["moved"], block["init"], rel_tol=1e-2)   # other weights: another σ_max
+    assert "same.pt" in docs["same"]["clauses"][0]["constants"][0]["reproduction"]
+    capsys.readouterr()
+    for weights, message in (("other.pt", "do not match audited_nets:net: 19 missing (0.weight, 0.bias, 1.weight, …); 2 unexpected (weight, bias)"),
+                             ("nothing.pt", "no such file"), ("net.md", None)):
+        assert cli.main([*args, "--out", "bad", "--weights", weights if weights != "net.md" else "init/net.md"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and (message is None or message in err), err
+    assert not (audited_nets / "bad").exists()
