@@ -172,9 +172,9 @@ def markdown(a: Audit, figures: dict[str, str]) -> str:
     return "\n".join([
         f"# gradcore audit: {a.model}", "",
         f"Input {'×'.join(map(str, a.input_shape))} (N(0, 1) entries), {str(s.dtype).removeprefix('torch.')}, "
-        + (f"weights loaded from `{a.weights}`" if a.weights else
+        + (f"weights loaded from `{a.weights}` into the model built under seed {s.seed}" if a.weights else
            f"weights at initialisation as the factory builds them under seed {s.seed} (nothing downloaded)")
-        + f", seed {s.seed}; torch {a.environment['torch']}, "
+        + f"; torch {a.environment['torch']}, "
         f"{a.environment['threads']} threads; wall time **{a.wall_s:.1f} s**"
         + (f" (process CPU time {a.cpu_s:.1f} s; load average {a.environment['load_average']:.1f} "
            "when it finished — the machine was shared)" if a.cpu_s is not None else "") + ".", "",
