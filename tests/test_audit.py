@@ -409,9 +409,12 @@ def test_an_audit_is_a_results_document_report_and_guard_read(audited_nets, caps
 
 def test_eval_mode_reads_running_statistics_and_is_recorded(audited_nets):
     args = ["audit", "audited_nets:net", "--input-shape", "2,3,5,5", "--max-steps", "30"]
-    assert cli.main([*args, "--out", "e", "--mode", "eval"]) in (0, 1)
+    threads = torch.get_num_threads()
+    assert cli.main([*args, "--out", "e", "--mode", "eval", "--threads", "1"]) in (0, 1)
+    assert torch.get_num_threads() == threads   # --threads holds while measuring only
     doc = json.loads((audited_nets / "e" / "net.json").read_text())
     assert doc["audit"]["mode"] == "eval" and doc["environment"]["profile"] == "audit-eval"
+    assert doc["audit"]["threads"] == 1
     bn = next(c for c in doc["clauses"] if c["id"] == "1")
     sigma = next(k for k in bn["constants"] if k["name"] == "σ_max")
     norm03 = next(k for k in bn["constants"] if k["name"].startswith("NORM-03"))

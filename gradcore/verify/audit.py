@@ -48,6 +48,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, metavar="PATH",
                    help="load these weights (a state_dict saved by torch.save, or .safetensors) instead of the "
                         "factory's initialisation")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads while measuring (default: torch's own); on a shared, loaded machine "
+                        "1 thread can cost a tenth of the CPU time of 2 (threads spin waiting for each other)")
     p.add_argument("--name", default=None, help="report name (default: the factory's name)")
     p.add_argument("--out", type=Path, default=Path("gradcore-audit"), help="report directory (default: ./gradcore-audit)")
     return p
@@ -64,15 +67,17 @@ def command(args: argparse.Namespace) -> int:
     from . import sandbox
     from .contracts import CheckError
 
-    if args.tol <= 0 or args.max_steps < 1 or args.probes < 2:
-        raise CheckError("--tol must be > 0, --max-steps >= 1 and --probes >= 2")
+    if args.tol <= 0 or args.max_steps < 1 or args.probes < 2 or (args.threads is not None and args.threads < 1):
+        raise CheckError("--tol must be > 0, --max-steps >= 1, --probes >= 2 and --threads >= 1")
     args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
     args.weights = args.weights and os.path.abspath(args.weights)
     model = load_model(args.target, args.seed, args.weights)
     name = args.name or args.target.split(":")[1]
     settings = Settings(dtype=getattr(torch, args.dtype), tol=args.tol, max_steps=args.max_steps,
                         probes=args.probes, seed=args.seed, mode=args.mode)
-    with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, ... are put back
+    with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, threads, ... are put back
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         result = audited(model, args.input_shape, name=name, settings=settings, target=args.target,
                          weights=args.weights)
     md, js = render.write(result, args.out, name)
