@@ -1,7 +1,8 @@
 """The three networks of ``reports/audits/`` and the commands that audit them.
 
 Run from the repository root: ``python benchmarks/audit_models.py`` regenerates
-``reports/audits/{resnet18,mobilenet_v2,gpt2_small_encoder}.md`` (needs torchvision).
+``reports/audits/{resnet18,mobilenet_v2,gpt2_small_encoder}.{md,json}`` (needs torchvision). One torch
+thread: on a shared machine two threads spin waiting for each other and cost ~10× the CPU time.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for target, shape in AUDITS:
         if not only or target.split(":")[1] in only:
-            status = max(status, cli.main(["audit", target, "--input-shape", shape, "--out", "reports/audits"]))
+            status = max(status, cli.main(["audit", target, "--input-shape", shape, "--out", "reports/audits",
+                                           "--threads", "1"]))
     return status
 
 

@@ -6,19 +6,25 @@ JᵀJ, one linearisation per block), so the real sizes can be measured on a CPU.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import os
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .. import _validate as v
-from .. import spectral
+from .. import spectral, stats
 from ..jacobian import JacobianOperator, jacobian_operator
+from ..measure.measurement import EPS, ULPS, Kind, Measurement, dtype_name
 from . import blocks as B
+
+
+MODES = ("train", "eval")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class Settings:
     max_steps: int = 40
     probes: int = 4              # Hutchinson probes for the RMS gain
     seed: int = 0
+    mode: str = "train"          # BatchNorm: "train" batch statistics, "eval" running statistics
 
 
 @dataclass
@@ -36,10 +43,19 @@ class ClaimCheck:
 
     claim: str                   # catalogue id
     quantity: str
-    measured: float
+    measured: Measurement
     reference: float | None = None   # what the claim predicts, when it predicts a number
     holds: bool | None = None
     note: str = ""
+    relation: str = "=="         # how ``measured`` is compared with ``reference``
+
+    @property
+    def key(self) -> str:
+        """The name of this quantity in the block's measurements (and the results file)."""
+        return f"{self.claim}: {self.quantity}"
+
+
+SIGMA, RMS = "σ_max", "RMS gain"
 
 
 @dataclass
@@ -48,13 +64,30 @@ class BlockResult:
     kind: str
     type: str
     in_shape: tuple[int, ...]
-    sigma_max: float
+    sigma: Measurement           # σ_max of the block's Jacobian (a Lanczos Ritz value)
     residual: float              # relative Lanczos residual of σ_max
     steps: int
-    rms_gain: float              # ‖J‖_F / √n_in
+    rms: Measurement             # ‖J‖_F / √n_in, Hutchinson estimate with its 95 % interval
     rms_se: float                # its standard error over the probes
     seconds: float
     claims: list[ClaimCheck] = field(default_factory=list)
+    unapplied: list[tuple[str, str]] = field(default_factory=list)   # (claim, why it was not applied)
+
+    @property
+    def sigma_max(self) -> float:
+        return self.sigma.value
+
+    @property
+    def rms_gain(self) -> float:
+        return self.rms.value
+
+    @property
+    def rms_interval(self) -> tuple[float, float]:
+        return self.rms.interval or (0.0, math.inf)
+
+    def measurements(self) -> dict[str, Measurement]:
+        """Every quantity measured on this block, by name."""
+        return {SIGMA: self.sigma, RMS: self.rms, **{c.key: c.measured for c in self.claims}}
 
 
 @dataclass
@@ -68,16 +101,58 @@ class Audit:
     environment: dict
     cpu_s: float | None = None       # process CPU time: the cost on a machine shared with others
     outputs: list[str] = field(default_factory=lambda: ["output"])   # the output tensors L is taken over
+    notes: list[str] = field(default_factory=list)   # what could not be measured, and why
+    target: str | None = None        # MODULE:FACTORY the model was built from (its reproductions rebuild it)
+    weights: str | None = None       # the state_dict file loaded into it; None: its initialisation
 
 
-def rms_gain(op: JacobianOperator, probes: int, generator: torch.Generator) -> tuple[float, float]:
-    """‖J‖_F/√n (Hutchinson: E‖Jz‖² = ‖J‖_F² for z ~ N(0, I)) and its standard error."""
+Skip = tuple[str, str]   # (claim, why it was not applied)
+RMS_METHOD = f"Hutchinson estimate; {stats.MEAN_METHOD} of ‖Jz‖²/n, square-rooted"
+
+
+def _sizes(x: torch.Tensor, **more: object) -> dict[str, object]:
+    return {"input": list(x.shape), **more}
+
+
+def lanczos_conditioning(s: Settings, dtype: torch.dtype, factors: int = 1) -> float:
+    """The Lanczos tolerance in the dtype's ulps: a Ritz value converged to tol/2 relative may land
+    anywhere within that on another CPU (``factors`` Ritz values in a ratio)."""
+    eps = EPS[dtype_name(dtype)]
+    return max(1.0, factors * (s.tol / 2) / (ULPS * eps))
+
+
+def numeric(value: float, x: torch.Tensor, s: Settings, factors: int = 0, **sizes: object) -> Measurement:
+    """A deterministic number measured at ``x`` (``factors`` Lanczos values in it set its tolerance)."""
+    conditioning = lanczos_conditioning(s, x.dtype, factors) if factors else 1.0
+    return Measurement(value, Kind.NUMERIC, dtype=x.dtype, sizes=_sizes(x, **sizes), conditioning=conditioning)
+
+
+def rms_gain(op: JacobianOperator, probes: int, generator: torch.Generator) -> tuple[Measurement, float]:
+    """‖J‖_F/√n (Hutchinson: E‖Jz‖² = ‖J‖_F² for z ~ N(0, I)) with its 95 % interval (Student-t
+    interval of the mean of ‖Jz‖²/n, square-rooted), and its standard error."""
     x = op.x
     sq = torch.stack([op.matvec(torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device))
                       .double().square().sum() for _ in range(probes)]) / x.numel()
     mean = float(sq.mean())
-    se = float(sq.std() / math.sqrt(probes)) if probes > 1 else math.inf
-    return math.sqrt(mean), se / (2 * math.sqrt(mean)) if mean > 0 else math.inf
+    se = float(sq.std() / math.sqrt(probes))
+    _, lo, hi = stats.mean_ci(sq.tolist()) if mean > 0 else (mean, 0.0, 0.0)
+    rms = math.sqrt(mean)
+    m = Measurement(rms, Kind.STATISTICAL, dtype=x.dtype, sizes=_sizes(x, probes=probes),
+                    interval=(math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0))), method=RMS_METHOD, n=probes)
+    return m, se / (2 * rms) if mean > 0 else math.inf
+
+
+def block_generator(s: Settings, name: str) -> torch.Generator:
+    """The block's own random stream: its probes do not depend on which blocks were measured before it."""
+    return torch.Generator().manual_seed(s.seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+UNCONVERGED = "no verdict: Lanczos stopped at --max-steps before its residual reached --tol (σ_max is a lower bound)"
+
+
+def converged(residual: float, s: Settings) -> bool:
+    """Whether a Lanczos σ_max reached the tolerance (else it is only a lower bound, too weak for a verdict)."""
+    return residual <= s.tol
 
 
 def top(op: JacobianOperator, s: Settings) -> spectral.OperatorSpectrum:
@@ -89,41 +164,49 @@ def sigma_max(f, x: torch.Tensor, s: Settings) -> float:
     return float(top(jacobian_operator(f, x), s).values[0])
 
 
-def block_function(block: B.Block):
-    """The block as a map of its first input (attention attends to itself)."""
-    if block.kind == "attention":
-        return lambda h: block.module(h, h, h, need_weights=False)[0]
-    return block.module
+def block_function(block: B.Block, call: B.Call):
+    """The block as the model calls it, a map of its input stream (masks, memory, kwargs as captured)."""
+    return call.bind(block.module)
 
 
-def measure_block(block: B.Block, x: torch.Tensor, s: Settings, gen: torch.Generator) -> BlockResult:
+def measure_block(block: B.Block, call: B.Call, s: Settings) -> BlockResult:
     start = time.perf_counter()
-    op = jacobian_operator(block_function(block), x)
+    op = jacobian_operator(block_function(block, call), call.x)
     spec = top(op, s)
-    rms, se = rms_gain(op, s.probes, gen)
-    result = BlockResult(block.name, block.kind, type(block.module).__name__, tuple(x.shape),
-                         float(spec.values[0]), float(spec.residuals[0]), spec.steps, rms, se, 0.0)
-    result.claims = CLAIMS.get(block.kind, lambda *a: [])(block, op, s, result)
+    rms, se = rms_gain(op, s.probes, block_generator(s, block.name))
+    sigma = numeric(float(spec.values[0]), call.x, s, 1, lanczos_steps=spec.steps)
+    result = BlockResult(block.name, block.kind, type(block.module).__name__, tuple(call.x.shape),
+                         sigma.with_(method=f"Lanczos on JᵀJ, residual ≤ {s.tol:g}·σ²: a Ritz value, ≤ the true σ_max"),
+                         float(spec.residuals[0]), spec.steps, rms, se, 0.0)
+    found = CLAIMS.get(block.kind, lambda *a: [])(block, call, op, s, result)
+    result.claims = [c for c in found if isinstance(c, ClaimCheck)]
+    result.unapplied = [c for c in found if not isinstance(c, ClaimCheck)]
     result.seconds = time.perf_counter() - start
     return result
 
 
-def residual_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """RES-02: σ_max(block) ≤ 1 + σ_max(F') on an identity block (act ∘ (I + F), act 1-Lipschitz
-    and diagonal 0/1 or ReLU6 slopes); RES-05: ‖Jᵀg‖ ≥ ‖g‖ for an upstream g."""
-    branch = B.residual_branch(block.module)
-    if branch is None or not B.has_identity_path(block.module):
-        return []   # a projection shortcut: no identity path for the claims to be about
+def residual_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                    r: BlockResult) -> list[ClaimCheck | Skip]:
+    """RES-02: σ_max(block) ≤ 1 + σ_max(F') on an identity block act ∘ (I + F) (act 1-Lipschitz,
+    slopes 0/1 — ReLU, ReLU6 or none); RES-05: ‖Jᵀg‖ ≥ ‖g‖ for an upstream g."""
+    if block.residual is None:
+        why = "no identity addition found in its forward (a projection shortcut, or not traceable by torch.fx)"
+        return [("RES-02", why), ("RES-05", why)]
     x = op.x
-    eps = sigma_max(branch, x, s)
+    branch = top(jacobian_operator(call.bind(block.residual.branch), x), s)
+    eps = float(branch.values[0])
     bound = 1 + eps
     slack = 1 + s.tol   # the Lanczos values carry tol/2 relative error each
+    both = converged(r.residual, s) and converged(float(branch.residuals[0]), s)
     g = torch.randn(op.out_shape, dtype=x.dtype, generator=torch.Generator().manual_seed(s.seed)).to(x.device)
     ratio = float(op.rmatvec(g).norm() / g.norm())
-    return [ClaimCheck("RES-02", "σ_max(block) vs 1 + σ_max(∂F/∂x)", r.sigma_max, bound,
-                       r.sigma_max <= bound * slack, note=f"branch σ_max = {eps:.4g}"),
-            ClaimCheck("RES-05", "‖Jᵀg‖/‖g‖, Gaussian upstream g", ratio, 1.0, ratio >= 1.0,
-                       note="the claim ignores the activation after the addition" if ratio < 1 else "")]
+    after = f" then {block.residual.after}" if block.residual.after else ""
+    return [ClaimCheck("RES-02", f"σ_max(block) vs 1 + σ_max(∂F/∂x), block = x + F(x){after}", r.sigma,
+                       bound, r.sigma_max <= bound * slack if both else None, relation="<=",
+                       note=f"branch σ_max = {eps:.4g}" + ("" if both else f"; {UNCONVERGED}")),
+            ClaimCheck("RES-05", "‖Jᵀg‖/‖g‖, Gaussian upstream g", numeric(ratio, x, s), 1.0, ratio >= 1.0,
+                       note="the claim ignores the activation after the addition" if ratio < 1 else "",
+                       relation=">=")]
 
 
 def _standard_like(conv: nn.Conv2d, out_channels: int, s: Settings, seed: int) -> nn.Conv2d:
@@ -137,63 +220,94 @@ def _standard_like(conv: nn.Conv2d, out_channels: int, s: Settings, seed: int) -
     return std
 
 
-def depthwise_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
+def depthwise_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                     r: BlockResult) -> list[ClaimCheck | Skip]:
     """CONV-03 on the real layer: σ_max(depthwise) / σ_max(standard conv of the same
     geometry, He init), zero padding and the layer's stride, both measured matrix-free."""
     conv = block.module
     std = _standard_like(conv, conv.out_channels, s, s.seed)
     ratio = r.sigma_max / sigma_max(std, op.x, s)
     return [ClaimCheck("CONV-03", "σ_max(depthwise, as the model initialises it) / σ_max(standard, He init)",
-                       ratio, note="CONV-03's √2 compares depthwise+pointwise with standard, both He; "
+                       numeric(ratio, op.x, s, 2), note="CONV-03's √2 compares depthwise+pointwise with standard, both He; "
                                    "this is the real depthwise layer alone, same geometry")]
 
 
-def norm_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """NORM-03: a BatchNorm Jacobian's σ_max is set by γ/√(σ²_B + ε) (largest over channels)."""
+def norm_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                r: BlockResult) -> list[ClaimCheck | Skip]:
+    """NORM-03: a BatchNorm Jacobian's σ_max is set by γ/√(σ² + ε), largest over channels: the batch's
+    variance in train mode (to the Lanczos tolerance), the running one in eval mode (exactly: diagonal)."""
     m, x = block.module, op.x
-    if not isinstance(m, nn.modules.batchnorm._BatchNorm) or x.ndim < 2:
-        return []
-    dims = [0] + list(range(2, x.ndim))
-    var = x.double().var(dim=dims, unbiased=False)
+    if not isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return [("NORM-03", f"about BatchNorm; this is {type(m).__name__} (σ_max measured only)")]
+    if x.ndim < 2:
+        return [("NORM-03", "the input has no channel axis")]
+    if m.training:
+        dims = [0] + list(range(2, x.ndim))
+        var, where = x.double().var(dim=dims, unbiased=False), "batch"
+    else:
+        var, where = m.running_var.double(), "running"
     gamma = m.weight.double() if m.weight is not None else torch.ones_like(var)
     predicted = float((gamma.abs() / (var + m.eps).sqrt()).max())
-    return [ClaimCheck("NORM-03", "σ_max vs max_c γ_c/√(σ²_c + ε)", r.sigma_max, predicted,
-                       abs(r.sigma_max / predicted - 1) <= s.tol)]
+    ok = converged(r.residual, s)
+    return [ClaimCheck("NORM-03", f"σ_max vs max_c γ_c/√(σ²_c + ε), {where} variance", r.sigma, predicted,
+                       abs(r.sigma_max / predicted - 1) <= s.tol if ok else None, note="" if ok else UNCONVERGED)]
 
 
-def transformer_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """PLN-02: the same weights with the other LayerNorm placement (Pre-LN ↔ Post-LN)."""
-    import copy
-
+def transformer_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                       r: BlockResult) -> list[ClaimCheck | Skip]:
+    """PLN-02: the same weights with the other LayerNorm placement (Pre-LN ↔ Post-LN), called as the model calls it."""
+    if not hasattr(block.module, "norm_first"):
+        return [("PLN-02", f"{type(block.module).__name__} has no switchable LayerNorm placement (norm_first)")]
     other = copy.deepcopy(block.module)
     other.norm_first = not block.module.norm_first
-    sigma = sigma_max(other, op.x, s)
+    sigma = sigma_max(call.bind(other), op.x, s)
     here, there = ("Pre-LN", "Post-LN") if block.module.norm_first else ("Post-LN", "Pre-LN")
-    return [ClaimCheck("PLN-02", f"σ_max {here} (as built) / {there} (same weights)", r.sigma_max / sigma,
-                       note=f"{there} σ_max = {sigma:.4g}")]
+    return [ClaimCheck("PLN-02", f"σ_max {here} (as built) / {there} (same weights)",
+                       numeric(r.sigma_max / sigma, op.x, s, 2), note=f"{there} σ_max = {sigma:.4g}")]
 
 
-def attention_claims(block: B.Block, op: JacobianOperator, s: Settings, r: BlockResult) -> list[ClaimCheck]:
-    """ATTN-04 / ATTN-02 on the real layer: logit variance and softmax peak with and without 1/√d_k."""
-    m: nn.MultiheadAttention = block.module
-    if not m._qkv_same_embed_dim or m.in_proj_weight is None:
-        return []
-    x = op.x if m.batch_first else op.x.transpose(0, 1)   # (batch, tokens, embed)
-    h, d = m.num_heads, m.head_dim
-    q, k, _ = torch.nn.functional.linear(x, m.in_proj_weight, m.in_proj_bias).chunk(3, dim=-1)
+def attention_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+                     r: BlockResult) -> list[ClaimCheck | Skip]:
+    """ATTN-04 / ATTN-02 on the real layer: logit variance and softmax peak with and without 1/√d_k,
+    from the query and key the model passes (a cross-attention's keys come from its memory)."""
+    m = block.module
+    if not isinstance(m, nn.MultiheadAttention) or not m._qkv_same_embed_dim or m.in_proj_weight is None:
+        return [("ATTN-04", f"{type(m).__name__}: gradcore reads logits of nn.MultiheadAttention with packed "
+                            "q/k/v projections only")]
+    args, kwargs = call.arguments(op.x)
+    bound = inspect.signature(m.forward).bind(*args, **kwargs).arguments
+    query, key = (t if m.batch_first else t.transpose(0, 1) for t in (bound["query"], bound["key"]))
+    h, d, e = m.num_heads, m.head_dim, m.embed_dim
+    w, b = m.in_proj_weight, m.in_proj_bias
+    q = nn.functional.linear(query, w[:e], None if b is None else b[:e])
+    k = nn.functional.linear(key, w[e:2 * e], None if b is None else b[e:2 * e])
     q = q.reshape(*q.shape[:-1], h, d).transpose(-3, -2)
     k = k.reshape(*k.shape[:-1], h, d).transpose(-3, -2)
     raw = q @ k.transpose(-1, -2)
+    mask = _additive(bound.get("attn_mask"), raw)
     out = []
     for label, logits in (("scaled 1/√d_k", raw / math.sqrt(d)), ("unscaled", raw)):
-        peak = float(logits.softmax(-1).amax(-1).mean())
-        out.append(ClaimCheck("ATTN-04", f"logit variance, {label}", float(logits.double().var()),
-                              1.0 if label.startswith("scaled") else None, note=f"mean max softmax weight {peak:.3f}"))
+        peak = float((logits + mask).softmax(-1).amax(-1).mean())
+        allowed = logits.double()[torch.isfinite(mask.expand_as(logits))]
+        out.append(ClaimCheck("ATTN-04", f"logit variance, {label}", numeric(float(allowed.var()), op.x, s),
+                              1.0 if label.startswith("scaled") else None,
+                              note=f"mean max softmax weight {peak:.3f}" + (" (masked)" if mask.any() else "")))
     return out
 
 
+def _additive(mask: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    """An attention mask as the additive term of the logits (boolean True = not allowed)."""
+    if mask is None:
+        return torch.zeros((), dtype=logits.dtype)
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=logits.dtype).masked_fill(mask, -math.inf)
+    return mask.to(logits.dtype)
+
+
 CLAIMS = {"residual": residual_claims, "depthwise": depthwise_claims, "norm": norm_claims,
-          "transformer": transformer_claims, "attention": attention_claims}
+          "transformer": lambda b, c, op, s, r: transformer_claims(b, c, op, s, r) + (
+              residual_claims(b, c, op, s, r) if b.residual else []),
+          "attention": attention_claims}
 
 
 def tensor_outputs(y: object, path: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -275,24 +389,50 @@ def gradient_profile(model: nn.Module, stages: list[B.Block], x: torch.Tensor,
 
 
 def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model",
-          settings: Settings = Settings()) -> Audit:
-    """Every recognised block of ``model`` measured at its real input, plus the depth profile."""
+          settings: Settings = Settings(), target: str | None = None, only: str | None = None,
+          weights: str | None = None) -> Audit:
+    """Every recognised block of ``model`` measured on the call the model makes to it, plus the depth
+    profile. ``target`` (``MODULE:FACTORY``) and ``weights`` (the state_dict file loaded into it) are
+    recorded; :func:`gradcore.audit.recipes.audited` gives every measurement a reproduction from them.
+    ``only`` measures that one block (no profile)."""
     if not isinstance(model, nn.Module):
         v.fail("model", f"expected an nn.Module, got {type(model).__name__}")
     input_shape = tuple(v.integer(d, "input_shape", minimum=1) for d in input_shape)
     if not input_shape:
         v.fail("input_shape", "expected at least one dimension")
+    if settings.mode not in MODES:
+        v.fail("settings", f"mode must be one of {', '.join(MODES)}, got {settings.mode!r}")
     start, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(settings.seed)
-    net = B.at_initialisation(model, settings.dtype)
+    net = B.at_initialisation(model, settings.dtype, settings.mode)
     gen = torch.Generator().manual_seed(settings.seed)
     x = torch.randn(input_shape, generator=gen, dtype=settings.dtype)
     outputs = checked_outputs(net, x)
-    found = B.find_blocks(net)
-    inputs = B.block_inputs(net, found, x)
-    results = [measure_block(b, inputs[b.name], settings, gen) for b in found if b.name in inputs
-               and b.kind != "recurrent"]
-    profile = gradient_profile(net, list(B.stages(found)), x, gen)
+    candidates = B.candidates(net)
+    calls = B.capture(net, candidates, x)
+    found = B.confirmed(candidates, calls)
+    if only is not None and only not in {b.name for b in found}:
+        v.fail("only", f"no measured block is named {only!r}; blocks: {', '.join(b.name for b in found) or 'none'}")
+    results = [measure_block(b, calls[b.name], settings) for b in found
+               if b.kind != "recurrent" and only in (None, b.name)]
+    profile = gradient_profile(net, list(B.stages(found)), x, gen) if only is None else []
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
     return Audit(name, tuple(input_shape), settings, results, profile, time.perf_counter() - start, env,
-                 time.process_time() - cpu, outputs)
+                 time.process_time() - cpu, outputs, notes=audit_notes(net, candidates, found, calls), target=target,
+                 weights=weights)
+
+
+def audit_notes(net: nn.Module, candidates: list[B.Block], found: list[B.Block], calls: dict) -> list[str]:
+    """What the audit could not measure, and why (an empty audit says so instead of "0 blocks")."""
+    notes = [f"`{b.name}` ({type(b.module).__name__}): not called on a floating-point tensor in the forward pass"
+             for b in candidates if b.name not in calls]
+    notes += [f"`{b.name}` ({type(b.module).__name__}): adds its input but its output shape "
+              f"{calls[b.name].out_shape} is not its input's {tuple(calls[b.name].x.shape)}; not a residual block"
+              for b in candidates if b.name in calls and b not in found]
+    notes += [f"`{b.name}` ({type(b.module).__name__}): recurrent cells are in the gradient profile only, "
+              "their Jacobian is not measured" for b in found if b.kind == "recurrent"]
+    if not found:
+        notes.append(f"no block gradcore's claims are about was found in {type(net).__name__}: it has no residual "
+                     "addition x + F(x) (torch.fx), transformer layer, attention, normalisation, depthwise "
+                     "convolution or recurrent cell; only the gradient profile is measured")
+    return notes

@@ -41,7 +41,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, default=1e-2, help="Lanczos residual tolerance (default: 1e-2)")
     p.add_argument("--max-steps", type=int, default=40, help="Lanczos steps per block at most (default: 40)")
     p.add_argument("--probes", type=int, default=4, help="Hutchinson probes for the RMS gain (default: 4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed set before the factory builds the model (default: 0)")
+    p.add_argument("--mode", choices=("train", "eval"), default="train",
+                   help="BatchNorm statistics: train = the batch's own (as at a training step), eval = the "
+                        "running ones; dropout is off either way (default: train)")
+    p.add_argument("--weights", default=None, metavar="PATH",
+                   help="load these weights (a state_dict saved by torch.save, or .safetensors) instead of the "
+                        "factory's initialisation")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads while measuring (default: torch's own); on a shared, loaded machine "
+                        "1 thread can cost a tenth of the CPU time of 2 (threads spin waiting for each other)")
     p.add_argument("--name", default=None, help="report name (default: the factory's name)")
     p.add_argument("--out", type=Path, default=Path("gradcore-audit"), help="report directory (default: ./gradcore-audit)")
     return p
@@ -52,53 +61,36 @@ def command(args: argparse.Namespace) -> int:
     CheckError or InputError reaches ``cli.main``)."""
     import torch
 
-    from ..audit import Settings, audit, render
+    from ..audit import Settings, render
+    from ..audit.model import load_model
+    from ..audit.recipes import audited
     from . import sandbox
-    from .check import load_object
     from .contracts import CheckError
 
-    if args.tol <= 0 or args.max_steps < 1 or args.probes < 2:
-        raise CheckError("--tol must be > 0, --max-steps >= 1 and --probes >= 2")
+    if args.tol <= 0 or args.max_steps < 1 or args.probes < 2 or (args.threads is not None and args.threads < 1):
+        raise CheckError("--tol must be > 0, --max-steps >= 1, --probes >= 2 and --threads >= 1")
     args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
-    model = build(load_object(args.target), args.target)
+    args.weights = args.weights and os.path.abspath(args.weights)
+    model = load_model(args.target, args.seed, args.weights)
     name = args.name or args.target.split(":")[1]
     settings = Settings(dtype=getattr(torch, args.dtype), tol=args.tol, max_steps=args.max_steps,
-                        probes=args.probes, seed=args.seed)
-    with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, ... are put back
-        result = audit(model, args.input_shape, name=name, settings=settings)
+                        probes=args.probes, seed=args.seed, mode=args.mode)
+    with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, threads, ... are put back
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        result = audited(model, args.input_shape, name=name, settings=settings, target=args.target,
+                         weights=args.weights)
     md, js = render.write(result, args.out, name)
-    failing = [c for b in result.blocks for c in b.claims if c.holds is False]
-    print(f"{name}: {len(result.blocks)} blocks measured in {result.wall_s:.1f} s; "
-          f"{len(failing)} claim check(s) fail\nreport: {md}\nresults: {js}")
-    return 1 if failing else 0
+    print(f"{summary(result)}\nreport: {md}\nresults: {js}")
+    return 1 if any(c.holds is False for b in result.blocks for c in b.claims) else 0
 
 
-def build(factory: Any, target: str) -> Any:
-    """The model ``MODULE:FACTORY`` names: the factory called with no arguments (a module is used
-    as it is); CheckError, one line, when the factory needs arguments, exits, fails or returns
-    something other than an ``nn.Module``."""
-    from torch import nn
-
-    from ..audit.measure import required_parameters
-    from . import sandbox
-    from .contracts import CheckError
-    from .contracts.base import error_line
-
-    if isinstance(factory, nn.Module):
-        return factory
-    if not callable(factory):
-        raise CheckError(f"{target} is a {type(factory).__name__}, expected a factory or an nn.Module")
-    needed = required_parameters(factory)
-    if needed:
-        raise CheckError(f"{target} needs arguments ({', '.join(needed)}); audit calls it with none: "
-                         "pass a function that builds the model without arguments")
-    try:
-        with sandbox.controlled():
-            model = factory()
-    except SystemExit as e:   # any code, 0 too: the factory did not build a model
-        raise CheckError(f"{target}() called sys.exit({e.code!r}) instead of returning a model") from None
-    except Exception as e:   # the user's factory failed: their input, not gradcore's bug (exit 2)
-        raise CheckError(f"{target}() failed: {error_line(e)}") from None
-    if not isinstance(model, nn.Module):
-        raise CheckError(f"{target} gave a {type(model).__name__}, expected an nn.Module")
-    return model
+def summary(result: Any) -> str:
+    """One line: blocks measured, claim checks with a verdict and how many fail, claims not applied."""
+    judged = [c for b in result.blocks for c in b.claims if c.holds is not None]
+    failing = sum(c.holds is False for c in judged)
+    skipped = sum(len(b.unapplied) for b in result.blocks)
+    why = f" ({result.notes[-1]})" if not result.blocks and result.notes else ""
+    return (f"{result.model}: {len(result.blocks)} blocks measured in {result.wall_s:.1f} s{why}; "
+            f"{len(judged)} claim check(s) with a verdict, {failing} fail; {skipped} claim(s) not applied "
+            "(reasons in the report)")
