@@ -26,16 +26,17 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from .errors import GradcoreError, UsageError
+from .errors import ExitStatus, GradcoreError, UsageError
 from .measure import profiles
-from .verify import atomic, audit, catalogue, children, guard, report, results
+from .audit import command as audit
+from .verify import atomic, catalogue, children, guard, report, results
 from .verify.timelimit import DEFAULT_TIME_LIMIT_S
 from .verify.options import catalogue_option, load_catalogue
 from .verify.devices import DEVICE_CHOICES, cuda_available
 from .verify.views import VERDICT_MARK, claimed_vs_measured
 
 # Exit statuses (README "Exit codes and errors").
-OK, FAILED, BAD_INPUT, CRASHED = 0, 1, 2, 3
+OK, FAILED, BAD_INPUT, CRASHED = ExitStatus
 
 DEFAULT_RESULTS = Path("reports/results.json")
 DEFAULT_BASELINE = Path("reports/baseline.json")
@@ -270,7 +271,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         doc["not_run"] = [cid for cid in claims if cid not in measured]
     if args.format == "summary":
         print(report.terminal_summary(doc))
-        return 0
+        return OK
     if args.format == "json":
         text = json.dumps(doc, indent=1, ensure_ascii=False)
         if args.out:
@@ -279,11 +280,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"wrote {args.out}")
         else:
             print(text)
-        return 0
+        return OK
     md = _distinct(_markdown_path(args.results, args.out), args.results, what="--out", catalogue_read=claims)
     out, n = report.write_markdown(doc, md)
     print(f"wrote {out} ({n} figures)")
-    return 0
+    return OK
 
 
 def _report_techniques(doc: dict[str, Any], args: argparse.Namespace, claims: catalogue.Catalogue) -> int:
@@ -338,7 +339,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for cid, c in shown:
         verdict = seen[cid]["verdict"] if cid in seen else "not run"
         print(f"{cid:<9} {c['topic']:<15} {verdict:<13} {c['title']}")
-    return 0
+    return OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -349,7 +350,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     entry = seen.get(args.id) or known[args.id]
     if args.json:   # allow_nan=False: NaN is not JSON; the schema and the catalogue loader keep it out
         print(json.dumps(entry, indent=1, ensure_ascii=not _utf8(sys.stdout), allow_nan=False))
-        return 0
+        return OK
     print(f"{entry['id']}  {entry['title']}")
     print(f"verdict: {VERDICT_MARK.get(entry.get('verdict'), 'not run')}  (expected {entry['expected_verdict']})")
     for s in entry.get("sources", []):
@@ -366,7 +367,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"corrected: {entry['corrected']}")
     if entry.get("test"):
         print(f"theorem: {entry['test']['file']}:{entry['test']['line']}")
-    return 0
+    return OK
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
@@ -376,15 +377,15 @@ def cmd_guard(args: argparse.Namespace) -> int:
         if not atomic.same_file(args.results, args.baseline):
             atomic.copy(args.results, args.baseline)
         print(f"accepted {args.results} as the baseline {args.baseline} ({len(current['claims'])} claims)")
-        return 0
+        return OK
     changes = guard.compare(results.as_claims(_read(args.baseline)), current)
     if not changes:
         print(f"guard: {len(current['claims'])} claims match the baseline {args.baseline}")
-        return 0
+        return OK
     print(f"guard: {len(changes)} change(s) against the baseline {args.baseline}:\n")
     print(guard.render(changes))
     print("\nIf the change is intended, accept it with: gradcore guard --accept")
-    return 1
+    return FAILED
 
 
 def _crash_log(error: BaseException) -> Path:

@@ -8,6 +8,17 @@ errors"); each docstring below says when the error is raised and what to do abou
 """
 from __future__ import annotations
 
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """What each exit status of ``gradcore`` means (README, "Exit codes and errors"): one thing each."""
+
+    OK = 0          # every claim holds, the guard found no change, every clause holds
+    FAILED = 1      # a theorem, the guard, a clause or an audited claim found a failure
+    BAD_INPUT = 2   # any GradcoreError below: bad arguments or input, cannot be checked or measured
+    CRASHED = 3     # a bug in gradcore (the traceback is in a log file)
+
 
 class GradcoreError(Exception):
     """Anything gradcore raises on purpose.

@@ -5,6 +5,16 @@ measures them (matrix-free) as Measurements, :mod:`.model` builds the model from
 under the stated seed (and loads weights), :mod:`.recipes` reproduces any one quantity, and
 :mod:`.render` writes the markdown report, the results document and the figures.
 """
-from .measure import Audit, BlockResult, ClaimCheck, Settings, audit
+from typing import Any
 
 __all__ = ["Audit", "BlockResult", "ClaimCheck", "Settings", "audit"]
+
+
+def __getattr__(name: str) -> Any:
+    """The measuring names, imported when first asked for: :mod:`.measure` loads torch, and the
+    command line reads :mod:`.command`'s parser without measuring anything."""
+    if name in __all__:
+        from . import measure
+
+        return getattr(measure, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

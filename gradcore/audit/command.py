@@ -61,11 +61,12 @@ def command(args: argparse.Namespace) -> int:
     CheckError or InputError reaches ``cli.main``)."""
     import torch
 
-    from ..audit import Settings, render
-    from ..audit.model import load_model
-    from ..audit.recipes import audited
-    from . import sandbox
-    from .contracts import CheckError
+    from ..errors import CheckError, ExitStatus
+    from ..verify import sandbox
+    from . import render
+    from .measure import Settings
+    from .model import load_model
+    from .recipes import audited
 
     if args.tol <= 0 or args.max_steps < 1 or args.probes < 2 or (args.threads is not None and args.threads < 1):
         raise CheckError("--tol must be > 0, --max-steps >= 1, --probes >= 2 and --threads >= 1")
@@ -82,7 +83,8 @@ def command(args: argparse.Namespace) -> int:
                          weights=args.weights)
     md, js = render.write(result, args.out, name)
     print(f"{summary(result)}\nreport: {md}\nresults: {js}")
-    return 1 if any(c.holds is False for b in result.blocks for c in b.claims) else 0
+    fails = any(c.holds is False for b in result.blocks for c in b.claims)
+    return ExitStatus.FAILED if fails else ExitStatus.OK
 
 
 def summary(result: Any) -> str:
