@@ -229,40 +229,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     if doc.get("schema") == results.SCHEMA_VERSION:   # what the catalogues hold and this file lacks
         measured = {c["id"] for c in doc["claims"]}
         doc["not_run"] = [cid for cid in claims if cid not in measured]
-    if args.format == "summary":
-        print(report.terminal_summary(doc))
-        return 0
-    if args.format == "json":
-        text = json.dumps(doc, indent=1, ensure_ascii=False)
-        if args.out:
-            results.write_text(text + "\n", _distinct(args.out, args.results, what="--out",
-                                                       catalogue_read=claims))
-            print(f"wrote {args.out}")
-        else:
-            print(text)
-        return 0
+    if args.format != "md":
+        return _emit(report.terminal_summary(doc) if args.format == "summary" else doc, args, claims)
     md = _distinct(_markdown_path(args.results, args.out), args.results, what="--out", catalogue_read=claims)
     out, n = report.write_markdown(doc, md)
     print(f"wrote {out} ({n} figures)")
     return 0
 
 
+def _emit(content: str | dict[str, Any], args: argparse.Namespace, claims: catalogue.Catalogue,
+          default_out: Path | None = None) -> int:
+    """Print a report (text, or a document as JSON) or write it, atomically, to ``--out``.
+
+    JSON printed to a stdout that is not UTF-8 is ASCII-escaped (``\\uXXXX`` surrogate pairs are
+    valid JSON; the backslash-replaced ``\\U0001F600`` the terminal would get is not)."""
+    out = args.out or default_out
+    if not isinstance(content, str):
+        content = json.dumps(content, indent=1, ensure_ascii=out is None and not _utf8(sys.stdout))
+    if out is None:
+        print(content)
+        return OK
+    results.write_text(content + "\n", _distinct(out, args.results, what="--out", catalogue_read=claims))
+    print(f"wrote {out}")
+    return OK
+
+
 def _report_techniques(doc: dict[str, Any], args: argparse.Namespace, claims: catalogue.Catalogue) -> int:
     """``gradcore report`` of a technique results file (``gradcore check`` JSON, techniques.json)."""
     from . import check_report
 
+    if args.format == "json":
+        return _emit(doc, args, claims)
     if args.format == "summary":
-        print(check_report.summary_of_document(doc))
-        return OK
-    text = json.dumps(doc, indent=1, ensure_ascii=False) if args.format == "json" else \
-        check_report.render_document(doc)
-    if args.out is None and args.format == "json":
-        print(text)
-        return OK
-    out = _distinct(args.out or args.results.with_suffix(".md"), args.results, what="--out", catalogue_read=claims)
-    results.write_text(text + "\n", out)
-    print(f"wrote {out}")
-    return OK
+        return _emit(check_report.summary_of_document(doc), args, claims)
+    return _emit(check_report.render_document(doc), args, claims, default_out=args.results.with_suffix(".md"))
 
 
 def _viewed_results(args: argparse.Namespace) -> Path | None:
@@ -277,7 +277,11 @@ def _claims_view(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], d
     A ``--results`` given must be a results file; the default is read when it exists (before the
     first ``gradcore verify`` the catalogue alone is listed)."""
     path = _viewed_results(args)
-    seen = {c["id"]: c for c in results.as_claims(_read(path))["claims"]} if path else {}
+    doc = _read(path) if path else {"claims": []}
+    if doc.get("schema") == results.CHECK_SCHEMA:   # its clauses are no catalogue claims: all would be "not run"
+        raise UsageError(f"{path} holds technique checks ({results.CHECK_SCHEMA}), not claims; "
+                         f"view it with: gradcore report {path} --format summary")
+    seen = {c["id"]: c for c in doc["claims"]}
     known = {cid: c.to_json() for cid, c in load_catalogue(args).items()}
     known.update({cid: c for cid, c in seen.items() if cid not in known and "title" in c})
     return known, seen
