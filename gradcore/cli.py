@@ -56,6 +56,20 @@ def _workers(text: str) -> str:
     raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'auto', got {text!r}")
 
 
+def _selection(text: str) -> str:
+    """``--only``: at least one claim id or topic (an empty one would silently select every claim)."""
+    if not any(w.strip() for w in text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected comma-separated claim ids or topics, got {text!r}")
+    return text
+
+
+def _path(text: str) -> Path:
+    """A file argument; an empty string is refused (``Path("")`` would be the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file path, got an empty string")
+    return Path(text)
+
+
 def _add(sub: Any, name: str, help_: str, example: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_, description=f"{help_}\n\nexample:\n  {example}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +83,7 @@ def _verify_parser(sub: Any) -> None:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="devices to measure on (default: auto)")
     p.add_argument("--profile", choices=profiles.PROFILES, default="ci", help="Hypothesis profile (default: ci)")
     p.add_argument("-n", "--workers", default="0", type=_workers, help="pytest-xdist workers: a number or 'auto' (default: 0, serial)")
-    p.add_argument("--only", default=None, help="comma-separated claim ids or topics")
+    p.add_argument("--only", default=None, type=_selection, help="comma-separated claim ids or topics")
     p.add_argument("--theorems", type=Path, default=Path("theorems"), help="theorem directory (default: theorems)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results file to write")
     p.add_argument("--report", type=Path, default=None, help="markdown report (default: verification.md beside results)")
@@ -81,22 +95,22 @@ def _verify_parser(sub: Any) -> None:
 def _report_parser(sub: Any) -> None:
     p = _add(sub, "report", "render a results file as markdown (with figures), JSON or a terminal summary",
              "gradcore report reports/results.json --format md --out reports/verification.md")
-    p.add_argument("results", nargs="?", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("results", nargs="?", type=_path, default=DEFAULT_RESULTS)
     p.add_argument("--format", choices=("md", "json", "summary"), default="md")
-    p.add_argument("--out", type=Path, default=None, help="output file (md default: verification.md beside results)")
+    p.add_argument("--out", type=_path, default=None, help="output file (md default: verification.md beside results)")
     p.set_defaults(func=cmd_report)
 
 
 def _browse_parsers(sub: Any) -> None:
     p = _add(sub, "list", "list claims: id, topic, verdict last seen, title", "gradcore list --topic attention")
-    p.add_argument("--results", type=Path, default=None,
+    p.add_argument("--results", type=_path, default=None,
                    help=f"results file for the verdicts (default: {DEFAULT_RESULTS}, when it exists)")
     p.add_argument("--topic", default=None)
     p.add_argument("--source", default=None, help="only claims citing this source (seed file or paper, substring)")
     p.set_defaults(func=cmd_list)
     p = _add(sub, "show", "print one claim's full entry", "gradcore show CLIP-02")
     p.add_argument("id")
-    p.add_argument("--results", type=Path, default=None,
+    p.add_argument("--results", type=_path, default=None,
                    help=f"results file for the verdict (default: {DEFAULT_RESULTS}, when it exists)")
     p.add_argument("--json", action="store_true", help="print the raw JSON entry")
     p.set_defaults(func=cmd_show)
@@ -105,8 +119,8 @@ def _browse_parsers(sub: Any) -> None:
 def _guard_parser(sub: Any) -> None:
     p = _add(sub, "guard", "compare a results file with the accepted baseline; exit 1 on any change",
              "gradcore guard reports/results.json --baseline reports/baseline.json")
-    p.add_argument("results", nargs="?", type=Path, default=DEFAULT_RESULTS)
-    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    p.add_argument("results", nargs="?", type=_path, default=DEFAULT_RESULTS)
+    p.add_argument("--baseline", type=_path, default=DEFAULT_BASELINE)
     p.add_argument("--accept", action="store_true", help="make RESULTS the new baseline (deliberately)")
     p.set_defaults(func=cmd_guard)
 
@@ -269,21 +283,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     if doc.get("schema") == results.SCHEMA_VERSION:   # what the catalogues hold and this file lacks
         measured = {c["id"] for c in doc["claims"]}
         doc["not_run"] = [cid for cid in claims if cid not in measured]
-    if args.format == "summary":
-        print(report.terminal_summary(doc))
-        return OK
-    if args.format == "json":
-        text = json.dumps(doc, indent=1, ensure_ascii=False)
-        if args.out:
-            results.write_text(text + "\n", _distinct(args.out, args.results, what="--out",
-                                                       catalogue_read=claims))
-            print(f"wrote {args.out}")
-        else:
-            print(text)
-        return OK
+    if args.format != "md":
+        return _emit(report.terminal_summary(doc) if args.format == "summary" else doc, args, claims)
     md = _distinct(_markdown_path(args.results, args.out), args.results, what="--out", catalogue_read=claims)
     out, n = report.write_markdown(doc, md)
     print(f"wrote {out} ({n} figures)")
+    return OK
+
+
+def _emit(content: str | dict[str, Any], args: argparse.Namespace, claims: catalogue.Catalogue,
+          default_out: Path | None = None) -> int:
+    """Print a report (text, or a document as JSON) or write it, atomically, to ``--out``.
+
+    JSON printed to a stdout that is not UTF-8 is ASCII-escaped (``\\uXXXX`` surrogate pairs are
+    valid JSON; the backslash-replaced ``\\U0001F600`` the terminal would get is not)."""
+    out = args.out or default_out
+    if not isinstance(content, str):
+        content = json.dumps(content, indent=1, ensure_ascii=out is None and not _utf8(sys.stdout))
+    if out is None:
+        print(content)
+        return OK
+    results.write_text(content + "\n", _distinct(out, args.results, what="--out", catalogue_read=claims))
+    print(f"wrote {out}")
     return OK
 
 
@@ -291,18 +312,11 @@ def _report_techniques(doc: dict[str, Any], args: argparse.Namespace, claims: ca
     """``gradcore report`` of a technique results file (``gradcore check`` JSON, techniques.json)."""
     from .verify import check_report
 
+    if args.format == "json":
+        return _emit(doc, args, claims)
     if args.format == "summary":
-        print(check_report.summary_of_document(doc))
-        return OK
-    text = json.dumps(doc, indent=1, ensure_ascii=False) if args.format == "json" else \
-        check_report.render_document(doc)
-    if args.out is None and args.format == "json":
-        print(text)
-        return OK
-    out = _distinct(args.out or args.results.with_suffix(".md"), args.results, what="--out", catalogue_read=claims)
-    results.write_text(text + "\n", out)
-    print(f"wrote {out}")
-    return OK
+        return _emit(check_report.summary_of_document(doc), args, claims)
+    return _emit(check_report.render_document(doc), args, claims, default_out=args.results.with_suffix(".md"))
 
 
 def _viewed_results(args: argparse.Namespace) -> Path | None:
@@ -317,7 +331,11 @@ def _claims_view(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], d
     A ``--results`` given must be a results file; the default is read when it exists (before the
     first ``gradcore verify`` the catalogue alone is listed)."""
     path = _viewed_results(args)
-    seen = {c["id"]: c for c in results.as_claims(_read(path))["claims"]} if path else {}
+    doc = _read(path) if path else {"claims": []}
+    if doc.get("schema") == results.CHECK_SCHEMA:   # its clauses are no catalogue claims: all would be "not run"
+        raise UsageError(f"{path} holds technique checks ({results.CHECK_SCHEMA}), not claims; "
+                         f"view it with: gradcore report {path} --format summary")
+    seen = {c["id"]: c for c in doc["claims"]}
     known = {cid: c.to_json() for cid, c in load_catalogue(args).items()}
     known.update({cid: c for cid, c in seen.items() if cid not in known and "title" in c})
     return known, seen
@@ -331,7 +349,9 @@ def _cites(entry: dict[str, Any], source: str | None) -> bool:
 def cmd_list(args: argparse.Namespace) -> int:
     known, seen = _claims_view(args)
     topics = sorted({c["topic"] for c in known.values()})
-    if args.topic and args.topic not in topics:
+    if args.source == "":   # it would match every claim, as if no --source were given
+        raise UsageError("--source is empty; give part of a source's file name or citation")
+    if args.topic is not None and args.topic not in topics:
         raise UsageError(f"unknown topic {args.topic!r}; topics: {', '.join(topics)}")
     shown = [(cid, c) for cid, c in known.items() if args.topic in (None, c["topic"]) and _cites(c, args.source)]
     if args.source and not shown:
@@ -378,6 +398,8 @@ def cmd_guard(args: argparse.Namespace) -> int:
             atomic.copy(args.results, args.baseline)
         print(f"accepted {args.results} as the baseline {args.baseline} ({len(current['claims'])} claims)")
         return OK
+    if atomic.same_file(args.results, args.baseline):   # compared with itself, any file would pass
+        raise UsageError(f"{args.results} is the baseline file itself; pass a fresh results file to compare with it")
     changes = guard.compare(results.as_claims(_read(args.baseline)), current)
     if not changes:
         print(f"guard: {len(current['claims'])} claims match the baseline {args.baseline}")
@@ -390,9 +412,9 @@ def cmd_guard(args: argparse.Namespace) -> int:
 
 def _crash_log(error: BaseException) -> Path:
     """Write the traceback of an unexpected exception to a log file; return its path."""
-    path = Path(tempfile.gettempdir()) / f"gradcore-crash-{os.getpid()}.log"
     text = "".join(traceback.format_exception(error))
-    try:
+    try:   # gettempdir itself fails when no temporary directory is usable (TMPDIR a file, /tmp read-only)
+        path = Path(tempfile.gettempdir()) / f"gradcore-crash-{os.getpid()}.log"
         path.write_text(f"gradcore {' '.join(sys.argv)}\n{text}", encoding="utf-8")
     except OSError:
         path = Path(os.devnull)

@@ -52,9 +52,18 @@ def check_technique(technique: Any, kind: str | None = None, *, device: str = "c
     enforced on the main thread only) is in ``result.unmeasured``, a gating clause whose
     interval still straddles the claim at its draw cap in ``result.undecided``; either makes
     ``ok`` False.
+    Gradients are measured even when called under ``torch.no_grad()`` or ``inference_mode``.
     """
-    return check(technique, kind=kind, name=name, device=device, profile=profile, seed=seed,
-                 compare=compare, time_limit_s=time_limit_s)
+    if name is not None and not (isinstance(name, str) and name.isprintable()):
+        raise CheckError(f"name must be a one-line string (it heads the clause table), got {name!r}")
+    if not isinstance(compare, bool):
+        raise CheckError(f"compare must be True or False, got {compare!r}")
+    import torch
+
+    # A caller's no_grad would detach every output: each f' would be measured as 0.
+    with torch.inference_mode(False), torch.enable_grad():
+        return check(technique, kind=kind, name=name, device=device, profile=profile, seed=seed,
+                     compare=compare, time_limit_s=time_limit_s)
 
 
 # --- one item per (technique, clause) ----------------------------------------------------

@@ -91,9 +91,21 @@ def swallows_on_big_inputs(x: torch.Tensor) -> torch.Tensor:
 
 
 def mutates(x: torch.Tensor) -> torch.Tensor:
-    """tanh of half its input, halving the input in place first."""
+    """tanh of half its input, halving the input in place first where autograd does not see it."""
+    with torch.no_grad():
+        x.mul_(0.5)
+    return torch.tanh(x)
+
+
+def mutates_tracked(x: torch.Tensor) -> torch.Tensor:
+    """tanh of half its input, halving the input in place first (autograd records the write)."""
     x.mul_(0.5)
     return torch.tanh(x)
+
+
+def detached(x: torch.Tensor) -> torch.Tensor:
+    """tanh, detached from its input: autograd would see f' = 0 everywhere."""
+    return torch.tanh(x).detach()
 
 
 def complex_valued(x: torch.Tensor) -> torch.Tensor:

@@ -188,9 +188,9 @@ def test_a_catalogue_file_that_cannot_be_read(tmp_path, monkeypatch):
     """chmod 000 does not stop root, so the refusal is simulated where the loader reads."""
     (tmp_path / "t.toml").write_text(GOOD, encoding="utf-8")
 
-    def refuse(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(self))
-    monkeypatch.setattr(Path, "read_text", refuse)
+    def refuse(path, max_bytes):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(catalogue.atomic, "read_text", refuse)
     with pytest.raises(catalogue.CatalogueError, match="t.toml: cannot be read: Permission denied"):
         catalogue.load(tmp_path)
 

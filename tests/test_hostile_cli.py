@@ -19,6 +19,7 @@ from gradcore.errors import InputError, MeasurementError
 from gradcore.measure import Given
 from gradcore import cli
 from gradcore.measure import profiles
+from gradcore.verify import atomic
 from gradcore.verify.contracts import Clause, activation
 
 from .cli_helpers import project, run, small_results, theorem
@@ -466,13 +467,13 @@ def test_catalogue_paths_the_file_system_refuses(capsys, tmp_path):
 def test_an_unreadable_catalogue_file(capsys, tmp_path, monkeypatch):
     """chmod 000 does not stop root: the refusal is simulated where the file is read."""
     cat = _catalogue(tmp_path, GOOD_CLAIM)
-    real = Path.read_text
+    real = atomic.read_text
 
-    def refuse(self, *args, **kwargs):
-        if self.name == "c.toml":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *args, **kwargs)
-    monkeypatch.setattr(Path, "read_text", refuse)
+    def refuse(path, max_bytes):
+        if Path(path).name == "c.toml":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, max_bytes)
+    monkeypatch.setattr(atomic, "read_text", refuse)
     status, _, err = run(capsys, "list", "--catalogue", cat)
     assert status == 2 and one_line_error(err) and "c.toml: cannot be read: Permission denied" in err
 

@@ -7,6 +7,7 @@ killed at any moment leaves either the previous file or the complete new one; SI
 SIGINT and SIGHUP remove the temporary first, so only a SIGKILL can leave a stray
 ``.name.*.tmp``. Only regular files are ever replaced (never a device, FIFO or symlink).
 Read-modify-write cycles of one file (the results file) run under :func:`locked`.
+Input files are read by :func:`read_text`: regular files of bounded size only.
 """
 from __future__ import annotations
 
@@ -202,6 +203,30 @@ def write_text(text: str, path: str | Path) -> Path:
 def copy(source: str | Path, target: str | Path) -> Path:
     """Copy ``source`` onto ``target`` atomically (never a half-copied target)."""
     return write_with(target, lambda tmp: shutil.copyfile(source, tmp))
+
+
+class Unreadable(Exception):
+    """Why an input file is not read (the reason only; the caller names the file and its role)."""
+
+
+def read_text(path: str | Path, max_bytes: int) -> str:
+    """The UTF-8 text of ``path``, which must be a regular file of at most ``max_bytes``.
+
+    Opened without blocking and checked on the open descriptor (no race with a swapped path):
+    a FIFO would block forever, ``/dev/zero`` never ends and a huge file exhausts memory, so
+    each is :class:`Unreadable`. OSError and UnicodeDecodeError reach the caller unchanged.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise Unreadable("it is a directory")
+        if not stat.S_ISREG(mode):
+            raise Unreadable(f"it is {_kind(mode)}, not a regular file")
+        data = f.read(max_bytes + 1)   # not st_size alone: the file may grow while we read
+    if len(data) > max_bytes:
+        raise Unreadable(f"it holds more than {max_bytes // 2 ** 20} MiB, more than such a file ever holds")
+    return data.decode("utf-8")
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import CatalogueError
+from . import atomic
 from .verdicts import VERDICTS
 
 METHODS = ("symbolic", "property", "statistical")
@@ -288,12 +289,9 @@ _MAX_BYTES = 16 * 2 ** 20   # a shipped catalogue file holds under 20 KiB; /dev/
 def _read_toml(path: Path) -> dict[str, Any]:
     """One catalogue file's TOML; any reason it cannot be read is one CatalogueError naming it."""
     try:
-        if path.is_file() and path.stat().st_size > _MAX_BYTES:
-            raise CatalogueError(f"{path}: {path.stat().st_size} bytes is more than a catalogue file holds "
-                                 f"({_MAX_BYTES // 2 ** 20} MiB)")
-        if path.exists() and not path.is_file() and not path.is_dir():   # a FIFO would block, a device never end
-            raise CatalogueError(f"{path}: not a regular file")
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(atomic.read_text(path, _MAX_BYTES))
+    except atomic.Unreadable as e:   # a FIFO would block, a device never end
+        raise CatalogueError(f"{path}: cannot be read: {e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CatalogueError(f"{path}: {e}") from None
     except OSError as e:   # a directory named x.toml, no read permission, a dangling link, ...

@@ -112,6 +112,9 @@ def _describe(obj: Any) -> str:
     return getattr(obj, "__qualname__", None) or type(obj).__name__
 
 
+MAX_SEED = 2 ** 62   # seed + clause offsets stay inside torch.manual_seed's 64-bit range
+
+
 def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0,
                  time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> Settings:
     import torch
@@ -124,6 +127,8 @@ def settings_for(device: str = "cpu", profile: str = "ci", seed: int = 0,
         raise CheckError(f"unknown profile {profile!r}; expected one of {', '.join(profiles.PROFILES)}")
     if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and 0 < time_limit_s < 1e6):
         raise CheckError(f"time limit must be a number of seconds in (0, 1e6) or None, got {time_limit_s!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:   # torch's manual_seed range
+        raise CheckError(f"seed must be a whole number in [0, 2**62], got {seed!r}")
     return Settings(device=device, profile=profile, seed=seed, time_limit_s=time_limit_s)
 
 

@@ -49,15 +49,41 @@ def _floats(values: list[Any]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 
+# matplotlib computes axis spans and margins in float64: beyond this, y = [1e308, -1e308] overflows.
+PLOTTABLE = 1e100
+
+
+def _plottable(values: list[float]) -> tuple[list[float], int]:
+    """The values with those beyond ±PLOTTABLE left out (NaN: not drawn), and how many were."""
+    kept = [v if not abs(v) > PLOTTABLE else math.nan for v in values]
+    return kept, sum(1 for v in values if abs(v) > PLOTTABLE)
+
+
 def _positive(values: list[Any]) -> bool:
     return bool(values) and all(v > 0 for v in values)
 
 
-def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str, path: Path) -> Path:
-    """Draw one figure to ``path`` (log axes only where every value is positive)."""
+class NotDrawn(Exception):
+    """Why a figure could not be drawn (the report says so in its place)."""
+
+
+def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str, path: Path) -> tuple[Path, str]:
+    """Draw one figure to ``path`` (log axes only where every value is positive); also return a
+    note naming the points left out as beyond ±PLOTTABLE ("" when none were)."""
+    points = [_plottable(_floats(s[key])) for s in curves for key in ("x", "y")]
+    curves = [dict(s, x=points[2 * i][0], y=points[2 * i + 1][0]) for i, s in enumerate(curves)]
+    left_out = sum(n for _, n in points)
+    try:
+        _render(claim_id, figure, curves, caption, path)
+    except (ValueError, OverflowError, FloatingPointError) as e:   # matplotlib's limits, not the report's
+        raise NotDrawn(f"matplotlib could not draw it ({type(e).__name__}: {str(e)[:120]})") from None
+    return path, (f"{left_out} value(s) beyond ±{PLOTTABLE:g} are not drawn" if left_out else "")
+
+
+def _render(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for s in curves:
-        x, y = _floats(s["x"]), _floats(s["y"])
+        x, y = s["x"], s["y"]
         if s.get("kind") == "scatter":
             ax.scatter(x, y, s=14, label=s["label"], alpha=0.8)
         else:
@@ -65,7 +91,7 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
             ax.plot(x, y, marker=marker, markersize=3, linewidth=1.4, label=s["label"])
     first = curves[0]
     for axis, key in ((ax.xaxis, "x"), (ax.yaxis, "y")):
-        values = [v for s in curves for v in _floats(s[key])]
+        values = [v for s in curves for v in s[key] if not math.isnan(v)]
         if first.get(f"log{key}") and _positive(values):
             (ax.set_xscale if key == "x" else ax.set_yscale)("log")
             if max(values) / min(values) < 1e3:  # a few decades read better as plain numbers
@@ -84,17 +110,26 @@ def draw(claim_id: str, figure: str, curves: list[dict[str, Any]], caption: str,
         write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
-    return path
 
 
-def draw_all(doc: dict[str, Any], directory: Path) -> dict[tuple[str, str], Path]:
-    """Draw every figure of a results document into ``directory``."""
+Key = tuple[str, str]   # (claim id, figure name)
+
+
+def draw_all(doc: dict[str, Any], directory: Path) -> tuple[dict[Key, Path], dict[Key, str]]:
+    """Draw every figure of a results document into ``directory``: the figures drawn, and a note
+    for each figure drawn in part or not at all (values matplotlib cannot place)."""
     env = doc["environment"]
     device = ", ".join(f"{k}: {v}" for k, v in env.get("devices", {}).items())
     caption = f"{device} · seed {env.get('seed')} · profile {env.get('profile')} · torch {env.get('torch')}"
-    out = {}
+    out: dict[Key, Path] = {}
+    notes: dict[Key, str] = {}
     for claim in doc["claims"]:
         for name, curves in figure_groups(claim).items():
-            out[claim["id"], name] = draw(claim["id"], name, curves, caption,
-                                         directory / file_name(claim["id"], name))
-    return out
+            key = (claim["id"], name)
+            try:
+                out[key], note = draw(*key, curves, caption, directory / file_name(*key))
+            except NotDrawn as e:
+                note = f"not drawn: {e}"
+            if note:
+                notes[key] = note
+    return out, notes

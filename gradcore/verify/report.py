@@ -208,9 +208,10 @@ def _environment(env: dict[str, Any]) -> str:
 
 
 def render(doc: dict[str, Any], figure_links: dict[tuple[str, str], str] | None = None,
-           source_prefix: str = "../") -> str:
-    """Markdown for a results document; ``figure_links`` maps (claim, figure) to a relative path."""
-    figure_links = figure_links or {}
+           source_prefix: str = "../", figure_notes: dict[tuple[str, str], str] | None = None) -> str:
+    """Markdown for a results document; ``figure_links`` maps (claim, figure) to a relative path,
+    ``figure_notes`` to what the figure leaves out (or why it was not drawn)."""
+    figure_links, figure_notes = figure_links or {}, figure_notes or {}
     claims = doc["claims"]
     parts = ["# gradcore verification report", "", *_summary(doc), "",
              "## What does not hold as written", "", *_failures(claims), "",
@@ -221,6 +222,7 @@ def render(doc: dict[str, Any], figure_links: dict[tuple[str, str], str] | None 
              "## Claims in detail", ""]
     for c in claims:
         parts += _section(c, figure_links, source_prefix)
+        parts += [f"*Figure {name}:* {note}\n" for (cid, name), note in figure_notes.items() if cid == c["id"]]
     if doc.get("not_run"):
         parts += ["## Not run in this results file", "", ", ".join(doc["not_run"]), ""]
     parts += ["## Environment", "", _environment(doc["environment"]), ""]
@@ -233,10 +235,10 @@ def write_markdown(doc: dict[str, Any], out: Path) -> tuple[Path, int]:
     from .results import write_text
 
     fig_dir = out.parent / "figures" / out.stem
-    drawn = figs.draw_all(doc, fig_dir)
+    drawn, notes = figs.draw_all(doc, fig_dir)
     links = {k: os.path.relpath(p, out.parent).replace(os.sep, "/") for k, p in drawn.items()}
     # Theorem paths are relative to the project root, which holds reports/.
-    write_text(render(doc, links, "../"), out)
+    write_text(render(doc, links, "../", notes), out)
     return out, len(drawn)
 
 

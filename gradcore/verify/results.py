@@ -18,12 +18,13 @@ from typing import Any
 
 from ..errors import ResultsError  # noqa: F401  (re-exported)
 from . import schema
-from .atomic import locked, shown, write_text  # write_text re-exported: the one atomic writer
+from .atomic import Unreadable, locked, read_text, shown, write_text  # write_text re-exported: the one atomic writer
 from .catalogue import Claim
 from .verdicts import claim_verdict, most_severe
 
 SCHEMA_VERSION = 1
 CHECK_SCHEMA = "gradcore-check/2"   # a technique check (``gradcore check``, reports/techniques.json)
+MAX_BYTES = 256 * 2 ** 20   # the full results file is under 2 MiB; json.loads of 256 MiB needs a few GiB already
 
 # Two measurements of one claim (e.g. cpu and cuda) → their differences beyond tolerance.
 Differ = Callable[[dict[str, Any], dict[str, Any], str], list[Any]]
@@ -246,7 +247,9 @@ def read(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise ResultsError(f"results file {shown(path)} does not exist (run `gradcore verify` first)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, MAX_BYTES)
+    except Unreadable as e:   # a FIFO, /dev/zero, a file of absurd size: refused, not read forever
+        raise ResultsError(f"results file {shown(path)} cannot be read: {e}") from None
     except OSError as e:
         raise ResultsError(f"results file {shown(path)} cannot be read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:

@@ -67,11 +67,16 @@ def _init_of(obj: Any) -> tuple[Callable[[torch.Tensor], Any] | None, str | None
     return fn, str(rec)
 
 
-def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> None:
-    """One-line CheckError unless f maps tensors elementwise to finite tensors of the same shape."""
-    x = torch.linspace(-3, 3, 12, dtype=torch.float64, device=settings.device).reshape(3, 4)
+def _probe(settings: Settings) -> torch.Tensor:
+    """The smoke test's input: 12 points of [−3, 3] in float64, shaped (3, 4)."""
+    return torch.linspace(-3, 3, 12, dtype=torch.float64, device=settings.device).reshape(3, 4)
+
+
+def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One-line CheckError unless f maps tensors elementwise to finite tensors of the same shape
+    that autograd can differentiate (``prepare`` has already put an in-place f on a copy)."""
+    x = _probe(settings)
     y = fn(x.clone())
-    _own_output(fn, x)
     if not isinstance(y, torch.Tensor):
         raise CheckError(f"activation returned {type(y).__name__}, expected a Tensor")
     if y.device != x.device:
@@ -83,6 +88,7 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
         raise CheckError(f"activation changed the shape: input {tuple(x.shape)}, output {tuple(y.shape)}")
     if not bool(torch.isfinite(y).all()):
         raise CheckError("activation returned non-finite values on inputs in [-3, 3]")
+    _attached(fn, x, y)
     _finite_on_domain(fn, settings)
     again = fn(x.clone())
     if not torch.equal(again, y):
@@ -93,17 +99,66 @@ def smoke(fn: Callable[[torch.Tensor], torch.Tensor], settings: Settings) -> Non
     changed[0, 0] = False
     if bool(changed.any()):
         raise CheckError("not elementwise: changing one input entry changed other outputs")
+    return fn
 
 
-def _own_output(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> None:
-    """One-line CheckError when f writes into its input: an in-place write under ``no_grad``
-    (``nn.init.zeros_``) is invisible to autograd, which would measure f as the identity."""
+def _attached(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> None:
+    """One-line CheckError when f's output does not depend on its input for autograd although its
+    value does (``.detach()``, ``torch.no_grad`` inside f): f' would be measured as 0 everywhere."""
+    with torch.enable_grad():   # a caller's no_grad must not make every technique look detached
+        out = fn(x.clone().requires_grad_(True))
+    if not out.requires_grad and not torch.equal(fn(x + 1.0), y):   # a constant f truly has f' = 0
+        raise CheckError("activation returns a tensor detached from its input: gradcore cannot differentiate it "
+                         "(remove the .detach() / torch.no_grad() inside it)")
+
+
+class OnCopy:
+    """An activation that writes into its input (``nn.ReLU(inplace=True)``), called on a copy,
+    so that measuring it never changes the caller's tensor nor a leaf autograd needs."""
+
+    def __init__(self, obj: Any) -> None:
+        self.inner = _callable_of(obj)
+        self.recommended_init = getattr(obj, "recommended_init", None)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.clone())
+
+    def __repr__(self) -> str:
+        return f"OnCopy({self.inner!r})"
+
+
+def _own_output(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """f itself when it leaves its input alone; f on a copy when it writes into its input and
+    autograd records the write (the slope it reports is the value's); else a one-line CheckError:
+    a write under ``no_grad`` (``nn.init.zeros_``) is invisible to autograd, which would measure f
+    as the identity."""
     given = x.clone()
     fn(given)
-    if not torch.equal(given, x):
+    if torch.equal(given, x):
+        return fn
+    copied = OnCopy(fn)
+    if not _slope_is_the_value_s(copied, x):
         raise CheckError("activation mutates its input (it wrote into the tensor it was given, like "
-                         "nn.init.zeros_ or an in-place op); gradcore measures f(x) as a function: "
-                         "pass an out-of-place version")
+                         "nn.init.zeros_, where autograd does not see it); gradcore measures f(x) as a "
+                         "function: pass an out-of-place version")
+    return copied
+
+
+def _slope_is_the_value_s(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> bool:
+    """Whether autograd's f' agrees with the central difference of f's values at ``x`` (points
+    away from 0, where the kinks of ReLU-like functions lie). h = 1e-6 in float64 leaves a
+    difference error near 1e-10, far inside the tolerance; zeros_ differs by 1."""
+    try:
+        with torch.enable_grad():
+            xg = x.clone().requires_grad_(True)
+            out = fn(xg)
+            (slope,) = torch.autograd.grad(out.sum(), xg, allow_unused=True)   # elementwise: the diagonal
+    except RuntimeError:   # e.g. it overwrote a value autograd saved
+        return False
+    slope = torch.zeros_like(x) if slope is None else slope
+    h = 1e-6
+    values = (fn(x + h) - fn(x - h)) / (2 * h)
+    return bool(torch.allclose(slope, values, rtol=1e-5, atol=1e-6))
 
 
 def _recipe_argument(obj: Any, setup: str) -> str | Given:
@@ -131,15 +186,26 @@ def _finite_on_domain(fn: Callable[[torch.Tensor], torch.Tensor], settings: Sett
 
 
 def prepare(obj: Any, settings: Settings) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The tensor function of ``obj`` (an nn.Module moved to float64 on the device)."""
+    """The tensor function of ``obj`` (an nn.Module moved to float64 on the device), called on a copy
+    of its input when it writes into it the way autograd records (``nn.ReLU(inplace=True)``)."""
     fn = _callable_of(obj)
-    return fn.to(device=settings.device, dtype=torch.float64) if isinstance(fn, nn.Module) else fn
+    if isinstance(fn, nn.Module):
+        fn = fn.to(device=settings.device, dtype=torch.float64)
+    return _own_output(fn, _probe(settings))
 
 
 def build(fn: Callable[[torch.Tensor], torch.Tensor], obj: Any, name: str, setup: str,
           settings: Settings) -> ActivationSubject:
+    """The subject; ``fn`` is f, or f on a copy of its input (from :func:`prepare`)."""
+    measured = fn
     init, init_name = _init_of(obj)
-    return ActivationSubject(name, fn, D.sympy_form(obj), init, init_name, setup, _recipe_argument(obj, setup))
+    if isinstance(measured, OnCopy):   # the recipes, and the reproduction, call f on a copy too
+        argument: str | Given = Given(OnCopy(obj), "f", f"{setup}\nfrom gradcore.measure import Given\n"
+                                      "from gradcore.verify.contracts.activation import OnCopy\n"
+                                      "f = Given(OnCopy(f), 'f')")
+    else:
+        argument = _recipe_argument(obj, setup)
+    return ActivationSubject(name, measured, D.sympy_form(obj), init, init_name, setup, argument)
 
 
 # --- sup |f'| --------------------------------------------------------------------------
