@@ -98,7 +98,7 @@ def test_an_undecided_gating_clause_is_not_a_pass(tmp_path, monkeypatch, capsys)
     """Squareplus (b = 4): λ = 0.8996, 95% interval [0.891, 0.908] at the 40-network cap against
     the band edge 0.9. It used to read "all gating clauses hold" and exit 0."""
     from gradcore.verify import check as C
-    from gradcore.verify.cli import main
+    from gradcore.cli import main
 
     res = check_technique(H.squareplus, kind="activation")
     lam = _clause(res, "transfer-factor")
@@ -144,7 +144,7 @@ def test_attention_saturation_is_decided_on_an_interval_with_enough_draws():
 
 def test_attention_built_for_one_width_could_not_be_measured_in_one_line(tmp_path, capsys):
     """nn.MultiheadAttention built for the probe's width: the shape error at other d_k was a violation (exit 1)."""
-    from gradcore.verify.cli import main
+    from gradcore.cli import main
 
     res = check_technique(H.fixed_width_mha, kind="attention")
     assert not res.violations and [r.clause for r in res.unmeasured] == ["row-stochastic", "no-saturation",

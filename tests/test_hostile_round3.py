@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from gradcore.testing import CheckError, check_technique
-from gradcore.verify import cli, figures, report, results
+from gradcore import cli
+from gradcore.verify import figures, report, results
 
 from .cli_helpers import small_results
 from .hostile_techniques import detached, mutates_tracked
@@ -107,7 +108,7 @@ def test_hostile_argv(capsys, files, argv, status, said):
 
 
 def _run_fifo_report_in_a_child(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "report", str(path)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gradcore.cli", "report", str(path)], capture_output=True,
                           text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
@@ -247,7 +248,7 @@ def test_report_json_to_a_non_utf8_stdout_is_valid_json(tmp_path, path):
     doc = _doc(source)
     doc["environment"]["platform"] = "Linux 😀 é"
     source = _write(tmp_path / "r.json", doc)
-    done = subprocess.run([sys.executable, "-m", "gradcore.verify.cli", "report", str(source), "--format", "json"],
+    done = subprocess.run([sys.executable, "-m", "gradcore.cli", "report", str(source), "--format", "json"],
                           capture_output=True, timeout=120, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"})
     assert done.returncode == 0, done.stderr
