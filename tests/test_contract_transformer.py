@@ -194,8 +194,8 @@ def test_bad_blocks_fail_with_one_line(obj, message):
 
 def test_kind_inference():
     settings = settings_for()
-    assert infer_kind(PreLN, settings) == "transformer"
-    assert infer_kind(torch_pre_ln, settings) == "transformer"
+    assert infer_kind(PreLN, settings).kind == "transformer"
+    assert infer_kind(torch_pre_ln, settings).kind == "transformer"
     block = contract("transformer")
     assert block.looks_like(DeepNormBlock, settings) and block.looks_like(torch_pre_ln(16), settings)
     assert not any(block.looks_like(other, settings) for other in (PerToken, nn.LayerNorm, torch.tanh, Widens, 3))
