@@ -191,8 +191,10 @@ def versus_standard(s: ConvSubject, settings: Settings) -> Outcome:
     kw = dict(make=s.given, draws=draws, channels=s.channels, side=8, device=settings.device)
     share, median = M.user_larger_fraction(**kw), M.user_ratio_median(**kw)
     holds = decide("<", 0.5, share.value, 0.0, share.interval)
+    cex = None if holds is not False else {"share above the standard conv": share.value,
+                                            "median ratio": median.value, "snippet": share.reproduction}
     return Outcome(holds, {"share of draws σ_max(layer) > σ_max(standard)": share,
-                           "median σ_max(layer)/σ_max(standard)": median, "draws": draws})
+                           "median σ_max(layer)/σ_max(standard)": median, "draws": draws}, cex)
 
 
 CLAUSES = (
