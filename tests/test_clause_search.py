@@ -148,7 +148,7 @@ def test_attention_built_for_one_width_could_not_be_measured_in_one_line(tmp_pat
 
     res = check_technique(H.fixed_width_mha, kind="attention")
     assert not res.violations and [r.clause for r in res.unmeasured] == ["row-stochastic", "no-saturation",
-                                                                        "gradient-scale"]
+                                                                        "gradient-scale", "logit-variance"]
     assert all("fails at d_k" in r.note and "\n" not in r.note for r in res.unmeasured)
     assert main(["check", "tests.hostile_techniques:fixed_width_mha", "--kind", "attention", "--out", str(tmp_path),
                  "--no-compare"]) == 2

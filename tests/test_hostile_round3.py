@@ -297,8 +297,8 @@ def test_techniques_that_cannot_be_checked(obj, said):
                          ids=["lambda", "partial"])
 def test_a_lambda_and_a_partial_are_measured(obj):
     result = check_technique(obj, kind="activation", compare=False)
-    assert not result.unmeasured and {r.clause for r in result.results} == {
-        "derivative-bound", "saturation", "transfer-factor"}
+    assert not result.unmeasured and {"derivative-bound", "saturation", "transfer-factor"} <= {
+        r.clause for r in result.results}
 
 
 BAD_KWARGS = [
@@ -325,7 +325,8 @@ def test_check_technique_under_no_grad_measures_gradients():
     with torch.no_grad():
         result = check_technique(torch.tanh, kind="activation", compare=False)
     verdicts = {r.clause: r.verdict for r in result.results}
-    assert verdicts == {"derivative-bound": "holds", "saturation": "violated", "transfer-factor": "holds"}
+    assert {k: verdicts[k] for k in ("derivative-bound", "saturation", "transfer-factor")} == {
+        "derivative-bound": "holds", "saturation": "violated", "transfer-factor": "holds"}
 
 
 def _constants(result) -> dict:

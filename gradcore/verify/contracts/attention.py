@@ -150,6 +150,7 @@ SATURATION = 1000.0       # ATTN-05's factor on the logits, here on the queries
 
 def logit_variance(s: AttentionSubject, settings: Settings) -> Outcome:
     """The logits' variance read as the row-centred log A (a softmax's logits up to a per-row constant)."""
+    require_widths(s, settings, DIMS, LENGTH)   # A is read as attend(q, k, I): values of width LENGTH
     seeds = VARIANCE_SEEDS * settings.scale
     p = M.attend_gradient_exponent(attend=_given(s), statistic="logit_var", d_ks=DIMS, length=LENGTH, seeds=seeds,
                                    seed=settings.seed, device=settings.device)
@@ -165,6 +166,7 @@ def logit_variance(s: AttentionSubject, settings: Settings) -> Outcome:
 
 def saturation(s: AttentionSubject, settings: Settings) -> Outcome:
     """The query gradient at queries ×1000 beside ×1: a saturated softmax passes almost none (ATTN-05)."""
+    require_widths(s, settings, DIMS[:1], M.CONTRACT_V)
     def stat(statistic: str, scale: float) -> Measurement:
         return M.attend_statistic(attend=_given(s), statistic=statistic, d=DIMS[0], length=LENGTH,
                                   seeds=settings.seeds, seed=settings.seed, device=settings.device, scale=scale)
