@@ -13,7 +13,7 @@ from torch import nn
 
 from . import _validate as v
 from . import activations as acts
-from . import init as inits
+from . import initialisation as inits
 
 Tensor = torch.Tensor
 

@@ -45,7 +45,7 @@ quote = "q"
 def theorem(i: int, sleep: float = 0.0, measured: float | None = None) -> str:
     """The theorem of claim T-0i: measures i (or ``measured``, contradicting the catalogue)."""
     return (f'import time, pytest\n\n@pytest.mark.claim("T-0{i}")\ndef test_{i}(claim):\n'
-            f'    time.sleep({sleep})\n    claim.check("value", claimed={i}, measured={i if measured is None else measured})\n'
+            f'    time.sleep({sleep})\n    claim.compare("value", claimed={i}, measured={i if measured is None else measured})\n'
             f'    claim.curve("fig", "line", [1, 2, 3], [1.0, 2.0, 3.0], xlabel="x", ylabel="y")\n')
 
 

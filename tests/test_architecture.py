@@ -86,7 +86,7 @@ def test_the_command_line_does_not_load_pytest_to_print_help():
 
 
 def test_every_module_sits_in_a_layer():
-    assert layer("gradcore.errors") == 0 and layer("gradcore.norms") == 1
+    assert layer("gradcore.errors") == 0 and layer("gradcore.normalisation") == 1
     assert layer("gradcore.measure.search") == 2 and layer("gradcore.verify.contracts.norm") == 3
     assert layer("gradcore.audit.blocks") == 4 and layer("gradcore.cli") == 5
 

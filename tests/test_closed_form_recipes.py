@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from gradcore import GradcoreInputError, norms
-from gradcore.measure import norms as M
+from gradcore import GradcoreInputError
+from gradcore import normalisation as norms
+from gradcore.measure import normalisation as M
 from gradcore.verify.reproduce import run
 
 CLAIM_SIZES = {"batch_norm": (8, 1e-5, 1.5), "layer_norm": (16, 1e-6, None), "rms_norm": (16, 1e-6, None)}

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from gradcore import activations
-from gradcore import init as inits
+from gradcore import initialisation as inits
 from gradcore.errors import InputError
 from gradcore.measure import Given
 from gradcore.measure import depth as DEPTH

@@ -10,8 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcore import (attention, clipping, diffusion, dynamics, flows, init, jacobian, norms, probes, recurrent,
+from gradcore import (attention, clipping, diffusion, dynamics, flows, jacobian, probes, recurrent,
                       spectral, weight_decay)
+from gradcore import initialisation as init
+from gradcore import normalisation as norms
 from gradcore.errors import GradcoreError, InputError
 
 CI = settings.get_profile("ci")

@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from gradcore import (activations, adjoint, attention, chains, clipping, conv, dense, diffusion, dynamics, flows,
-                      init, jacobian, lanczos, norms, probes, recurrent, residual, spectral, stats, transformer,
+                      jacobian, lanczos, probes, recurrent, residual, spectral, stats, transformer,
                       unet, weight_decay)
+from gradcore import initialisation as init
+from gradcore import normalisation as norms
 from gradcore.errors import InputError
 
 D, F16 = torch.float64, torch.float16

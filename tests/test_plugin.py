@@ -33,12 +33,12 @@ import pytest, torch
 
 @pytest.mark.claim("T-01")
 def test_half(claim):
-    claim.check("half", claimed={claimed}, measured=0.5, counterexample={counterexample})
+    claim.compare("half", claimed={claimed}, measured=0.5, counterexample={counterexample})
     {correct}
 
 @pytest.mark.claim("T-02")
 def test_sum(claim, device):
-    claim.check("sum", claimed=8, measured=torch.ones(8, device=device).sum())
+    claim.compare("sum", claimed=8, measured=torch.ones(8, device=device).sum())
     claim.curve("fig", "sum", [1, 2], [1.0, 2.0], xlabel="x", ylabel="y")
 '''
 

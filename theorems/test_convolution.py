@@ -18,8 +18,8 @@ def test_fft_singular_values_equal_dense(claim, device):
     """CONV-01 (002 卷积类型的选择): the Fourier analysis gives the convolution's exact spectrum."""
     for dtype, tol in (("float64", 1e-9), ("float32", 2e-5)):
         worst = M.fft_dense_residual(dtype=dtype, profile=profiles.selected_name(), device=device)
-        claim.check(f"max relative |σ_FFT − σ_dense| over searched convs (torch.{dtype})", claimed=tol,
-                    measured=worst, relation="<=", atol=0.0)
+        claim.compare(f"max relative |σ_FFT − σ_dense| over searched convs (torch.{dtype})", claimed=tol,
+                      measured=worst, relation="<=", atol=0.0)
 
 
 @pytest.mark.claim("CONV-02")
@@ -27,8 +27,8 @@ def test_separable_spectral_norm_usually_larger(claim, device):
     """CONV-02 (002 卷积类型的选择): separable convolutions usually have the larger spectral norm."""
     for label, padding in (("circular, FFT", "circular"), ("zero padding, dense", "zeros")):
         share = M.separable_larger_fraction(padding=padding, device=device)
-        claim.check(f"fraction of draws with σ_max(sep) > σ_max(std), {label}, n_draws={share.n}",
-                    claimed=0.5, measured=share, relation=">")
+        claim.compare(f"fraction of draws with σ_max(sep) > σ_max(std), {label}, n_draws={share.n}",
+                      claimed=0.5, measured=share, relation=">")
         rows = M.circular_sweep(device) if padding == "circular" else M.zero_padding_sweep(device)
         claim.note(f"{label}: min ratio {min(r['ratio'] for r in rows):.3f} over {len(rows)} draws")
 
@@ -37,15 +37,15 @@ def test_separable_spectral_norm_usually_larger(claim, device):
 def test_separable_spectral_norm_ratio_sqrt2(claim, device):
     """CONV-03 (002 卷积类型的选择): the separable/standard spectral-norm ratio is about √2."""
     med = M.separable_ratio_median(padding="circular", device=device)
-    claim.check(f"median σ_max(sep)/σ_max(std), circular, {med.n} draws", claimed=SQRT2, measured=med,
-                counterexample={"padding_mode": "circular", "channels": list(M.CHANNELS),
+    claim.compare(f"median σ_max(sep)/σ_max(std), circular, {med.n} draws", claimed=SQRT2, measured=med,
+                  counterexample={"padding_mode": "circular", "channels": list(M.CHANNELS),
                                 "kernels": list(M.KERNELS), "inputs": list(M.SIZES), "seeds": list(M.SEEDS)})
     zmed = M.separable_ratio_median(padding="zeros", device=device)
-    claim.check(f"median σ_max ratio, zero padding, C∈{{4,8}}, n=6, {zmed.n} draws", claimed=SQRT2,
-                measured=zmed, counterexample={"padding_mode": "zeros", "channels": [4, 8], "kernel": 3, "n": 6})
+    claim.compare(f"median σ_max ratio, zero padding, C∈{{4,8}}, n=6, {zmed.n} draws", claimed=SQRT2,
+                  measured=zmed, counterexample={"padding_mode": "zeros", "channels": [4, 8], "kernel": 3, "n": 6})
     rms = M.rms_gain_ratio(device=device)
-    claim.check("mean RMS-gain ratio ‖J_sep‖_F/‖J_std‖_F (not the spectral norm)", claimed=SQRT2,
-                measured=rms, outside="root-mean-square gain instead of spectral norm")
+    claim.compare("mean RMS-gain ratio ‖J_sep‖_F/‖J_std‖_F (not the spectral norm)", claimed=SQRT2,
+                  measured=rms, outside="root-mean-square gain instead of spectral norm")
     per_c, per_n = M.ratio_medians_by("c", device), M.ratio_medians_by("n", device)
     slope = M.ratio_trend_with_channels(device)
     claim.note(f"median ratio by C: {per_c}; by n: {per_n}; log-log slope vs C {slope:.3f}")
@@ -71,9 +71,9 @@ def test_separable_more_prone_to_explosion(claim, device):
     ratios = {}
     for inner, outside in ((False, None), (True, "ReLU between depthwise and pointwise (MobileNet style)")):
         ratio = ratios[inner] = M.amplification_ratio(inner_relu=inner, blocks=8, seeds=6, device=device)
-        claim.check(f"amplification(sep)/amplification(std) over 8 blocks, inner_relu={inner}", claimed=2.0,
-                    measured=ratio, relation=">=", outside=outside,
-                    counterexample=None if outside is None else {"inner_relu": True, "blocks": 8, "C": 16, "k": 3,
+        claim.compare(f"amplification(sep)/amplification(std) over 8 blocks, inner_relu={inner}", claimed=2.0,
+                      measured=ratio, relation=">=", outside=outside,
+                      counterexample=None if outside is None else {"inner_relu": True, "blocks": 8, "C": 16, "k": 3,
                                                                  "n": 8})
         claim.note(f"inner_relu={inner}: per-block gain ratio {ratio.value ** (1 / 8):.3f}, "
                    f"standard per-block gain {std_gain:.3f}")

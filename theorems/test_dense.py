@@ -23,7 +23,7 @@ def test_concat_jacobian_grows_like_sqrt_k(claim, device):
         extra = {} if init in PRESERVING else dict(
             outside="layer Jacobians that shrink the gradient (not variance-preserving)",
             counterexample={"aggregation": "concat", "init": init, "width": m.sizes["width"], "k": list(KS)})
-        claim.check(f"log-log exponent of ‖J‖₂ vs k, concat, {init}", claimed=0.5, measured=m, **extra)
+        claim.compare(f"log-log exponent of ‖J‖₂ vs k, concat, {init}", claimed=0.5, measured=m, **extra)
         claim.curve("dense-jacobian-vs-k", f"concat, {init} (width {m.sizes['width']}, {m.n} seeds)", KS,
                     M.jacobian_curve(aggregation="concat", activation=act, gain=gain, ks=KS, device=device),
                     xlabel="connections k", ylabel="‖∂out/∂x‖₂", logx=True, logy=True)
@@ -38,16 +38,16 @@ def test_concat_milder_than_sum(claim, device):
     ks = KS[:4]
     for init in ("linear, gain 1", "tanh, gain 1"):
         act, gain = INITS[init]
-        claim.check(f"log(‖J_sum‖/‖J_concat‖) at k = {ks[-1]}, {init}", claimed=0.0, relation=">",
-                    measured=M.sum_over_concat(activation=act, gain=gain, k=ks[-1], device=device))
+        claim.compare(f"log(‖J_sum‖/‖J_concat‖) at k = {ks[-1]}, {init}", claimed=0.0, relation=">",
+                      measured=M.sum_over_concat(activation=act, gain=gain, k=ks[-1], device=device))
         rate = M.jacobian_slope(aggregation="sum", activation=act, gain=gain, ks=ks, axis="k", device=device)
         exponent = {agg: M.jacobian_slope(aggregation=agg, activation=act, gain=gain, ks=ks, device=device)
                     for agg in ("sum", "concat")}
         claim.note(f"{init}: sum grows ×{math.exp(rate):.3f} per connection (log-linear fit "
                    f"[{rate.interval[0]:.3f}, {rate.interval[1]:.3f}]); log-log exponent {exponent['sum']:.2f} "
                    f"vs concat {exponent['concat']:.2f}")
-        claim.check(f"sum: per-connection log-growth rate of ‖J‖₂ (exponential in k), {init}", claimed=0.0,
-                    measured=rate, relation=">")
+        claim.compare(f"sum: per-connection log-growth rate of ‖J‖₂ (exponential in k), {init}", claimed=0.0,
+                      measured=rate, relation=">")
         claim.curve("dense-jacobian-vs-k", f"sum, {init} (width {rate.sizes['width']}, {rate.n} seeds)", ks,
                     M.jacobian_curve(aggregation="sum", activation=act, gain=gain, ks=ks, device=device),
                     xlabel="connections k", ylabel="‖∂out/∂x‖₂", logx=True, logy=True)

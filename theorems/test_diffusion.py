@@ -12,15 +12,15 @@ from gradcore.measure import profiles
 @pytest.mark.claim("DIFF-01")
 def test_snr_high_at_small_t(claim, device):
     """DIFF-01 (002 扩散模型): the SNR is high at small t."""
-    claim.check("SNR(1), linear schedule", claimed=1.0, measured=M.snr(quantity="first", device=device),
-                relation=">")
-    claim.check("SNR(T), linear schedule", claimed=1.0, measured=M.snr(quantity="last", device=device),
-                relation="<")
-    claim.check("max_t SNR(t+1) − SNR(t) (strictly decreasing)", claimed=0.0,
-                measured=M.snr(quantity="max_step", device=device), relation="<")
+    claim.compare("SNR(1), linear schedule", claimed=1.0, measured=M.snr(quantity="first", device=device),
+                  relation=">")
+    claim.compare("SNR(T), linear schedule", claimed=1.0, measured=M.snr(quantity="last", device=device),
+                  relation="<")
+    claim.compare("max_t SNR(t+1) − SNR(t) (strictly decreasing)", claimed=0.0,
+                  measured=M.snr(quantity="max_step", device=device), relation="<")
     bound = M.max_snr_step_bound(profile=profiles.selected_name(), device=device)
-    claim.check("max over β-schedules in (0,1) of max_t SNR(t+1)/SNR(t) − 1 (search; < 0: strictly decreasing)",
-                claimed=0.0, measured=bound, relation="<", atol=0.0)
+    claim.compare("max over β-schedules in (0,1) of max_t SNR(t+1)/SNR(t) − 1 (search; < 0: strictly decreasing)",
+                  claimed=0.0, measured=bound, relation="<", atol=0.0)
     t = list(range(1, 1001))
     for name in ("eps", "vlb", "snr", "min_snr_gamma", "v"):
         claim.curve("diffusion-snr-weights", f"v(t) = {name}", t, M.loss_weights(name, device).cpu(),
@@ -37,9 +37,9 @@ def test_loss_weight_large_at_high_snr(claim, device):
     for name in ("eps", "vlb", "snr", "min_snr_gamma", "truncated_snr", "v"):
         ratios[name] = m = M.loss_weight_ratio(weighting=name, device=device)
         inside = name in ("vlb", "snr")
-        claim.check(f"v(1)/v(T) for weighting {name!r}", claimed=10.0, measured=m, relation=">=",
-                    outside=None if inside else f"weighting {name!r}",
-                    counterexample=None if inside else {"weighting": name})
+        claim.compare(f"v(1)/v(T) for weighting {name!r}", claimed=10.0, measured=m, relation=">=",
+                      outside=None if inside else f"weighting {name!r}",
+                      counterexample=None if inside else {"weighting": name})
     claim.correct(f"v(1)/v(T) is {ratios['vlb']:.1f} for the DDPM variational bound and {ratios['snr']:.3g} for SNR "
                   f"weighting, but {ratios['eps']:.0f} for DDPM's standard L_simple, and {ratios['min_snr_gamma']:.2g} "
                   f"(Min-SNR-5), {ratios['truncated_snr']:.2g} (truncated SNR), {ratios['v']:.2g} (v-prediction): "
@@ -53,9 +53,9 @@ def test_high_snr_weighting_gives_huge_gradients(claim, device):
     for name in ("vlb", "snr", "eps", "v"):
         measured[name] = m = M.weighted_gradient_spike(weighting=name, seeds=seeds, device=device)
         inside = name in ("vlb", "snr")
-        claim.check(f"‖∇θ v(1)ℓ_1‖ / median_t ‖∇θ v(t)ℓ_t‖, weighting {name!r} (mean over {seeds} seeds, 95% CI)",
-                    claimed=10.0, measured=m, relation=">=", outside=None if inside else f"weighting {name!r}",
-                    counterexample=None if inside else {"weighting": name, "seeds": seeds})
+        claim.compare(f"‖∇θ v(1)ℓ_1‖ / median_t ‖∇θ v(t)ℓ_t‖, weighting {name!r} (mean over {seeds} seeds, 95% CI)",
+                      claimed=10.0, measured=m, relation=">=", outside=None if inside else f"weighting {name!r}",
+                      counterexample=None if inside else {"weighting": name, "seeds": seeds})
         claim.curve("diffusion-raw-gradient", f"weighting {name} (seed 0, MLP 16-64-64-16)", M.T_GRID,
                     M.weighted_norms(name, 0, device).cpu(), xlabel="time step t", ylabel="‖∇θ v(t) ℓ_t‖",
                     logx=True, logy=True)
@@ -73,16 +73,16 @@ def test_time_dependent_clipping_uniform(claim, device):
         return M.contribution_spread(scheme=scheme, kappa=kappa, seeds=3, device=device)
 
     active = spread("time_dependent", "min")
-    claim.check("max/min_t e(t), clip then weight, clipping active at every t (worst of 3 seeds)", claimed=2.0,
-                measured=active, relation="<=")
+    claim.compare("max/min_t e(t), clip then weight, clipping active at every t (worst of 3 seeds)", claimed=2.0,
+                  measured=active, relation="<=")
     half = spread("time_dependent", "median")
-    claim.check("max/min_t e(t), clip then weight, κ = median weighted norm", claimed=2.0, measured=half,
-                relation="<=", outside="raw gradient below c(t) at some steps",
-                counterexample={"weighting": "snr", "kappa": "median_t v(t)‖∇ℓ_t‖"})
+    claim.compare("max/min_t e(t), clip then weight, κ = median weighted norm", claimed=2.0, measured=half,
+                  relation="<=", outside="raw gradient below c(t) at some steps",
+                  counterexample={"weighting": "snr", "kappa": "median_t v(t)‖∇ℓ_t‖"})
     after = spread("time_dependent_weighted", "min")
-    claim.check("max/min_t e(t), weighted gradient clipped at c(t) = κ/v(t)", claimed=2.0, measured=after,
-                relation="<=", outside="clipping applied after weighting",
-                counterexample={"weighting": "snr", "scheme": "time_dependent_weighted"})
+    claim.compare("max/min_t e(t), weighted gradient clipped at c(t) = κ/v(t)", claimed=2.0, measured=after,
+                  relation="<=", outside="clipping applied after weighting",
+                  counterexample={"weighting": "snr", "scheme": "time_dependent_weighted"})
     none, global_ = spread("none", "median"), spread("global", "median")
     for label, scheme, kappa in (("none", "none", "median"), ("global", "global", "median"),
                                  ("time_dependent, clipping active at all t", "time_dependent", "min"),

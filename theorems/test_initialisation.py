@@ -1,6 +1,6 @@
 """Initialisation claims (catalogue: gradcore/claims/initialisation.toml), 004 §3.3.1/§3.3.3, 003 §4.
 
-Initialisers are torch's (``gradcore.init``); every number comes from a recipe in
+Initialisers are torch's (``gradcore.initialisation``); every number comes from a recipe in
 ``gradcore.measure.initialisation`` (variances of sampled weights and of signals pushed
 through real networks, with Student-t intervals over seeds) or ``gradcore.measure.transfer``
 (the per-layer gradient transfer factor λ).
@@ -19,19 +19,19 @@ def test_xavier_variance(claim, device):
     """INIT-01 (004 §3.3.1 / 定义3.3.8): Xavier's Var(W) = 2/(n_in + n_out)."""
     for name in ("xavier_normal", "xavier_uniform"):
         for n_in, n_out in ((64, 256), (300, 100)):
-            claim.check(f"Var(W)·(n_in+n_out)/2, torch {name}, n_in={n_in}, n_out={n_out}", claimed=1.0,
-                        measured=M.variance_ratio(init=name, n_in=n_in, n_out=n_out, device=device))
+            claim.compare(f"Var(W)·(n_in+n_out)/2, torch {name}, n_in={n_in}, n_out={n_out}", claimed=1.0,
+                          measured=M.variance_ratio(init=name, n_in=n_in, n_out=n_out, device=device))
 
 
 @pytest.mark.claim("INIT-02")
 def test_forward_variance_formula(claim, device):
     """INIT-02 (004 eq. 3.3.14): Var(y_i) = n_in · Var(W) · Var(x) for i.i.d. x."""
-    claim.check("Var(Σ_j w_j x_j) − n·Var(w)·Var(x) at E[x] = 0 (sympy)", claimed=0.0,
-                measured=M.forward_variance_gap(mean=0.0), atol=1e-12)
+    claim.compare("Var(Σ_j w_j x_j) − n·Var(w)·Var(x) at E[x] = 0 (sympy)", claimed=0.0,
+                  measured=M.forward_variance_gap(mean=0.0), atol=1e-12)
     for inputs, label in (("gaussian", "x ~ N(0, 1)"), ("sigmoid", "x = sigmoid(N(0, 1)) (mean ≈ 0.5)")):
         ratio = M.forward_variance_ratio(inputs=inputs, device=device)
-        claim.check(f"Var(y)/(n_in·Var(W)·Var(x)), {label}", claimed=1.0, measured=ratio, atol=0.05,
-                    counterexample={"x": label, "n_in": 256, "exact": str(M.forward_variance())})
+        claim.compare(f"Var(y)/(n_in·Var(W)·Var(x)), {label}", claimed=1.0, measured=ratio, atol=0.05,
+                      counterexample={"x": label, "n_in": 256, "exact": str(M.forward_variance())})
     claim.correct(f"Var(y_i) = {sp.sstr(M.forward_variance())} = n_in·Var(W)·E[x²]; it equals n_in·Var(W)·Var(x) "
                   f"only for zero-mean x — sigmoid outputs (mean ≈ 0.5) give a ratio of {ratio:.2f}")
 
@@ -39,13 +39,13 @@ def test_forward_variance_formula(claim, device):
 @pytest.mark.claim("INIT-03")
 def test_xavier_is_which_mean(claim):
     """INIT-03 (004 §3.3.3): Xavier's 2/(n_in + n_out) called the geometric mean of 1/n_in and 1/n_out."""
-    claim.check("2/(n_in+n_out) − harmonic mean of 1/n_in, 1/n_out (sympy)", claimed=0.0,
-                measured=M.xavier_mean_gap(mean="harmonic"))
+    claim.compare("2/(n_in+n_out) − harmonic mean of 1/n_in, 1/n_out (sympy)", claimed=0.0,
+                  measured=M.xavier_mean_gap(mean="harmonic"))
     n_in, n_out = 100, 400
     xavier = M.xavier_variance(n_in=n_in, n_out=n_out)
     geometric = 1 / math.sqrt(n_in * n_out)
-    claim.check(f"2/(n_in+n_out) vs geometric mean 1/√(n_in·n_out) at n_in={n_in}, n_out={n_out}",
-                claimed=geometric, measured=xavier, rtol=1e-9, counterexample={"n_in": n_in, "n_out": n_out})
+    claim.compare(f"2/(n_in+n_out) vs geometric mean 1/√(n_in·n_out) at n_in={n_in}, n_out={n_out}",
+                  claimed=geometric, measured=xavier, rtol=1e-9, counterexample={"n_in": n_in, "n_out": n_out})
     claim.correct(f"2/(n_in+n_out) is the harmonic mean of 1/n_in and 1/n_out (e.g. {xavier.value} at "
                   f"100→400); the geometric mean 1/√(n_in n_out) would be {geometric}")
 
@@ -57,8 +57,8 @@ def test_xavier_keeps_sigmoid_tanh_variance(claim, device):
     for act in ("sigmoid", "tanh"):
         net = dict(activation=act, init="xavier_normal", depth=depth, batch=256, device=device)
         results[act] = M.variance_drift(widths=widths, seeds=seeds, **net)
-        claim.check(f"Var(h_{depth})/Var(h_1), {act}, Xavier normal (widths 64, 128)", claimed=1.0,
-                    measured=results[act], rtol=0.5, counterexample={"activation": act, "init": "xavier_normal"})
+        claim.compare(f"Var(h_{depth})/Var(h_1), {act}, Xavier normal (widths 64, 128)", claimed=1.0,
+                      measured=results[act], rtol=0.5, counterexample={"activation": act, "init": "xavier_normal"})
         for width in widths:
             claim.curve("xavier-activation-variance", f"{act}, Xavier, width {width}", range(depth + 1),
                         M.signal_curve(width=width, seed=0, signal="variance", **net),
@@ -72,10 +72,10 @@ def test_xavier_keeps_sigmoid_tanh_variance(claim, device):
 def test_he_variance_and_half_zero(claim, device):
     """INIT-05 (004 定义3.3.9): He's Var(W) = 2/n_in, and about half the ReLU outputs are zero."""
     for n_in, n_out in ((64, 256), (300, 100)):
-        claim.check(f"Var(W)·n_in/2, torch kaiming_normal, n_in={n_in}", claimed=1.0,
-                    measured=M.variance_ratio(init="kaiming_normal", n_in=n_in, n_out=n_out, device=device))
-    claim.check("E[ReLU(z)²]/Var(z), z ~ N(0, s²) (sympy)", claimed=0.5, measured=M.relu_second_moment())
-    claim.check("share of ReLU outputs equal to 0, z ~ N(0, 1)", claimed=0.5, measured=M.relu_zero_share(device=device))
+        claim.compare(f"Var(W)·n_in/2, torch kaiming_normal, n_in={n_in}", claimed=1.0,
+                      measured=M.variance_ratio(init="kaiming_normal", n_in=n_in, n_out=n_out, device=device))
+    claim.compare("E[ReLU(z)²]/Var(z), z ~ N(0, s²) (sympy)", claimed=0.5, measured=M.relu_second_moment())
+    claim.compare("share of ReLU outputs equal to 0, z ~ N(0, 1)", claimed=0.5, measured=M.relu_zero_share(device=device))
 
 
 @pytest.mark.claim("INIT-06")
@@ -84,8 +84,8 @@ def test_he_preserves_relu_second_moment(claim, device):
     depth, widths = 24, (96, 192)
     for init, claimed in (("kaiming_normal", 1.0), ("xavier_normal", 0.5)):
         net = dict(activation="relu", init=init, depth=depth, batch=128, device=device)
-        claim.check(f"per-layer factor of E[z_l²], ReLU, {init}", claimed=claimed, rtol=0.05,
-                    measured=M.second_moment_factor(widths=widths, seeds=4, **net))
+        claim.compare(f"per-layer factor of E[z_l²], ReLU, {init}", claimed=claimed, rtol=0.05,
+                      measured=M.second_moment_factor(widths=widths, seeds=4, **net))
         for width in widths:
             claim.curve("relu-second-moment", f"ReLU, {init}, width {width}", range(1, depth + 1),
                         M.signal_curve(width=width, seed=0, signal="second_moment", **net),
@@ -106,8 +106,8 @@ def test_init_avoids_bad_gradients(claim, device):
             if (act, init) not in pairs:
                 continue
             lam = lambdas[f"{act} + {init}"] = T.transfer_factor(seeds=8, **net)
-            claim.check(f"per-layer gradient factor λ, {act} + {init} (depth {depth}, width {width})", claimed=1.0,
-                        measured=lam, rtol=0.1, counterexample={"activation": act, "init": init, "depth": depth})
+            claim.compare(f"per-layer gradient factor λ, {act} + {init} (depth {depth}, width {width})", claimed=1.0,
+                          measured=lam, rtol=0.1, counterexample={"activation": act, "init": init, "depth": depth})
     worst = max(lambdas, key=lambda k: abs(math.log(lambdas[k].value)))
     claim.correct("per-layer λ at initialisation: " + ", ".join(f"{k}: {v:.3f}" for k, v in lambdas.items())
                   + f"; {worst} leaves the input-layer gradient at {lambdas[worst].value ** depth:.1e} of the output's "

@@ -10,10 +10,10 @@ ROUNDING = 1e-5   # float32 block outputs of O(1): ~100 ulp (the catalogue's ato
 def test_definition_is_post_ln(claim, device):
     """PLN-01 (004 §3.3.4 Def. 3.3.12): the block the definition names Pre-LN."""
     pre = T.block_formula_gap(formula="ln_after_add", norm_first=True, device=device)
-    claim.check("‖Def. 3.3.12 − torch Pre-LN (norm_first=True)‖ / ‖Pre-LN‖", claimed=0.0, measured=pre,
-                counterexample={"d_model": T.D_MODEL, "n_heads": T.HEADS, "d_ff": T.D_FF})
+    claim.compare("‖Def. 3.3.12 − torch Pre-LN (norm_first=True)‖ / ‖Pre-LN‖", claimed=0.0, measured=pre,
+                  counterexample={"d_model": T.D_MODEL, "n_heads": T.HEADS, "d_ff": T.D_FF})
     post = T.block_formula_gap(formula="ln_after_add", norm_first=False, bound=ROUNDING, device=device)
-    claim.check("‖Def. 3.3.12 − torch Post-LN (norm_first=False)‖ / ‖Post-LN‖", claimed=0.0, measured=post)
+    claim.compare("‖Def. 3.3.12 − torch Post-LN (norm_first=False)‖ / ‖Post-LN‖", claimed=0.0, measured=post)
     claim.correct(f"Def. 3.3.12 is the Post-LN block (relative gap to torch's norm_first=False {post:.1e}, to "
                   f"norm_first=True {pre:.2f}); Pre-LN is h ← h + Attn(LN(h)), h ← h + FFN(LN(h))")
 
@@ -32,11 +32,11 @@ def test_pre_ln_main_path_carries_gradient(claim, device):
         claim.curve("pln-layer-gradients", f"{kind}-LN, depth 16, seed 0", range(1, 17),
                     T.layer_gradients(kind=kind, device=device), xlabel="layer", ylabel="‖∂L/∂θ_l‖", logy=True)
     for depth in depths:
-        claim.check(f"Pre-LN depth {depth}: identity-path share of the input gradient = 1", claimed=1.0,
-                    measured=share["pre", depth])
+        claim.compare(f"Pre-LN depth {depth}: identity-path share of the input gradient = 1", claimed=1.0,
+                      measured=share["pre", depth])
     pre, post = share["pre", depths[-1]], share["post", depths[-1]]
-    claim.check(f"Post-LN depth {depths[-1]}: identity-path share < Pre-LN's (LN on the main path)",
-                claimed=pre, measured=post, relation="<")
+    claim.compare(f"Post-LN depth {depths[-1]}: identity-path share < Pre-LN's (LN on the main path)",
+                  claimed=pre, measured=post, relation="<")
     ratio = {k: T.input_gradient_ratio(kind=k, depth=depths[-1], device=device) for k in ("pre", "post")}
     claim.note(f"at init both stacks keep ‖∂L/∂x₀‖/‖∂L/∂x_L‖ of order 1 at depth 16 (Pre-LN {ratio['pre']:.2f}, "
                f"Post-LN {ratio['post']:.2f}); what differs is the direct identity path "
@@ -47,12 +47,12 @@ def test_pre_ln_main_path_carries_gradient(claim, device):
 def test_where_layernorm_sits(claim, device):
     """PLN-03 (004 §3.3.4): LN sits between attention and FFN (Pre-LN) or after them (Post-LN)."""
     post = T.block_formula_gap(formula="ln_after_add", norm_first=False, bound=ROUNDING, device=device)
-    claim.check("torch Post-LN = LN after each sublayer's residual add", claimed=0.0, measured=post)
+    claim.compare("torch Post-LN = LN after each sublayer's residual add", claimed=0.0, measured=post)
     pre = T.block_formula_gap(formula="ln_before_sublayer", norm_first=True, bound=ROUNDING, device=device)
-    claim.check("torch Pre-LN = LN before each sublayer (incl. before attention)", claimed=0.0, measured=pre)
+    claim.compare("torch Pre-LN = LN before each sublayer (incl. before attention)", claimed=0.0, measured=pre)
     gap = T.block_formula_gap(formula="ln_between", norm_first=True, device=device)
-    claim.check("block with LN only between attention and FFN vs torch Pre-LN", claimed=0.0, measured=gap,
-                outside="literal reading: LN only between the two sublayers", counterexample={"d_model": T.D_MODEL})
+    claim.compare("block with LN only between attention and FFN vs torch Pre-LN", claimed=0.0, measured=gap,
+                  outside="literal reading: LN only between the two sublayers", counterexample={"d_model": T.D_MODEL})
     claim.correct(f"Post-LN puts LN after each residual addition; Pre-LN puts LN at the input of every sublayer, "
                   f"including before attention — an LN only between attention and FFN is a different block "
                   f"(relative gap {gap:.2f} to torch's norm_first=True)")

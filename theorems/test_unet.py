@@ -15,13 +15,13 @@ def test_long_skips_shorten_gradient_path(claim, device):
     with_ = M.first_layer_slope(skips=True, device=device)
     shorten = M.path_length_ratio(device=device)
     gain = M.skip_gain(device=device)
-    claim.check("no skips: slope of log‖∂L/∂W_1‖ per U-Net level (< 0: decays with depth)", claimed=0.0,
-                measured=without, relation="<")
+    claim.compare("no skips: slope of log‖∂L/∂W_1‖ per U-Net level (< 0: decays with depth)", claimed=0.0,
+                  measured=without, relation="<")
     # decay per level ∝ effective path length; its ratio says how much the skips shorten the path
-    claim.check("decay rate with skips / without (effective path-length ratio; < 1/2: 'significantly shorter')",
-                claimed=0.5, measured=shorten, relation="<")
-    claim.check(f"log(‖∂L/∂W_1‖ with / without skips) at depth {gain.sizes['depth']}", claimed=0.0,
-                measured=gain, relation=">")
+    claim.compare("decay rate with skips / without (effective path-length ratio; < 1/2: 'significantly shorter')",
+                  claimed=0.5, measured=shorten, relation="<")
+    claim.compare(f"log(‖∂L/∂W_1‖ with / without skips) at depth {gain.sizes['depth']}", claimed=0.0,
+                  measured=gain, relation=">")
     claim.note(f"first-layer gradient ratio with/without skips at depth {gain.sizes['depth']}: "
                f"×{math.exp(gain.value):.3g}; per-level factor without skips ×{math.exp(without.value):.3f}, "
                f"with ×{math.exp(with_.value):.3f}")

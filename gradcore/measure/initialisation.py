@@ -17,7 +17,7 @@ import sympy.stats as ss
 import torch
 
 from .. import _validate as v
-from .. import chains, init as initialisers, probes
+from .. import chains, initialisation as initialisers, probes
 from ..stats import MEAN_METHOD, loglog_exponent, mean_ci, proportion_ci
 from .measurement import Given, Kind, Measurement, recipe
 from .seeding import seeded
@@ -48,7 +48,7 @@ def _weight(init: str | Callable, n_in: int, n_out: int, seed: int, device: str)
 def variance_ratio(*, init: str, n_in: int, n_out: int, draws: int = 10, seed: int = 0,
                    device: str = "cpu") -> Measurement:
     """INIT-01/05: sampled Var(W) of torch's initialiser over the Var(W) its formula prescribes
-    (``gradcore.init.variance``), mean over ``draws`` weights with a Student-t interval."""
+    (``gradcore.initialisation.variance``), mean over ``draws`` weights with a Student-t interval."""
     formula = initialisers.variance(init, n_in, n_out)
     ratios = [float(_weight(init, n_in, n_out, seed + k, device).var()) / formula for k in range(draws)]
     return _statistical(ratios, "float64", device, {"n_in": n_in, "n_out": n_out, "draws": draws})
@@ -90,7 +90,7 @@ def init_forward_variance_ratio(*, init: str | Given, inputs: str = "gaussian", 
                                 batch: int = 1024, seeds: int = 8, seed: int = 0,
                                 device: str = "cpu") -> Measurement:
     """INIT-02, initialiser contract: :func:`forward_variance_ratio` with W drawn by ``init`` (a
-    gradcore.init name or a user's initialiser as Given). 1 for zero-mean weights; a weight mean
+    gradcore.initialisation name or a user's initialiser as Given). 1 for zero-mean weights; a weight mean
     m adds n_in·m²·Var(x) to Var(y), so the ratio is E[w²]/Var(w) > 1."""
     return _forward_ratio(init, inputs, n_in, n_out, batch, seeds, seed, device)
 

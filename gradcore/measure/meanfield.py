@@ -20,7 +20,7 @@ from scipy import optimize
 
 from .. import activations as acts
 from .. import chains
-from .. import init as inits
+from .. import initialisation as inits
 from ..jacobian import jacobian
 from ..stats import MEAN_METHOD, PER_SEED_LOGLOG_SLOPES, mean_ci, per_seed_slope_ci
 from .measurement import Kind, Measurement, recipe
@@ -172,7 +172,7 @@ def gradient_ratio(*, sigma_w2: float = 1.5, width: int = 256, depth: int = 30, 
 
 
 def _product(init: Any, width: int, depth: int, seed: int) -> torch.Tensor:
-    """W_depth ⋯ W_1 for square weights: 'gaussian' N(0, 1/n), a gradcore.init name ('orthogonal', ...)
+    """W_depth ⋯ W_1 for square weights: 'gaussian' N(0, 1/n), a gradcore.initialisation name ('orthogonal', ...)
     or a user's initialiser (a function filling a weight in place)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -180,7 +180,7 @@ def _product(init: Any, width: int, depth: int, seed: int) -> torch.Tensor:
         for w in ws:
             if isinstance(init, str) and init == "gaussian":
                 inits.normal(w, std=1 / math.sqrt(width))
-            else:   # 'orthogonal' or another gradcore.init name, or a user's initialiser
+            else:   # 'orthogonal' or another gradcore.initialisation name, or a user's initialiser
                 (inits.get(init) if isinstance(init, str) else init)(w)
     return chains.linear_network(ws)(torch.eye(width, dtype=torch.float64))
 
@@ -200,7 +200,7 @@ def product_singular_deviation(*, init: str = "orthogonal", width: int = 64, dep
 def product_log10_condition(*, init: Any = "gaussian", width: int = 32, depth: int = 8,
                             seed: int = 0) -> Measurement:
     """LIT-14, initialiser contract: log₁₀(σ_max/σ_min) of W_depth ⋯ W_1 (one seeded draw; ``init``
-    'gaussian', a gradcore.init name or a user's initialiser as Given); ∞ when the product is singular."""
+    'gaussian', a gradcore.initialisation name or a user's initialiser as Given); ∞ when the product is singular."""
     sv = torch.linalg.svdvals(_product(init, width, depth, seed))
     if not (bool(torch.isfinite(sv).all()) and float(sv[-1]) > 0):
         return Measurement(math.inf, Kind.NUMERIC, "float64", "cpu", {"width": width, "depth": depth})

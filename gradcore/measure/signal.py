@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import activations as acts
 from .. import chains
-from .. import init as initialisers
+from .. import initialisation as initialisers
 from ..probes import FLOAT_DTYPES
 from ..stats import MEAN_METHOD, mean_ci
 from .measurement import Kind, Measurement, recipe
@@ -134,7 +134,7 @@ def glorot_jacobian_singular_mean(*, init: Any = "normalized", width: int = 256,
     ``depth``-layer tanh net.
 
     ``init`` 'standard' is U[−1/√n, 1/√n] (Glorot & Bengio eq. 1), 'normalized' their
-    eq. 16; any other name is a gradcore.init initialiser, and a user's initialiser (Given)
+    eq. 16; any other name is a gradcore.initialisation initialiser, and a user's initialiser (Given)
     fills each weight in place. Inputs uniform in
     [−1, 1]; the interval is across seeds. A non-finite Jacobian makes it +inf.
     """
@@ -218,7 +218,7 @@ def relu_variance_gain(*, var_scale: float = 2.0, depth: int = 30, width: int = 
 def init_relu_layer_gain(*, init: Any, depth: int = 30, width: int = 256, batch: int = 32,
                          seeds: int = 6) -> Measurement:
     """LIT-06, initialiser contract: :func:`relu_layer_gain` with the weights filled by ``init``
-    (a gradcore.init name or a user's initialiser as Given): 1 when it keeps ReLU's forward
+    (a gradcore.initialisation name or a user's initialiser as Given): 1 when it keeps ReLU's forward
     variance (He et al. eq. 10), ½ n Var[w] in general. +inf when a variance is not finite or 0
     (the signal overflowed or died)."""
     fill = initialisers.get(init) if isinstance(init, str) else init

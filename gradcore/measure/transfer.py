@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .. import _validate as v
-from .. import activations, chains, init as initialisers, norms as norm_layers, probes
+from .. import activations, chains, initialisation as initialisers, normalisation as norm_layers, probes
 from ..stats import MEAN_METHOD, mean_ci
 from .derivative import callable_of
 from .measurement import Given, Kind, Measurement, recipe
@@ -152,7 +152,7 @@ def transfer_factor(*, activation: str | Given | None, init: str | Given, norm: 
     """DEPTH-05/06/07/08, INIT-07 and the λ clauses: λ = (‖g_0‖/‖g_D‖)^{1/D} of a deep stack.
 
     ``activation`` (a gradcore.activations name, a function, or None for a linear chain),
-    ``init`` (a gradcore.init name or a fill function) and ``norm`` (a gradcore.norms name or a
+    ``init`` (a gradcore.initialisation name or a fill function) and ``norm`` (a gradcore.normalisation name or a
     ``width -> module`` factory) build each block; ``gains`` multiply layer l's weight by
     ``gains[l % len(gains)]``; ``spectral`` rescales every weight to that spectral norm.
     ``quantity``: "lambda" (mean λ over seeds, Student-t interval), "ratio" (mean of the whole

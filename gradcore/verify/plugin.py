@@ -181,7 +181,7 @@ def pytest_runtest_call(item: pytest.Item):
                  f"catalogue expects {expected!r}", *problems]
         lines += [f"  {'ok ' if c.holds else 'FAIL' if c.holds is False else '?? '} {c.name}: "
                   f"measured {c.measured} {c.relation} claimed {c.claimed} (±{c.tolerance:g})"
-                  + (f" [outside: {c.outside}]" if c.outside else "") for c in recorder.checks]
+                  + (f" [outside: {c.outside}]" if c.outside else "") for c in recorder.constants]
         raise AssertionError("\n".join(lines))
     record = recorder.to_json()
     path, line, _ = item.location

@@ -1,13 +1,13 @@
 """The recorder a theorem test measures through, and how a verdict follows from it.
 
-A test never states its verdict. It records *checks* — a measured value against the
+A test never states its verdict. It records *comparisons* — a measured value against the
 claimed one under a relation and tolerance — and the verdict is derived by
 :func:`gradcore.verify.verdicts.claim_verdict`:
 
-* ``refuted``      a check inside the claim's assumptions failed;
-* ``inconclusive`` no check failed but one inside the assumptions could not decide;
-* ``conditional``  every check inside the assumptions held, one outside them failed;
-* ``verified``     every check held.
+* ``refuted``      a comparison inside the claim's assumptions failed;
+* ``inconclusive`` no comparison failed but one inside the assumptions could not decide;
+* ``conditional``  every comparison inside the assumptions held, one outside them failed;
+* ``verified``     every comparison held.
 
 A measured value is best a :class:`~gradcore.measure.Measurement` from a recipe: it
 brings its kind, interval, sizes and generated reproduction into the results file.
@@ -39,7 +39,7 @@ def _number(x: Any, what: str) -> float | None:
 
 
 @dataclass
-class Check:
+class Constant:
     """One measured constant compared with the claimed one."""
 
     name: str
@@ -88,12 +88,12 @@ class ClaimRecorder:
     device: str
     rtol: float = 0.0
     atol: float = 0.0
-    checks: list[Check] = field(default_factory=list)
+    constants: list[Constant] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
     corrected: str | None = None
     notes: list[str] = field(default_factory=list)
 
-    def check(self, name: str, *, claimed: Any, measured: Any, relation: str = "==",
+    def compare(self, name: str, *, claimed: Any, measured: Any, relation: str = "==",
               rtol: float | None = None, atol: float | None = None,
               interval: tuple[Any, Any] | None = None, holds: bool | None = None,
               outside: str | None = None, dtype: Any = None, kind: Kind | str | None = None,
@@ -106,8 +106,8 @@ class ClaimRecorder:
         (a statistical estimate is decided from the whole interval and may come out
         undecided, ``None``), sizes and reproduction. For a bare number, ``interval``,
         ``dtype`` and ``kind`` say the same (``kind="rounding"``: a residual whose bound
-        is the check's tolerance). ``outside`` names the case when the check lies outside
-        the claim's stated assumptions. ``holds`` may be given only for checks that are
+        is the comparison's tolerance). ``outside`` names the case when the comparison lies outside
+        the claim's stated assumptions. ``holds`` may be given only for comparisons that are
         not numeric comparisons (e.g. "a counterexample was found").
         """
         if relation not in RELATIONS:
@@ -132,7 +132,7 @@ class ClaimRecorder:
         if m is not None and m.reproduction and holds is False:
             # The generated reproduction is the counterexample's snippet: never typed, cannot drift.
             counterexample = {**(counterexample or {}), "snippet": m.reproduction}
-        self.checks.append(Check(name, c, value, relation, slack, holds,
+        self.constants.append(Constant(name, c, value, relation, slack, holds,
                                  m.interval if m else None, outside, (m.dtype if m else None) or dtype_name(dtype),
                                  plain(counterexample), m.guard_tolerance if m else 0.0, **extra))
         return holds
@@ -140,7 +140,7 @@ class ClaimRecorder:
     @staticmethod
     def _bare(value: float | None, interval: tuple[Any, Any] | None, dtype: Any, kind: Kind | str | None,
               slack: float, name: str) -> Measurement | None:
-        """A Measurement for a bare recorded number, from what the check says about it."""
+        """A Measurement for a bare recorded number, from what the comparison says about it."""
         if value is None:
             return None
         ci = None
@@ -176,27 +176,27 @@ class ClaimRecorder:
 
     @property
     def verdict(self) -> str:
-        if not self.checks:
-            raise RecordingError(f"{self.claim_id}: the test recorded no checks")
-        return claim_verdict((c.holds for c in self.checks if c.outside is None),
-                             (c.holds for c in self.checks if c.outside is not None))
+        if not self.constants:
+            raise RecordingError(f"{self.claim_id}: the test recorded no comparisons")
+        return claim_verdict((c.holds for c in self.constants if c.outside is None),
+                             (c.holds for c in self.constants if c.outside is not None))
 
-    def deciding_checks(self) -> list[Check]:
-        """Failing checks in the order that explains the verdict: inside the assumptions first."""
-        failing = [c for c in self.checks if c.holds is False]
+    def deciding_constants(self) -> list[Constant]:
+        """Failing comparisons in the order that explains the verdict: inside the assumptions first."""
+        failing = [c for c in self.constants if c.holds is False]
         return [c for c in failing if c.outside is None] + [c for c in failing if c.outside is not None]
 
     @property
     def counterexample(self) -> Any:
-        """The counterexample of the check that decides the verdict."""
-        return next((c.counterexample for c in self.deciding_checks() if c.counterexample is not None), None)
+        """The counterexample of the comparison that decides the verdict."""
+        return next((c.counterexample for c in self.deciding_constants() if c.counterexample is not None), None)
 
     def problems(self) -> list[str]:
         """Why this record is incomplete for its verdict (empty when it is complete)."""
         out = []
         if self.verdict in ("refuted", "conditional"):
             if self.counterexample is None:
-                out.append("a failing check must carry its counterexample")
+                out.append("a failing comparison must carry its counterexample")
             elif not _runnable(self.counterexample):
                 out.append("the counterexample must be a dict whose 'snippet' is Python code reproducing it")
             if not self.corrected:
@@ -206,7 +206,7 @@ class ClaimRecorder:
     def to_json(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
-            "constants": [c.to_json() for c in self.checks],
+            "constants": [c.to_json() for c in self.constants],
             "counterexample": self.counterexample,
             "corrected": self.corrected,
             "notes": self.notes,

@@ -58,7 +58,7 @@ def _init_of(obj: Any) -> tuple[Callable[[torch.Tensor], Any] | None, str | None
         return None, None
     if callable(rec):
         return rec, getattr(rec, "__name__", repr(rec))
-    from ... import init as initialisers   # helper module; imported only when needed
+    from ... import initialisation as initialisers   # helper module; imported only when needed
 
     found = initialisers.get(rec)
     fn = getattr(found, "fn", found)
@@ -275,11 +275,11 @@ def _standard_inits() -> dict[str, str]:
 
 
 def _transfer_inits(s: ActivationSubject) -> dict[str, str | Given]:
-    """The init λ is measured at: the subject's recommendation (a gradcore.init name, or its own
+    """The init λ is measured at: the subject's recommendation (a gradcore.initialisation name, or its own
     function), else gradcore's He and Xavier initialisers."""
     if s.init is None:
         return _standard_inits()
-    from ... import init as initialisers
+    from ... import initialisation as initialisers
 
     if s.init_name in initialisers.INITIALISERS:
         return {s.init_name: s.init_name}
@@ -381,9 +381,9 @@ def saturation_span(s: ActivationSubject, settings: Settings) -> Outcome:
 
 
 def _sigma_w2(init: str | Given, settings: Settings) -> float | Measurement:
-    """n·Var(W) of the init on square weights: the formula for a gradcore.init name, a (256 × 256)
+    """n·Var(W) of the init on square weights: the formula for a gradcore.initialisation name, a (256 × 256)
     draw for a user's initialiser."""
-    from ... import init as initialisers
+    from ... import initialisation as initialisers
     from ...measure.initialisation import weight_variance
 
     if isinstance(init, str):

@@ -55,8 +55,8 @@ def build(init: Init, obj: Any, name: str, setup: str, settings: Settings) -> In
 
 
 def _recipe_argument(s: InitSubject) -> str | Given:
-    """A built-in goes to the recipes by its gradcore.init name, anything else as Given bound to ``init``."""
-    from ... import init as initialisers
+    """A built-in goes to the recipes by its gradcore.initialisation name, anything else as Given bound to ``init``."""
+    from ... import initialisation as initialisers
 
     return s.name if initialisers.INITIALISERS.get(s.name) is s.init else Given(s.init, "init", setup=s.setup)
 
@@ -217,8 +217,8 @@ CLAUSES = CLAUSES + (
 )
 
 def objects() -> dict[str, Any]:
-    """gradcore.init's initialisers at their defaults."""
-    from ... import init
+    """gradcore.initialisation's initialisers at their defaults."""
+    from ... import initialisation as init
 
     return dict(init.INITIALISERS)
 

@@ -5,7 +5,7 @@ Claims (catalogue NORM): 002 §归一化层与架构细节 "BN的归一化操作
 "层归一化的关键优势是它不依赖于batch size"; 003 §4 and 000 list normalisation as a cure for
 vanishing/exploding gradients. The subject is a factory ``width -> nn.Module`` acting on
 ``(batch, width)`` inputs; Jacobians are dense (``gradcore.jacobian``) on small sizes. The
-Jacobian, ε and batch clauses measure through :mod:`gradcore.measure.norms` (the theorems'
+Jacobian, ε and batch clauses measure through :mod:`gradcore.measure.normalisation` (the theorems'
 recipes) with the technique passed as ``Given``; a non-finite output or Jacobian is an
 explosion (∞), never a small number.
 """
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ...measure import Given
-from ...measure import norms as M
+from ...measure import normalisation as M
 from ._stack import SEEDS, banded_transfer, undecided_note
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, error_line, probe
@@ -191,8 +191,8 @@ CLAUSES = (
 
 
 def objects() -> dict[str, Any]:
-    """gradcore.norms' factories (torch's BatchNorm1d, LayerNorm, RMSNorm) at their defaults."""
-    from ... import norms
+    """gradcore.normalisation' factories (torch's BatchNorm1d, LayerNorm, RMSNorm) at their defaults."""
+    from ... import normalisation as norms
 
     return {name: getattr(norms, name) for name in ("batch_norm", "layer_norm", "rms_norm")}
 

@@ -119,7 +119,7 @@ class Initialiser:
 
     def __repr__(self) -> str:
         """The call that rebuilds it (a registry lookup), as Hypothesis-style reprs do."""
-        return f"gradcore.init.get({self.name!r})"
+        return f"gradcore.initialisation.get({self.name!r})"
 
     def __call__(self, weight: Tensor, **kw) -> Tensor:
         return self.apply(weight, **kw)

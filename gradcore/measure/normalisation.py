@@ -1,7 +1,7 @@
 """Normalisation layers measured: definitions, moments, Jacobian gains, batch dependence (NORM-*).
 
 The layers are torch's own (``nn.BatchNorm1d``, ``nn.LayerNorm``, ``nn.RMSNorm``, built by
-:mod:`gradcore.norms`): every recipe here measures torch's implementation. Inputs a search
+:mod:`gradcore.normalisation`): every recipe here measures torch's implementation. Inputs a search
 found come in as plain lists, so a reproduction re-evaluates the very example; random draws
 come from explicit ``torch.Generator`` seeds on the CPU (the same numbers on every device).
 A recipe given ``bound=`` records a residual that is ~0 in exact arithmetic (ROUNDING,
@@ -24,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from .. import _validate as v
-from .. import norms
+from .. import normalisation as norms
 from ..jacobian import jacobian
 from ..spectral import spectral_norm
 from ..stats import SLOPE_METHOD, slope_ci
@@ -171,7 +171,7 @@ def bn_gradient_factor(*, activation: str = "sigmoid", batchnorm: bool = True, d
 def _layer(make: Any, width: int, dtype: torch.dtype, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """A layer from a ``width -> module`` factory, a module instance or a plain function of the batch,
     in training mode on ``device``/``dtype`` (what a norm contract's subject is)."""
-    if isinstance(make, str):          # a gradcore.norms factory by name
+    if isinstance(make, str):          # a gradcore.normalisation factory by name
         make = getattr(norms, make)
     layer = make if isinstance(make, nn.Module) else make(width)
     if isinstance(layer, nn.Module):
@@ -215,7 +215,7 @@ def batch_dependence(*, make: Any, width: int = 16, sizes: tuple[int, ...] = (2,
                      device: str = "cpu") -> Measurement:
     """NORM-05 and the norm contract: how far sample 0's output moves with the rest of the batch.
 
-    ``make`` builds the layer (a gradcore.norms factory name such as "batch_norm" — torch's
+    ``make`` builds the layer (a gradcore.normalisation factory name such as "batch_norm" — torch's
     modules —, or a Given ``width -> module`` factory, module, or function of the batch). x is N(0, 1) of shape
     (max(sizes), width). With ``shift = 0``: max |layer(x[:s])[0] − layer(x)[0]| over the smaller
     ``sizes``; with a shift: |layer(x)[0] − layer(x with rows 1… shifted by ``shift``)[0]|.
@@ -355,7 +355,7 @@ def rmsnorm_vs_layernorm(*, quantity: str = "output_gap", shift: float = 0.0, fe
     centred N(0, 1) draw (float64).
 
     ``quantity``: "output_gap" max |RMSNorm(h) − LN(h)|; "jacobian_gap" ‖J_RMS − J_LN‖₂ (the closed
-    forms of gradcore.norms); "ln_mean_gain"/"rms_mean_gain" ‖J·1/√C‖, how much of the mean
+    forms of gradcore.normalisation); "ln_mean_gain"/"rms_mean_gain" ‖J·1/√C‖, how much of the mean
     direction each Jacobian passes.
     """
     g = torch.Generator().manual_seed(seed)

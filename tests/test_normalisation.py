@@ -1,9 +1,10 @@
-"""Unit tests of gradcore.norms: closed-form Jacobians against jacrev of torch's modules."""
+"""Unit tests of gradcore.normalisation: closed-form Jacobians against jacrev of torch's modules."""
 import pytest
 import torch
 from torch import func
 
-from gradcore import GradcoreInputError, norms
+from gradcore import GradcoreInputError
+from gradcore import normalisation as norms
 
 DT = torch.float64
 
@@ -92,7 +93,7 @@ class _NaNWhenFlat(torch.nn.Module):
 def test_non_finite_layers_measure_as_infinite_never_zero():
     """Issue 12: a NaN output is an explosion/unmeasurable (∞), not a gain or a gap of 0."""
     from gradcore.measure import Given
-    from gradcore.measure import norms as M
+    from gradcore.measure import normalisation as M
 
     make = Given(_NaNWhenFlat, "make")
     assert M.norm_jacobian_norm(make=make, scale=1e-6).value == float("inf")
@@ -106,10 +107,10 @@ def test_non_finite_layers_measure_as_infinite_never_zero():
 
 def test_norm_recipes_reproduce_in_a_fresh_namespace():
     from gradcore.measure import Given
-    from gradcore.measure import norms as M
+    from gradcore.measure import normalisation as M
     from gradcore.verify.reproduce import run
 
-    m = M.norm_jacobian_sigma(make=Given(norms.layer_norm, "make", "from gradcore.norms import layer_norm as make"),
+    m = M.norm_jacobian_sigma(make=Given(norms.layer_norm, "make", "from gradcore.normalisation import layer_norm as make"),
                               seeds=1)
     assert m.kind.value == "search" and 0.99 < m.value <= 1.0 + 1e-6
     assert run(m.reproduction) == m.value

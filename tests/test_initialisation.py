@@ -1,4 +1,4 @@
-"""Unit tests of gradcore.init: sample variances against the formulas and torch's modules."""
+"""Unit tests of gradcore.initialisation: sample variances against the formulas and torch's modules."""
 import math
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gradcore import GradcoreInputError
-from gradcore import init as I
+from gradcore import initialisation as I
 
 SHAPES = [(200, 300), (400, 100)]  # (n_out, n_in)
 
