@@ -560,6 +560,8 @@ def _cell_tied_gap(cell: Any, input_size: int, hidden: int, T: int, batch: int, 
     s0 = (0.1 * torch.randn(batch, width, generator=g, dtype=F64)).to(device)
     out = torch.randn(batch, width, generator=g, dtype=F64).to(device)
     named = list(c.named_parameters()) if isinstance(c, nn.Module) else []
+    if not named:                   # nothing to share across steps
+        return 0.0, 0.0, 0
     names = [n for n, _ in named]
 
     def loss(per_step: Callable[[int], Sequence[torch.Tensor]]) -> torch.Tensor:
