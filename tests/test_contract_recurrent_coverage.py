@@ -136,3 +136,11 @@ def test_a_cell_without_weight_hh_cannot_be_scaled():
     leaky = _run(T.LeakyCell, "large-weight-explodes")
     assert leaky.verdict == "unmeasured" and not leaky.unmeasured    # not a gate: the check is not failed
     assert "weight_hh" in leaky.note
+
+
+def test_rescaling_never_reaches_a_cell_given_as_an_instance():
+    cell = nn.RNNCell(8, 32).double()
+    before = cell.weight_hh.detach().clone()
+    assert _run(cell, "large-weight-explodes").verdict == "holds"
+    assert _run(cell, "weight-norm-bound").verdict == "holds"
+    assert torch.equal(cell.weight_hh.detach(), before)

@@ -5,7 +5,10 @@ Claims (catalogue RNN/GATE): 000 §主要“罪魁祸首” "如果这个矩阵�
 002 §循环网络中的门控机制 "梯度几乎可以无衰减地向后传播" and 003 §4 门控机制. The per-step BPTT
 rate is the recipe :func:`gradcore.measure.recurrent.cell_bptt_rate` (the one GATE-05 measures
 torch's cells with); cells returning ``(h, c)`` (LSTM-like) are run on the concatenated state,
-as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``.
+as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``. Appended: weight sharing (RNN-01,
+:func:`gradcore.measure.recurrent.cell_tied_residual`), the ‖W_hh‖^t bound (RNN-07, LIT-07,
+:func:`gradcore.measure.bptt.cell_weight_bound`) and explosion at a large ‖W_hh‖ (RNN-08,
+:func:`gradcore.measure.recurrent.cell_gain_bptt_rate`); the last two read the cell's ``weight_hh``.
 """
 from __future__ import annotations
 
@@ -156,7 +159,7 @@ TIED_STEPS = 8            # RNN-01's theorem unrolls up to T = 8
 BOUND_STEPS = 6           # RNN-07's theorem: T = 6
 CONTRACTIVE = 0.9         # LIT-07: ‖W‖₂ = 0.9/γ with γ = 1 (tanh, ReLU)
 LARGE_NORM = 12.0         # RNN-08's largest gain g = 6 has ‖W‖₂ ≈ 2g
-GAIN_SEEDS = (3, 12)      # cells per rate: 3 first, 12 when 3 leave the decision open
+GAIN_SEEDS = (6, 12)      # cells per rate: 6 first (3 leave LSTMCell undecided), 12 when 6 do
 ROUND = 1e-9              # rounding allowance of a ratio of norms of 6-step Jacobian products (float64)
 
 
