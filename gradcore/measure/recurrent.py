@@ -8,16 +8,19 @@ generators; torch cells are initialised under :func:`seeded`, so no recipe reads
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from .. import recurrent as R
+from ..errors import MeasurementError
 from ..spectral import spectral_norm, spectral_radius
 from ..stats import MEAN_METHOD, mean_ci
 from .seeding import seeded
@@ -222,20 +225,39 @@ def transient_amplification(*, n: int = 24, rho: float = 0.9, sigma_max: float =
 
 # ---------------------------------------------------------------- single-step and unrolled identities
 
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    return p.grad if p.grad is not None else torch.zeros_like(p)
+
+
+def tied_gradient_gap(params: Sequence[torch.Tensor], shared_loss: Callable[[list[torch.Tensor]], torch.Tensor],
+                      untied_loss: Callable[[list[list[torch.Tensor]]], torch.Tensor],
+                      T: int) -> tuple[float, float]:
+    """RNN-01: (max |∂L/∂θ − Σ_t ∂L/∂θ_t|, max |∂L/∂θ|) over the tensors θ in ``params``.
+
+    ``shared_loss(θ)`` runs the unrolled network with θ shared by all T steps;
+    ``untied_loss(copies)`` runs the T-layer deep net whose layer t uses ``copies[t]``, a copy of θ.
+    """
+    shared = [p.detach().clone().requires_grad_(True) for p in params]
+    shared_loss(shared).backward()
+    copies = [[p.detach().clone().requires_grad_(True) for p in params] for _ in range(T)]
+    untied_loss(copies).backward()
+    gaps = [float((_grad(s) - sum(_grad(c[i]) for c in copies)).abs().max()) for i, s in enumerate(shared)]
+    return max(gaps, default=0.0), max((float(_grad(s).abs().max()) for s in shared), default=0.0)
+
+
 def _tied_residuals(W0: torch.Tensor, T: int) -> tuple[float, float]:
     device = W0.device
     U = torch.eye(3, dtype=F64, device=device)
     xs = torch.linspace(-1, 1, 3 * T, dtype=F64, device=device).reshape(T, 3)
     h0 = torch.full((3,), 0.3, dtype=F64, device=device)
     g = torch.tensor([1.0, -2.0, 0.5], dtype=F64, device=device)
-    W = W0.clone().requires_grad_(True)          # shared W: autograd through the unrolled RNN
-    (R.rnn_unroll(W, U, xs, h0)[-1] @ g).backward()
-    layers = [W0.clone().requires_grad_(True) for _ in range(T)]   # deep net: T equal copies W_1..W_T
-    h = h0
-    for t, Wt in enumerate(layers):
-        h = torch.tanh(Wt @ h + U @ xs[t])
-    (h @ g).backward()
-    tied = float((W.grad - sum(Wt.grad for Wt in layers)).abs().max())
+
+    def deep_net(layers: list[list[torch.Tensor]]) -> torch.Tensor:   # T equal copies W_1..W_T
+        h = h0
+        for t, (Wt,) in enumerate(layers):
+            h = torch.tanh(Wt @ h + U @ xs[t])
+        return h @ g
+    tied, _ = tied_gradient_gap([W0], lambda W: R.rnn_unroll(W[0], U, xs, h0)[-1] @ g, deep_net, T)
     lin = R.bptt_gradient_norms(R.linear_step(W0), h0, T, grad_output=g)[0]   # Wᵀ applied T times
     power = float((torch.linalg.matrix_power(W0.T, T) @ g).norm())
     return tied, abs(float(lin) - power) / max(power, 1e-300)
@@ -362,15 +384,49 @@ def pair_state(cell: Any, x: torch.Tensor, hidden: int) -> bool:
     return isinstance(cell(x, h), tuple)
 
 
-def cell_stepper(cell: Any, xs: torch.Tensor, hidden: int, pair: bool) -> R.Step:
-    """A step on the cell's full state; a pair state (h, c) is concatenated, as gradcore.recurrent.cell_step does."""
-    if isinstance(cell, tuple(_TORCH_CELLS.values())):
+def cell_stepper(cell: Any, xs: torch.Tensor, hidden: int, pair: bool,
+                 params: Callable[[int], dict[str, torch.Tensor]] | None = None) -> R.Step:
+    """A step on the cell's full state; a pair state (h, c) is concatenated, as gradcore.recurrent.cell_step does.
+
+    ``params(t)``: the parameters step t runs the cell with (``torch.func.functional_call``), instead of its own.
+    """
+    if params is None and isinstance(cell, tuple(_TORCH_CELLS.values())):
         return R.cell_step(cell, xs)
 
+    def call(x: torch.Tensor, state: Any, t: int) -> Any:
+        return cell(x, state) if params is None else functional_call(cell, params(t), (x, state))
+
     def step(s: torch.Tensor, t: int) -> torch.Tensor:
-        out = cell(xs[t - 1], (s[..., :hidden], s[..., hidden:]) if pair else s)
+        out = call(xs[t - 1], (s[..., :hidden], s[..., hidden:]) if pair else s, t)
         return torch.cat(list(out), dim=-1) if isinstance(out, tuple) else out
     return step
+
+
+def recurrent_weight(cell: Any, hidden: int, square: bool = False) -> torch.Tensor:
+    """The cell's recurrent weight ``weight_hh`` (every nn.RNNCellBase has one), (k·hidden, hidden);
+    ``square``: (hidden, hidden), the Elman cell's W. MeasurementError when the cell has none."""
+    W = getattr(cell, "weight_hh", None)
+    rows_ok = W is not None and W.ndim == 2 and (W.shape[0] == hidden if square else W.shape[0] % hidden == 0)
+    if not (isinstance(W, torch.Tensor) and rows_ok and W.shape[1] == hidden):
+        shape = f"({hidden}, {hidden})" if square else f"(k·{hidden}, {hidden})"
+        raise MeasurementError(f"the cell exposes no recurrent weight weight_hh of shape {shape} "
+                               "(nn.RNNCell's interface), so its ‖W‖ cannot be read")
+    return W
+
+
+def rescale_recurrent(cell: Any, hidden: int, norm: float, square: bool = False) -> None:
+    """Scale the cell's ``weight_hh`` in place to spectral norm ``norm``."""
+    W = recurrent_weight(cell, hidden, square)
+    with torch.no_grad():
+        W.mul_(norm / spectral_norm(W.detach()))
+
+
+def seeded_cell(cell: Any, input_size: int, hidden: int, seed: int, device: str) -> Any:
+    """The cell at its own default init from ``seed``; a module given as an instance is copied, so that
+    what a recipe changes in it (its weights) never reaches the user's object."""
+    with seeded(seed):
+        c = build_cell(cell, input_size, hidden, device)
+    return copy.deepcopy(c) if c is cell else c
 
 
 def _forget_bias(cell: Any, hidden: int, bias: float) -> None:
@@ -381,12 +437,14 @@ def _forget_bias(cell: Any, hidden: int, bias: float) -> None:
 
 @functools.lru_cache(maxsize=64)
 def _cell_norms(cell: Any, input_size: int, hidden: int, T: int, batch: int, seed: int, state_std: float,
-                forget_bias: float | None, device: str) -> torch.Tensor:
-    """BPTT norms (steps back × batch) of a cell initialised from ``seed``, inputs then h_0 drawn from it."""
-    with seeded(seed):                              # the cell's own default init, from `seed`
-        c = build_cell(cell, input_size, hidden, device)
+                forget_bias: float | None, device: str, recurrent_norm: float | None = None) -> torch.Tensor:
+    """BPTT norms (steps back × batch) of a cell initialised from ``seed``, inputs then h_0 drawn from it
+    (``recurrent_norm``: its weight_hh first rescaled to that spectral norm)."""
+    c = seeded_cell(cell, input_size, hidden, seed, device)
     if forget_bias is not None:
         _forget_bias(c, hidden, forget_bias)
+    if recurrent_norm is not None:
+        rescale_recurrent(c, hidden, recurrent_norm)
     g = gen(seed)
     xs = torch.randn(T, batch, input_size, generator=g, dtype=F64).to(device)
     pair = pair_state(c, xs[0], hidden)
@@ -418,12 +476,29 @@ def cell_bptt_rate(*, cell: Any = "GRUCell", input_size: int = 8, hidden: int = 
     (0, or state_std·N(0, I)) from a generator of that seed; the rate is fitted to the batch's
     geometric-mean norm from ``start`` steps back (∂L/∂s_T = 1/√width).
     """
-    rates = [norms_rate(cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device), start)
-             for s in seeds]
+    return _mean_cell_rate(cell, input_size, hidden, T, batch, seeds, state_std, forget_bias, start, device)
+
+
+def _mean_cell_rate(cell: Any, input_size: int, hidden: int, T: int, batch: int, seeds: tuple[int, ...],
+                    state_std: float, forget_bias: float | None, start: int, device: str,
+                    recurrent_norm: float | None = None) -> Measurement:
+    rates = [norms_rate(cell_norms(cell, input_size, hidden, T, batch, s, state_std, forget_bias, device,
+                                   recurrent_norm), start) for s in seeds]
     sizes = {"hidden": hidden, "input": input_size, "T": T, "batch": batch, "seeds": len(seeds)}
+    if recurrent_norm is not None:
+        sizes["‖weight_hh‖₂"] = recurrent_norm
     if not all(math.isfinite(r) for r in rates):     # an exploded seed: the mean rate is inf
         return Measurement(math.inf, Kind.NUMERIC, F64, device, sizes)
     return over_seeds(rates, device=device, sizes=sizes)
+
+
+@recipe
+def cell_gain_bptt_rate(*, cell: Any = "RNNCell", recurrent_norm: float = 12.0, input_size: int = 8, hidden: int = 32,
+                        T: int = 40, batch: int = 16, seeds: tuple[int, ...] = (0, 1, 2), state_std: float = 0.1,
+                        start: int = 10, device: str = "cpu") -> Measurement:
+    """RNN-08 for a cell: :func:`cell_bptt_rate` with the cell's recurrent weight ``weight_hh`` rescaled to
+    spectral norm ``recurrent_norm`` after its default init (the theorem's largest gain, 6, has ‖W‖ ≈ 12)."""
+    return _mean_cell_rate(cell, input_size, hidden, T, batch, seeds, state_std, None, start, device, recurrent_norm)
 
 
 def cell_bptt_curve(*, cell: Any, input_size: int, hidden: int, T: int, batch: int, seeds: tuple[int, ...],
@@ -473,3 +548,43 @@ def cell_step_spectrum(*, cell: Any = "GRUCell", quantity: str = "sigma_max", in
     value = spectral_norm(J) if quantity == "sigma_max" else spectral_radius(J)
     # the state after a burn-in carries the trajectory's rounding; ρ of a non-normal J: conditioning 1e3
     return Measurement(value, Kind.NUMERIC, F64, device, {"hidden": hidden, "burn_in": burn_in}, conditioning=1e3)
+
+
+def _cell_tied_gap(cell: Any, input_size: int, hidden: int, T: int, batch: int, seed: int,
+                   device: str) -> tuple[float, float, int]:
+    c = seeded_cell(cell, input_size, hidden, seed, device)
+    g = gen(seed)
+    xs = torch.randn(T, batch, input_size, generator=g, dtype=F64).to(device)
+    pair = pair_state(c, xs[0], hidden)
+    width = 2 * hidden if pair else hidden
+    s0 = (0.1 * torch.randn(batch, width, generator=g, dtype=F64)).to(device)
+    out = torch.randn(batch, width, generator=g, dtype=F64).to(device)
+    named = list(c.named_parameters()) if isinstance(c, nn.Module) else []
+    if not named:                   # nothing to share across steps
+        return 0.0, 0.0, 0
+    names = [n for n, _ in named]
+
+    def loss(per_step: Callable[[int], Sequence[torch.Tensor]]) -> torch.Tensor:
+        with seeded(seed + 1):      # a stochastic cell draws the same noise in both nets
+            step = cell_stepper(c, xs, hidden, pair, params=lambda t: dict(zip(names, per_step(t))))
+            return (R.unroll(step, s0, T)[-1] * out).sum()
+    gap, scale = tied_gradient_gap([p for _, p in named], lambda ps: loss(lambda t: ps),
+                                   lambda copies: loss(lambda t: copies[t - 1]), T)
+    return gap, scale, len(named)
+
+
+@recipe
+def cell_tied_residual(*, cell: Any = "RNNCell", input_size: int = 8, hidden: int = 32, T: int = 8, batch: int = 2,
+                       seed: int = 0, device: str = "cpu") -> Measurement:
+    """RNN-01 for a cell: max |∂L/∂θ − Σ_t ∂L/∂θ_t| / max |∂L/∂θ| over the cell's parameters θ.
+
+    ∂L/∂θ: autograd through the cell unrolled T steps (θ shared); ∂L/∂θ_t: the T-layer deep net whose
+    layer t runs the cell with its own copy θ_t (``torch.func.functional_call``). The cell initialised
+    from ``seed``; inputs, the state (0.1·N(0, I)) and ∂L/∂s_T (N(0, I)) drawn from it; both nets run
+    from the same RNG state. Equal in exact arithmetic for any cell that is a function of (θ, x, h)
+    alone: a rounding residual (float64: 1e-10); ∞ when a gradient overflowed.
+    """
+    gap, scale, n = _cell_tied_gap(cell, input_size, hidden, T, batch, seed, device)
+    value = gap / scale if scale > 0 else gap
+    sizes = {"hidden": hidden, "input": input_size, "T": T, "batch": batch, "parameters": n}
+    return Measurement(value if math.isfinite(value) else math.inf, Kind.ROUNDING, F64, device, sizes, bound=1e-10)

@@ -5,7 +5,10 @@ Claims (catalogue RNN/GATE): 000 §主要“罪魁祸首” "如果这个矩阵�
 002 §循环网络中的门控机制 "梯度几乎可以无衰减地向后传播" and 003 §4 门控机制. The per-step BPTT
 rate is the recipe :func:`gradcore.measure.recurrent.cell_bptt_rate` (the one GATE-05 measures
 torch's cells with); cells returning ``(h, c)`` (LSTM-like) are run on the concatenated state,
-as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``.
+as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``. Appended: weight sharing (RNN-01,
+:func:`gradcore.measure.recurrent.cell_tied_residual`), the ‖W_hh‖^t bound (RNN-07, LIT-07,
+:func:`gradcore.measure.bptt.cell_weight_bound`) and explosion at a large ‖W_hh‖ (RNN-08,
+:func:`gradcore.measure.recurrent.cell_gain_bptt_rate`); the last two read the cell's ``weight_hh``.
 """
 from __future__ import annotations
 
@@ -149,6 +152,86 @@ CLAUSES = CLAUSES + (
            "σ_max and ρ of the step Jacobian ∂s_t/∂s_(t−1) at a typical state, beside the BPTT per-step factor "
            "(σ_max > 1 does not make gradients grow)", step_jacobian_spectrum, gate=False),
 )
+
+# ---------------------------------------------------------------- appended clauses (RNN-01, -07, -08, LIT-07)
+
+TIED_STEPS = 8            # RNN-01's theorem unrolls up to T = 8
+BOUND_STEPS = 6           # RNN-07's theorem: T = 6
+CONTRACTIVE = 0.9         # LIT-07: ‖W‖₂ = 0.9/γ with γ = 1 (tanh, ReLU)
+LARGE_NORM = 12.0         # RNN-08's largest gain g = 6 has ‖W‖₂ ≈ 2g
+GAIN_SEEDS = (6, 12)      # cells per rate: 6 first (3 leave LSTMCell undecided), 12 when 6 do
+ROUND = 1e-9              # rounding allowance of a ratio of norms of 6-step Jacobian products (float64)
+
+
+def weight_sharing(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """RNN-01: the unrolled cell is the deep net of T tied copies: ∂L/∂θ = Σ_t ∂L/∂θ_t."""
+    from ...measure.recurrent import cell_tied_residual
+
+    m = cell_tied_residual(cell=_cell(s), input_size=INPUT, hidden=HIDDEN, T=TIED_STEPS, batch=2,
+                           seed=settings.seed + 50, device=settings.device)
+    if m.sizes["parameters"] == 0:
+        return Outcome(True, {"max |∂L/∂θ − Σ_t ∂L/∂θ_t| / max |∂L/∂θ|": m},
+                       note="vacuous: the cell has no parameters, so nothing is shared across its steps")
+    holds = m.value <= m.bound
+    cex = None if holds else {"steps": TIED_STEPS, "relative gap": m.value, "snippet": m.reproduction,
+                              "why": "the cell is not the same function of (θ, x, h) at every step "
+                                     "(state kept between calls, or parameters changed while it runs)"}
+    return Outcome(holds, {"max |∂L/∂θ − Σ_t ∂L/∂θ_t| / max |∂L/∂θ|": m}, cex)
+
+
+def weight_norm_bound(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """RNN-07 at the default init, LIT-07 with ‖W_hh‖₂ = 0.9: ‖∂s_t/∂s_0‖₂ ≤ ‖W_hh‖₂^t (search bounds)."""
+    from ...measure.bptt import cell_weight_bound
+
+    found = {norm: cell_weight_bound(cell=_cell(s), weight_norm=norm, input_size=INPUT, hidden=HIDDEN,
+                                     steps=BOUND_STEPS, seed=settings.seed + 50, profile=settings.profile,
+                                     device=settings.device) for norm in (None, CONTRACTIVE)}
+    names = {None: "max_t ‖∂s_t/∂s_0‖/‖W_hh‖^t, default init",
+             CONTRACTIVE: f"max_t ‖∂s_t/∂s_0‖/{CONTRACTIVE}^t, ‖W_hh‖₂ = {CONTRACTIVE}"}
+    broken = [norm for norm, m in found.items() if not m.value <= 1 + ROUND]
+    constants = {names[k]: m for k, m in found.items()} | {"‖W_hh‖₂ at default init": found[None].sizes["‖W‖₂"]}
+    cex = None if not broken else {"‖W_hh‖₂": found[broken[0]].sizes["‖W‖₂"], "steps": BOUND_STEPS,
+                                   "ratio": found[broken[0]].value, "trajectory": found[broken[0]].witness,
+                                   "snippet": found[broken[0]].reproduction}
+    return Outcome(not broken, constants, cex, note="found by search (a lower bound on the sup)")
+
+
+def large_weight_explodes(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """RNN-08: with weight_hh rescaled to ‖W_hh‖₂ = 12, BPTT gradients grow (per-step factor > 1)."""
+    from ...measure.recurrent import cell_gain_bptt_rate
+    from ._stack import sequential
+
+    def decide(m: Measurement) -> bool | None:
+        lo, hi = m.interval or (m.value, m.value)
+        return True if lo > 1 else (False if hi < 1 else None)
+
+    m = sequential(lambda n: cell_gain_bptt_rate(cell=_cell(s), recurrent_norm=LARGE_NORM, input_size=INPUT,
+                                                 hidden=HIDDEN, T=STEPS, batch=16,
+                                                 seeds=tuple(settings.seed + 50 + k for k in range(n)),
+                                                 start=START, device=settings.device),
+                   decide, GAIN_SEEDS)
+    holds = decide(m)
+    lo, hi = m.interval or (m.value, m.value)
+    cex = None if holds is not False else {"‖W_hh‖₂": LARGE_NORM, "per-step factor": m.value, "snippet": m.reproduction}
+    return Outcome(holds, {f"per-step factor at ‖W_hh‖₂ = {LARGE_NORM:g}": m, "95% CI": f"[{lo:.4f}, {hi:.4f}]"},
+                   cex, note="" if holds is not None else f"could not be decided: the 95% interval [{lo:.4f}, "
+                                                          f"{hi:.4f}] still straddles 1 with {GAIN_SEEDS[-1]} cells")
+
+
+CLAUSES = CLAUSES + (
+    Clause("weight-sharing", ("RNN-01",),
+           f"the cell unrolled {TIED_STEPS} steps is a weight-shared deep net: autograd's ∂L/∂θ equals the sum "
+           "of the per-layer gradients of the deep net of untied copies θ_1..θ_T (relative gap ≤ 1e-10)",
+           weight_sharing),
+    Clause("weight-norm-bound", ("RNN-07", "LIT-07"),
+           f"a cell with a square recurrent weight W_hh (γ = sup|σ'| = 1) obeys ‖∂s_t/∂s_0‖₂ ≤ ‖W_hh‖₂^t for "
+           f"t ≤ {BOUND_STEPS} on every searched trajectory, at its default init and with ‖W_hh‖₂ = {CONTRACTIVE} "
+           "(contractive: gradients vanish at least as η^t)", weight_norm_bound, gate=False),
+    Clause("large-weight-explodes", ("RNN-08",),
+           f"with its recurrent weight rescaled to ‖W_hh‖₂ = {LARGE_NORM:g}, BPTT gradients grow through the "
+           "cell's nonlinearity: per-step factor > 1", large_weight_explodes, gate=False),
+)
+
 
 def objects() -> dict[str, Any]:
     """torch's cells (what gradcore.recurrent unrolls) at their default init."""
