@@ -104,6 +104,57 @@ def identity_floor(s: ResidualSubject, settings: Settings) -> Outcome:
     return Outcome(holds, {"σ_min(∂x_D/∂x_0)": smin, "σ_max(∂x_D/∂x_0)": smax, "depth": DEPTH}, cex)
 
 
+CHAIN_DEPTH = 4   # blocks in the stack the chain-rule clauses differentiate (Jacobians by differences)
+
+
+def _chain(s: ResidualSubject, settings: Settings, recipe: Callable[..., Any], quantity: str) -> Any:
+    return recipe(make=s.given, quantity=quantity, width=WIDTH, depth=CHAIN_DEPTH, seed=settings.seed + 50,
+                  x_seed=settings.seed + 51, device=settings.device)
+
+
+def _within(m: Any) -> bool:
+    return m.value <= m.bound          # ∞ (a non-finite Jacobian) is an explosion: violated
+
+
+def block_derivative(s: ResidualSubject, settings: Settings) -> Outcome:
+    """RES-01/RES-02: the Jacobian autograd backpropagates through each block is the derivative of the
+    block's map, I + ∂F/∂x with F = block − id (central differences), so every backward gain lies in
+    1 ± ‖∂F/∂x‖₂."""
+    block, band = (_chain(s, settings, M.user_chain_rule_error, q) for q in ("block", "band"))
+    holds = _within(block) and _within(band)
+    constants = {"max|autograd ∂y/∂x − (I + ∂F/∂x)| / max|I + ∂F/∂x|": block,
+                 "max_i |σ_i(∂y/∂x) − 1| − ‖∂F/∂x‖₂": band, "blocks": CHAIN_DEPTH, "width": WIDTH}
+    worst = block if not _within(block) else band
+    cex = None if holds else {"blocks": CHAIN_DEPTH, "width": WIDTH, "error": worst, "snippet": worst.reproduction}
+    return Outcome(holds, constants, cex, note=block.witness or "")
+
+
+def chain_rule(s: ResidualSubject, settings: Settings) -> Outcome:
+    """RES-03/RES-04/STAB-02: autograd's gradient at every block input is the next one's times the block's
+    Jacobian at its own input, and g_0 = J_1ᵀ⋯J_Dᵀ g_D (the product runs l = D…1; the written order
+    l = 1…D of eq 3.3.9 is reported beside it)."""
+    rec, prod, written = (_chain(s, settings, M.user_chain_rule_error, q) for q in ("recursion", "product", "written"))
+    holds = _within(rec) and _within(prod)
+    constants = {"max_l ‖g_{l+1} J_l − g_l‖/‖g_l‖ (eq 3.3.8)": rec, "max|J_1ᵀ⋯J_Dᵀ g_D − g_0| / max|g_0|": prod,
+                 "‖g_D J_1⋯J_D − g_0‖/‖g_0‖ (eq 3.3.9 as written)": written, "blocks": CHAIN_DEPTH}
+    worst = rec if not _within(rec) else prod
+    cex = None if holds else {"blocks": CHAIN_DEPTH, "width": WIDTH, "error": worst, "snippet": worst.reproduction}
+    return Outcome(holds, constants, cex, note=rec.witness or "")
+
+
+def jacobian_product(s: ResidualSubject, settings: Settings) -> Outcome:
+    """STAB-03/STAB-04: the stack's backward gain ‖J_D⋯J_1‖₂ against Π‖J_l‖₂, with the blocks' σ_max and
+    conditioning (every σ_max < 1 shrinks every gradient however ill-conditioned the blocks are)."""
+    ratio, smax, smax_min, kappa = (_chain(s, settings, M.user_stack_product_ratio, q)
+                                    for q in M.PRODUCT_QUANTITIES)
+    holds = ratio.value <= 1.0 + 1e-6
+    constants = {"‖J_D⋯J_1‖₂ / Π‖J_l‖₂": ratio, "max_l ‖J_l‖₂": smax, "min_l ‖J_l‖₂": smax_min,
+                 "max_l κ(J_l)": kappa, "blocks": CHAIN_DEPTH,
+                 "every ‖J_l‖₂ < 1 (the stack shrinks every gradient)": str(smax.value < 1.0)}
+    cex = None if holds else {"blocks": CHAIN_DEPTH, "ratio": ratio, "snippet": ratio.reproduction}
+    return Outcome(holds, constants, cex, note=ratio.witness or "")
+
+
 CLAUSES = (
     Clause("block-jacobian-bound", ("RES-06", "RES-07"),
            "every block's Jacobian has ‖∂y/∂x‖₂ ≤ 1 (no block can amplify a gradient)", block_bound),
@@ -111,6 +162,17 @@ CLAUSES = (
            f"through {DEPTH} stacked blocks the per-block gradient factor λ stays ≥ {FLOOR}", no_vanishing),
     Clause("identity-floor", ("RES-05",),
            "no gradient direction decays through the stack: σ_min(∂x_D/∂x_0) ≥ 1", identity_floor, gate=False),
+    Clause("block-derivative", ("RES-01", "RES-02"),
+           "the Jacobian autograd backpropagates through a block is its map's derivative I + ∂F/∂x (F = block − "
+           "id, by central differences), so a backward step scales a gradient within 1 ± ‖∂F/∂x‖₂",
+           block_derivative),
+    Clause("chain-rule", ("RES-03", "RES-04", "STAB-02"),
+           f"through {CHAIN_DEPTH} blocks autograd's gradient obeys ∂L/∂x_l = ∂L/∂x_{{l+1}} J_l with J_l the "
+           "block's derivative at its own input, so g_0 = J_1ᵀ⋯J_Dᵀ g_D (the product in the order l = D…1)",
+           chain_rule),
+    Clause("jacobian-product", ("STAB-03", "STAB-04"),
+           f"through {CHAIN_DEPTH} blocks the backward gain ‖J_D⋯J_1‖₂ is at most Π‖J_l‖₂ (blocks' σ_max and "
+           "condition numbers beside it)", jacobian_product, gate=False),
 )
 
 
