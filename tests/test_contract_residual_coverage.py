@@ -124,3 +124,31 @@ def test_bad_quantity_is_one_line_input_error():
     with pytest.raises(InputError, match="quantity"):
         M.user_chain_rule_error(make=Given(BinaryResidual, "make"), quantity="sideways", width=4, depth=2,
                                 seed=0, x_seed=1)
+
+
+def fixup_block(width: int, depth: int = 1):
+    """Fixup (Zhang, Dauphin & Ma 2019): a two-layer He-init ReLU branch scaled by L^(−1/2), last layer 0;
+    the factory takes the stack's depth."""
+    from gradcore.residual import Residual, fixup_scale, relu_branch
+
+    return Residual(relu_branch(width, 2, scale=fixup_scale(depth, 2), zero_last=True))
+
+
+def he_block(width: int):
+    from gradcore.residual import Residual, relu_branch
+
+    return Residual(relu_branch(width, 2, scale=1.0, zero_last=False))
+
+
+def test_sgd_depth_holds_for_fixup_told_the_depth_and_not_for_unscaled_he_blocks():
+    fixup = _run(fixup_block, "sgd-depth")
+    p = fixup.constants["exponent p of Δf/η ∝ L^p"]
+    assert fixup.verdict == "holds" and -0.2 <= p.interval[0] <= p.interval[1] <= 0.2
+    he = _run(he_block, "sgd-depth")
+    assert he.verdict == "violated" and he.constants["exponent p of Δf/η ∝ L^p"].interval[0] > 1
+    assert "user_sgd_change_slope" in he.counterexample["snippet"]
+
+
+def test_sgd_depth_of_a_parameter_free_block_is_unmeasured_with_the_reason():
+    res = _run(lambda width: nn.Identity(), "sgd-depth")
+    assert res.verdict == "unmeasured" and "no trainable parameters" in res.note

@@ -15,6 +15,7 @@ between CPUs. Numeric values built on such weights carry ``conditioning=DRAWN_F3
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,7 @@ from torch import nn
 
 from .. import _validate as v
 from .. import probes
+from ..errors import MeasurementError
 from ..jacobian import chain_jacobians, jacobian, jacobian_operator
 from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound, fixup_scale, mlp_branch,
                         relu_branch, residual_stack, safe_scaling)
@@ -696,8 +698,7 @@ def _sgd_function_change(rule: str, blocks: int, layers: int, width: int, batch:
         net = residual_stack(Residual(_fixup_branch(rule, blocks, layers, width)) for _ in range(blocks))
         x = torch.randn(batch, width, dtype=F64)
         readout = torch.randn(width, dtype=F64) / math.sqrt(width)
-    grads = torch.autograd.grad((net(x) @ readout).mean(), list(net.parameters()))
-    return float(sum(g.pow(2).sum() for g in grads))
+    return first_order_change((net(x) @ readout).mean(), list(net.parameters()))
 
 
 def sgd_function_changes(*, rule: str, layers: int, depths: Sequence[int], width: int = 64, batch: int = 32,
@@ -718,3 +719,54 @@ def sgd_change_slope(*, rule: str, layers: int, depths: tuple[int, ...] = (4, 16
     return Measurement(slope, Kind.STATISTICAL, "float64", "cpu",
                        {"depths": list(depths), "layers per branch": layers, "width": width, "batch": batch,
                         "seeds": seeds}, interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
+
+
+def first_order_change(out: torch.Tensor, params: list[torch.Tensor]) -> float:
+    """lim_{η→0} |F(θ − η∇F) − F(θ)|/η = ‖∇_θ F‖² for the scalar F = ``out`` of parameters ``params``."""
+    grads = torch.autograd.grad(out, params)
+    return float(sum(g.pow(2).sum() for g in grads))
+
+
+def _takes_depth(make: object) -> bool:
+    """Whether a block factory takes the stack's depth as ``depth=`` (Fixup's scaling depends on it)."""
+    if isinstance(make, nn.Module):
+        return False
+    try:
+        return "depth" in inspect.signature(make).parameters   # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _user_function_change(make: object, depth: int, width: int, batch: int, seed: int, device: str) -> float:
+    """LIT-11's first-order change for ``depth`` blocks of ``make`` (told ``depth=`` where it takes it; then the batch and the fixed readout
+    v ~ N(0, I/width)) drawn from ``seed``; F is the batch mean of vᵀ x_L."""
+    told = functools.partial(make, depth=depth) if _takes_depth(make) else make   # type: ignore[arg-type]
+    with seeded(seed):
+        blocks = [build_block(told, width, device) for _ in range(depth)]
+        x = torch.randn(batch, width, dtype=F64).to(device)
+        readout = torch.randn(width, dtype=F64).to(device) / math.sqrt(width)
+    # a parameter shared between blocks is one parameter
+    params = list({id(p): p for b in blocks if isinstance(b, nn.Module) for p in b.parameters() if p.requires_grad}
+                  .values())
+    if not params:
+        raise MeasurementError("the block has no trainable parameters: an SGD step changes nothing")
+    return first_order_change((_stack(blocks)(x) @ readout).mean(), params)
+
+
+@recipe
+def user_sgd_change_slope(*, make: Given, depths: tuple[int, ...] = (4, 8, 16, 32), width: int, batch: int = 16,
+                          seeds: int, seed: int = 0, device: str = "cpu") -> Measurement:
+    """LIT-11 for a user's block: the exponent p of Δf/η ∝ L^p over stacks of L = ``depths`` blocks (network
+    s drawn from seed + s), Δf/η the first-order function change of one SGD step; mean of per-seed slopes
+    with its Student-t interval. A non-finite change is an explosion (∞)."""
+    changes = [[_user_function_change(make, d, width, batch, seed + s, device) for d in depths] for s in range(seeds)]
+    sizes = {"depths": list(depths), "width": width, "batch": batch, "seeds": seeds}
+    flat = [c for row in changes for c in row]
+    if not all(math.isfinite(c) for c in flat):
+        return Measurement(math.inf, Kind.NUMERIC, "float64", device, sizes,
+                           witness="one SGD step's function change overflows (explosion)")
+    if min(flat) <= 0:
+        raise MeasurementError("one SGD step leaves the output unchanged (‖∇_θF‖² = 0): no depth exponent")
+    slope, lo, hi = per_seed_slope_ci(depths, changes, log_x=True)
+    return Measurement(slope, Kind.STATISTICAL, "float64", device, sizes, interval=(lo, hi), method=PER_SEED_SLOPES,
+                       n=seeds)

@@ -17,6 +17,7 @@ from torch import nn
 from ...measure import Given
 from ...measure import residual as M
 from ._stack import SEEDS, sequential, undecided_note
+from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
 from .contract import Contract
 
@@ -155,6 +156,32 @@ def jacobian_product(s: ResidualSubject, settings: Settings) -> Outcome:
     return Outcome(holds, constants, cex, note=ratio.witness or "")
 
 
+SGD_BAND = 0.2    # LIT-11: Fixup's exponent lies within ±0.2 of 0 (a factor ≤ 1.5 over L = 4…32)
+
+
+def _in_band(m: Any) -> bool | None:
+    return within(m.interval, -SGD_BAND, SGD_BAND) if m.interval else False   # ∞: the change explodes
+
+
+def sgd_depth(s: ResidualSubject, settings: Settings) -> Outcome:
+    """LIT-11: whether one SGD step's first-order function change ‖∇_θF‖² is depth-independent in a stack of
+    the block (Fixup's aim): the exponent p of Δf ∝ L^p, networks added until its interval decides."""
+    p = sequential(lambda n: M.user_sgd_change_slope(make=s.given, width=WIDTH, seeds=n, seed=settings.seed + 60,
+                                                     device=settings.device),
+                   _in_band, (settings.seeds, SEEDS[0]))   # descriptive: 10 networks at most
+    holds = _in_band(p)
+    constants = {"exponent p of Δf/η ∝ L^p": p, "depths": str(p.sizes["depths"]), "seeds": p.sizes["seeds"]}
+    cex = None if holds is not False else {"exponent p": p, "snippet": p.reproduction}
+    return Outcome(holds, constants, cex,
+                   note=p.witness or ("" if holds is not None else _undecided(p)))
+
+
+def _undecided(m: Any) -> str:
+    lo, hi = m.interval
+    return (f"could not be decided: the 95% interval [{lo:.4f}, {hi:.4f}] still straddles the band ±{SGD_BAND} "
+            f"with {m.sizes['seeds']} networks (this descriptive clause's cap)")
+
+
 CLAUSES = (
     Clause("block-jacobian-bound", ("RES-06", "RES-07"),
            "every block's Jacobian has ‖∂y/∂x‖₂ ≤ 1 (no block can amplify a gradient)", block_bound),
@@ -173,6 +200,9 @@ CLAUSES = (
     Clause("jacobian-product", ("STAB-03", "STAB-04"),
            f"through {CHAIN_DEPTH} blocks the backward gain ‖J_D⋯J_1‖₂ is at most Π‖J_l‖₂ (blocks' σ_max and "
            "condition numbers beside it)", jacobian_product, gate=False),
+    Clause("sgd-depth", ("LIT-11",),
+           f"one SGD step's first-order function change ‖∇_θF‖² is depth-independent in a stack of L blocks "
+           f"(a factory taking depth= is told L): Δf ∝ L^p with |p| ≤ {SGD_BAND}, Fixup's aim", sgd_depth, gate=False),
 )
 
 
