@@ -1,7 +1,7 @@
 """Gradient paths through residual blocks: identity-path gains, product order, scaled bounds.
 
-RES-01…RES-08 and the residual contract measure here. A block is ŷ = x + F(x) or the scaled
-(1−β)x + αF(x) of :mod:`gradcore.residual` around its Linear–activation–Linear branch
+RES-01…RES-08, LIT-11 and the residual contract (with STAB-02…STAB-04 on a user's stack) measure
+here. A block is ŷ = x + F(x) or the scaled (1−β)x + αF(x) of :mod:`gradcore.residual` around its Linear–activation–Linear branch
 (:func:`gradcore.residual.mlp_branch`); a user's block comes in as a ``Given`` factory
 ``width -> nn.Module`` acting on (batch, width).
 
@@ -566,11 +566,13 @@ Chain = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
 
 
 def _chain(make: object, width: int, depth: int, seed: int, x_seed: int, device: str) -> Chain:
-    """:func:`_chained`, computed once for the several quantities a clause reads off it (a factory that
-    cannot be hashed is measured afresh each time)."""
+    """:func:`_chained`, computed once for the several quantities a clause reads off it; a module instance
+    (which a caller may change between calls) or a factory that cannot be hashed is measured afresh."""
     try:
         hash(make)
     except TypeError:
+        return _chained(make, width, depth, seed, x_seed, device)
+    if isinstance(make, nn.Module):
         return _chained(make, width, depth, seed, x_seed, device)
     return _cached_chain(make, width, depth, seed, x_seed, device)
 
@@ -738,8 +740,8 @@ def _takes_depth(make: object) -> bool:
 
 
 def _user_function_change(make: object, depth: int, width: int, batch: int, seed: int, device: str) -> float:
-    """LIT-11's first-order change for ``depth`` blocks of ``make`` (told ``depth=`` where it takes it; then the batch and the fixed readout
-    v ~ N(0, I/width)) drawn from ``seed``; F is the batch mean of vᵀ x_L."""
+    """LIT-11's first-order change for ``depth`` blocks of ``make`` (told ``depth=`` where it takes it), then
+    the batch and the fixed readout v ~ N(0, I/width), drawn from ``seed``; F is the batch mean of vᵀ x_L."""
     told = functools.partial(make, depth=depth) if _takes_depth(make) else make   # type: ignore[arg-type]
     with seeded(seed):
         blocks = [build_block(told, width, device) for _ in range(depth)]

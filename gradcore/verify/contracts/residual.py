@@ -5,6 +5,13 @@ the per-block gradient factor λ through a stack, and the smallest singular valu
 Jacobian, measured by the recipes of :mod:`gradcore.measure.residual` on the user's block (dense
 Jacobians on small widths). The Jacobian bound is a supremum: it is searched (block draws,
 structured and random inputs) and reported as a search bound.
+
+RES-01…RES-04 and STAB-02…STAB-04 on a stack of the user's blocks: each block's Jacobian is taken by
+central differences of its values, independent of autograd, and compared with the gradient autograd
+propagates (per block, along the recursion, and as the product J_1ᵀ⋯J_Dᵀ), so a block whose backward
+pass is not its map's derivative (a straight-through estimator) is caught. LIT-11: how one SGD step's
+function change scales with the depth of a stack of the block (descriptive).
+STAB-01 (‖Wᵀg‖ ≤ σ_max(W)‖g‖) is the definition of the operator norm: no clause can break it.
 """
 from __future__ import annotations
 
