@@ -1,8 +1,8 @@
 """Gradient paths through residual blocks: identity-path gains, product order, scaled bounds.
 
 RES-01…RES-08, LIT-11 and the residual contract (with STAB-02…STAB-04 on a user's stack) measure
-here. A block is ŷ = x + F(x) or the scaled (1−β)x + αF(x) of :mod:`gradcore.residual` around its Linear–activation–Linear branch
-(:func:`gradcore.residual.mlp_branch`); a user's block comes in as a ``Given`` factory
+here. A block is ŷ = x + F(x) or the scaled (1−β)x + αF(x) of :mod:`gradcore.residual` around its
+Linear–activation–Linear branch (:func:`gradcore.residual.mlp_branch`); a user's block comes in as a ``Given`` factory
 ``width -> nn.Module`` acting on (batch, width).
 
 Branch weights are drawn by ``nn.init.kaiming_normal_`` in float32 and then cast to float64.
