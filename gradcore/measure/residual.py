@@ -1,8 +1,8 @@
 """Gradient paths through residual blocks: identity-path gains, product order, scaled bounds.
 
-RES-01…RES-08 and the residual contract measure here. A block is ŷ = x + F(x) or the scaled
-(1−β)x + αF(x) of :mod:`gradcore.residual` around its Linear–activation–Linear branch
-(:func:`gradcore.residual.mlp_branch`); a user's block comes in as a ``Given`` factory
+RES-01…RES-08, LIT-11 and the residual contract (with STAB-02…STAB-04 on a user's stack) measure
+here. A block is ŷ = x + F(x) or the scaled (1−β)x + αF(x) of :mod:`gradcore.residual` around its
+Linear–activation–Linear branch (:func:`gradcore.residual.mlp_branch`); a user's block comes in as a ``Given`` factory
 ``width -> nn.Module`` acting on (batch, width).
 
 Branch weights are drawn by ``nn.init.kaiming_normal_`` in float32 and then cast to float64.
@@ -15,6 +15,7 @@ between CPUs. Numeric values built on such weights carry ``conditioning=DRAWN_F3
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,7 @@ from torch import nn
 
 from .. import _validate as v
 from .. import probes
+from ..errors import MeasurementError
 from ..jacobian import chain_jacobians, jacobian, jacobian_operator
 from ..residual import (Residual, ScaledResidual, block_jacobian, branch_lipschitz_bound, fixup_scale, mlp_branch,
                         relu_branch, residual_stack, safe_scaling)
@@ -36,6 +38,7 @@ from . import transfer
 from .search import search
 from .searched import search_bound
 from .seeding import seeded
+from .stability import transposed_product_residual
 
 F64 = torch.float64
 # A float64 computation on float32-drawn weights (see the module docstring): float32 precision.
@@ -83,10 +86,15 @@ def gain_band_excess(*, seed: int, width: int, gain: float, activation: str, dev
     width 1, so its supremum is a rounding residual)."""
     f, (x,) = _sample(seed, width, gain, activation)
     f, x = f.to(device), x.to(device)
-    eps = float(torch.linalg.matrix_norm(_closed_form(f, x, activation), ord=2))
-    sv = torch.linalg.svdvals(block_jacobian(Residual(f), x))
-    return Measurement(float((sv - 1).abs().max()) - eps, Kind.ROUNDING, "float64", device, {"width": width},
-                       bound=1e-12)
+    excess = band_excess(block_jacobian(Residual(f), x), _closed_form(f, x, activation))
+    return Measurement(excess, Kind.ROUNDING, "float64", device, {"width": width}, bound=1e-12)
+
+
+def band_excess(block: torch.Tensor, branch: torch.Tensor) -> float:
+    """RES-02: max_i |σ_i(block) − 1| − ‖branch‖₂ for a block Jacobian I + branch (≤ 0 by Weyl)."""
+    eps = float(torch.linalg.matrix_norm(branch, ord=2))
+    sv = torch.linalg.svdvals(block)
+    return float((sv - 1).abs().max()) - eps
 
 
 @recipe
@@ -117,18 +125,34 @@ def _stack_gradients(width: int, depth: int, seed: int, device: str
 def backward_recursion_error(*, width: int = 6, depth: int = 5, seed: int, device: str = "cpu") -> Measurement:
     """RES-03: max over blocks of ‖∂L/∂x_{l+1}(I + F'_l) − ∂L/∂x_l‖ / ‖∂L/∂x_l‖ (eq 3.3.8 vs autograd)."""
     grads, jac_f = _stack_gradients(width, depth, seed, device)
-    eye = torch.eye(width, dtype=F64, device=device)
-    worst = max(float((grads[l + 1] @ (eye + jac_f[l]) - grads[l]).norm() / grads[l].norm()) for l in range(depth))
+    worst = recursion_error(grads, _plus_identity(jac_f))
     return Measurement(worst, Kind.ROUNDING, "float64", device, {"width": width, "blocks": depth}, bound=1e-12)
+
+
+def _plus_identity(jac_f: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The block Jacobians I + F'_l of branch Jacobians F'_l."""
+    eye = torch.eye(jac_f[0].shape[0], dtype=jac_f[0].dtype, device=jac_f[0].device)
+    return [eye + j for j in jac_f]
+
+
+def recursion_error(grads: Sequence[torch.Tensor], jacs: Sequence[torch.Tensor]) -> float:
+    """RES-03: max over blocks l of ‖∂L/∂x_{l+1} J_l − ∂L/∂x_l‖ / ‖∂L/∂x_l‖ (row vectors), for autograd's
+    gradients ``grads`` at the D + 1 block inputs and outputs and the D block Jacobians ``jacs``."""
+    return max(float((grads[l + 1] @ jacs[l] - grads[l]).norm() / grads[l].norm()) for l in range(len(jacs)))
+
+
+def order_error(grads: Sequence[torch.Tensor], jacs: Sequence[torch.Tensor], order: str) -> float:
+    """RES-04: relative error vs autograd's ∂L/∂x_1 of ∂L/∂x_{L+1} J_1 J_2 ⋯ J_L ("written", eq 3.3.9 as
+    printed) or ∂L/∂x_{L+1} J_L ⋯ J_1 ("reversed", the chain rule's order)."""
+    prod = grads[-1]
+    for j in (jacs if order == "written" else jacs[::-1]):
+        prod = prod @ j
+    return float((prod - grads[0]).norm() / grads[0].norm())
 
 
 def _order_error(width: int, depth: int, seed: int, order: str, device: str) -> float:
     grads, jac_f = _stack_gradients(width, depth, seed, device)
-    eye = torch.eye(width, dtype=F64, device=device)
-    prod = grads[-1]
-    for j in (jac_f if order == "written" else jac_f[::-1]):
-        prod = prod @ (eye + j)
-    return float((prod - grads[0]).norm() / grads[0].norm())
+    return order_error(grads, _plus_identity(jac_f), order)
 
 
 @recipe
@@ -507,6 +531,150 @@ def user_stack_transfer_factor(*, make: Given, width: int, depth: int, batch: in
                             sizes={"depth": depth, "width": width, "batch": batch, "seeds": seeds})
 
 
+# --- the chain rule through a stack of a user's blocks (RES-01…RES-04, STAB-02…STAB-04) ------------
+
+FD_STEP = 1e-6
+# Central differences in float64 at unit-scale inputs: truncation ≈ h²·|f‴|/6 and rounding ≈ ε·|f|/h,
+# both near 1e-10 relative; a backward pass that is not the map's derivative is off by O(1).
+FD_TOLERANCE = 1e-6
+CHAIN_QUANTITIES = ("block", "band", "recursion", "product", "written")
+PRODUCT_QUANTITIES = ("ratio", "sigma max", "sigma max min", "kappa")
+
+
+def difference_jacobian(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """∂f/∂x of a map of a flat ``x`` by central differences of its values, without autograd: column j
+    is (f(x + h_j e_j) − f(x − h_j e_j)) / 2h_j with h_j = FD_STEP·max(1, |x_j|)."""
+    x = x.detach()
+    cols = []
+    for j in range(x.numel()):
+        e = torch.zeros_like(x)
+        e[j] = FD_STEP * max(1.0, abs(float(x[j])))
+        cols.append(((f(x + e) - f(x - e)) / (2 * e[j])).detach())
+    return torch.stack(cols, dim=1)
+
+
+def _fixed_noise(block: Callable[[torch.Tensor], torch.Tensor], seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The block with torch's generator reseeded before every call: a stochastic block (dropout,
+    stochastic depth) becomes the one deterministic map its backward pass differentiates."""
+    def call(t: torch.Tensor) -> torch.Tensor:
+        with seeded(seed):
+            return block(t)
+    return call
+
+
+Chain = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
+
+
+def _chain(make: object, width: int, depth: int, seed: int, x_seed: int, device: str) -> Chain:
+    """:func:`_chained`, computed once for the several quantities a clause reads off it; a module instance
+    (which a caller may change between calls) or a factory that cannot be hashed is measured afresh."""
+    try:
+        hash(make)
+    except TypeError:
+        return _chained(make, width, depth, seed, x_seed, device)
+    if isinstance(make, nn.Module):
+        return _chained(make, width, depth, seed, x_seed, device)
+    return _cached_chain(make, width, depth, seed, x_seed, device)
+
+
+def _chained(make: object, width: int, depth: int, seed: int, x_seed: int, device: str) -> Chain:
+    """Through ``depth`` blocks of ``make`` (built in turn from ``seed``) on a PROBE_BATCH batch: autograd's
+    ∂L/∂x_l at every block input and the output (L = ⟨x_D, c⟩, x and c from Generator(x_seed)), and each
+    block's Jacobian at its own input by autograd (reverse mode, one backward pass per output) and by
+    central differences."""
+    with seeded(seed):
+        blocks = [build_block(make, width, device) for _ in range(depth)]
+    maps = [_batch_map(_fixed_noise(b, seed + 1 + l), PROBE_BATCH) for l, b in enumerate(blocks)]
+    gen = torch.Generator().manual_seed(x_seed)
+    xs = [torch.randn(PROBE_BATCH * width, generator=gen, dtype=F64).to(device).requires_grad_(True)]
+    c = torch.randn(PROBE_BATCH * width, generator=gen, dtype=F64).to(device)
+    for f in maps:
+        xs.append(f(xs[-1]))
+    grads = [g.detach() for g in torch.autograd.grad((xs[-1] * c).sum(), xs)]
+    # plain reverse mode, as backward() runs it (torch.func refuses autograd.Functions without setup_context)
+    auto = [torch.autograd.functional.jacobian(f, h.detach()).detach() for f, h in zip(maps, xs)]
+    diff = [difference_jacobian(f, h) for f, h in zip(maps, xs)]
+    return grads, auto, diff
+
+
+_cached_chain = functools.lru_cache(maxsize=4)(_chained)
+
+
+def _chain_value(quantity: str, grads: list[torch.Tensor], auto: list[torch.Tensor],
+                 diff: list[torch.Tensor]) -> float:
+    if quantity == "block":                 # autograd's block Jacobian against the map's derivative
+        return max(float((a - d).abs().max() / d.abs().max().clamp_min(EPS["float64"])) for a, d in zip(auto, diff))
+    if quantity == "band":                  # the backward gains against 1 ± ‖∂block/∂x − I‖₂
+        eye = torch.eye(diff[0].shape[0], dtype=F64, device=diff[0].device)
+        return max(band_excess(a, d - eye) for a, d in zip(auto, diff))
+    if quantity == "recursion":
+        return recursion_error(grads, diff)
+    if quantity == "product":               # J_1ᵀ⋯J_Dᵀ g_D: the chain rule's order
+        return transposed_product_residual(diff, grads[-1], grads[0])
+    return order_error(grads, diff, "written")
+
+
+def _exploded(tensors: Sequence[torch.Tensor], device: str, sizes: dict) -> Measurement | None:
+    """∞ (an explosion, a finding) when a gradient or Jacobian through the stack is not finite."""
+    if all(bool(torch.isfinite(t).all()) for t in tensors):
+        return None
+    return Measurement(math.inf, Kind.NUMERIC, "float64", device, sizes,
+                       witness="a gradient or Jacobian through the stack is not finite (explosion)")
+
+
+@recipe
+def user_chain_rule_error(*, make: Given, quantity: str, width: int, depth: int, seed: int, x_seed: int,
+                          device: str = "cpu") -> Measurement:
+    """RES-01…RES-04, STAB-02 for a user's block, through ``depth`` blocks (:func:`_chain`), each block's
+    Jacobian J_l taken by central differences of its values (independent of autograd):
+    ``"block"`` max_l max|autograd J_l − J_l| / max|J_l| (RES-01); ``"band"`` max_l of
+    max_i |σ_i(autograd J_l) − 1| − ‖J_l − I‖₂ (RES-02, ≤ 0 by Weyl); ``"recursion"`` eq 3.3.8's
+    error (RES-03); ``"product"`` J_1ᵀ⋯J_Dᵀ g_D against g_0 (STAB-02, RES-04's chain-rule order);
+    ``"written"`` eq 3.3.9's printed order against g_0 (RES-04; O(1) unless the J_l commute)."""
+    v.choice(quantity, "quantity", CHAIN_QUANTITIES)
+    grads, auto, diff = _chain(make, width, depth, seed, x_seed, device)
+    sizes = {"width": width, "blocks": depth, "batch": PROBE_BATCH}
+    exploded = _exploded((*grads, *auto, *diff), device, sizes)
+    if exploded is not None:
+        return exploded
+    value = _chain_value(quantity, grads, auto, diff)
+    if quantity == "written":
+        return Measurement(value, Kind.NUMERIC, "float64", device, sizes, conditioning=1 / FD_TOLERANCE)
+    # a difference quotient's error scales with the Jacobian it estimates; errors add up along the stack
+    scale = max(1.0, *(float(torch.linalg.matrix_norm(d, ord=2)) for d in diff)) if quantity == "band" else 1.0
+    return Measurement(value, Kind.ROUNDING, "float64", device, sizes, bound=FD_TOLERANCE * depth * scale)
+
+
+def _product_value(quantity: str, auto: list[torch.Tensor], diff: list[torch.Tensor]) -> float:
+    sv = [torch.linalg.svdvals(d) for d in diff]
+    if quantity == "kappa":
+        return max(float(s[0] / s[-1]) if float(s[-1]) > 0 else math.inf for s in sv)
+    if quantity != "ratio":
+        return (max if quantity == "sigma max" else min)(float(s[0]) for s in sv)
+    stack = auto[0]
+    for a in auto[1:]:
+        stack = a @ stack                    # J_D ⋯ J_1 as autograd differentiates each block
+    bound = math.prod(float(s[0]) for s in sv)
+    return 0.0 if bound == 0 else float(torch.linalg.matrix_norm(stack, ord=2)) / bound
+
+
+@recipe
+def user_stack_product_ratio(*, make: Given, quantity: str, width: int, depth: int, seed: int, x_seed: int,
+                             device: str = "cpu") -> Measurement:
+    """STAB-03/STAB-04 for a user's block, through ``depth`` blocks (:func:`_chain`), per-block Jacobians
+    J_l by central differences: ``"ratio"`` ‖J_D⋯J_1‖₂ of autograd's block Jacobians over Π_l ‖J_l‖₂
+    (≤ 1 when autograd differentiates the blocks; 1 when the J_l align); ``"sigma max"`` /
+    ``"sigma max min"`` the largest / smallest ‖J_l‖₂ over blocks; ``"kappa"`` the largest κ(J_l)."""
+    v.choice(quantity, "quantity", PRODUCT_QUANTITIES)
+    _, auto, diff = _chain(make, width, depth, seed, x_seed, device)
+    sizes = {"width": width, "blocks": depth, "batch": PROBE_BATCH}
+    exploded = _exploded((*auto, *diff), device, sizes)
+    if exploded is not None:
+        return exploded
+    return Measurement(_product_value(quantity, auto, diff), Kind.NUMERIC, "float64", device, sizes,
+                       conditioning=1 / FD_TOLERANCE)
+
+
 # LIT-11 (Zhang, Dauphin & Ma 2019, Fixup): how one SGD step's function change depends on depth
 # for each way of scaling the L residual branches of m He-initialised ReLU layers.
 FIXUP_RULES = ("fixup", "fixup-nonzero-last", "he", "inverse-sqrt-depth")
@@ -532,8 +700,7 @@ def _sgd_function_change(rule: str, blocks: int, layers: int, width: int, batch:
         net = residual_stack(Residual(_fixup_branch(rule, blocks, layers, width)) for _ in range(blocks))
         x = torch.randn(batch, width, dtype=F64)
         readout = torch.randn(width, dtype=F64) / math.sqrt(width)
-    grads = torch.autograd.grad((net(x) @ readout).mean(), list(net.parameters()))
-    return float(sum(g.pow(2).sum() for g in grads))
+    return first_order_change((net(x) @ readout).mean(), list(net.parameters()))
 
 
 def sgd_function_changes(*, rule: str, layers: int, depths: Sequence[int], width: int = 64, batch: int = 32,
@@ -554,3 +721,54 @@ def sgd_change_slope(*, rule: str, layers: int, depths: tuple[int, ...] = (4, 16
     return Measurement(slope, Kind.STATISTICAL, "float64", "cpu",
                        {"depths": list(depths), "layers per branch": layers, "width": width, "batch": batch,
                         "seeds": seeds}, interval=(lo, hi), method=PER_SEED_SLOPES, n=seeds)
+
+
+def first_order_change(out: torch.Tensor, params: list[torch.Tensor]) -> float:
+    """lim_{η→0} |F(θ − η∇F) − F(θ)|/η = ‖∇_θ F‖² for the scalar F = ``out`` of parameters ``params``."""
+    grads = torch.autograd.grad(out, params)
+    return float(sum(g.pow(2).sum() for g in grads))
+
+
+def _takes_depth(make: object) -> bool:
+    """Whether a block factory takes the stack's depth as ``depth=`` (Fixup's scaling depends on it)."""
+    if isinstance(make, nn.Module):
+        return False
+    try:
+        return "depth" in inspect.signature(make).parameters   # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _user_function_change(make: object, depth: int, width: int, batch: int, seed: int, device: str) -> float:
+    """LIT-11's first-order change for ``depth`` blocks of ``make`` (told ``depth=`` where it takes it), then
+    the batch and the fixed readout v ~ N(0, I/width), drawn from ``seed``; F is the batch mean of vᵀ x_L."""
+    told = functools.partial(make, depth=depth) if _takes_depth(make) else make   # type: ignore[arg-type]
+    with seeded(seed):
+        blocks = [build_block(told, width, device) for _ in range(depth)]
+        x = torch.randn(batch, width, dtype=F64).to(device)
+        readout = torch.randn(width, dtype=F64).to(device) / math.sqrt(width)
+    # a parameter shared between blocks is one parameter
+    params = list({id(p): p for b in blocks if isinstance(b, nn.Module) for p in b.parameters() if p.requires_grad}
+                  .values())
+    if not params:
+        raise MeasurementError("the block has no trainable parameters: an SGD step changes nothing")
+    return first_order_change((_stack(blocks)(x) @ readout).mean(), params)
+
+
+@recipe
+def user_sgd_change_slope(*, make: Given, depths: tuple[int, ...] = (4, 8, 16, 32), width: int, batch: int = 16,
+                          seeds: int, seed: int = 0, device: str = "cpu") -> Measurement:
+    """LIT-11 for a user's block: the exponent p of Δf/η ∝ L^p over stacks of L = ``depths`` blocks (network
+    s drawn from seed + s), Δf/η the first-order function change of one SGD step; mean of per-seed slopes
+    with its Student-t interval. A non-finite change is an explosion (∞)."""
+    changes = [[_user_function_change(make, d, width, batch, seed + s, device) for d in depths] for s in range(seeds)]
+    sizes = {"depths": list(depths), "width": width, "batch": batch, "seeds": seeds}
+    flat = [c for row in changes for c in row]
+    if not all(math.isfinite(c) for c in flat):
+        return Measurement(math.inf, Kind.NUMERIC, "float64", device, sizes,
+                           witness="one SGD step's function change overflows (explosion)")
+    if min(flat) <= 0:
+        raise MeasurementError("one SGD step leaves the output unchanged (‖∇_θF‖² = 0): no depth exponent")
+    slope, lo, hi = per_seed_slope_ci(depths, changes, log_x=True)
+    return Measurement(slope, Kind.STATISTICAL, "float64", device, sizes, interval=(lo, hi), method=PER_SEED_SLOPES,
+                       n=seeds)

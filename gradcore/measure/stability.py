@@ -80,13 +80,19 @@ def jacobian_product_residual(*, depth: int = 12, width: int = 16, gain: float =
     for f in layers:
         h = f(h)
     (0.5 * (h - target).pow(2).sum()).backward()
-    P = torch.eye(width, dtype=dt, device=device)
-    for J in jacs:                                           # P = J_1ᵀ J_2ᵀ ⋯ J_Lᵀ
-        P = P @ J.T
-    g0 = P @ (h - target).detach()
-    rel = float((g0.detach() - x.grad).abs().max() / x.grad.abs().max())
+    rel = transposed_product_residual(jacs, (h - target).detach(), x.grad)
     return Measurement(rel, Kind.ROUNDING, dt, device, {"depth": depth, "width": width},
                        bound=PRODUCT_TOLERANCE[dtype])
+
+
+def transposed_product_residual(jacs: list[torch.Tensor], g_last: torch.Tensor, g_first: torch.Tensor) -> float:
+    """STAB-02: max |J_1ᵀ⋯J_Lᵀ g_L − g_0| / max |g_0| for the layers' Jacobians ``jacs`` (J_1 first) and
+    autograd's gradients g_L at the output and g_0 at the input (also the residual contract's chain rule)."""
+    P = torch.eye(jacs[0].shape[1], dtype=g_last.dtype, device=g_last.device)
+    for J in jacs:                                           # P = J_1ᵀ J_2ᵀ ⋯ J_Lᵀ
+        P = P @ J.T
+    g0 = P @ g_last
+    return float((g0.detach() - g_first).abs().max() / g_first.abs().max())
 
 
 def norm_product_ratio_value(mats: Any, device: str, normalise: bool = False) -> float:
