@@ -273,6 +273,13 @@ def centred_axes(make: Any, x: torch.Tensor, tol: float = 0.05) -> dict[int, flo
     return {axis: float(y.mean(axis).abs().max()) / rms for axis in AXES}
 
 
+def _axis(axis: Any) -> int:
+    """``axis`` checked: 0 (the batch) or 1 (the features)."""
+    if isinstance(axis, bool) or axis not in AXES:
+        v.fail("axis", f"expected 0 (the batch) or 1 (the features), got {axis!r}")
+    return int(axis)
+
+
 def _spread_ok(x: torch.Tensor, axis: int, min_spread: float) -> bool:
     return x.shape[axis] >= 2 and bool((x.std(axis, unbiased=False) >= min_spread).all())
 
@@ -286,7 +293,7 @@ def norm_output_moments(*, make: Any, x: list[list[float]], axis: int, moment: s
     NORM-01); "worst" the larger of the two; "unbiased_variance_gap" |unbiased variance − 1| (0 for
     a layer that divides by the unbiased estimator). ∞ when the output is not finite."""
     v.choice(moment, "moment", MOMENT_GAPS)
-    v.choice(axis, "axis", tuple(AXES))
+    axis = _axis(axis)
     xt = _tensor(x, dtype, device)
     return Measurement(_moment_gaps(_output(make, xt), axis)[moment], Kind.NUMERIC, dtype, device,
                        {"batch": len(x), "width": len(x[0]) if x else 0, "axis": AXES[axis]}, conditioning=10.0)
@@ -322,7 +329,7 @@ def norm_standardisation(*, make: Any, axis: int, width: int = 16, seeds: int = 
     ``min_spread`` of the worst |mean| or |biased variance − 1| of the layer's output along ``axis``
     (float64). A search bound: structured and random candidates (:func:`_moment_candidates`) are
     scored first, then a Hypothesis search under ``profile`` over 2–12-row batches."""
-    v.choice(axis, "axis", tuple(AXES))
+    axis = _axis(axis)
 
     def gap(x: Any) -> float:
         xt = torch.as_tensor(x, dtype=torch.float64).to(device)
