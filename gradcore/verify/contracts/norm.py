@@ -1,4 +1,5 @@
-"""Contract for a normalisation layer: Jacobian bound, ε floor, batch dependence, deep stacks.
+"""Contract for a normalisation layer: Jacobian bound, ε floor, batch dependence, standardisation,
+the RMS definition, deep stacks.
 
 Claims (catalogue NORM): 002 §归一化层与架构细节 "BN的归一化操作的雅可比矩阵，其谱范数
 受到批内统计量（特别是标准差 σ）的约束"; the ε of 004 (3.3.16)-(3.3.18); 004 §3.3.4
@@ -7,7 +8,11 @@ vanishing/exploding gradients. The subject is a factory ``width -> nn.Module`` a
 ``(batch, width)`` inputs; Jacobians are dense (``gradcore.jacobian``) on small sizes. The
 Jacobian, ε and batch clauses measure through :mod:`gradcore.measure.norms` (the theorems'
 recipes) with the technique passed as ``Given``; a non-finite output or Jacobian is an
-explosion (∞), never a small number.
+explosion (∞), never a small number. Standardisation (NORM-01/02: 002 "使其具有零均值和单位方差",
+004 Def. 3.3.10's biased σ²_B) is judged over each axis the layer centres, the RMS definition
+(NORM-06/07: 004 Def. 3.3.13) on a layer that centres nowhere; a probe batch with offset rows and
+columns decides which applies, and the other clause says "does not apply" (could not be measured),
+never a pass. Both describe the layer (not gating) because each fits only one type of norm.
 """
 from __future__ import annotations
 
