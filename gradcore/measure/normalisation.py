@@ -29,6 +29,7 @@ from ..jacobian import jacobian
 from ..spectral import spectral_norm
 from ..stats import SLOPE_METHOD, slope_ci
 from .measurement import Kind, Measurement, recipe
+from .profiles import hypothesis_overrides
 from .search import search
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -235,6 +236,184 @@ def batch_dependence(*, make: Any, width: int = 16, sizes: tuple[int, ...] = (2,
     return _value(value, bound, dtype, device, {"width": width, "batch sizes": list(sizes)})
 
 
+# --- NORM-01 / NORM-02 (norm contract): standardisation over the axis a layer normalises ------
+
+AXES = {0: "the batch", 1: "the features"}
+MOMENT_GAPS = ("worst", "abs_mean", "variance_gap", "unbiased_variance_gap")
+MIN_SPREAD = 0.1       # NORM-02's assumption σ ≥ 0.1: σ² ≫ any usual ε
+
+
+def _output(make: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """The layer's training-mode output on ``x``; None when it is not finite (nothing to judge as small)."""
+    layer = _layer(make, x.shape[1], x.dtype, str(x.device))
+    with torch.no_grad():
+        y = layer(x)
+    return y if bool(torch.isfinite(y).all()) else None
+
+
+def _moment_gaps(y: torch.Tensor | None, axis: int) -> dict[str, float]:
+    """Worst slice along ``axis``: |mean|, |biased variance − 1| and |unbiased variance − 1| (∞ when
+    the output is not finite)."""
+    if y is None:
+        return dict.fromkeys(MOMENT_GAPS, math.inf)
+    gaps = {"abs_mean": float(y.mean(axis).abs().max()),
+            "variance_gap": float((y.var(axis, unbiased=False) - 1).abs().max()),
+            "unbiased_variance_gap": float((y.var(axis, unbiased=True) - 1).abs().max())}
+    return {"worst": max(gaps["abs_mean"], gaps["variance_gap"]), **gaps}
+
+
+def centred_axes(make: Any, x: torch.Tensor, tol: float = 0.05) -> dict[int, float]:
+    """Which axes the layer centres its output over, judged on one probe batch ``x``: every slice's
+    |mean| ≤ ``tol`` × the output's RMS. Returns each axis's worst |mean| / RMS (what the verdict
+    on applicability rests on); a non-finite output centres nothing (∞)."""
+    y = _output(make, x)
+    if y is None:
+        return {axis: math.inf for axis in AXES}
+    rms = max(float(y.pow(2).mean().sqrt()), 1e-300)
+    return {axis: float(y.mean(axis).abs().max()) / rms for axis in AXES}
+
+
+def _axis(axis: Any) -> int:
+    """``axis`` checked: 0 (the batch) or 1 (the features)."""
+    if isinstance(axis, bool) or axis not in AXES:
+        v.fail("axis", f"expected 0 (the batch) or 1 (the features), got {axis!r}")
+    return int(axis)
+
+
+def _spread_ok(x: torch.Tensor, axis: int, min_spread: float) -> bool:
+    return x.shape[axis] >= 2 and bool((x.std(axis, unbiased=False) >= min_spread).all())
+
+
+@recipe
+def norm_output_moments(*, make: Any, x: list[list[float]], axis: int, moment: str = "worst",
+                        dtype: str = "float64", device: str = "cpu") -> Measurement:
+    """NORM-01/NORM-02 (norm contract): the layer's output on the batch ``x`` (rows are samples) over
+    ``axis`` (0 the batch, 1 the features), worst slice. ``moment``: "abs_mean" |mean|; "variance_gap"
+    |biased variance − 1| (NORM-02; a layer dividing by the unbiased estimator leaves (n − 1)/n,
+    NORM-01); "worst" the larger of the two; "unbiased_variance_gap" |unbiased variance − 1| (0 for
+    a layer that divides by the unbiased estimator). ∞ when the output is not finite."""
+    v.choice(moment, "moment", MOMENT_GAPS)
+    axis = _axis(axis)
+    xt = _tensor(x, dtype, device)
+    return Measurement(_moment_gaps(_output(make, xt), axis)[moment], Kind.NUMERIC, dtype, device,
+                       {"batch": len(x), "width": len(x[0]) if x else 0, "axis": AXES[axis]}, conditioning=10.0)
+
+
+def _moment_candidates(axis: int, width: int, seeds: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """Batches of 2, 3 and 8 rows: N(0, 1) draws per seed and structured checkerboard, ramp and
+    one-hot-plus-offset batches, each at spreads 0.1 … 1e3 about offsets 0 and 3 (the smallest
+    batches are where a biased and an unbiased variance differ most)."""
+    out = []
+    for m in (2, 3, 8):
+        ramp = np.add.outer(np.linspace(-1, 1, m), np.linspace(-1, 1, width)) / 2
+        shapes = {"checkerboard": _checkerboard(m, width).numpy(), "ramp": ramp,
+                  "one-hot": np.eye(m, width) * 4 - 1}
+        for k in range(seeds):
+            shapes[f"N(0,1) seed {seed + k}"] = torch.randn(
+                m, width, generator=torch.Generator().manual_seed(seed + k), dtype=torch.float64).numpy()
+        out += [(f"{name} × {s:g} + {c:g}, {m} rows", a * s + c) for name, a in shapes.items()
+                for s in (0.1, 1.0, 1e3) for c in (0.0, 3.0)]
+    return out
+
+
+def _moment_batches(width: int) -> st.SearchStrategy[np.ndarray]:
+    """2–12 rows of ``width`` entries in [−1, 1] times 10^p (p in −1..2) plus an offset 0, 0.5 or 3."""
+    rows = st.integers(2, 12).flatmap(lambda m: hnp.arrays(np.float64, (m, width), elements=st.floats(-1.0, 1.0)))
+    return st.builds(lambda a, p, c: a * 10.0 ** p + c, rows, st.integers(-1, 2), st.sampled_from((0.0, 0.5, 3.0)))
+
+
+@recipe
+def norm_standardisation(*, make: Any, axis: int, width: int = 16, seeds: int = 3, min_spread: float = MIN_SPREAD,
+                         seed: int = 0, profile: str = "ci", device: str = "cpu") -> Measurement:
+    """NORM-01/NORM-02 (norm contract): sup over batches whose every slice along ``axis`` has std ≥
+    ``min_spread`` of the worst |mean| or |biased variance − 1| of the layer's output along ``axis``
+    (float64). A search bound: structured and random candidates (:func:`_moment_candidates`) are
+    scored first, then a Hypothesis search under ``profile`` over 2–12-row batches."""
+    axis = _axis(axis)
+
+    def gap(x: Any) -> float:
+        xt = torch.as_tensor(x, dtype=torch.float64).to(device)
+        if not _spread_ok(xt, axis, min_spread):
+            return -math.inf          # outside the claim's assumption σ ≥ min_spread
+        return _moment_gaps(_output(make, xt), axis)["worst"]
+
+    found = search(_moment_batches(width), gap, candidates=_moment_candidates(axis, width, seeds, seed),
+                   profile=profile)
+    bound = found.bound(dtype="float64", device=device, sizes={"width": width, "axis": AXES[axis],
+                                                              "min spread": min_spread, "profile": profile})
+    return bound.with_(witness={"source": found.source, "example": np.asarray(found.example).tolist()})
+
+
+# --- NORM-06 / NORM-07 (norm contract): an RMS-type layer against its definition and LayerNorm -----
+
+RMS_REFERENCES = ("rms", "layer_norm")
+
+
+def _rms_gap(make: Any, h: torch.Tensor, reference: str) -> float:
+    """max |layer(h) − ref(h)| / max |ref(h)| over the rows of ``h``, γ̂ = layer(all-ones rows)
+    (RMS(1) = 1: an RMS layer returns its γ there). ``reference`` "rms": h/RMS(h)⊙γ̂ (NORM-06);
+    "layer_norm": torch's LayerNorm with weight γ̂, no bias and ε = 0 (NORM-07). ∞ when not finite."""
+    y, gamma = _output(make, h), _output(make, torch.ones_like(h))
+    if y is None or gamma is None:
+        return math.inf
+    if reference == "rms":
+        ref = h / h.pow(2).mean(1, keepdim=True).sqrt() * gamma
+    else:
+        ref = torch.stack([nn.functional.layer_norm(row, row.shape, g, None, 0.0) for row, g in zip(h, gamma)])
+    return _finite_or_inf(float((y - ref).abs().max() / ref.abs().max()))
+
+
+@recipe
+def norm_rms_gap(*, make: Any, h: list[list[float]], reference: str = "rms", dtype: str = "float32",
+                 device: str = "cpu") -> Measurement:
+    """NORM-06/NORM-07 (norm contract): the layer on the rows ``h`` against the RMS formula or
+    torch's LayerNorm (:func:`_rms_gap`), relative, in ``dtype``."""
+    v.choice(reference, "reference", RMS_REFERENCES)
+    value = _rms_gap(make, _tensor(h, dtype, device), reference)
+    return Measurement(value, Kind.NUMERIC, dtype, device, {"rows": len(h), "C": len(h[0]) if h else 0},
+                       conditioning=10.0)
+
+
+def _rms_candidates(width: int, centred: bool, seeds: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """Two-row batches: N(0, 1) draws, alternating and one-hot rows, at RMS 0.1 … 1e3 (centred
+    per row when ``centred``)."""
+    shapes = {"alternating": np.tile((-1.0) ** np.arange(width), (2, 1)), "one-hot": np.eye(2, width)}
+    for k in range(seeds):
+        shapes[f"N(0,1) seed {seed + k}"] = torch.randn(
+            2, width, generator=torch.Generator().manual_seed(seed + k), dtype=torch.float64).numpy()
+    out = []
+    for name, a in shapes.items():
+        a = a - a.mean(1, keepdims=True) if centred else a
+        a = a / np.sqrt((a ** 2).mean(1, keepdims=True))
+        out += [(f"{name}{' centred' if centred else ''}, RMS {s:g}", a * s) for s in (0.1, 1.0, 1e3)]
+    return out
+
+
+@recipe
+def norm_rms_definition(*, make: Any, reference: str = "rms", width: int = 16, seeds: int = 3,
+                        min_rms: float = MIN_SPREAD, seed: int = 0, profile: str = "ci",
+                        device: str = "cpu") -> Measurement:
+    """NORM-06 (``reference="rms"``: over rows with RMS ≥ ``min_rms``) and NORM-07 (``"layer_norm"``:
+    over zero-mean rows with RMS ≥ ``min_rms``) for a user's layer: sup of :func:`_rms_gap` in
+    float32, a search bound (structured candidates, then Hypothesis under ``profile``)."""
+    v.choice(reference, "reference", RMS_REFERENCES)
+    centred = reference == "layer_norm"
+
+    def gap(h: Any) -> float:
+        ht = torch.as_tensor(h, dtype=torch.float32).to(device)
+        ht = ht - ht.mean(1, keepdim=True) if centred else ht
+        if bool((ht.pow(2).mean(1).sqrt() < min_rms).any()):
+            return -math.inf          # outside the assumption RMS(h) ≫ √ε
+        return _rms_gap(make, ht, reference)
+
+    found = search(_gain_batches(2, width), gap, candidates=_rms_candidates(width, centred, seeds, seed),
+                   profile=profile)
+    example = np.asarray(found.example, dtype=np.float32)
+    example = example - example.mean(1, keepdims=True) if centred else example
+    bound = found.bound(dtype="float32", device=device, sizes={"C": width, "min RMS": min_rms, "profile": profile})
+    return bound.with_(witness={"source": found.source, "example": example.astype(float).tolist()})
+
+
 # --- the norm contract's Jacobian gains -------------------------------------------------------
 
 def _checkerboard(batch: int, width: int) -> torch.Tensor:
@@ -314,6 +493,51 @@ def norm_jacobian_norm(*, make: Any, scale: float, width: int = 16, batch: int =
     # entries moves σ_max by ~100 ulp; 1e2.
     return Measurement(_jacobian_norm(make, x), Kind.NUMERIC, dtype, device, {"width": width, "batch": batch},
                        conditioning=1e2)
+
+
+FLOOR_SCALES = tuple(10.0 ** (-k / 2) for k in range(8, 17))   # 1e-4 … 1e-8 in half decades
+
+
+def _floor_candidates(batch: int, width: int, seeds: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """Small-spread batches: N(0, 1) draws (``seeds`` of them) and a checkerboard at each half decade
+    of :data:`FLOOR_SCALES`, about offsets 0 and 0.5 (an ε switched off for some band of variances
+    shows at the scale that falls in the band)."""
+    shapes = {"checkerboard": _checkerboard(batch, width).double().numpy()}
+    for k in range(seeds):
+        shapes[f"N(0,1) seed {seed + k}"] = torch.randn(
+            batch, width, generator=torch.Generator().manual_seed(seed + k), dtype=torch.float64).numpy()
+    return [(f"{name} × {s:.3g} + {c:g}", a * s + c) for s in FLOOR_SCALES for c in (0.0, 0.5)
+            for name, a in shapes.items()]
+
+
+@recipe
+def norm_small_spread_gain(*, make: Any, width: int = 16, batch: int = 4, seeds: int = 1, seed: int = 200,
+                           dtype: str = "float32", profile: str = "ci", device: str = "cpu") -> Measurement:
+    """NORM-03 ε floor (norm contract): sup of ‖∂y/∂x‖₂ over inputs whose spread is 1e-4 … 1e-8
+    (dense Jacobian over the batch, in ``dtype``). A search bound: structured and random candidates
+    at every half decade (:func:`_floor_candidates`), then a Hypothesis search under ``profile`` over
+    entries in [−1, 1]·10^p (p in [−8, −4]) about an offset 0 or 0.5, with a quarter of the profile's
+    examples (each costs a dense Jacobian; the half-decade sweep already covers every scale). A
+    non-finite Jacobian is ∞."""
+    dt = DTYPES[dtype]
+    strategy = st.builds(lambda a, p, c: a * 10.0 ** p + c,
+                         hnp.arrays(np.float64, (batch, width), elements=st.floats(-1.0, 1.0)),
+                         st.floats(-8.0, -4.0), st.sampled_from((0.0, 0.5)))
+    found = search(strategy, lambda x: _jacobian_norm(make, torch.as_tensor(x, dtype=dt).to(device)),
+                   candidates=_floor_candidates(batch, width, seeds, seed), profile=profile,
+                   max_examples=max(10, hypothesis_overrides(profile)["max_examples"] // 4))
+    bound = found.bound(dtype=dtype, device=device, sizes={"width": width, "batch": batch, "profile": profile})
+    # float32 rounding of the Jacobian entries moves σ_max by ~100 ulp (as norm_jacobian_norm)
+    return bound.with_(conditioning=1e2, witness={"source": found.source,
+                                                   "example": np.asarray(found.example, dtype=float).tolist()})
+
+
+@recipe
+def norm_jacobian_at(*, make: Any, x: list[list[float]], dtype: str = "float32", device: str = "cpu") -> Measurement:
+    """NORM-03 ε floor (norm contract): ‖∂y/∂x‖₂ of the layer at the batch ``x`` (a searched witness)."""
+    xt = _tensor(x, dtype, device)
+    return Measurement(_jacobian_norm(make, xt), Kind.NUMERIC, dtype, device,
+                       {"width": xt.shape[1] if xt.ndim == 2 else 0, "batch": len(x)}, conditioning=1e2)
 
 
 @recipe

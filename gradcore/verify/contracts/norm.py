@@ -1,4 +1,5 @@
-"""Contract for a normalisation layer: Jacobian bound, ε floor, batch dependence, deep stacks.
+"""Contract for a normalisation layer: Jacobian bound, ε floor, batch dependence, standardisation,
+the RMS definition, deep stacks.
 
 Claims (catalogue NORM): 002 §归一化层与架构细节 "BN的归一化操作的雅可比矩阵，其谱范数
 受到批内统计量（特别是标准差 σ）的约束"; the ε of 004 (3.3.16)-(3.3.18); 004 §3.3.4
@@ -7,7 +8,11 @@ vanishing/exploding gradients. The subject is a factory ``width -> nn.Module`` a
 ``(batch, width)`` inputs; Jacobians are dense (``gradcore.jacobian``) on small sizes. The
 Jacobian, ε and batch clauses measure through :mod:`gradcore.measure.normalisation` (the theorems'
 recipes) with the technique passed as ``Given``; a non-finite output or Jacobian is an
-explosion (∞), never a small number.
+explosion (∞), never a small number. Standardisation (NORM-01/02: 002 "使其具有零均值和单位方差",
+004 Def. 3.3.10's biased σ²_B) is judged over each axis the layer centres, the RMS definition
+(NORM-06/07: 004 Def. 3.3.13) on a layer that centres nowhere; a probe batch with offset rows and
+columns decides which applies, and the other clause says "does not apply" (could not be measured),
+never a pass. Both describe the layer (not gating) because each fits only one type of norm.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...errors import MeasurementError
 from ...measure import Given
 from ...measure import normalisation as M
 from ._stack import SEEDS, banded_transfer, undecided_note
@@ -30,6 +36,9 @@ from .contract import Contract, Signature
 KIND = "norm"
 WIDTH, BATCH = 16, 8
 TRANSFER_BAND = (0.9, 1.1)
+CENTRED_TOL = 0.05      # |mean| / RMS on the probe below which a layer is taken to centre over an axis
+STANDARD_TOL = 1e-3     # NORM-02's tolerance on |mean| and |Var − 1|
+RMS_TOL = 1e-4          # NORM-06's relative tolerance in float32
 
 
 @dataclass(frozen=True)
@@ -110,27 +119,46 @@ def jacobian_bound(s: NormSubject, settings: Settings) -> Outcome:
                            "bound": "search (lower bound on the sup)"}, cex)
 
 
+CONSTANTS = (0.0, 0.5, -3.0, 1e3)   # constant batches (zero variance) the layer must map to finite values
+
+
 def epsilon_floor(s: NormSubject, settings: Settings) -> Outcome:
     """Measured in float32, the dtype layers train in (an ε tied to the dtype, like
-    ``nn.RMSNorm``'s default ``finfo.eps``, only floors the variance in that dtype)."""
+    ``nn.RMSNorm``'s default ``finfo.eps``, only floors the variance in that dtype). The gain's
+    growth is the searched sup of ‖J‖₂ over spreads 1e-4 … 1e-8 (every half decade, several
+    patterns and offsets, then a search) over the gain at spread 1e-4: an ε that vanishes for
+    some band of input scales shows there, where two fixed scales could miss it (issue 24)."""
     j4, j6 = (M.norm_jacobian_norm(make=_given(s), scale=scale, width=WIDTH, batch=BATCH, seed=settings.seed + 200,
                                    dtype="float32", device=settings.device) for scale in (1e-4, 1e-6))
-    finite = M.norm_finite_on_constant(make=_given(s), value=0.5, width=WIDTH, batch=BATCH, dtype="float32",
-                                       device=settings.device)
-    finite_const = bool(finite.value)
-    # ∞ when either gain is not finite: no floor (never a ratio of 0 or NaN)
-    growth = j6.value / j4.value if 0 < j4.value < math.inf and j6.value < math.inf else math.inf
-    # growth and the 1e-6 gain stay floats: tests compare them with pytest.approx, which a
-    # Measurement does not support yet.
-    constants = {"growth 1e-4 → 1e-6": growth, "‖J‖₂ at input scale 1e-4": j4, "‖J‖₂ at input scale 1e-6": j6.value,
-                 "constant input finite": finite_const, "dtype": "float32"}
-    holds = finite_const and growth <= 2.0
-    cex = None if holds else {
-        "input": f"constant 0.5, shape ({BATCH}, {WIDTH})" if not finite_const else
-                 f"1e-6 × N(0,1), shape ({BATCH}, {WIDTH})",
-        "output finite": finite_const, "‖J‖₂ growth": growth,
-        "snippet": finite.reproduction if not finite_const else j6.reproduction}
-    return Outcome(holds, constants, cex)
+    sup = M.norm_small_spread_gain(make=_given(s), width=WIDTH, seed=settings.seed + 200, profile=settings.profile, device=settings.device)
+    finite = {c: M.norm_finite_on_constant(make=_given(s), value=c, width=WIDTH, batch=BATCH, dtype="float32",
+                                           device=settings.device) for c in CONSTANTS}
+    broken = [c for c, m in finite.items() if not m.value]
+    growth = _ratio(sup.value, j4.value)
+    # two_scale (the gain's growth between the fixed scales 1e-4 and 1e-6) and the 1e-6 gain stay floats:
+    # tests compare them with pytest.approx, which a Measurement does not support yet.
+    constants = {"growth sup(1e-4 … 1e-8) / 1e-4 found by search": growth,
+                 "sup ‖J‖₂ over spreads 1e-4 … 1e-8 found by search": sup,
+                 "growth 1e-4 → 1e-6": _ratio(j6.value, j4.value), "‖J‖₂ at input scale 1e-4": j4,
+                 "‖J‖₂ at input scale 1e-6": j6.value, "constant input finite": not broken,
+                 "constant inputs": ", ".join(f"{c:g}" for c in CONSTANTS), "dtype": "float32",
+                 "bound": "search (lower bound on the sup)"}
+    holds = not broken and growth <= 2.0
+    if holds:
+        return Outcome(True, constants, None)
+    if broken:
+        cex = {"input": f"constant {broken[0]:g}, shape ({BATCH}, {WIDTH})", "output finite": False,
+               "snippet": finite[broken[0]].reproduction}
+    else:
+        x = sup.witness["example"]
+        cex = {"input": x, "found by": sup.witness["source"], "‖J‖₂ growth": growth,
+               "snippet": M.norm_jacobian_at(make=_given(s), x=x, device=settings.device).reproduction}
+    return Outcome(False, constants, cex)
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den; ∞ when either gain is not finite (no floor), never a ratio of 0 or NaN."""
+    return num / den if 0 < den < math.inf and num < math.inf else math.inf
 
 
 def batch_independence(s: NormSubject, settings: Settings) -> Outcome:
@@ -140,6 +168,77 @@ def batch_independence(s: NormSubject, settings: Settings) -> Outcome:
     cex = None if holds else {"sample": "row 0 of a N(0,1) batch", "batch sizes": [2, 8, 64],
                               "max |Δ output|": gap.value, "snippet": gap.reproduction}
     return Outcome(holds, {"max |Δ output| of one sample, batch 2/8 vs 64": gap}, cex)
+
+
+def _probe_batch(settings: Settings) -> torch.Tensor:
+    """A batch whose samples and features have different means (offsets ±2 across rows and columns),
+    so a layer's output is centred over an axis only if the layer centres it."""
+    ramp = torch.linspace(-2.0, 2.0, BATCH, dtype=torch.float64).view(-1, 1)
+    cols = torch.linspace(-2.0, 2.0, WIDTH, dtype=torch.float64).view(1, -1)
+    return settings.randn(BATCH, WIDTH, offset=11) + (ramp + cols + 1).to(settings.device)
+
+
+def _centring(s: NormSubject, settings: Settings) -> tuple[list[int], str]:
+    """The axes the layer centres over on the probe batch, and the fact the decision rests on."""
+    ratios = M.centred_axes(s.obj, _probe_batch(settings), tol=CENTRED_TOL)
+    fact = ", ".join(f"{M.AXES[a]} {r:.3g}" for a, r in ratios.items())
+    return [a for a, r in ratios.items() if r <= CENTRED_TOL], f"max |mean| / RMS of the output over {fact}"
+
+
+def standardises(s: NormSubject, settings: Settings) -> Outcome:
+    """NORM-02 (mean 0, biased variance 1 within 1e-3 for spreads ≥ 0.1) and NORM-01 (the biased
+    estimator: an unbiased one leaves (n − 1)/n), over each axis the layer centres."""
+    axes, fact = _centring(s, settings)
+    if not axes:
+        raise MeasurementError(f"does not apply: the layer centres its output over neither the batch nor the "
+                               f"features ({fact} on a probe batch with offset rows and columns), so it is "
+                               f"not a standardising norm (an RMS-type layer is checked by rms-definition)")
+    constants: dict[str, Any] = {"centred on the probe": fact}
+    cex = None
+    for axis in axes:
+        worst = M.norm_standardisation(make=_given(s), axis=axis, width=WIDTH, seeds=settings.seeds,
+                                       seed=settings.seed, profile=settings.profile, device=settings.device)
+        constants[f"sup max(|mean|, |Var − 1|) over {M.AXES[axis]} found by search"] = worst
+        if worst.value > STANDARD_TOL and cex is None:
+            cex = _moments_counterexample(s, worst, axis)
+    constants["bound"] = "search (lower bound on the sup)"
+    return Outcome(cex is None, constants, cex)
+
+
+def _moments_counterexample(s: NormSubject, worst: Any, axis: int) -> dict[str, Any]:
+    """The witness batch with its moments: the biased and the unbiased variance gap say which
+    estimator the layer divides by (NORM-01)."""
+    x = worst.witness["example"]
+    point = {m: M.norm_output_moments(make=_given(s), x=x, axis=axis, moment=m)
+             for m in ("abs_mean", "variance_gap", "unbiased_variance_gap")}
+    return {"input": x, "found by": worst.witness["source"], "axis": M.AXES[axis],
+            "|mean|": point["abs_mean"].value, "|biased Var − 1|": point["variance_gap"].value,
+            "|unbiased Var − 1|": point["unbiased_variance_gap"].value,
+            "snippet": point["variance_gap"].reproduction}
+
+
+def rms_definition(s: NormSubject, settings: Settings) -> Outcome:
+    """NORM-06 (layer(h) = h/RMS(h)⊙γ within 1e-4 relative, float32, RMS(h) ≥ 0.1) and NORM-07 (on
+    zero-mean h it equals LayerNorm with the same γ, β = 0) for a layer that does not centre."""
+    axes, fact = _centring(s, settings)
+    if axes:
+        raise MeasurementError(f"does not apply: the layer centres its output over "
+                               f"{' and '.join(M.AXES[a] for a in axes)} ({fact}), so it is not an RMS-type "
+                               f"layer (a standardising norm is checked by standardises)")
+    common = dict(make=_given(s), width=WIDTH, seeds=settings.seeds, seed=settings.seed, profile=settings.profile,
+                  device=settings.device)
+    rms, ln = (M.norm_rms_definition(reference=r, **common) for r in ("rms", "layer_norm"))
+    constants: dict[str, Any] = {"sup |layer(h) − h/RMS(h)⊙γ| / max|·| found by search": rms,
+                                 "sup |layer(h) − LN(h)| / max|·|, zero-mean h, found by search": ln,
+                                 "γ": "the layer's output on all-ones rows (RMS 1)", "dtype": "float32",
+                                 "centred on the probe": fact, "bound": "search (lower bound on the sup)"}
+    worst = max((rms, ln), key=lambda m: m.value)
+    holds = worst.value <= RMS_TOL
+    cex = None if holds else {"h": worst.witness["example"], "found by": worst.witness["source"],
+                              "relative gap": worst.value, "snippet": M.norm_rms_gap(
+                                  make=_given(s), h=worst.witness["example"],
+                                  reference="rms" if worst is rms else "layer_norm").reproduction}
+    return Outcome(holds, constants, cex)
 
 
 def stack_width(s: NormSubject, want: int, settings: Settings) -> tuple[int, str]:
@@ -180,10 +279,19 @@ CLAUSES = (
     Clause("jacobian-bound", ("NORM-03",),
            "‖∂y/∂x‖₂ ≤ 1/σ, σ the smallest per-sample or per-feature std of the input", jacobian_bound),
     Clause("epsilon-floor", ("NORM-03",),
-           "the ε keeps the layer well-defined as the input variance → 0: finite on a constant input, "
-           "‖J‖₂ stops growing", epsilon_floor),
+           "the ε keeps the layer well-defined as the input variance → 0: finite on constant inputs, and "
+           "‖J‖₂ stops growing (its sup over spreads 1e-4 … 1e-8, searched, ≤ 2 × its value at 1e-4)", epsilon_floor),
     Clause("batch-independence", ("NORM-05",),
            "one sample's output does not depend on the rest of the batch", batch_independence, gate=False),
+    Clause("standardises", ("NORM-01", "NORM-02"),
+           f"over each axis the layer centres (batch or features), the output as built has mean 0 and biased "
+           f"variance 1 within {STANDARD_TOL:g} for every input whose spread there is ≥ {M.MIN_SPREAD:g} "
+           f"(an unbiased 1/(n−1) variance leaves (n−1)/n); does not apply to a layer that centres nowhere",
+           standardises, gate=False),
+    Clause("rms-definition", ("NORM-06", "NORM-07"),
+           f"a layer that does not centre equals h/RMS(h)⊙γ (γ its output on all-ones rows) within {RMS_TOL:g} "
+           f"relative for RMS(h) ≥ {M.MIN_SPREAD:g} (float32), and LayerNorm with that γ, β = 0 on zero-mean h; "
+           f"does not apply to a centring layer", rms_definition, gate=False),
     Clause("deep-stack", ("NORM-04",),
            f"in a deep Linear→norm→ReLU stack with oversized weights the per-layer gradient factor λ "
            f"lies in {list(TRANSFER_BAND)}", deep_stack),
