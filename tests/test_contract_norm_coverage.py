@@ -74,7 +74,7 @@ class CentredOnlyEpsLayerNorm(BandEpsLayerNorm):
                                                  ("layer_norm", "holds", "unmeasured"),
                                                  ("rms_norm", "unmeasured", "holds")])
 def test_builtins_hold_the_clause_of_their_type_and_the_other_does_not_apply(name, standard, rms):
-    from gradcore import norms
+    from gradcore import normalisation as norms
 
     results = {c: _clause(getattr(norms, name), c, name) for c in ("standardises", "rms-definition")}
     assert results["standardises"].verdict == standard and results["rms-definition"].verdict == rms
