@@ -103,6 +103,19 @@ class MeasurementError(GradcoreError):
     """
 
 
+class NotApplicable(GradcoreError):
+    """A clause's precondition does not hold for this technique, so the clause says nothing about it.
+
+    Raised: by a contract clause, or the recipe it calls, when the technique lacks what the clause
+    is about — an RMS-definition clause on a norm that centres its output, a bound on the
+    recurrent weight for a cell with no square ``weight_hh``. The clause is reported "does not
+    apply" with the reason; it neither holds nor fails, and a gating clause that does not apply
+    leaves the check's exit status alone.
+    What to do: nothing, unless the technique should have the property; then expose it in the
+    form the reason names.
+    """
+
+
 class TimeLimitError(MeasurementError):
     """A measurement ran past its time limit (e.g. a technique that never returns).
 

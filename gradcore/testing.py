@@ -39,6 +39,7 @@ from .verify.contracts import CheckError, Clause, ClauseResult, contract
 from .verify.contracts.base import prepare
 from .verify.contracts.contract import Inference, declared_kind
 from .verify.timelimit import DEFAULT_TIME_LIMIT_S
+from .verify.verdicts import NOT_APPLICABLE
 
 
 def check_technique(technique: Any, kind: str | None = None, *, device: str = "cpu",
@@ -138,6 +139,8 @@ class ClauseCheck:
             raise InputError(f"clause: called with {technique!r}, but the item is {self.technique.name}'s")
         r = self.result()
         text = check_report.clause_text(r)
+        if r.verdict == NOT_APPLICABLE:
+            pytest.skip(f"{self.technique.name} {self.id}: {r.note}")
         if r.verdict == "inconclusive" and r.gate:
             pytest.skip(f"{self.technique.name} {self.id} is inconclusive: {r.note or 'the interval straddles'}")
         if r.violated or r.verdict == "unmeasured":

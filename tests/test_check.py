@@ -160,7 +160,8 @@ def test_cli_exit_codes_and_files(tmp_path, capsys):
     summary = "5 clauses ran, 4 held, 1 violated, 0 could not be measured"
     assert f"kind clipping: {reason}\n{summary}\n" in printed and summary in md
     assert doc["technique"]["kind_reason"] == reason
-    assert doc["counts"] == {"ran": 5, "held": 4, "violated": 1, "unmeasured": 0, "inconclusive": 0}
+    assert doc["counts"] == {"ran": 5, "held": 4, "violated": 1, "unmeasured": 0, "inconclusive": 0,
+                             "not_applicable": 0}
     assert main(["check", f"{SPEC}:lecun_normal", "--out", str(out), "--no-compare"]) == 0
     assert main(["check", f"{SPEC}:nope", "--out", str(out)]) == 2
     assert main(["check", f"{SPEC}:NOT_CALLABLE", "--out", str(out)]) == 2

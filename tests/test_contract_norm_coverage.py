@@ -70,17 +70,17 @@ class CentredOnlyEpsLayerNorm(BandEpsLayerNorm):
         return (x - mu) / torch.sqrt(var + 1e-5 * (mu != 0))
 
 
-@pytest.mark.parametrize("name, standard, rms", [("batch_norm", "holds", "unmeasured"),
-                                                 ("layer_norm", "holds", "unmeasured"),
-                                                 ("rms_norm", "unmeasured", "holds")])
+@pytest.mark.parametrize("name, standard, rms", [("batch_norm", "holds", "does not apply"),
+                                                 ("layer_norm", "holds", "does not apply"),
+                                                 ("rms_norm", "does not apply", "holds")])
 def test_builtins_hold_the_clause_of_their_type_and_the_other_does_not_apply(name, standard, rms):
     from gradcore import normalisation as norms
 
     results = {c: _clause(getattr(norms, name), c, name) for c in ("standardises", "rms-definition")}
     assert results["standardises"].verdict == standard and results["rms-definition"].verdict == rms
     for r in (results["standardises"], results["rms-definition"]):
-        if r.verdict == "unmeasured":
-            assert "does not apply" in r.note
+        if r.verdict == "does not apply":
+            assert r.note.startswith("does not apply: the layer centres") and not r.unmeasured
         else:
             gap = next(v for k, v in r.constants.items() if "found by search" in k)
             assert gap.kind.value == "search" and gap.value <= (1e-3 if r.clause == "standardises" else 1e-4)
@@ -115,7 +115,7 @@ def test_rms_definition_holds_for_a_hand_written_rmsnorm_and_catches_a_mean_abs_
     bad = _clause(MeanAbsNorm, "rms-definition")
     assert bad.verdict == "violated" and bad.counterexample["relative gap"] > 0.1
     assert "norm_rms_gap" in bad.counterexample["snippet"]
-    assert _clause(MeanAbsNorm, "standardises").verdict == "unmeasured"
+    assert _clause(MeanAbsNorm, "standardises").verdict == "does not apply"
 
 
 def test_epsilon_floor_search_catches_an_eps_missing_in_a_band_of_scales_the_old_clause_passed():

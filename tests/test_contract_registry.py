@@ -2,10 +2,12 @@
 import pytest
 import torch
 
+from gradcore import testing
+from gradcore.errors import NotApplicable
 from gradcore.testing import check_technique
 from gradcore.verify import check
 from gradcore.verify.contracts import KINDS, CheckError, Clause, Contract, Outcome, contract
-from gradcore.verify.contracts.contract import Signature, Subject, rebuild
+from gradcore.verify.contracts.contract import Inference, Signature, Subject, rebuild
 
 
 def test_every_kind_is_a_registered_contract_subclass():
@@ -166,3 +168,37 @@ def test_a_built_in_kind_smoke_tests_an_inferred_technique_once(monkeypatch, kin
     assert inference.kind == kind and subject.name == "t" and calls == [1]
     contract(kind).subject(obj, "t", "x = ...", settings)    # given the kind, subject runs it itself
     assert calls == [1, 1]
+
+
+def _only_for_integers(s, settings) -> Outcome:
+    """A toy clause whose precondition a float technique does not meet."""
+    raise NotApplicable("the technique is not integer-valued, so a clause about integer rounding says nothing")
+
+
+@pytest.fixture
+def gated_not_applicable_kind():
+    """A kind whose one gating clause does not apply to the techniques tried."""
+    class RoundingContract(Contract):
+        kind = "rounding-probe"
+        clauses = (Clause("integer-rounding", ("ACT-01",), "rounds to integers", _only_for_integers),)
+        signature = Signature(cls=False, requires=2)
+        smoke, objects = staticmethod(_smoke), staticmethod(lambda: {})
+
+    yield RoundingContract
+    del Contract.registry["rounding-probe"]
+
+
+def test_a_clause_that_does_not_apply_neither_holds_nor_fails(gated_not_applicable_kind):
+    """A gating clause raising NotApplicable is 'does not apply': the check stays ok, the summary
+    counts it, and a parametrized pytest item for it is skipped with the reason."""
+    res = check_technique(twice, kind="rounding-probe", compare=False)
+    (r,) = res.results
+    assert r.verdict == "does not apply" and r.gate and not (r.violated or r.unmeasured or r.undecided)
+    assert r.note == "does not apply: the technique is not integer-valued, so a clause about integer rounding " \
+                     "says nothing"
+    assert res.ok and res.summary.endswith("0 could not be measured, 1 did not apply")
+    assert "➖ does not apply" in res.table()
+    item = testing.ClauseCheck(testing._Technique("twice", twice, Inference("rounding-probe", True, "given"), {}),
+                               gated_not_applicable_kind.clauses[0])
+    with pytest.raises(pytest.skip.Exception, match="twice integer-rounding: does not apply: the technique"):
+        item(twice)

@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .. import recurrent as R
-from ..errors import MeasurementError
+from ..errors import NotApplicable
 from ..spectral import spectral_norm, spectral_radius
 from ..stats import MEAN_METHOD, mean_ci
 from .seeding import seeded
@@ -404,13 +404,13 @@ def cell_stepper(cell: Any, xs: torch.Tensor, hidden: int, pair: bool,
 
 def recurrent_weight(cell: Any, hidden: int, square: bool = False) -> torch.Tensor:
     """The cell's recurrent weight ``weight_hh`` (every nn.RNNCellBase has one), (k·hidden, hidden);
-    ``square``: (hidden, hidden), the Elman cell's W. MeasurementError when the cell has none."""
+    ``square``: (hidden, hidden), the Elman cell's W. NotApplicable when the cell has none (a clause about W says nothing then)."""
     W = getattr(cell, "weight_hh", None)
     rows_ok = W is not None and W.ndim == 2 and (W.shape[0] == hidden if square else W.shape[0] % hidden == 0)
     if not (isinstance(W, torch.Tensor) and rows_ok and W.shape[1] == hidden):
         shape = f"({hidden}, {hidden})" if square else f"(k·{hidden}, {hidden})"
-        raise MeasurementError(f"the cell exposes no recurrent weight weight_hh of shape {shape} "
-                               "(nn.RNNCell's interface), so its ‖W‖ cannot be read")
+        raise NotApplicable(f"the cell exposes no recurrent weight weight_hh of shape {shape} "
+                            "(nn.RNNCell's interface), so its ‖W‖ cannot be read")
     return W
 
 

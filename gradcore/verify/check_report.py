@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import results
 from .verdicts import CLAUSE_MARK as MARK
-from .verdicts import CLAUSE, UNMEASURED
+from .verdicts import CLAUSE, NOT_APPLICABLE, UNMEASURED
 from .views import measured, num, table
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def counts(results: list[ClauseResult]) -> dict[str, int]:
     """Clauses that ran, held, were violated and could not be measured (info clauses included)."""
     verdicts = [r.verdict for r in results]
     return {"ran": len(verdicts), "held": verdicts.count(CLAUSE[True]), "violated": verdicts.count(CLAUSE[False]),
-            "unmeasured": verdicts.count(UNMEASURED), "inconclusive": verdicts.count(CLAUSE[None])}
+            "unmeasured": verdicts.count(UNMEASURED), "inconclusive": verdicts.count(CLAUSE[None]),
+            "not_applicable": verdicts.count(NOT_APPLICABLE)}
 
 
 def summary_line(results: list[ClauseResult]) -> str:
@@ -60,6 +61,7 @@ def summary_line(results: list[ClauseResult]) -> str:
     an interval that could not decide is counted too, when there is one)."""
     n = counts(results)
     undecided = f", {n['inconclusive']} inconclusive" if n["inconclusive"] else ""
+    undecided += f", {n['not_applicable']} did not apply" if n["not_applicable"] else ""
     return (f"{n['ran']} clauses ran, {n['held']} held, {n['violated']} violated, "
             f"{n['unmeasured']} could not be measured{undecided}")
 

@@ -16,12 +16,14 @@ RELATIONS = ("==", "<=", ">=", "<", ">")
 VERDICTS = ("refuted", "conditional", "inconclusive", "verified")
 MARK = {"verified": "✅ verified", "conditional": "⚠️ conditional",
         "refuted": "❌ refuted", "inconclusive": "❔ inconclusive"}
-# A clause of a technique contract: the check's outcome, or that it could not be measured.
+# A clause of a technique contract: the check's outcome, that it could not be measured, or that it does not apply.
 CLAUSE = {True: "holds", False: "violated", None: "inconclusive"}
 UNMEASURED = "unmeasured"
-CLAUSE_VERDICTS = (*CLAUSE.values(), UNMEASURED)
+# A clause whose precondition the technique does not meet (an RMS clause on a centring norm).
+NOT_APPLICABLE = "does not apply"
+CLAUSE_VERDICTS = (*CLAUSE.values(), UNMEASURED, NOT_APPLICABLE)
 CLAUSE_MARK = {"holds": "✅ holds", "violated": "❌ violated", "inconclusive": "❔ inconclusive",
-               UNMEASURED: "⛔ could not be measured"}
+               UNMEASURED: "⛔ could not be measured", NOT_APPLICABLE: "➖ does not apply"}
 
 
 def holds(relation: str, claimed: float, measured: float, slack: float) -> bool:

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from ...errors import CheckError, GradcoreError, TimeLimitError  # noqa: F401  (CheckError re-exported)
+from ...errors import CheckError, GradcoreError, NotApplicable, TimeLimitError  # noqa: F401  (CheckError re-exported)
 from ...measure import Measurement
 from ..record import constant, plain
 from .. import sandbox
 from ..timelimit import DEFAULT_TIME_LIMIT_S, time_limit
-from ..verdicts import CLAUSE, CLAUSE_VERDICTS, UNMEASURED  # noqa: F401  (re-exported)
+from ..verdicts import CLAUSE, CLAUSE_VERDICTS, NOT_APPLICABLE, UNMEASURED  # noqa: F401  (re-exported)
 
 
 
@@ -148,9 +148,10 @@ def raised_by_technique(error: BaseException) -> bool:
                if not f.filename.startswith("<"))
 
 
-def _unmeasured(clause: Clause, reason: str, start: float) -> ClauseResult:
-    return ClauseResult(clause.id, clause.claims, clause.statement, UNMEASURED, clause.gate, {}, None,
-                        f"could not be measured: {reason}", time.perf_counter() - start)
+def _unmeasured(clause: Clause, reason: str, start: float, verdict: str = UNMEASURED) -> ClauseResult:
+    prefix = "does not apply" if verdict == NOT_APPLICABLE else "could not be measured"
+    return ClauseResult(clause.id, clause.claims, clause.statement, verdict, clause.gate, {}, None,
+                        f"{prefix}: {reason}", time.perf_counter() - start)
 
 
 def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult:
@@ -159,7 +160,8 @@ def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult
     The technique raising on a valid probe input violates the clause; gradcore's own
     failure (a gradcore error, an exception that never passed through the technique's
     code, the time limit, a technique that changed grad mode or the default dtype while
-    measured) leaves it unmeasured, with the reason.
+    measured) leaves it unmeasured, with the reason. A clause whose precondition the technique
+    does not meet raises :class:`~gradcore.errors.NotApplicable`: "does not apply".
     """
     start = time.perf_counter()
     try:
@@ -167,6 +169,8 @@ def run_clause(clause: Clause, subject: Any, settings: Settings) -> ClauseResult
             out = clause.measure(subject, settings)
     except CheckError:
         raise
+    except NotApplicable as e:
+        return _unmeasured(clause, str(e), start, NOT_APPLICABLE)
     except GradcoreError as e:
         return _unmeasured(clause, str(e), start)
     except (Exception, SystemExit) as e:   # a technique calling sys.exit must not end gradcore

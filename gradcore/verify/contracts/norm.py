@@ -11,8 +11,8 @@ recipes) with the technique passed as ``Given``; a non-finite output or Jacobian
 explosion (∞), never a small number. Standardisation (NORM-01/02: 002 "使其具有零均值和单位方差",
 004 Def. 3.3.10's biased σ²_B) is judged over each axis the layer centres, the RMS definition
 (NORM-06/07: 004 Def. 3.3.13) on a layer that centres nowhere; a probe batch with offset rows and
-columns decides which applies, and the other clause says "does not apply" (could not be measured),
-never a pass. Both describe the layer (not gating) because each fits only one type of norm.
+columns decides which applies, and the other clause says "does not apply" (neither a pass nor a
+failure), so both gate.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import MeasurementError
+from ...errors import NotApplicable
 from ...measure import Given
 from ...measure import normalisation as M
 from ._stack import SEEDS, banded_transfer, undecided_note
@@ -190,9 +190,9 @@ def standardises(s: NormSubject, settings: Settings) -> Outcome:
     estimator: an unbiased one leaves (n − 1)/n), over each axis the layer centres."""
     axes, fact = _centring(s, settings)
     if not axes:
-        raise MeasurementError(f"does not apply: the layer centres its output over neither the batch nor the "
-                               f"features ({fact} on a probe batch with offset rows and columns), so it is "
-                               f"not a standardising norm (an RMS-type layer is checked by rms-definition)")
+        raise NotApplicable(f"the layer centres its output over neither the batch nor the "
+                            f"features ({fact} on a probe batch with offset rows and columns), so it is "
+                            f"not a standardising norm (an RMS-type layer is checked by rms-definition)")
     constants: dict[str, Any] = {"centred on the probe": fact}
     cex = None
     for axis in axes:
@@ -222,9 +222,9 @@ def rms_definition(s: NormSubject, settings: Settings) -> Outcome:
     zero-mean h it equals LayerNorm with the same γ, β = 0) for a layer that does not centre."""
     axes, fact = _centring(s, settings)
     if axes:
-        raise MeasurementError(f"does not apply: the layer centres its output over "
-                               f"{' and '.join(M.AXES[a] for a in axes)} ({fact}), so it is not an RMS-type "
-                               f"layer (a standardising norm is checked by standardises)")
+        raise NotApplicable(f"the layer centres its output over "
+                            f"{' and '.join(M.AXES[a] for a in axes)} ({fact}), so it is not an RMS-type "
+                            f"layer (a standardising norm is checked by standardises)")
     common = dict(make=_given(s), width=WIDTH, seeds=settings.seeds, seed=settings.seed, profile=settings.profile,
                   device=settings.device)
     rms, ln = (M.norm_rms_definition(reference=r, **common) for r in ("rms", "layer_norm"))
@@ -287,11 +287,11 @@ CLAUSES = (
            f"over each axis the layer centres (batch or features), the output as built has mean 0 and biased "
            f"variance 1 within {STANDARD_TOL:g} for every input whose spread there is ≥ {M.MIN_SPREAD:g} "
            f"(an unbiased 1/(n−1) variance leaves (n−1)/n); does not apply to a layer that centres nowhere",
-           standardises, gate=False),
+           standardises),
     Clause("rms-definition", ("NORM-06", "NORM-07"),
            f"a layer that does not centre equals h/RMS(h)⊙γ (γ its output on all-ones rows) within {RMS_TOL:g} "
            f"relative for RMS(h) ≥ {M.MIN_SPREAD:g} (float32), and LayerNorm with that γ, β = 0 on zero-mean h; "
-           f"does not apply to a centring layer", rms_definition, gate=False),
+           f"does not apply to a centring layer", rms_definition),
     Clause("deep-stack", ("NORM-04",),
            f"in a deep Linear→norm→ReLU stack with oversized weights the per-layer gradient factor λ "
            f"lies in {list(TRANSFER_BAND)}", deep_stack),

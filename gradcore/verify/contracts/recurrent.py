@@ -226,7 +226,8 @@ CLAUSES = CLAUSES + (
     Clause("weight-norm-bound", ("RNN-07", "LIT-07"),
            f"a cell with a square recurrent weight W_hh (γ = sup|σ'| = 1) obeys ‖∂s_t/∂s_0‖₂ ≤ ‖W_hh‖₂^t for "
            f"t ≤ {BOUND_STEPS} on every searched trajectory, at its default init and with ‖W_hh‖₂ = {CONTRACTIVE} "
-           "(contractive: gradients vanish at least as η^t)", weight_norm_bound, gate=False),
+           "(contractive: gradients vanish at least as η^t); does not apply to a cell without one",
+           weight_norm_bound),
     Clause("large-weight-explodes", ("RNN-08",),
            f"with its recurrent weight rescaled to ‖W_hh‖₂ = {LARGE_NORM:g}, BPTT gradients grow through the "
            "cell's nonlinearity: per-step factor > 1", large_weight_explodes, gate=False),
