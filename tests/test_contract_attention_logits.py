@@ -10,9 +10,7 @@ from gradcore import attention as at
 from gradcore.measure import attention as M
 from gradcore.testing import check_technique
 
-
-def _clause(result, cid):
-    return next(r for r in result.results if r.clause == cid)
+from .contract_helpers import clause_of
 
 
 def temperature_4(q, k, v):
@@ -32,21 +30,21 @@ def hard_attention(q, k, v):
 
 def test_unscaled_logits_have_variance_d_k_and_violate():
     bad = check_technique(at.unscaled_attention, kind="attention")
-    clause = _clause(bad, "logit-variance")
+    clause = clause_of(bad, "logit-variance")
     p = clause.constants["exponent p in Var(logits) ∝ d_k^p"]
     assert clause.verdict == "violated" and p.interval[0] > 0.5 and abs(p.value - 1) < 0.1
     # LIT-01 / ATTN-01: the raw q·k of unit-variance q, k has variance d_k
     for d in (16, 64, 256):
         assert clause.constants[f"Var(logits)/d_k, d_k={d}"] == pytest.approx(1.0, abs=0.1)
     good = check_technique(at.attention, kind="attention")
-    clause = _clause(good, "logit-variance")
+    clause = clause_of(good, "logit-variance")
     assert clause.verdict == "holds" and abs(clause.constants["exponent p in Var(logits) ∝ d_k^p"].value) < 0.1
 
 
 def test_a_fixed_temperature_violates_and_mup_scaling_holds():
-    fixed = _clause(check_technique(temperature_4, kind="attention"), "logit-variance")
+    fixed = clause_of(check_technique(temperature_4, kind="attention"), "logit-variance")
     assert fixed.verdict == "violated" and fixed.constants["Var(logits)/d_k, d_k=256"] == pytest.approx(1 / 16, rel=0.1)
-    mup = _clause(check_technique(mup_attention, kind="attention"), "logit-variance")
+    mup = clause_of(check_technique(mup_attention, kind="attention"), "logit-variance")
     assert mup.verdict == "holds" and mup.constants["exponent p in Var(logits) ∝ d_k^p"].value == pytest.approx(-1, abs=0.1)
 
 
@@ -58,13 +56,13 @@ def test_logit_variance_reads_the_softmax_logits():
 
 
 def test_hard_attention_logits_cannot_be_read():
-    clause = _clause(check_technique(hard_attention, kind="attention"), "logit-variance")
+    clause = clause_of(check_technique(hard_attention, kind="attention"), "logit-variance")
     assert clause.verdict == "unmeasured" and "zero or negative weights" in clause.note
 
 
 def test_saturation_describes_the_vanishing_gradient():
     res = check_technique(at.attention, kind="attention")
-    clause = _clause(res, "saturation")
+    clause = clause_of(res, "saturation")
     assert not clause.gate and clause.verdict == "holds"
     assert clause.constants["mean max weight, q ×1000"].value > 0.95 and clause.constants["ratio"] < 0.1
     base = clause.constants["‖∂/∂q_i‖, q ×1"]

@@ -21,8 +21,8 @@ from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.cli import main
 from gradcore.verify.contracts import CheckError, contract
-from gradcore.verify.contracts import convolution as C
-from gradcore.verify.contracts.base import run_clause
+
+from .contract_helpers import run_clauses
 
 SPEC = "tests.test_contract_convolution"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -64,14 +64,8 @@ def not_a_module(channels: int) -> int:
     return channels
 
 
-def _clause(cid: str):
-    return next(c for c in C.CLAUSES if c.id == cid)
-
-
 def _verdicts(obj, *ids: str) -> dict[str, str]:
-    settings = settings_for()
-    s = C.subject(obj, "t", "make = ...", settings)
-    return {cid: run_clause(_clause(cid), s, settings).verdict for cid in ids}
+    return {cid: r.verdict for cid, r in run_clauses("convolution", obj, *ids, name="t").items()}
 
 
 CONFIGS = [

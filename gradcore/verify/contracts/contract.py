@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from torch import nn
@@ -140,6 +140,8 @@ class Contract:
     clauses: ClassVar[tuple[Clause, ...]]
     signature: ClassVar[Signature | None] = Signature()   # None: never inferred (pass the kind)
     never_inferred: ClassVar[str] = "this kind is never inferred"
+    # kind -> why an object both kinds recognise is of this kind (an ambiguity settled, not guessed)
+    precedes: ClassVar[dict[str, str]] = {}
     smoke_failure: ClassVar[str | None] = None   # prefix of the one-line error when the smoke test raises
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -262,6 +264,22 @@ class Contract:
     def builtins(cls) -> dict[str, tuple[Any, str]]:
         """Each built-in with the setup lines that rebuild it, generated from the object."""
         return {name: (obj, rebuild(obj, cls.binding)) for name, obj in cls.objects().items()}
+
+
+def settle(answers: dict[str, Inference]) -> list[Inference]:
+    """The matching answers that no other matching kind ``precedes``, each winner's reason saying
+    which kinds it was preferred to and why (a Post-LN block is a transformer, not a norm)."""
+    matching = {k: a for k, a in answers.items() if a.matches}
+    beaten = {loser: (k, why) for k in matching for loser, why in Contract.registry[k].precedes.items()
+              if loser in matching}
+    winners = []
+    for k, answer in matching.items():
+        if k in beaten:
+            continue
+        over = [f"it also looks like {loser} ({matching[loser].reason}), but {why}"
+                for loser, (winner, why) in beaten.items() if winner == k]
+        winners.append(replace(answer, reason="; ".join([answer.reason, *over])) if over else answer)
+    return winners
 
 
 def declared_kind(obj: Any) -> str | None:

@@ -18,12 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from ...diffusion import Schedule
 from ...measure import Given
 from ...measure import diffusion as M
 from ...measure import schedules as S
 from ..verdicts import decide
 from .base import CheckError, Clause, Outcome, Settings
-from .contract import Contract
+from .contract import Contract, Signature
 
 KIND = "diffusion"
 PRIOR_BITS = 10 ** -4.5     # LIT-03: L_T within half a decade of Ho et al.'s 1e-5 bits/dim (or below)
@@ -40,18 +43,25 @@ class DiffusionSubject:
     role: str     # 'schedule', 'weighting' or 'builtin'
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> DiffusionSubject:
-    role = M.role(obj)
-    if role is None:
+def _role(obj: Any) -> str | None:
+    """Inference: why ``obj`` is neither a schedule nor a loss weighting, by type and parameter name."""
+    return None if M.role(obj) is not None else "its one required parameter is not named t, snr or sigma"
+
+
+def prepare(obj: Any, settings: Settings) -> Any:
+    if M.role(obj) is None:
         raise CheckError("expected ᾱ_t (a tensor of T = 1000 values, or a function of t) or a loss weighting "
                          f"(a function of snr or sigma); got {type(obj).__name__}")
-    M.resolve(obj, settings.device)   # smoke test: one-line InputError for a bad schedule or weighting
-    return DiffusionSubject(name, obj, setup, role)
+    return obj
 
 
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A function whose one required parameter is named ``t``, ``snr`` or ``sigma`` (or a Schedule)."""
-    return M.role(obj) is not None
+def smoke(obj: Any, settings: Settings) -> None:
+    """One-line InputError for a bad schedule or weighting (non-finite, ᾱ outside (0, 1], increasing, ...)."""
+    M.resolve(obj, settings.device)
+
+
+def build(obj: Any, given: Any, name: str, setup: str, settings: Settings) -> DiffusionSubject:
+    return DiffusionSubject(name, obj, setup, M.role(obj))
 
 
 def _given(s: DiffusionSubject) -> Given:
@@ -142,5 +152,12 @@ def objects() -> dict[str, Any]:
 
 
 class DiffusionContract(Contract):
+    """ᾱ_t (a Schedule, or a function of ``t``) or a loss weighting (a function of ``snr`` or ``sigma``)."""
+
     kind, binding, clauses = KIND, "technique", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    signature = Signature(recognised=(M.Technique, Schedule, torch.Tensor))   # ᾱ_1..ᾱ_T as a tensor
+    # a function of t, snr or sigma that is a valid schedule or weighting is usually finite on [−3, 3] too
+    precedes = {"activation": "its parameter is named t, snr or sigma and it is a valid ᾱ_t schedule or loss "
+                              "weighting (an activation's argument has no such name)"}
+    prepare, excludes, smoke = staticmethod(prepare), staticmethod(_role), staticmethod(smoke)
+    build, objects = staticmethod(build), staticmethod(objects)

@@ -75,26 +75,26 @@ def _invertible(layer: Any, make: Any, settings: Settings) -> None:
                          f"(relative, > {gap.bound:g})")
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> FlowSubject:
+def prepare(obj: Any, settings: Settings) -> Any:
+    """The factory itself: a layer instance is refused (a stack needs freshly drawn layers)."""
     if isinstance(obj, nn.Module):
         raise CheckError("pass the flow layer's class or a factory dim -> layer, not an instance "
                          "(a stack needs freshly drawn layers)")
     callable_or_fail(obj)
-    smoke(obj, settings)
-    return FlowSubject(name, obj, setup)
+    return obj
 
 
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A class (or factory) whose layers have an ``inverse`` and report a log-determinant."""
-    if isinstance(obj, nn.Module) or not callable(obj):
-        return False
+def excludes(obj: Any) -> str | None:
+    """Inference: a layer instance, or a class whose layers have no ``inverse``, is no flow factory."""
+    if isinstance(obj, nn.Module):
+        return "it is an nn.Module instance, not a factory dim -> layer"
     if inspect.isclass(obj) and not callable(getattr(obj, "inverse", None)):
-        return False
-    try:
-        smoke(obj, settings)
-        return True
-    except Exception:
-        return False
+        return "its layers have no inverse(y) method"
+    return None
+
+
+def build(make: Any, obj: Any, name: str, setup: str, settings: Settings) -> FlowSubject:
+    return FlowSubject(name, make, setup)
 
 
 def logdet_exact(s: FlowSubject, settings: Settings) -> Outcome:
@@ -164,5 +164,8 @@ def objects() -> dict[str, Any]:
 
 
 class FlowContract(Contract):
+    """A factory ``dim -> layer`` (a class or a function) whose layers are invertible and report log|det J|."""
+
     kind, binding, clauses = KIND, "make", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    prepare, excludes, smoke = staticmethod(prepare), staticmethod(excludes), staticmethod(smoke)
+    build, objects = staticmethod(build), staticmethod(objects)

@@ -64,10 +64,19 @@ def _build(obj: Any, args: tuple[int, ...], must: str) -> Any:
 DENSE_MUST = "a dense-block factory must accept (k, width) and return a module mapping (batch, width) to (batch, …)"
 
 
-def dense_smoke(obj: Any, settings: Settings) -> None:
+def _factory(obj: Any, refusal: str) -> Any:
+    """``obj`` as a factory: callable, and not a module built already (``refusal``: its size cannot vary)."""
     callable_or_fail(obj)
     if isinstance(obj, nn.Module):
-        raise CheckError(f"{DENSE_MUST}, not a module built already (its k cannot be varied)")
+        raise CheckError(refusal)
+    return obj
+
+
+def dense_prepare(obj: Any, settings: Settings) -> Any:
+    return _factory(obj, f"{DENSE_MUST}, not a module built already (its k cannot be varied)")
+
+
+def dense_smoke(obj: Any, settings: Settings) -> None:
     blocks = [_build(obj, (k, WIDTH), DENSE_MUST) for k in KS[:2]]
     x = settings.randn(4, WIDTH, offset=13)
     for k, block in zip(KS[:2], blocks):
@@ -81,27 +90,20 @@ def dense_smoke(obj: Any, settings: Settings) -> None:
                          "the factory must add layers as k grows")
 
 
-def dense_subject(obj: Any, name: str, setup: str, settings: Settings) -> FactorySubject:
-    dense_smoke(obj, settings)
-    return FactorySubject(name, obj, setup)
-
-
-def _takes(obj: Any, count: int) -> bool:
+def _takes(obj: Any, count: int) -> str | None:
+    """Inference: why ``obj`` is no factory of ``count`` arguments (an instance, or a call that cannot
+    bind them; a class is asked about its constructor), or None."""
+    if isinstance(obj, nn.Module):
+        return "it is an nn.Module instance, not a factory"
     try:
         inspect.signature(obj).bind(*range(1, count + 1))
-        return True
+        return None
     except (TypeError, ValueError):
-        return False
+        return f"it cannot be called with {count} positional argument(s)"
 
 
-def dense_looks_like(obj: Any, settings: Settings) -> bool:
-    if isinstance(obj, nn.Module) or not callable(obj) or not _takes(obj, 2):
-        return False
-    try:
-        dense_smoke(obj, settings)
-        return True
-    except Exception:
-        return False
+def build(obj: Any, given: Any, name: str, setup: str, settings: Settings) -> FactorySubject:
+    return FactorySubject(name, obj, setup)
 
 
 def sqrt_k_growth(s: FactorySubject, settings: Settings) -> Outcome:
@@ -161,10 +163,11 @@ def _unet_output(net: Any, depth: int, settings: Settings) -> torch.Tensor:
                          "must map N×C×H×W to N×C′×H′×W′;")
 
 
+def unet_prepare(obj: Any, settings: Settings) -> Any:
+    return _factory(obj, f"{UNET_MUST}, not a model built already (its depth cannot be varied)")
+
+
 def unet_smoke(obj: Any, settings: Settings) -> None:
-    callable_or_fail(obj)
-    if isinstance(obj, nn.Module):
-        raise CheckError(f"{UNET_MUST}, not a model built already (its depth cannot be varied)")
     nets = [_build(obj, (d,), UNET_MUST) for d in DEPTHS[:2]]
     try:
         firsts = [U.first_conv(n).in_channels if isinstance(n, nn.Module) else None for n in nets]
@@ -178,21 +181,6 @@ def unet_smoke(obj: Any, settings: Settings) -> None:
     if _size(nets[0]) == _size(nets[1]):
         raise CheckError("make(1) and make(2) built the same number of parameters: the factory must build a "
                          "deeper model for a larger depth")
-
-
-def unet_subject(obj: Any, name: str, setup: str, settings: Settings) -> FactorySubject:
-    unet_smoke(obj, settings)
-    return FactorySubject(name, obj, setup)
-
-
-def unet_looks_like(obj: Any, settings: Settings) -> bool:
-    if isinstance(obj, nn.Module) or not callable(obj) or not _takes(obj, 1):
-        return False
-    try:
-        unet_smoke(obj, settings)
-        return True
-    except Exception:
-        return False
 
 
 def long_skips(s: FactorySubject, settings: Settings) -> Outcome:
@@ -230,12 +218,16 @@ def unet_objects() -> dict[str, Any]:
 
 
 class DenseContract(Contract):
+    """A factory ``make(k, width)`` of dense blocks whose k can be varied."""
+
     kind, binding, clauses = "dense", "make", DENSE_CLAUSES
-    subject, looks_like = staticmethod(dense_subject), staticmethod(dense_looks_like)
-    objects = staticmethod(dense_objects)
+    prepare, smoke, build = staticmethod(dense_prepare), staticmethod(dense_smoke), staticmethod(build)
+    excludes, objects = staticmethod(lambda obj: _takes(obj, 2)), staticmethod(dense_objects)
 
 
 class UNetContract(Contract):
+    """A factory ``make(depth)`` of encoder–decoders whose depth can be varied."""
+
     kind, binding, clauses = "unet", "make", UNET_CLAUSES
-    subject, looks_like = staticmethod(unet_subject), staticmethod(unet_looks_like)
-    objects = staticmethod(unet_objects)
+    prepare, smoke, build = staticmethod(unet_prepare), staticmethod(unet_smoke), staticmethod(build)
+    excludes, objects = staticmethod(lambda obj: _takes(obj, 1)), staticmethod(unet_objects)
