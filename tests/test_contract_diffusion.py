@@ -172,8 +172,17 @@ def test_kind_inference():
     assert looks(M.Technique("linear", "snr"), settings) and looks(SHORT, settings)
     assert not looks(torch.tanh, settings) and not looks(lambda x: x, settings) and not looks(3, settings)
     assert infer_kind(p2_weight, settings).kind == "diffusion"    # (1+snr)^-0.5 is NaN below -1: no activation
-    with pytest.raises(CheckError, match="ambiguous"):        # finite everywhere: an activation too
-        infer_kind(snr_weight, settings)
+    assert not looks(lambda t: torch.tanh(t), settings)   # named t, but ᾱ_t = tanh(t) increases: no schedule
+
+
+@pytest.mark.parametrize("technique, also", [(snr_weight, "activation kind"), (cosine, "activation kind"),
+                                             (unit_x0_weight, "activation kind")])
+def test_a_weighting_or_schedule_finite_on_the_activation_probe_is_inferred_diffusion(technique, also):
+    """v = snr, ᾱ(t) and λ(σ) = 1/σ² are finite elementwise maps on [−3, 3] (activations, and v = snr a
+    clipping rule too); the parameter's name and a valid schedule or weighting make them diffusion."""
+    found = infer_kind(technique, settings_for())
+    assert found.kind == "diffusion" and also in found.reason and "named t, snr or sigma" in found.reason
+    assert contract("activation").looks_like(technique, settings_for())   # the ambiguity is real, and settled
 
 
 # --- the README example, run as written ------------------------------------------------------------

@@ -198,6 +198,23 @@ def test_kind_inference():
     assert not any(block.looks_like(other, settings) for other in (PerToken, nn.LayerNorm, torch.tanh, Widens, 3))
 
 
+@pytest.mark.parametrize("block", [DeepNormBlock, MisappliedDeepNorm, tr.PostLNBlock(16, 4, 32)],
+                         ids=["DeepNorm", "DeepNorm, α on the branch", "Post-LN instance"])
+def test_a_block_ending_in_layernorm_is_inferred_a_transformer_not_a_norm(block):
+    """Its output is normalised, so the norm kind recognises it too; it mixes tokens, so it is a transformer."""
+    found = infer_kind(block, settings_for())
+    assert found.kind == "transformer"
+    assert "norm kind" in found.reason and "mixes tokens" in found.reason and "\n" not in found.reason
+    assert contract("norm").looks_like(block, settings_for())   # the ambiguity is real, and settled
+
+
+def test_inference_leaves_a_block_instance_as_it_was():
+    """The norm kind's smoke test moves a module to float64 in train mode; the next kind asked saw that."""
+    block = tr.PostLNBlock(16, 4, 32).eval()
+    infer_kind(block, settings_for())
+    assert all(p.dtype == torch.float32 for p in block.parameters()) and not any(m.training for m in block.modules())
+
+
 def test_readme_transformer_example_runs_as_written(tmp_path, monkeypatch, capsys):
     status, shown, got = run_example("mydeepnorm.py", tmp_path, monkeypatch, capsys)
     assert status == 0 and got == shown and ("direct-path", "✅", "holds") in got

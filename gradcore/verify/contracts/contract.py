@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -85,6 +86,27 @@ class Signature:
         if n is not None and not (required <= n and (variadic or len(positional) >= n)):
             return f"its call does not take {n} positional argument(s) (it requires {required})"
         return None
+
+
+@contextmanager
+def _unchanged(obj: Any) -> Iterator[None]:
+    """Puts a module instance back as it was: its parameters' tensors (dtype, device), its buffers'
+    values (BatchNorm's running statistics) and each submodule's train/eval mode."""
+    if not isinstance(obj, nn.Module):
+        yield
+        return
+    params = [(p, p.data) for p in obj.parameters()]
+    buffers = [(m, name, b.detach().clone()) for m in obj.modules() for name, b in m._buffers.items() if b is not None]
+    modes = [(m, m.training) for m in obj.modules()]
+    try:
+        yield
+    finally:
+        for p, data in params:
+            p.data = data
+        for m, name, b in buffers:
+            m._buffers[name] = b
+        for m, training in modes:
+            m.training = training
 
 
 def _is_module(obj: Any) -> bool:
@@ -214,7 +236,13 @@ class Contract:
 
     @classmethod
     def infer(cls, obj: Any, settings: Settings) -> Inference:
-        """Cheap signature questions first, then the smoke test once; never raises."""
+        """Cheap signature questions first, then the smoke test once; never raises, and leaves a module
+        instance as it found it (the next kind asks about the technique, not what a smoke test made of it)."""
+        with _unchanged(obj):
+            return cls._infer(obj, settings)
+
+    @classmethod
+    def _infer(cls, obj: Any, settings: Settings) -> Inference:
         if cls._long_form("looks_like"):
             matches = bool(cls.looks_like(obj, settings))
             return Inference(cls.kind, matches, f"its contract's looks_like {'accepts' if matches else 'refuses'} it")
@@ -276,7 +304,7 @@ def settle(answers: dict[str, Inference]) -> list[Inference]:
     for k, answer in matching.items():
         if k in beaten:
             continue
-        over = [f"it also looks like {loser} ({matching[loser].reason}), but {why}"
+        over = [f"it also passes the {loser} kind's questions ({matching[loser].reason}), but {why}"
                 for loser, (winner, why) in beaten.items() if winner == k]
         winners.append(replace(answer, reason="; ".join([answer.reason, *over])) if over else answer)
     return winners

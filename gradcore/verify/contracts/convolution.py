@@ -21,7 +21,7 @@ from torch import nn
 from ...measure import Given, Measurement
 from ...measure import conv as M
 from ..verdicts import decide
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
 from .contract import Contract
 
 KIND = "convolution"
@@ -73,17 +73,8 @@ def _output(obj: Any, channels: int, side: int, settings: Settings) -> torch.Ten
 def shaped_output(layer: Any, x: torch.Tensor, what: str, must: str) -> torch.Tensor:
     """``layer(x)``: a finite tensor with as many dimensions as ``x`` and its batch, else one CheckError
     line naming ``what``, the input's shape and what it ``must`` do."""
-    on = f"a {tuple(x.shape)} input"
-    try:
-        y = layer(x)
-    except Exception as e:
-        raise CheckError(f"{what} failed on {on}: {type(e).__name__}: {e}") from None
-    if not isinstance(y, torch.Tensor) or y.dim() != x.dim() or y.shape[0] != x.shape[0]:
-        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise CheckError(f"{what} {must} on {on} it returned {got}")
-    if not bool(torch.isfinite(y).all()):
-        raise CheckError(f"{what} returned non-finite values on {on}")
-    return y
+    return probe(lambda: layer(x), what=what, on=f"a {tuple(x.shape)} input", must=must,
+                 shape=(x.shape[0], *(None,) * (x.dim() - 1)))
 
 
 def prepare(obj: Any, settings: Settings) -> ConvSubject:

@@ -156,8 +156,9 @@ class DiffusionContract(Contract):
 
     kind, binding, clauses = KIND, "technique", CLAUSES
     signature = Signature(recognised=(M.Technique, Schedule, torch.Tensor))   # ᾱ_1..ᾱ_T as a tensor
-    # a function of t, snr or sigma that is a valid schedule or weighting is usually finite on [−3, 3] too
-    precedes = {"activation": "its parameter is named t, snr or sigma and it is a valid ᾱ_t schedule or loss "
-                              "weighting (an activation's argument has no such name)"}
+    # a valid schedule or weighting is usually finite on [−3, 3] too (an activation), and v = snr maps a
+    # list of gradients to itself (a clipping rule): its parameter's name says which it is
+    precedes = dict.fromkeys(("activation", "clipping"), "its one parameter is named t, snr or sigma and it is "
+                             "a valid ᾱ_t schedule or loss weighting")
     prepare, excludes, smoke = staticmethod(prepare), staticmethod(_role), staticmethod(smoke)
     build, objects = staticmethod(build), staticmethod(objects)
