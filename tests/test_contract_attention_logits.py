@@ -67,3 +67,32 @@ def test_saturation_describes_the_vanishing_gradient():
     assert clause.constants["mean max weight, q ×1000"].value > 0.95 and clause.constants["ratio"] < 0.1
     base = clause.constants["‖∂/∂q_i‖, q ×1"]
     assert clause.constants["ratio"] == pytest.approx(clause.constants["‖∂/∂q_i‖, q ×1000"].value / base.value)
+
+
+def attention_built_for_d8(q, k, v):
+    """Scaled attention that accepts only q, k of width 8 (as a module built for one width does)."""
+    if q.shape[-1] != 8:
+        raise ValueError(f"built for d_k = 8, got {q.shape[-1]}")
+    return torch.softmax(q @ k.T / 8 ** 0.5, dim=-1) @ v
+
+
+def test_multihead_attention_built_for_one_width_is_measured_at_its_own_width():
+    """Issue 24: nn.MultiheadAttention(8, 2) fails at d_k = 16; its saturation is measured at d_k = 8
+    (values of width 8), stated, rather than 'could not be measured'."""
+    from .hostile_techniques import fixed_width_mha
+
+    sat = clause_of(check_technique(fixed_width_mha, kind="attention"), "saturation")
+    assert sat.verdict == "holds" and "measured at d_k = 8, values of width 8" in sat.note and "\n" not in sat.note
+    base, big = sat.constants["‖∂/∂q_i‖, q ×1"], sat.constants["‖∂/∂q_i‖, q ×1000"]
+    assert base.sizes["d_k"] == big.sizes["d_k"] == 8 and base.sizes["d_v"] == 8
+    assert sat.constants["ratio"] < 0.05                      # ×1000 queries saturate MHA's softmax too
+    assert "mean max weight, q ×1000" not in sat.constants    # A = attend(q, k, I_16) needs values of width 16
+
+
+def test_row_stochastic_of_attention_built_for_one_width_is_measured_at_that_width():
+    res = check_technique(attention_built_for_d8, kind="attention")
+    rows = clause_of(res, "row-stochastic")
+    assert rows.verdict == "holds" and rows.note.startswith("measured at d_k = 8:")
+    assert rows.constants["max |Σ_j A_ij − 1|"].sizes["d_k"] == 8
+    # an exponent over d_k needs several widths: still stated as not measurable
+    assert {r.clause for r in res.unmeasured} == {"no-saturation", "gradient-scale", "logit-variance"}
