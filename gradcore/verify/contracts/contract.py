@@ -10,13 +10,14 @@ A kind module is its clauses plus a short declaration (issue 22)::
 
 and, where the kind needs them, the hooks ``prepare`` (validate the object and turn it into
 what the smoke test runs), ``recognises`` (a question on the smoke test's result, e.g. "the
-output is normalised") and ``build`` (the subject the clauses receive; by default a
-:class:`Subject`). The binding its reproductions bind a technique to defaults to the kind's
+output is normalised"), ``excludes`` (a cheap kind-specific question before the smoke test) and
+``build`` (the subject the clauses receive; by default a :class:`Subject`). ``precedes`` settles
+an object two kinds recognise (:func:`settle`: a Post-LN block is a transformer, not a norm). The binding its reproductions bind a technique to defaults to the kind's
 name. Defining the subclass registers the kind: ``gradcore check`` and
 ``gradcore.testing`` find it in :attr:`Contract.registry`, and nothing else needs editing.
 
-The long form still works: a subclass that defines ``subject``, ``looks_like`` and
-``objects`` itself (as static methods) registers and is checked as before; kind inference
+The long form still works (the optimiser kind uses it): a subclass that defines ``subject``,
+``looks_like`` and ``objects`` itself (as static methods) registers and is checked as before; kind inference
 then asks its ``looks_like`` and ``subject`` runs its own smoke test. A built-in's setup
 lines are generated from the object (:func:`rebuild`), never typed.
 """

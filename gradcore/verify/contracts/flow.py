@@ -11,32 +11,19 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ...measure import Given
 from ...measure import flows as M
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
-from .contract import Contract
+from .contract import Contract, Subject
 
 KIND = "flow"
 DIM, BATCH = M.DIM, 4
 GROWTH = math.log(1.02)    # per-layer log-growth of the input gradient above which a stack explodes
 SEEDS = (8, 32)            # stacks per growth estimate: 8 first, 32 when 8 leave the decision open
-
-
-@dataclass(frozen=True)
-class FlowSubject:
-    name: str
-    make: Any     # the factory dim -> layer, as given
-    setup: str    # Python lines binding ``make``
-
-    @property
-    def given(self) -> Given:
-        return Given(self.make, "make", self.setup)
 
 
 def smoke(make: Any, settings: Settings) -> None:
@@ -93,11 +80,7 @@ def excludes(obj: Any) -> str | None:
     return None
 
 
-def build(make: Any, obj: Any, name: str, setup: str, settings: Settings) -> FlowSubject:
-    return FlowSubject(name, make, setup)
-
-
-def logdet_exact(s: FlowSubject, settings: Settings) -> Outcome:
+def logdet_exact(s: Subject, settings: Settings) -> Outcome:
     gap = M.logdet_residual(layer=s.given, seed=settings.seed, device=settings.device)
     holds = gap.value <= gap.bound           # ∞ (a NaN logdet) fails
     cex = None if holds else {"max |reported − autograd log|det J||": gap.value, "points": "N(0, I) × {1, 3}",
@@ -105,7 +88,7 @@ def logdet_exact(s: FlowSubject, settings: Settings) -> Outcome:
     return Outcome(holds, {"max |logdet − log|det J||": gap, "bound": gap.bound}, cex)
 
 
-def spectrum(s: FlowSubject, settings: Settings) -> Outcome:
+def spectrum(s: Subject, settings: Settings) -> Outcome:
     """σ_max and σ_min of one layer's Jacobian beside its log-determinant: det says nothing of σ_max."""
     top = M.sigma_max(layer=s.given, seed=settings.seed, device=settings.device)
     low = M.sigma_min(layer=s.given, seed=settings.seed, device=settings.device)
@@ -113,7 +96,7 @@ def spectrum(s: FlowSubject, settings: Settings) -> Outcome:
                           "κ(J)": top.value / low.value if low.value > 0 else math.inf})
 
 
-def stack_growth(s: FlowSubject, settings: Settings) -> Outcome:
+def stack_growth(s: Subject, settings: Settings) -> Outcome:
     for seeds in SEEDS:        # per-seed slopes spread widely (the FLOW-02 couplings: 0.03–0.19): more when undecided
         m = M.growth_rate(layer=s.given, param=0.0, seeds=seeds * settings.scale, device=settings.device)
         lo, hi = m.interval
@@ -168,4 +151,4 @@ class FlowContract(Contract):
 
     kind, binding, clauses = KIND, "make", CLAUSES
     prepare, excludes, smoke = staticmethod(prepare), staticmethod(excludes), staticmethod(smoke)
-    build, objects = staticmethod(build), staticmethod(objects)
+    objects = staticmethod(objects)

@@ -14,37 +14,24 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from ...dense import DenseBlock
-from ...measure import Given
 from ...measure import dense as D
 from ...measure import unet as U
 from ...unet import UNet
 from ..verdicts import decide
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
-from .contract import Contract
+from .contract import Contract, Subject
 from .convolution import shaped_output
 
 WIDTH, KS = 16, (2, 4, 8, 16)
 SQRT_K = 0.5 + 0.1           # DENSE-01's exponent 1/2 with the claim's tolerance
 DEPTHS, SIDE = (1, 2, 3, 4), 16
 SHORTER = 0.5                # UNET-01: the skips at least halve the decay rate per level
-
-
-@dataclass(frozen=True)
-class FactorySubject:
-    name: str
-    obj: Any
-    setup: str
-
-    @property
-    def given(self) -> Given:
-        return Given(self.obj, "make", self.setup)
 
 
 def _size(m: Any) -> int | None:
@@ -102,11 +89,7 @@ def _takes(obj: Any, count: int) -> str | None:
         return f"it cannot be called with {count} positional argument(s)"
 
 
-def build(obj: Any, given: Any, name: str, setup: str, settings: Settings) -> FactorySubject:
-    return FactorySubject(name, obj, setup)
-
-
-def sqrt_k_growth(s: FactorySubject, settings: Settings) -> Outcome:
+def sqrt_k_growth(s: Subject, settings: Settings) -> Outcome:
     p = D.user_jacobian_slope(make=s.given, ks=KS, width=WIDTH, seeds=settings.seeds + 2, device=settings.device)
     holds = decide("<=", SQRT_K, p.value, 0.0, p.interval)
     lo, hi = p.interval
@@ -115,7 +98,7 @@ def sqrt_k_growth(s: FactorySubject, settings: Settings) -> Outcome:
     return Outcome(holds, constants, cex, note="" if holds is not None else "the interval straddles 0.6")
 
 
-def versus_sum(s: FactorySubject, settings: Settings) -> Outcome:
+def versus_sum(s: Subject, settings: Settings) -> Outcome:
     k = KS[-1]
     gap = D.sum_over_user(make=s.given, k=k, width=WIDTH, seeds=settings.seeds + 2, device=settings.device)
     holds = decide(">", 0.0, gap.value, 0.0, gap.interval)
@@ -183,7 +166,7 @@ def unet_smoke(obj: Any, settings: Settings) -> None:
                          "deeper model for a larger depth")
 
 
-def long_skips(s: FactorySubject, settings: Settings) -> Outcome:
+def long_skips(s: Subject, settings: Settings) -> Outcome:
     kw = dict(make=s.given, depths=DEPTHS, side=SIDE, seeds=settings.seeds, device=settings.device)
     ratio, slope = U.user_path_length_ratio(**kw), U.user_first_layer_slope(**kw)
     plain = U.first_layer_slope(skips=False, depths=DEPTHS, side=SIDE, seeds=settings.seeds, device=settings.device)
@@ -221,7 +204,7 @@ class DenseContract(Contract):
     """A factory ``make(k, width)`` of dense blocks whose k can be varied."""
 
     kind, binding, clauses = "dense", "make", DENSE_CLAUSES
-    prepare, smoke, build = staticmethod(dense_prepare), staticmethod(dense_smoke), staticmethod(build)
+    prepare, smoke = staticmethod(dense_prepare), staticmethod(dense_smoke)
     excludes, objects = staticmethod(lambda obj: _takes(obj, 2)), staticmethod(dense_objects)
 
 
@@ -229,5 +212,5 @@ class UNetContract(Contract):
     """A factory ``make(depth)`` of encoder–decoders whose depth can be varied."""
 
     kind, binding, clauses = "unet", "make", UNET_CLAUSES
-    prepare, smoke, build = staticmethod(unet_prepare), staticmethod(unet_smoke), staticmethod(build)
+    prepare, smoke = staticmethod(unet_prepare), staticmethod(unet_smoke)
     excludes, objects = staticmethod(lambda obj: _takes(obj, 1)), staticmethod(unet_objects)
