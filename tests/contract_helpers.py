@@ -1,5 +1,5 @@
 """Helpers the technique-kind tests share (tests/test_contract_*.py): one clause's row of a check, a
-constant of it, and clauses run alone on a subject built by the kind's contract."""
+constant of it, clauses run alone on a subject built by the kind's contract, and a README example run."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +7,8 @@ from typing import Any
 from gradcore.verify.check import settings_for
 from gradcore.verify.contracts import contract
 from gradcore.verify.contracts.base import ClauseResult, Settings, run_clause
+
+from .readme_examples import run_example
 
 
 def clause_of(result: Any, cid: str) -> ClauseResult:
@@ -26,3 +28,12 @@ def run_clauses(kind: str, obj: Any, *ids: str, name: str = "technique",
     module = contract(kind)
     subject = module.subject(obj, name, f"{module.binding} = ...", settings)
     return {c.id: run_clause(c, subject, settings) for c in module.clauses if c.id in ids}
+
+
+def run_readme_example(filename: str, tmp_path: Any, monkeypatch: Any, capsys: Any) -> list[tuple[str, ...]]:
+    """The README example in ``filename`` run as written: its output's table is the one the README
+    shows, and it exits 1 where a clause is violated, else 0; the rows back."""
+    status, shown, got = run_example(filename, tmp_path, monkeypatch, capsys)
+    assert len(shown) > 1 and got == shown
+    assert status == (1 if any(row[-1] == "violated" for row in got[1:]) else 0)
+    return got

@@ -19,8 +19,7 @@ from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import CheckError, contract
 from gradcore.verify.contracts import skip as S
 
-from .contract_helpers import run_clauses
-from .test_contract_convolution import run_readme_example
+from .contract_helpers import run_clauses, run_readme_example
 
 
 class MyDense(nn.Module):
@@ -149,4 +148,4 @@ def test_kind_inference():
 
 @pytest.mark.parametrize("module", ["mydense", "myunet"])
 def test_the_readme_examples_run_as_written(module, tmp_path, monkeypatch, capsys):
-    run_readme_example("Worked example — skip architectures", module, tmp_path, monkeypatch, capsys)
+    run_readme_example(f"{module}.py", tmp_path, monkeypatch, capsys)
