@@ -7,25 +7,17 @@ depthwise-separable conv in a ReLU stack) and held by a good one.
 """
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
-from gradcore import conv as Cv
 from gradcore.jacobian import jacobian
 from gradcore.measure import conv as M
 from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
-from gradcore.cli import main
 from gradcore.verify.contracts import CheckError, contract
-from gradcore.verify.contracts import convolution as C
-from gradcore.verify.contracts.base import run_clause
 
-SPEC = "tests.test_contract_convolution"
-README = Path(__file__).resolve().parents[1] / "README.md"
+from .contract_helpers import run_clauses, run_readme_example
 
 
 class WSConv2d(nn.Conv2d):
@@ -64,14 +56,8 @@ def not_a_module(channels: int) -> int:
     return channels
 
 
-def _clause(cid: str):
-    return next(c for c in C.CLAUSES if c.id == cid)
-
-
 def _verdicts(obj, *ids: str) -> dict[str, str]:
-    settings = settings_for()
-    s = C.subject(obj, "t", "make = ...", settings)
-    return {cid: run_clause(_clause(cid), s, settings).verdict for cid in ids}
+    return {cid: r.verdict for cid, r in run_clauses("convolution", obj, *ids, name="t").items()}
 
 
 CONFIGS = [
@@ -180,38 +166,6 @@ def test_kind_inference():
     assert not contract("convolution").looks_like(to_vector, settings)
 
 
-def readme_example(title: str, module: str) -> tuple[str, str, dict[str, str]]:
-    """The ``# module.py`` code block under README's subsection ``title``, the first command run on
-    it, and the verdict that command's output shows for each clause."""
-    text = README.read_text()
-    section = text[text.index(title):]
-    code = re.search(rf"```python\n# {module}\.py\n(.*?)```", section, re.S).group(1)
-    shell = re.search(rf"```text\n\$ (gradcore check {module}:.*?)\n(.*?)```", section, re.S)
-    return code, shell.group(1), _verdict_column(shell.group(2))
-
-
-MARKS = {"✅": "holds", "❌": "violated", "❔": "inconclusive"}
-
-
-def _verdict_column(table: str) -> dict[str, str]:
-    return {line.split()[0]: MARKS[line.split()[1]] for line in table.splitlines()
-            if len(line.split()) > 1 and line.split()[1] in MARKS}
-
-
-def run_readme_example(title: str, module: str, tmp_path, monkeypatch, capsys) -> None:
-    """Write the README's module, run its command as written, and compare every clause's verdict
-    and the exit status with what the README shows."""
-    code, command, shown = readme_example(title, module)
-    (tmp_path / f"{module}.py").write_text(code)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    status = main(command.split()[1:])
-    measured = _verdict_column(capsys.readouterr().out)
-    assert shown and measured == shown
-    assert status == (1 if "violated" in measured.values() else 0)
-
-
 def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
-    run_readme_example("Worked example — a spectrally normalised convolution", "myconvs", tmp_path, monkeypatch,
-                       capsys)
+    run_readme_example("myconvs.py", tmp_path, monkeypatch, capsys)
     assert (tmp_path / "checks" / "sn_conv.json").exists()

@@ -22,16 +22,10 @@ from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.cli import main
 from gradcore.verify.contracts import CheckError, contract
 
+from .contract_helpers import clause_of, value
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 T = M.T_STEPS
-
-
-def _clause(result, cid):
-    return next(r for r in result.results if r.clause == cid)
-
-
-def _value(result, cid, name):
-    return float(_clause(result, cid).constants[name])
 
 
 def _linear_alpha_bar(beta_end: float = 0.02) -> torch.Tensor:
@@ -99,31 +93,31 @@ def test_builtins_measure_what_the_theorems_measure(builtins, device):
 
 def test_snr_ordering_catches_a_clamped_schedule():
     res = check_technique(CLAMPED, kind="diffusion", name="clamped")
-    order = _clause(res, "snr-ordering")
+    order = clause_of(res, "snr-ordering")
     assert order.verdict == "violated"
-    assert _value(res, "snr-ordering", "max_t SNR(t+1) − SNR(t)") == 0.0    # a plateau: two steps, one SNR
+    assert value(res, "snr-ordering", "max_t SNR(t+1) − SNR(t)") == 0.0    # a plateau: two steps, one SNR
     assert "snippet" in order.counterexample
-    assert _clause(check_technique(cosine, kind="diffusion"), "snr-ordering").verdict == "holds"
+    assert clause_of(check_technique(cosine, kind="diffusion"), "snr-ordering").verdict == "holds"
 
 
 def test_prior_term_catches_a_schedule_that_stops_early():
     res = check_technique(SHORT, kind="diffusion", name="short")
     ab = float(SHORT[-1])
     # closed form: ½[ᾱ_T(x_0² − 1) − ln(1 − ᾱ_T)]/ln 2 at x_0² = 1
-    assert _value(res, "prior-term", "L_T bits/dim at x_0 = ±1") == pytest.approx(-0.5 * math.log1p(-ab) / math.log(2),
+    assert value(res, "prior-term", "L_T bits/dim at x_0 = ±1") == pytest.approx(-0.5 * math.log1p(-ab) / math.log(2),
                                                                                  rel=1e-12)
-    assert _clause(res, "prior-term").verdict == "violated" and _clause(res, "snr-ordering").verdict == "holds"
+    assert clause_of(res, "prior-term").verdict == "violated" and clause_of(res, "snr-ordering").verdict == "holds"
     good = check_technique(_linear_alpha_bar(), kind="diffusion", name="linear")
-    assert _clause(good, "prior-term").verdict == "holds"
+    assert clause_of(good, "prior-term").verdict == "holds"
 
 
 def test_gradient_spike_catches_snr_weighting_and_p2_holds():
     bad = check_technique(snr_weight, kind="diffusion")
     assert [r.clause for r in bad.violations] == ["gradient-spike"]
-    assert _value(bad, "gradient-spike", "‖∇θ v(1)ℓ_1‖ / median_t ‖∇θ v(t)ℓ_t‖") == \
+    assert value(bad, "gradient-spike", "‖∇θ v(1)ℓ_1‖ / median_t ‖∇θ v(t)ℓ_t‖") == \
         M.weighted_gradient_spike(weighting="snr", seeds=4).value
     good = check_technique(p2_weight, kind="diffusion")
-    assert good.ok and _value(good, "weight-ratio", "v(1)/v(T)") == pytest.approx(
+    assert good.ok and value(good, "weight-ratio", "v(1)/v(T)") == pytest.approx(
         math.sqrt((1 + 4.036e-5) / (1 + 9999)), rel=1e-3)
 
 
@@ -178,8 +172,17 @@ def test_kind_inference():
     assert looks(M.Technique("linear", "snr"), settings) and looks(SHORT, settings)
     assert not looks(torch.tanh, settings) and not looks(lambda x: x, settings) and not looks(3, settings)
     assert infer_kind(p2_weight, settings).kind == "diffusion"    # (1+snr)^-0.5 is NaN below -1: no activation
-    with pytest.raises(CheckError, match="ambiguous"):        # finite everywhere: an activation too
-        infer_kind(snr_weight, settings)
+    assert not looks(lambda t: torch.tanh(t), settings)   # named t, but ᾱ_t = tanh(t) increases: no schedule
+
+
+@pytest.mark.parametrize("technique, also", [(snr_weight, "activation kind"), (cosine, "activation kind"),
+                                             (unit_x0_weight, "activation kind")])
+def test_a_weighting_or_schedule_finite_on_the_activation_probe_is_inferred_diffusion(technique, also):
+    """v = snr, ᾱ(t) and λ(σ) = 1/σ² are finite elementwise maps on [−3, 3] (activations, and v = snr a
+    clipping rule too); the parameter's name and a valid schedule or weighting make them diffusion."""
+    found = infer_kind(technique, settings_for())
+    assert found.kind == "diffusion" and also in found.reason and "named t, snr or sigma" in found.reason
+    assert contract("activation").looks_like(technique, settings_for())   # the ambiguity is real, and settled
 
 
 # --- the README example, run as written ------------------------------------------------------------

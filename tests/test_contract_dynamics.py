@@ -10,12 +10,9 @@ from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import CheckError, contract
 
 from .readme_examples import run_example
+from .contract_helpers import clause_of
 
 A = torch.tensor([[-1.0, 0.0], [0.0, -10.0]], dtype=torch.float64)
-
-
-def _clause(result, cid):
-    return next(r for r in result.results if r.clause == cid)
 
 
 class RK4:
@@ -75,7 +72,7 @@ def test_euler_outside_its_region_is_caught_with_the_exact_bound():
 def test_rk4_holds_where_euler_fails_and_its_bound_is_the_stability_polynomial_root():
     res = check_technique(RK4(), compare=False)
     assert res.kind == "dynamics" and res.ok
-    region = _clause(res, "stability-region")
+    region = clause_of(res, "stability-region")
     # reference: |R(z)| = 1 on the negative real axis, R(z) = 1 + z + z²/2 + z³/6 + z⁴/24, λ = −10
     roots = np.roots([1 / 24, 1 / 6, 1 / 2, 1])
     z = min(r.real for r in roots if abs(r.imag) < 1e-12)
@@ -87,12 +84,12 @@ def test_rk4_holds_where_euler_fails_and_its_bound_is_the_stability_polynomial_r
 
 def test_costates_catch_a_step_that_draws_noise_at_every_call():
     bad = check_technique(NoisyLeakyStep(), kind="dynamics", compare=False)
-    clause = _clause(bad, "costates")
+    clause = clause_of(bad, "costates")
     assert clause.verdict == "violated" and clause.constants["max_t |λ_t − ∂J/∂x_t| / max|∂J/∂x_t|"].value > 1e-3
     good = check_technique(leaky, kind="dynamics", compare=False)
-    assert good.ok and _clause(good, "costates").verdict == "holds"
+    assert good.ok and clause_of(good, "costates").verdict == "holds"
     # a contracting map: its BPTT factor is below 1
-    assert _clause(good, "bptt-growth").constants["BPTT per-step factor"].value < 1
+    assert clause_of(good, "bptt-growth").constants["BPTT per-step factor"].value < 1
 
 
 def _no_dim(x, h=0.1):

@@ -15,10 +15,7 @@ from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import CheckError, contract
 
 from .readme_examples import run_example
-
-
-def _clause(result, cid):
-    return next(r for r in result.results if r.clause == cid)
+from .contract_helpers import clause_of
 
 
 class Coupling(nn.Module):
@@ -98,11 +95,11 @@ def test_builtins_verdicts():
 
 def test_logdet_exact_catches_a_logdet_that_misses_the_tanh():
     bad = check_technique(RawLogdetCoupling, kind="flow", compare=False)
-    clause = _clause(bad, "logdet-exact")
+    clause = clause_of(bad, "logdet-exact")
     assert clause.verdict == "violated" and clause.constants["max |logdet − log|det J||"].value > 1e-3
     good = check_technique(Coupling, kind="flow", compare=False)
-    gap = _clause(good, "logdet-exact").constants["max |logdet − log|det J||"]
-    assert _clause(good, "logdet-exact").verdict == "holds" and gap.value <= gap.bound < 1e-10
+    gap = clause_of(good, "logdet-exact").constants["max |logdet − log|det J||"]
+    assert clause_of(good, "logdet-exact").verdict == "holds" and gap.value <= gap.bound < 1e-10
 
 
 def test_logdet_residual_is_the_reference_slogdet_difference():
@@ -119,14 +116,14 @@ def test_logdet_residual_is_the_reference_slogdet_difference():
 
 def test_stack_growth_violated_at_default_init_and_holds_at_zero_init():
     bad = check_technique(Coupling, kind="flow", compare=False)
-    growth = _clause(bad, "stack-growth")
+    growth = clause_of(bad, "stack-growth")
     assert growth.verdict == "violated" and growth.constants["per-layer log-growth"].interval[0] > math.log(1.02)
     # the counterexample's snippet reproduces the measured rate in a fresh interpreter
     out = subprocess.run([sys.executable, "-c", growth.counterexample["snippet"]], capture_output=True, text=True,
                          check=True)
     assert float(out.stdout) == pytest.approx(growth.constants["per-layer log-growth"].value, rel=1e-9)
     good = check_technique(ZeroInitCoupling, kind="flow", compare=False)
-    assert good.ok and _clause(good, "stack-growth").constants["per-layer log-growth"].value == pytest.approx(0, abs=1e-12)
+    assert good.ok and clause_of(good, "stack-growth").constants["per-layer log-growth"].value == pytest.approx(0, abs=1e-12)
 
 
 @pytest.mark.parametrize("obj, message", [

@@ -18,9 +18,8 @@ from gradcore.unet import UNet
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import CheckError, contract
 from gradcore.verify.contracts import skip as S
-from gradcore.verify.contracts.base import run_clause
 
-from .test_contract_convolution import run_readme_example
+from .contract_helpers import run_clauses, run_readme_example
 
 
 class MyDense(nn.Module):
@@ -84,9 +83,7 @@ def autoencoder(depth: int) -> nn.Module:
 
 
 def _verdict(kind: str, obj, cid: str) -> str:
-    settings, c = settings_for(), contract(kind)
-    s = c.subject(obj, "t", "make = ...", settings)
-    return run_clause(next(cl for cl in c.clauses if cl.id == cid), s, settings).verdict
+    return run_clauses(kind, obj, cid, name="t")[cid].verdict
 
 
 def test_dense_builtins():
@@ -151,4 +148,4 @@ def test_kind_inference():
 
 @pytest.mark.parametrize("module", ["mydense", "myunet"])
 def test_the_readme_examples_run_as_written(module, tmp_path, monkeypatch, capsys):
-    run_readme_example("Worked example — skip architectures", module, tmp_path, monkeypatch, capsys)
+    run_readme_example(f"{module}.py", tmp_path, monkeypatch, capsys)

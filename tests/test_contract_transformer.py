@@ -16,12 +16,9 @@ from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import CheckError, contract
 
 from .readme_examples import run_example
+from .contract_helpers import clause_of
 
 LAYERS = 16   # the depth DeepNorm's α and β are set for (the contract's stacks are 16 blocks deep)
-
-
-def _clause(result, cid):
-    return next(r for r in result.results if r.clause == cid)
 
 
 class DeepNormBlock(nn.Module):
@@ -108,7 +105,7 @@ def test_builtins_verdicts():
 
 def test_ln_placement_catches_a_post_ln_block_declared_pre_ln():
     bad = check_technique(PostLNCalledPreLN, kind="transformer")
-    placement = _clause(bad, "ln-placement")
+    placement = clause_of(bad, "ln-placement")
     assert placement.verdict == "violated" and placement.constants["measured placement"] == "post"
     assert placement.counterexample["declared"] == "pre"
     # the witness: its output is normalised (RMS 1 per token at inputs ×100), reproduced in a fresh interpreter
@@ -117,7 +114,7 @@ def test_ln_placement_catches_a_post_ln_block_declared_pre_ln():
                          text=True, check=True)
     assert float(out.stdout) == pytest.approx(rms.value, rel=1e-9, abs=1e-12) and rms.value < 1e-4
     good = check_technique(torch_pre_ln, kind="transformer")
-    placement = _clause(good, "ln-placement")
+    placement = clause_of(good, "ln-placement")
     assert good.ok and placement.constants["measured placement"] == "pre"
     assert placement.constants["declared (norm_first)"] == "pre"
 
@@ -139,11 +136,11 @@ def test_placement_measures_what_the_block_computes():
 
 def test_direct_path_catches_deepnorm_with_alpha_on_the_branch():
     good = check_technique(DeepNormBlock, kind="transformer")
-    share = _clause(good, "direct-path").constants["identity-path share, depth 16"]
+    share = clause_of(good, "direct-path").constants["identity-path share, depth 16"]
     assert good.ok and share.interval[0] >= 0.8
-    assert _clause(good, "ln-placement").constants["measured placement"] == "post"
+    assert clause_of(good, "ln-placement").constants["measured placement"] == "post"
     bad = check_technique(MisappliedDeepNorm, kind="transformer")
-    path = _clause(bad, "direct-path")
+    path = clause_of(bad, "direct-path")
     assert path.verdict == "violated" and path.constants["identity-path share, depth 16"].interval[1] < 0.8
     assert [r.clause for r in bad.violations] == ["direct-path"]
 
@@ -158,21 +155,21 @@ def test_identity_share_of_a_user_factory_is_the_theorem_s_for_the_same_block():
 
 def test_residual_growth_and_last_layer_gradient_describe_pre_and_post_ln():
     pre = check_technique(torch_pre_ln, kind="transformer")
-    growth = _clause(pre, "residual-growth")
+    growth = clause_of(pre, "residual-growth")
     assert not growth.gate and growth.constants["trend"].startswith("grows")
     assert growth.constants["slope of E‖x_l‖²/d on l"].interval[0] > 0
     post = check_technique(DeepNormBlock, kind="transformer")
-    assert _clause(post, "residual-growth").constants["trend"].startswith("flat")
+    assert clause_of(post, "residual-growth").constants["trend"].startswith("flat")
     # Theorem 1's orders: Post-LN-like p ≈ 0, Pre-LN p < 0
-    p_post = _clause(post, "last-layer-gradient").constants["exponent p in ‖∂L/∂θ_L‖ ∝ L^p"]
-    p_pre = _clause(pre, "last-layer-gradient").constants["exponent p in ‖∂L/∂θ_L‖ ∝ L^p"]
+    p_post = clause_of(post, "last-layer-gradient").constants["exponent p in ‖∂L/∂θ_L‖ ∝ L^p"]
+    p_pre = clause_of(pre, "last-layer-gradient").constants["exponent p in ‖∂L/∂θ_L‖ ∝ L^p"]
     assert p_post.interval[0] < 0 < p_post.interval[1] and p_pre.interval[1] < 0
 
 
 def test_an_instance_is_measured_at_its_own_width():
     layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)   # norm_first=False
     res = check_technique(layer, kind="transformer")
-    placement = _clause(res, "ln-placement")
+    placement = clause_of(res, "ln-placement")
     assert placement.verdict == "holds" and placement.constants["measured placement"] == "post"
     assert placement.constants["max |RMS(y_t) − 1|, x ×100"].sizes["d_model"] == 16
     assert [r.clause for r in res.violations] == ["direct-path"]
@@ -199,6 +196,23 @@ def test_kind_inference():
     block = contract("transformer")
     assert block.looks_like(DeepNormBlock, settings) and block.looks_like(torch_pre_ln(16), settings)
     assert not any(block.looks_like(other, settings) for other in (PerToken, nn.LayerNorm, torch.tanh, Widens, 3))
+
+
+@pytest.mark.parametrize("block", [DeepNormBlock, MisappliedDeepNorm, tr.PostLNBlock(16, 4, 32)],
+                         ids=["DeepNorm", "DeepNorm, α on the branch", "Post-LN instance"])
+def test_a_block_ending_in_layernorm_is_inferred_a_transformer_not_a_norm(block):
+    """Its output is normalised, so the norm kind recognises it too; it mixes tokens, so it is a transformer."""
+    found = infer_kind(block, settings_for())
+    assert found.kind == "transformer"
+    assert "norm kind" in found.reason and "mixes tokens" in found.reason and "\n" not in found.reason
+    assert contract("norm").looks_like(block, settings_for())   # the ambiguity is real, and settled
+
+
+def test_inference_leaves_a_block_instance_as_it_was():
+    """The norm kind's smoke test moves a module to float64 in train mode; the next kind asked saw that."""
+    block = tr.PostLNBlock(16, 4, 32).eval()
+    infer_kind(block, settings_for())
+    assert all(p.dtype == torch.float32 for p in block.parameters()) and not any(m.training for m in block.modules())
 
 
 def test_readme_transformer_example_runs_as_written(tmp_path, monkeypatch, capsys):

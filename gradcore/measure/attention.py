@@ -252,12 +252,12 @@ def attend_row_stochastic(*, attend: Any, part: str, length: int = 16, d: int = 
 
 
 def _attend_values(attend: Attend, statistic: str, d: int, length: int, seeds: int, seed: int,
-                   device: str, scale: float = 1.0) -> list[float]:
+                   device: str, scale: float = 1.0, d_v: int = CONTRACT_V) -> list[float]:
     """One value per draw s: q, k, v, r ~ N(0, 1) seeded seed + 100/200/300/400 + s (the contract's draws),
     the queries multiplied by ``scale`` (the gradient is taken w.r.t. the scaled queries)."""
     values = []
     for s in range(seeds):
-        q, k, v, r = _contract_draw(length, (d, d, CONTRACT_V, CONTRACT_V),
+        q, k, v, r = _contract_draw(length, (d, d, d_v, d_v),
                                     tuple(seed + o + s for o in (100, 200, 300, 400)), device)
         q = q * scale
         if statistic == "grad":
@@ -297,13 +297,14 @@ def _mean(values: list[float], sizes: dict[str, Any], device: str) -> Measuremen
 
 @recipe
 def attend_statistic(*, attend: Any, statistic: str, d: int, length: int = 16, seeds: int = 3, seed: int = 0,
-                     device: str = "cpu", scale: float = 1.0) -> Measurement:
+                     device: str = "cpu", scale: float = 1.0, d_v: int = CONTRACT_V) -> Measurement:
     """ATTN-02/03/04/05 (attention contract): the mean over ``seeds`` draws at d_k = ``d`` of "max" (mean
     largest weight of attend(q, k, I)), "grad" (mean ‖∂⟨attend(q, k, v), r⟩/∂q_i‖) or "logit_var" (ATTN-01,
     LIT-01: the variance across keys of log A, i.e. of a softmax's logits); q ~ N(0, scale²), k, v, r ~
-    N(0, 1) (L × d, L × 16, float64). Student-t interval; a non-finite value makes the estimate ∞."""
-    sizes = {"L": length, "d_k": d, "seeds": seeds, **({"query scale": scale} if scale != 1.0 else {})}
-    return _mean(_attend_values(attend, statistic, d, length, seeds, seed, device, scale), sizes, device)
+    N(0, 1) (L × d, L × d_v, float64). Student-t interval; a non-finite value makes the estimate ∞."""
+    sizes = {"L": length, "d_k": d, "seeds": seeds, **({"query scale": scale} if scale != 1.0 else {}),
+             **({"d_v": d_v} if d_v != CONTRACT_V else {})}
+    return _mean(_attend_values(attend, statistic, d, length, seeds, seed, device, scale, d_v), sizes, device)
 
 
 @recipe

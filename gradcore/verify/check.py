@@ -20,7 +20,7 @@ from . import check_report
 from .loading import load_object
 from .contracts import KINDS, CheckError, ClauseResult, Contract, Settings, contract
 from .contracts.base import prepare, run_clause
-from .contracts.contract import DECLARED, Inference, declared_kind
+from .contracts.contract import DECLARED, Inference, declared_kind, settle
 from .timelimit import DEFAULT_TIME_LIMIT_S
 
 DEVICES = ("cpu", "cuda")
@@ -89,17 +89,18 @@ def infer_kind(obj: Any, settings: Settings) -> Inference:
 
     A ``gradcore_kind`` attribute on the object decides; otherwise each contract asks its cheap
     signature questions and, only when they pass, runs its smoke test once (the passing one is
-    reused by ``subject``).
+    reused by ``subject``). Where several recognise it, a kind that ``precedes`` the others wins
+    and its reason says why (a Post-LN block is a transformer though its output is normalised).
     """
     if not callable(obj):
         raise CheckError(f"{type(obj).__name__} object is not callable, so it is no technique")
     if (declared := declared_kind(obj)) is not None:
         return Inference(declared, True, f"declared by its {DECLARED} attribute")
     answers = {k: c.infer(obj, settings) for k, c in Contract.registry.items()}   # kinds defined since import too
-    kinds = [k for k, a in answers.items() if a.matches]
-    if len(kinds) == 1:
-        found = answers[kinds[0]]
-        return replace(found, reason=f"inferred: {found.reason}")
+    winners = settle(answers)     # a kind that precedes another both recognise wins, saying why
+    if len(winners) == 1:
+        return replace(winners[0], reason=f"inferred: {winners[0].reason}")
+    kinds = [a.kind for a in winners]
     if not kinds:
         why = answers["activation"].reason if "activation" in answers else ""
         raise CheckError(f"cannot infer the kind of {_describe(obj)}"

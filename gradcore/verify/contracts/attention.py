@@ -27,6 +27,7 @@ from .contract import Contract, Signature
 KIND = "attention"
 LENGTH, DIMS = 16, (16, 64, 256)
 PEAK, EXPONENT = 0.9, 0.25   # the no-saturation and gradient-scale thresholds
+PROBE_D = 8                  # the smoke test's width of q, k and v
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -38,8 +39,8 @@ class AttentionSubject:
 
 
 def smoke(attend: Attend, settings: Settings) -> None:
-    q, k, v = (settings.randn(LENGTH, 8, offset=o) for o in (1, 2, 3))
-    probe(lambda: attend(q, k, v), what="attention", on=f"random q, k, v of shape ({LENGTH}, 8)",
+    q, k, v = (settings.randn(LENGTH, PROBE_D, offset=o) for o in (1, 2, 3))
+    probe(lambda: attend(q, k, v), what="attention", on=f"random q, k, v of shape ({LENGTH}, {PROBE_D})",
           shape=tuple(v.shape))
 
 
@@ -52,28 +53,48 @@ def _given(s: AttentionSubject) -> Given:
     return Given(s.attend, "attend", s.setup)
 
 
+def _fails(s: AttentionSubject, settings: Settings, d: int, v_width: int) -> str | None:
+    """Why the technique fails on q, k of width ``d`` and values of width ``v_width``, or None."""
+    q, k = (settings.randn(LENGTH, d, offset=o) for o in (4, 5))
+    try:
+        s.attend(q, k, settings.randn(LENGTH, v_width, offset=6))
+        return None
+    except Exception as e:
+        return error_line(e)
+
+
 def require_widths(s: AttentionSubject, settings: Settings, d_ks: tuple[int, ...], v_width: int) -> None:
     """MeasurementError (the clause could not be measured, one line) when the technique fails on
     q, k of width d_k for one of ``d_ks`` (values of width ``v_width``) though it passed the probe
     of width 8: a module built for one width, like nn.MultiheadAttention, is gradcore's limit to
     state, not the technique's violation. Tried once per width."""
-    failed = {}
-    for d in d_ks:
-        q, k = (settings.randn(LENGTH, d, offset=o) for o in (4, 5))
-        try:
-            s.attend(q, k, settings.randn(LENGTH, v_width, offset=6))
-        except Exception as e:
-            failed[d] = error_line(e)
+    failed = {d: why for d in d_ks if (why := _fails(s, settings, d, v_width)) is not None}
     if failed:
         why = next(iter(failed.values()))
-        raise MeasurementError(f"the technique accepts q, k of width 8 (the probe) but fails at d_k = "
+        raise MeasurementError(f"the technique accepts q, k of width {PROBE_D} (the probe) but fails at d_k = "
                                f"{', '.join(map(str, failed))} ({why}); the clause measures d_k = "
                                f"{', '.join(map(str, d_ks))}")
 
 
+def own_width(s: AttentionSubject, settings: Settings, d: int, v_width: int,
+              values_fixed: bool = False) -> tuple[int, int, str]:
+    """(d_k, value width, note) for a clause measured at one width: ``d`` and ``v_width`` where the
+    technique runs there, else the probe's width 8 (for the values too unless ``values_fixed``) — a
+    module built for one width, like nn.MultiheadAttention(8, 2), measured at its own width as the
+    norm kind's deep stack is — with a note saying so; MeasurementError when neither runs."""
+    if (why := _fails(s, settings, d, v_width)) is None:
+        return d, v_width, ""
+    v_own = v_width if values_fixed else PROBE_D
+    if _fails(s, settings, PROBE_D, v_own) is not None:
+        require_widths(s, settings, (d,), v_width)
+    return PROBE_D, v_own, (f"measured at d_k = {PROBE_D}{'' if values_fixed else f', values of width {PROBE_D}'}: "
+                            f"the technique fails at d_k = {d} ({why}), so it is taken to accept only the width "
+                            "it was checked at")
+
+
 def row_stochastic(s: AttentionSubject, settings: Settings) -> Outcome:
-    require_widths(s, settings, (M.CONTRACT_D,), LENGTH)
-    m = {part: M.attend_row_stochastic(attend=_given(s), part=part, length=LENGTH, seeds=settings.seeds,
+    d, _, note = own_width(s, settings, M.CONTRACT_D, LENGTH, values_fixed=True)   # A = attend(q, k, I_L)
+    m = {part: M.attend_row_stochastic(attend=_given(s), part=part, length=LENGTH, d=d, seeds=settings.seeds,
                                        seed=settings.seed, device=settings.device) for part in M.ROW_PARTS}
     neg, rows, rho = m["min entry"], m["row sum − 1"], m["ρ(A) − 1"]
     holds = neg.value >= -neg.bound and rows.value <= rows.bound and rho.value <= rho.bound
@@ -81,7 +102,7 @@ def row_stochastic(s: AttentionSubject, settings: Settings) -> Outcome:
     worst = next((x for x in (neg, rows, rho) if not abs(x.value) <= x.bound), None)
     cex = None if holds else {"min A_ij": neg.value, "max |Σ_j A_ij − 1|": rows.value, "|ρ(A) − 1|": rho.value,
                               "snippet": worst.reproduction}
-    return Outcome(holds, constants, cex)
+    return Outcome(holds, constants, cex, note=note)
 
 
 def _draws(settings: Settings) -> tuple[int, ...]:
@@ -166,15 +187,20 @@ def logit_variance(s: AttentionSubject, settings: Settings) -> Outcome:
 
 def saturation(s: AttentionSubject, settings: Settings) -> Outcome:
     """The query gradient at queries ×1000 beside ×1: a saturated softmax passes almost none (ATTN-05)."""
-    require_widths(s, settings, DIMS[:1], M.CONTRACT_V)
+    d, d_v, note = own_width(s, settings, DIMS[0], M.CONTRACT_V)
+
     def stat(statistic: str, scale: float) -> Measurement:
-        return M.attend_statistic(attend=_given(s), statistic=statistic, d=DIMS[0], length=LENGTH,
-                                  seeds=settings.seeds, seed=settings.seed, device=settings.device, scale=scale)
+        return M.attend_statistic(attend=_given(s), statistic=statistic, d=d, length=LENGTH, seeds=settings.seeds,
+                                  seed=settings.seed, device=settings.device, scale=scale, d_v=d_v)
     base, sat = stat("grad", 1.0), stat("grad", SATURATION)
-    ratio = sat.value / base.value if base.value > 0 else math.inf
-    return Outcome(True, {"‖∂/∂q_i‖, q ×1": base, f"‖∂/∂q_i‖, q ×{SATURATION:g}": sat, "ratio": ratio,
-                          f"mean max weight, q ×{SATURATION:g}": stat("max", SATURATION)},
-                   note="ATTN-05: with a unique largest logit the softmax saturates and its gradient vanishes")
+    constants: dict[str, Any] = {"‖∂/∂q_i‖, q ×1": base, f"‖∂/∂q_i‖, q ×{SATURATION:g}": sat,
+                                 "ratio": sat.value / base.value if base.value > 0 else math.inf}
+    if (why := _fails(s, settings, d, LENGTH)) is None:   # A is read as attend(q, k, I_L)
+        constants[f"mean max weight, q ×{SATURATION:g}"] = stat("max", SATURATION)
+    else:
+        note = f"{note}; the weights are not read: attend(q, k, I_{LENGTH}) fails ({why})"
+    return Outcome(True, constants, note="; ".join(n for n in (note, "ATTN-05: with a unique largest logit the "
+                                                                     "softmax saturates and its gradient vanishes") if n))
 
 
 CLAUSES = CLAUSES + (

@@ -229,11 +229,13 @@ def callable_or_fail(obj: Any) -> None:
         raise CheckError(f"{type(obj).__name__} object is not callable")
 
 
-def probe(call: Callable[[], Any], *, what: str, on: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """Run a technique once on a probe input ``on`` and demand a finite tensor of ``shape``.
+def probe(call: Callable[[], Any], *, what: str, on: str, shape: tuple[int | None, ...],
+          must: str = "") -> torch.Tensor:
+    """Run a technique once on a probe input ``on`` and demand a finite tensor of ``shape`` (a None
+    entry: that dimension may have any size).
 
     Any exception, a non-tensor, another shape or a non-finite value becomes one CheckError
-    line naming ``what`` failed and how.
+    line naming ``what`` failed and how (for a wrong shape, what it ``must`` do when given).
     """
     try:
         y = call()
@@ -241,12 +243,17 @@ def probe(call: Callable[[], Any], *, what: str, on: str, shape: tuple[int, ...]
         raise
     except Exception as e:
         raise CheckError(f"{what} failed on {on}: {type(e).__name__}: {e}") from None
-    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(shape):
+    if not isinstance(y, torch.Tensor) or not _fits(tuple(y.shape), tuple(shape)):
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise CheckError(f"{what} must return shape {tuple(shape)} on {on}, got {got}")
+        raise CheckError(f"{what} {must} on {on} it returned {got}" if must else
+                         f"{what} must return shape {tuple(shape)} on {on}, got {got}")
     if not bool(torch.isfinite(y).all()):
         raise CheckError(f"{what} returned non-finite values on {on}")
     return y
+
+
+def _fits(got: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
+    return len(got) == len(shape) and all(want is None or n == want for n, want in zip(got, shape))
 
 
 def run_smoke(smoke: Any, obj: Any, settings: Settings, what: str) -> Any:

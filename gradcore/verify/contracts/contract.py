@@ -10,13 +10,14 @@ A kind module is its clauses plus a short declaration (issue 22)::
 
 and, where the kind needs them, the hooks ``prepare`` (validate the object and turn it into
 what the smoke test runs), ``recognises`` (a question on the smoke test's result, e.g. "the
-output is normalised") and ``build`` (the subject the clauses receive; by default a
-:class:`Subject`). The binding its reproductions bind a technique to defaults to the kind's
+output is normalised"), ``excludes`` (a cheap kind-specific question before the smoke test) and
+``build`` (the subject the clauses receive; by default a :class:`Subject`). ``precedes`` settles
+an object two kinds recognise (:func:`settle`: a Post-LN block is a transformer, not a norm). The binding its reproductions bind a technique to defaults to the kind's
 name. Defining the subclass registers the kind: ``gradcore check`` and
 ``gradcore.testing`` find it in :attr:`Contract.registry`, and nothing else needs editing.
 
-The long form still works: a subclass that defines ``subject``, ``looks_like`` and
-``objects`` itself (as static methods) registers and is checked as before; kind inference
+The long form still works (the optimiser kind uses it): a subclass that defines ``subject``,
+``looks_like`` and ``objects`` itself (as static methods) registers and is checked as before; kind inference
 then asks its ``looks_like`` and ``subject`` runs its own smoke test. A built-in's setup
 lines are generated from the object (:func:`rebuild`), never typed.
 """
@@ -24,8 +25,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from torch import nn
@@ -87,6 +89,27 @@ class Signature:
         return None
 
 
+@contextmanager
+def _unchanged(obj: Any) -> Iterator[None]:
+    """Puts a module instance back as it was: its parameters' tensors (dtype, device), its buffers'
+    values (BatchNorm's running statistics) and each submodule's train/eval mode."""
+    if not isinstance(obj, nn.Module):
+        yield
+        return
+    params = [(p, p.data) for p in obj.parameters()]
+    buffers = [(m, name, b.detach().clone()) for m in obj.modules() for name, b in m._buffers.items() if b is not None]
+    modes = [(m, m.training) for m in obj.modules()]
+    try:
+        yield
+    finally:
+        for p, data in params:
+            p.data = data
+        for m, name, b in buffers:
+            m._buffers[name] = b
+        for m, training in modes:
+            m.training = training
+
+
 def _is_module(obj: Any) -> bool:
     return isinstance(obj, nn.Module) or (inspect.isclass(obj) and issubclass(obj, nn.Module))
 
@@ -140,6 +163,8 @@ class Contract:
     clauses: ClassVar[tuple[Clause, ...]]
     signature: ClassVar[Signature | None] = Signature()   # None: never inferred (pass the kind)
     never_inferred: ClassVar[str] = "this kind is never inferred"
+    # kind -> why an object both kinds recognise is of this kind (an ambiguity settled, not guessed)
+    precedes: ClassVar[dict[str, str]] = {}
     smoke_failure: ClassVar[str | None] = None   # prefix of the one-line error when the smoke test raises
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -212,7 +237,13 @@ class Contract:
 
     @classmethod
     def infer(cls, obj: Any, settings: Settings) -> Inference:
-        """Cheap signature questions first, then the smoke test once; never raises."""
+        """Cheap signature questions first, then the smoke test once; never raises, and leaves a module
+        instance as it found it (the next kind asks about the technique, not what a smoke test made of it)."""
+        with _unchanged(obj):
+            return cls._infer(obj, settings)
+
+    @classmethod
+    def _infer(cls, obj: Any, settings: Settings) -> Inference:
         if cls._long_form("looks_like"):
             matches = bool(cls.looks_like(obj, settings))
             return Inference(cls.kind, matches, f"its contract's looks_like {'accepts' if matches else 'refuses'} it")
@@ -262,6 +293,22 @@ class Contract:
     def builtins(cls) -> dict[str, tuple[Any, str]]:
         """Each built-in with the setup lines that rebuild it, generated from the object."""
         return {name: (obj, rebuild(obj, cls.binding)) for name, obj in cls.objects().items()}
+
+
+def settle(answers: dict[str, Inference]) -> list[Inference]:
+    """The matching answers that no other matching kind ``precedes``, each winner's reason saying
+    which kinds it was preferred to and why (a Post-LN block is a transformer, not a norm)."""
+    matching = {k: a for k, a in answers.items() if a.matches}
+    beaten = {loser: (k, why) for k in matching for loser, why in Contract.registry[k].precedes.items()
+              if loser in matching}
+    winners = []
+    for k, answer in matching.items():
+        if k in beaten:
+            continue
+        over = [f"it also passes the {loser} kind's questions ({matching[loser].reason}), but {why}"
+                for loser, (winner, why) in beaten.items() if winner == k]
+        winners.append(replace(answer, reason="; ".join([answer.reason, *over])) if over else answer)
+    return winners
 
 
 def declared_kind(obj: Any) -> str | None:

@@ -21,7 +21,7 @@ from torch import nn
 from ...measure import Given, Measurement
 from ...measure import conv as M
 from ..verdicts import decide
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
 from .contract import Contract
 
 KIND = "convolution"
@@ -73,47 +73,48 @@ def _output(obj: Any, channels: int, side: int, settings: Settings) -> torch.Ten
 def shaped_output(layer: Any, x: torch.Tensor, what: str, must: str) -> torch.Tensor:
     """``layer(x)``: a finite tensor with as many dimensions as ``x`` and its batch, else one CheckError
     line naming ``what``, the input's shape and what it ``must`` do."""
-    on = f"a {tuple(x.shape)} input"
-    try:
-        y = layer(x)
-    except Exception as e:
-        raise CheckError(f"{what} failed on {on}: {type(e).__name__}: {e}") from None
-    if not isinstance(y, torch.Tensor) or y.dim() != x.dim() or y.shape[0] != x.shape[0]:
-        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise CheckError(f"{what} {must} on {on} it returned {got}")
-    if not bool(torch.isfinite(y).all()):
-        raise CheckError(f"{what} returned non-finite values on {on}")
-    return y
+    return probe(lambda: layer(x), what=what, on=f"a {tuple(x.shape)} input", must=must,
+                 shape=(x.shape[0], *(None,) * (x.dim() - 1)))
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> ConvSubject:
+def prepare(obj: Any, settings: Settings) -> ConvSubject:
+    """The layer with the input channels its spectral clauses use (a module's first nn.Conv2d's)."""
     callable_or_fail(obj)
     if inspect.isclass(obj) and not issubclass(obj, nn.Module):
         raise CheckError(f"{obj.__name__} is a class but not an nn.Module")
-    channels = _channels(obj)
-    _output(obj, channels, 8, settings)
+    return ConvSubject("", obj, "", _channels(obj), True)
+
+
+def smoke(s: ConvSubject, settings: Settings) -> torch.Tensor:
+    """One-line CheckError unless the layer maps a (2, channels, 8, 8) input to a finite 4-D output."""
+    return _output(s.obj, s.channels, 8, settings)
+
+
+def excludes(obj: Any) -> str | None:
+    """Inference: a class that is no nn.Conv2d is no convolution (a factory or module is built and asked)."""
+    if inspect.isclass(obj) and not issubclass(obj, nn.Conv2d):
+        return "it is a class but not an nn.Conv2d"
+    return None
+
+
+def recognises(s: ConvSubject, y: torch.Tensor, settings: Settings) -> str | None:
+    """Inference: the module (or what the factory builds) holds an nn.Conv2d."""
+    layer = s.obj if isinstance(s.obj, nn.Module) else M.build_layer(s.obj, CHANNELS, settings.seed, "cpu")
+    if not isinstance(layer, nn.Module) or not any(isinstance(m, nn.Conv2d) for m in layer.modules()):
+        return "it holds no nn.Conv2d"
+    return None
+
+
+def build(s: ConvSubject, obj: Any, name: str, setup: str, settings: Settings) -> ConvSubject:
+    """The subject, with whether the layer keeps N×16×8×8 (CONV-04's stack) and why not."""
     stackable, why = True, ""
     try:
-        y = _output(obj, STACK_CHANNELS, 8, settings)
+        y = _output(s.obj, STACK_CHANNELS, 8, settings)
         if tuple(y.shape[1:]) != (STACK_CHANNELS, 8, 8):
             stackable, why = False, f"it maps (2, 16, 8, 8) to {tuple(y.shape)}, so it cannot be stacked"
     except CheckError as e:
         stackable, why = False, str(e)
-    return ConvSubject(name, obj, setup, channels, stackable, why)
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A module with an nn.Conv2d inside, or a factory returning one, that maps 4-D to 4-D."""
-    try:
-        if inspect.isclass(obj) and not issubclass(obj, nn.Conv2d):
-            return False
-        probe = obj if isinstance(obj, nn.Module) else M.build_layer(obj, CHANNELS, settings.seed, "cpu")
-        if not isinstance(probe, nn.Module) or not any(isinstance(m, nn.Conv2d) for m in probe.modules()):
-            return False
-        _output(obj, _channels(obj), 8, settings)
-        return True
-    except Exception:
-        return False
+    return ConvSubject(name, s.obj, setup, s.channels, stackable, why)
 
 
 def _bracket(s: ConvSubject, settings: Settings) -> tuple[Measurement, Measurement]:
@@ -222,5 +223,8 @@ def objects() -> dict[str, Any]:
 
 
 class ConvolutionContract(Contract):
+    """A module holding an nn.Conv2d (class or instance), or a factory ``channels -> module``, N×C×H×W → 4-D."""
+
     kind, binding, clauses = KIND, "make", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    prepare, smoke, excludes = staticmethod(prepare), staticmethod(smoke), staticmethod(excludes)
+    recognises, build, objects = staticmethod(recognises), staticmethod(build), staticmethod(objects)

@@ -15,15 +15,16 @@ Every constant comes from the recipes of :mod:`gradcore.measure.diffusion` and
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from ...measure import Given
+import torch
+
+from ...diffusion import Schedule
 from ...measure import diffusion as M
 from ...measure import schedules as S
 from ..verdicts import decide
 from .base import CheckError, Clause, Outcome, Settings
-from .contract import Contract
+from .contract import Contract, Signature, Subject
 
 KIND = "diffusion"
 PRIOR_BITS = 10 ** -4.5     # LIT-03: L_T within half a decade of Ho et al.'s 1e-5 bits/dim (or below)
@@ -32,34 +33,25 @@ SPIKE_SEEDS = (4, 10)       # networks: 4 (the theorem's), 10 when 4 leave the d
 UNIFORM = 2.0               # DIFF-04: "大致均匀" read as max/min ≤ 2
 
 
-@dataclass(frozen=True)
-class DiffusionSubject:
-    name: str
-    obj: Any
-    setup: str    # Python lines binding the technique to ``technique``
-    role: str     # 'schedule', 'weighting' or 'builtin'
+def _role(obj: Any) -> str | None:
+    """Inference: why ``obj`` is neither a schedule nor a loss weighting, by type and parameter name."""
+    return None if M.role(obj) is not None else "its one required parameter is not named t, snr or sigma"
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> DiffusionSubject:
-    role = M.role(obj)
-    if role is None:
+def prepare(obj: Any, settings: Settings) -> Any:
+    if M.role(obj) is None:
         raise CheckError("expected ᾱ_t (a tensor of T = 1000 values, or a function of t) or a loss weighting "
                          f"(a function of snr or sigma); got {type(obj).__name__}")
-    M.resolve(obj, settings.device)   # smoke test: one-line InputError for a bad schedule or weighting
-    return DiffusionSubject(name, obj, setup, role)
+    return obj
 
 
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A function whose one required parameter is named ``t``, ``snr`` or ``sigma`` (or a Schedule)."""
-    return M.role(obj) is not None
+def smoke(obj: Any, settings: Settings) -> None:
+    """One-line InputError for a bad schedule or weighting (non-finite, ᾱ outside (0, 1], increasing, ...)."""
+    M.resolve(obj, settings.device)
 
 
-def _given(s: DiffusionSubject) -> Given:
-    return Given(s.obj, "technique", s.setup)
-
-
-def snr_ordering(s: DiffusionSubject, settings: Settings) -> Outcome:
-    first, last, step = (M.snr(quantity=q, technique=_given(s), device=settings.device)
+def snr_ordering(s: Subject, settings: Settings) -> Outcome:
+    first, last, step = (M.snr(quantity=q, technique=s.given, device=settings.device)
                          for q in ("first", "last", "max_step"))
     holds = step.value < 0 and first.value > 1 > last.value   # NaN fails every comparison
     constants = {"SNR(1)": first, "SNR(T)": last, "max_t SNR(t+1) − SNR(t)": step}
@@ -72,27 +64,27 @@ def snr_ordering(s: DiffusionSubject, settings: Settings) -> Outcome:
                         "or a schedule that never reaches low SNR, break the forward process")
 
 
-def prior_term(s: DiffusionSubject, settings: Settings) -> Outcome:
-    ab = S.alpha_bar(t=M.T_STEPS, T=M.T_STEPS, technique=_given(s))
-    bits = S.prior_kl_bits(x0_sq=1.0, technique=_given(s))
+def prior_term(s: Subject, settings: Settings) -> Outcome:
+    ab = S.alpha_bar(t=M.T_STEPS, T=M.T_STEPS, technique=s.given)
+    bits = S.prior_kl_bits(x0_sq=1.0, technique=s.given)
     holds = bits.value <= PRIOR_BITS
     cex = None if holds else {"x_0": "±1 (the worst pixel of data in [−1, 1])", "L_T bits/dim": bits.value,
                               "ᾱ_T": ab.value, "snippet": bits.reproduction}
     return Outcome(holds, {"ᾱ_T": ab, "L_T bits/dim at x_0 = ±1": bits, "bound": PRIOR_BITS}, cex)
 
 
-def weight_ratio(s: DiffusionSubject, settings: Settings) -> Outcome:
-    ratio = M.loss_weight_ratio(technique=_given(s), device=settings.device)
-    unit = S.first_unit_weight_step(technique=_given(s))
+def weight_ratio(s: Subject, settings: Settings) -> Outcome:
+    ratio = M.loss_weight_ratio(technique=s.given, device=settings.device)
+    unit = S.first_unit_weight_step(technique=s.given)
     holds = ratio.value < SPIKE
     constants = {"v(1)/v(T)": ratio, "first t from which v(t) = 1 (0: none)": unit}
     cex = None if holds else {"v(1)/v(T)": ratio.value, "snippet": ratio.reproduction}
     return Outcome(holds, constants, cex)
 
 
-def gradient_spike(s: DiffusionSubject, settings: Settings) -> Outcome:
+def gradient_spike(s: Subject, settings: Settings) -> Outcome:
     for seeds in SPIKE_SEEDS:
-        m = M.weighted_gradient_spike(technique=_given(s), seeds=seeds, device=settings.device)
+        m = M.weighted_gradient_spike(technique=s.given, seeds=seeds, device=settings.device)
         holds = decide("<", SPIKE, m.value, 0.0, m.interval)
         if holds is not None:
             break
@@ -103,9 +95,9 @@ def gradient_spike(s: DiffusionSubject, settings: Settings) -> Outcome:
     return Outcome(holds, constants, cex, note="" if holds is not None else "confidence interval straddles 10")
 
 
-def uniformity(s: DiffusionSubject, settings: Settings) -> Outcome:
+def uniformity(s: Subject, settings: Settings) -> Outcome:
     def spread(scheme: str, kappa: str) -> Any:
-        return M.contribution_spread(scheme=scheme, kappa=kappa, technique=_given(s), device=settings.device)
+        return M.contribution_spread(scheme=scheme, kappa=kappa, technique=s.given, device=settings.device)
 
     clipped = spread("time_dependent", "median")
     constants = {"max/min_t e(t), clipped at κ/v(t), κ = median_t v(t)‖∇ℓ_t‖": clipped,
@@ -142,5 +134,13 @@ def objects() -> dict[str, Any]:
 
 
 class DiffusionContract(Contract):
+    """ᾱ_t (a Schedule, or a function of ``t``) or a loss weighting (a function of ``snr`` or ``sigma``)."""
+
     kind, binding, clauses = KIND, "technique", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    signature = Signature(recognised=(M.Technique, Schedule, torch.Tensor))   # ᾱ_1..ᾱ_T as a tensor
+    # a valid schedule or weighting is usually finite on [−3, 3] too (an activation), and v = snr maps a
+    # list of gradients to itself (a clipping rule): its parameter's name says which it is
+    precedes = dict.fromkeys(("activation", "clipping"), "its one parameter is named t, snr or sigma and it is "
+                             "a valid ᾱ_t schedule or loss weighting")
+    prepare, excludes, smoke = staticmethod(prepare), staticmethod(_role), staticmethod(smoke)
+    objects = staticmethod(objects)

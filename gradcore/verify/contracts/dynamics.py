@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -21,7 +21,7 @@ from ...measure import Given
 from ...measure import adjoint as C
 from ...measure import euler as E
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
-from .contract import Contract
+from .contract import Contract, Signature
 
 KIND = "dynamics"
 BATCH = 4
@@ -69,27 +69,26 @@ def step_size(obj: Any) -> float:
     return float(h)
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> DynamicsSubject:
+def prepare(obj: Any, settings: Settings) -> DynamicsSubject:
+    """The map with the state size and step size it declares (a module moved to float64)."""
     callable_or_fail(obj)
     if inspect.isclass(obj):
         raise CheckError(f"{obj.__name__} is a class: pass the step map itself (an instance or a function)")
     if isinstance(obj, nn.Module):
         obj = obj.to(device=settings.device, dtype=torch.float64)
     dim, h = state_size(obj), step_size(obj)
-    x = settings.randn(BATCH, dim, offset=9)
-    probe(lambda: obj(x, h), what="step map", on=f"a ({BATCH}, {dim}) state with h = {h:g}", shape=(BATCH, dim))
-    return DynamicsSubject(name, obj, h, dim, setup)
+    return DynamicsSubject("", obj, h, dim, "")
 
 
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A callable (not a class) declaring a state size and a step size that maps a (batch, dim) state to one."""
-    if inspect.isclass(obj) or not callable(obj):
-        return False
-    try:
-        subject(obj, "", "", settings)
-        return True
-    except Exception:
-        return False
+def smoke(s: DynamicsSubject, settings: Settings) -> torch.Tensor:
+    """One-line CheckError unless the map takes a (batch, dim) state to a finite one of that shape."""
+    x = settings.randn(BATCH, s.dim, offset=9)
+    return probe(lambda: s.step(x, s.h), what="step map", on=f"a ({BATCH}, {s.dim}) state with h = {s.h:g}",
+                 shape=(BATCH, s.dim))
+
+
+def build(s: DynamicsSubject, obj: Any, name: str, setup: str, settings: Settings) -> DynamicsSubject:
+    return replace(s, name=name, setup=setup)
 
 
 def _args(s: DynamicsSubject, settings: Settings) -> dict[str, Any]:
@@ -147,5 +146,8 @@ def objects() -> dict[str, Any]:
 
 
 class DynamicsContract(Contract):
-    kind, binding, clauses = KIND, "step", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    """A step map ``step(x, h)`` (not a class) declaring its state size and step size."""
+
+    kind, binding, clauses, signature = KIND, "step", CLAUSES, Signature(cls=False, accepts=2)
+    prepare, smoke, build = staticmethod(prepare), staticmethod(smoke), staticmethod(build)
+    objects = staticmethod(objects)

@@ -11,32 +11,19 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ...measure import Given
 from ...measure import flows as M
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
-from .contract import Contract
+from .contract import Contract, Subject
 
 KIND = "flow"
 DIM, BATCH = M.DIM, 4
 GROWTH = math.log(1.02)    # per-layer log-growth of the input gradient above which a stack explodes
 SEEDS = (8, 32)            # stacks per growth estimate: 8 first, 32 when 8 leave the decision open
-
-
-@dataclass(frozen=True)
-class FlowSubject:
-    name: str
-    make: Any     # the factory dim -> layer, as given
-    setup: str    # Python lines binding ``make``
-
-    @property
-    def given(self) -> Given:
-        return Given(self.make, "make", self.setup)
 
 
 def smoke(make: Any, settings: Settings) -> None:
@@ -75,29 +62,25 @@ def _invertible(layer: Any, make: Any, settings: Settings) -> None:
                          f"(relative, > {gap.bound:g})")
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> FlowSubject:
+def prepare(obj: Any, settings: Settings) -> Any:
+    """The factory itself: a layer instance is refused (a stack needs freshly drawn layers)."""
     if isinstance(obj, nn.Module):
         raise CheckError("pass the flow layer's class or a factory dim -> layer, not an instance "
                          "(a stack needs freshly drawn layers)")
     callable_or_fail(obj)
-    smoke(obj, settings)
-    return FlowSubject(name, obj, setup)
+    return obj
 
 
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A class (or factory) whose layers have an ``inverse`` and report a log-determinant."""
-    if isinstance(obj, nn.Module) or not callable(obj):
-        return False
+def excludes(obj: Any) -> str | None:
+    """Inference: a layer instance, or a class whose layers have no ``inverse``, is no flow factory."""
+    if isinstance(obj, nn.Module):
+        return "it is an nn.Module instance, not a factory dim -> layer"
     if inspect.isclass(obj) and not callable(getattr(obj, "inverse", None)):
-        return False
-    try:
-        smoke(obj, settings)
-        return True
-    except Exception:
-        return False
+        return "its layers have no inverse(y) method"
+    return None
 
 
-def logdet_exact(s: FlowSubject, settings: Settings) -> Outcome:
+def logdet_exact(s: Subject, settings: Settings) -> Outcome:
     gap = M.logdet_residual(layer=s.given, seed=settings.seed, device=settings.device)
     holds = gap.value <= gap.bound           # ∞ (a NaN logdet) fails
     cex = None if holds else {"max |reported − autograd log|det J||": gap.value, "points": "N(0, I) × {1, 3}",
@@ -105,7 +88,7 @@ def logdet_exact(s: FlowSubject, settings: Settings) -> Outcome:
     return Outcome(holds, {"max |logdet − log|det J||": gap, "bound": gap.bound}, cex)
 
 
-def spectrum(s: FlowSubject, settings: Settings) -> Outcome:
+def spectrum(s: Subject, settings: Settings) -> Outcome:
     """σ_max and σ_min of one layer's Jacobian beside its log-determinant: det says nothing of σ_max."""
     top = M.sigma_max(layer=s.given, seed=settings.seed, device=settings.device)
     low = M.sigma_min(layer=s.given, seed=settings.seed, device=settings.device)
@@ -113,7 +96,7 @@ def spectrum(s: FlowSubject, settings: Settings) -> Outcome:
                           "κ(J)": top.value / low.value if low.value > 0 else math.inf})
 
 
-def stack_growth(s: FlowSubject, settings: Settings) -> Outcome:
+def stack_growth(s: Subject, settings: Settings) -> Outcome:
     for seeds in SEEDS:        # per-seed slopes spread widely (the FLOW-02 couplings: 0.03–0.19): more when undecided
         m = M.growth_rate(layer=s.given, param=0.0, seeds=seeds * settings.scale, device=settings.device)
         lo, hi = m.interval
@@ -164,5 +147,8 @@ def objects() -> dict[str, Any]:
 
 
 class FlowContract(Contract):
+    """A factory ``dim -> layer`` (a class or a function) whose layers are invertible and report log|det J|."""
+
     kind, binding, clauses = KIND, "make", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    prepare, excludes, smoke = staticmethod(prepare), staticmethod(excludes), staticmethod(smoke)
+    objects = staticmethod(objects)

@@ -14,37 +14,24 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from ...dense import DenseBlock
-from ...measure import Given
 from ...measure import dense as D
 from ...measure import unet as U
 from ...unet import UNet
 from ..verdicts import decide
 from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
-from .contract import Contract
+from .contract import Contract, Subject
 from .convolution import shaped_output
 
 WIDTH, KS = 16, (2, 4, 8, 16)
 SQRT_K = 0.5 + 0.1           # DENSE-01's exponent 1/2 with the claim's tolerance
 DEPTHS, SIDE = (1, 2, 3, 4), 16
 SHORTER = 0.5                # UNET-01: the skips at least halve the decay rate per level
-
-
-@dataclass(frozen=True)
-class FactorySubject:
-    name: str
-    obj: Any
-    setup: str
-
-    @property
-    def given(self) -> Given:
-        return Given(self.obj, "make", self.setup)
 
 
 def _size(m: Any) -> int | None:
@@ -64,10 +51,19 @@ def _build(obj: Any, args: tuple[int, ...], must: str) -> Any:
 DENSE_MUST = "a dense-block factory must accept (k, width) and return a module mapping (batch, width) to (batch, …)"
 
 
-def dense_smoke(obj: Any, settings: Settings) -> None:
+def _factory(obj: Any, refusal: str) -> Any:
+    """``obj`` as a factory: callable, and not a module built already (``refusal``: its size cannot vary)."""
     callable_or_fail(obj)
     if isinstance(obj, nn.Module):
-        raise CheckError(f"{DENSE_MUST}, not a module built already (its k cannot be varied)")
+        raise CheckError(refusal)
+    return obj
+
+
+def dense_prepare(obj: Any, settings: Settings) -> Any:
+    return _factory(obj, f"{DENSE_MUST}, not a module built already (its k cannot be varied)")
+
+
+def dense_smoke(obj: Any, settings: Settings) -> None:
     blocks = [_build(obj, (k, WIDTH), DENSE_MUST) for k in KS[:2]]
     x = settings.randn(4, WIDTH, offset=13)
     for k, block in zip(KS[:2], blocks):
@@ -81,30 +77,19 @@ def dense_smoke(obj: Any, settings: Settings) -> None:
                          "the factory must add layers as k grows")
 
 
-def dense_subject(obj: Any, name: str, setup: str, settings: Settings) -> FactorySubject:
-    dense_smoke(obj, settings)
-    return FactorySubject(name, obj, setup)
-
-
-def _takes(obj: Any, count: int) -> bool:
+def _takes(obj: Any, count: int) -> str | None:
+    """Inference: why ``obj`` is no factory of ``count`` arguments (an instance, or a call that cannot
+    bind them; a class is asked about its constructor), or None."""
+    if isinstance(obj, nn.Module):
+        return "it is an nn.Module instance, not a factory"
     try:
         inspect.signature(obj).bind(*range(1, count + 1))
-        return True
+        return None
     except (TypeError, ValueError):
-        return False
+        return f"it cannot be called with {count} positional argument(s)"
 
 
-def dense_looks_like(obj: Any, settings: Settings) -> bool:
-    if isinstance(obj, nn.Module) or not callable(obj) or not _takes(obj, 2):
-        return False
-    try:
-        dense_smoke(obj, settings)
-        return True
-    except Exception:
-        return False
-
-
-def sqrt_k_growth(s: FactorySubject, settings: Settings) -> Outcome:
+def sqrt_k_growth(s: Subject, settings: Settings) -> Outcome:
     p = D.user_jacobian_slope(make=s.given, ks=KS, width=WIDTH, seeds=settings.seeds + 2, device=settings.device)
     holds = decide("<=", SQRT_K, p.value, 0.0, p.interval)
     lo, hi = p.interval
@@ -113,7 +98,7 @@ def sqrt_k_growth(s: FactorySubject, settings: Settings) -> Outcome:
     return Outcome(holds, constants, cex, note="" if holds is not None else "the interval straddles 0.6")
 
 
-def versus_sum(s: FactorySubject, settings: Settings) -> Outcome:
+def versus_sum(s: Subject, settings: Settings) -> Outcome:
     k = KS[-1]
     gap = D.sum_over_user(make=s.given, k=k, width=WIDTH, seeds=settings.seeds + 2, device=settings.device)
     holds = decide(">", 0.0, gap.value, 0.0, gap.interval)
@@ -161,10 +146,11 @@ def _unet_output(net: Any, depth: int, settings: Settings) -> torch.Tensor:
                          "must map N×C×H×W to N×C′×H′×W′;")
 
 
+def unet_prepare(obj: Any, settings: Settings) -> Any:
+    return _factory(obj, f"{UNET_MUST}, not a model built already (its depth cannot be varied)")
+
+
 def unet_smoke(obj: Any, settings: Settings) -> None:
-    callable_or_fail(obj)
-    if isinstance(obj, nn.Module):
-        raise CheckError(f"{UNET_MUST}, not a model built already (its depth cannot be varied)")
     nets = [_build(obj, (d,), UNET_MUST) for d in DEPTHS[:2]]
     try:
         firsts = [U.first_conv(n).in_channels if isinstance(n, nn.Module) else None for n in nets]
@@ -180,22 +166,7 @@ def unet_smoke(obj: Any, settings: Settings) -> None:
                          "deeper model for a larger depth")
 
 
-def unet_subject(obj: Any, name: str, setup: str, settings: Settings) -> FactorySubject:
-    unet_smoke(obj, settings)
-    return FactorySubject(name, obj, setup)
-
-
-def unet_looks_like(obj: Any, settings: Settings) -> bool:
-    if isinstance(obj, nn.Module) or not callable(obj) or not _takes(obj, 1):
-        return False
-    try:
-        unet_smoke(obj, settings)
-        return True
-    except Exception:
-        return False
-
-
-def long_skips(s: FactorySubject, settings: Settings) -> Outcome:
+def long_skips(s: Subject, settings: Settings) -> Outcome:
     kw = dict(make=s.given, depths=DEPTHS, side=SIDE, seeds=settings.seeds, device=settings.device)
     ratio, slope = U.user_path_length_ratio(**kw), U.user_first_layer_slope(**kw)
     plain = U.first_layer_slope(skips=False, depths=DEPTHS, side=SIDE, seeds=settings.seeds, device=settings.device)
@@ -230,12 +201,16 @@ def unet_objects() -> dict[str, Any]:
 
 
 class DenseContract(Contract):
+    """A factory ``make(k, width)`` of dense blocks whose k can be varied."""
+
     kind, binding, clauses = "dense", "make", DENSE_CLAUSES
-    subject, looks_like = staticmethod(dense_subject), staticmethod(dense_looks_like)
-    objects = staticmethod(dense_objects)
+    prepare, smoke = staticmethod(dense_prepare), staticmethod(dense_smoke)
+    excludes, objects = staticmethod(lambda obj: _takes(obj, 2)), staticmethod(dense_objects)
 
 
 class UNetContract(Contract):
+    """A factory ``make(depth)`` of encoder–decoders whose depth can be varied."""
+
     kind, binding, clauses = "unet", "make", UNET_CLAUSES
-    subject, looks_like = staticmethod(unet_subject), staticmethod(unet_looks_like)
-    objects = staticmethod(unet_objects)
+    prepare, smoke = staticmethod(unet_prepare), staticmethod(unet_smoke)
+    excludes, objects = staticmethod(lambda obj: _takes(obj, 1)), staticmethod(unet_objects)

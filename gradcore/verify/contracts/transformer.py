@@ -71,10 +71,23 @@ def build(make: Any, d: int) -> nn.Module:
     return block.eval()
 
 
-def smoke(make: Any, d: int, settings: Settings) -> torch.Tensor:
+@dataclass(frozen=True)
+class Factory:
+    """What the smoke test runs: a factory d -> block and the width d it is checked at."""
+
+    make: Any
+    width: int
+
+
+def _block_and_input(f: Factory, settings: Settings) -> tuple[nn.Module, torch.Tensor]:
+    """A block of width d on the device and the (batch, tokens, d) probe input."""
+    d = f.width
+    return build(f.make, d).to(settings.device), settings.randn(BATCH, TOKENS, d, offset=11, dtype=torch.float32)
+
+
+def smoke(f: Factory, settings: Settings) -> torch.Tensor:
     """One-line CheckError unless ``make(d)`` maps a (batch, tokens, d) input to a finite tensor of that shape."""
-    block = build(make, d).to(settings.device)
-    x = settings.randn(BATCH, TOKENS, d, offset=11, dtype=torch.float32)
+    (block, x), d = _block_and_input(f, settings), f.width
     return probe(lambda: block(x), what="block", on=f"a ({BATCH}, {TOKENS}, {d}) input (batch, tokens, d)",
                  shape=(BATCH, TOKENS, d))
 
@@ -87,35 +100,34 @@ def _declared(block: nn.Module) -> str | None:
 FRESH = "from gradcore.measure.transformer import FreshCopies\nmake = FreshCopies(make)"
 
 
-def _factory(obj: Any, setup: str, settings: Settings) -> tuple[Any, str, int]:
-    """(factory, its setup lines, width): an instance becomes fresh copies of itself at its own width."""
+def prepare(obj: Any, settings: Settings) -> Factory:
+    """The factory and its width: an instance becomes fresh copies of itself at its own width."""
     if isinstance(obj, nn.Module):
-        return M.FreshCopies(obj), f"{setup}\n{FRESH}", block_width(obj)
+        return Factory(M.FreshCopies(obj), block_width(obj))
     callable_or_fail(obj)
-    return obj, setup, M.D_MODEL * settings.scale
+    return Factory(obj, M.D_MODEL * settings.scale)
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> BlockSubject:
-    make, setup, d = _factory(obj, setup, settings)
-    smoke(make, d, settings)
-    return BlockSubject(name, make, setup, d, _declared(build(make, d)))
+def excludes(obj: Any) -> str | None:
+    """Inference: a class that is no nn.Module builds no block."""
+    return "it is a class but not an nn.Module" if inspect.isclass(obj) and not issubclass(obj, nn.Module) else None
 
 
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """A d -> d block over (batch, tokens, d) that mixes tokens (attention): token 0 moves token 1's output."""
-    if not callable(obj) or (inspect.isclass(obj) and not issubclass(obj, nn.Module)):
-        return False
-    try:
-        make, _, d = _factory(obj, "", settings)
-        block = build(make, d).to(settings.device)
-        x = settings.randn(BATCH, TOKENS, d, offset=11, dtype=torch.float32)
-        moved = x.clone()
-        moved[:, 0] += settings.randn(BATCH, d, offset=12, dtype=torch.float32)   # not constant: LN removes that
-        with torch.no_grad():
-            y, z = block(x), block(moved)
-        return tuple(y.shape) == tuple(x.shape) and bool((y[:, 1:] - z[:, 1:]).abs().max() > 1e-6)
-    except Exception:
-        return False
+def recognises(f: Factory, y: torch.Tensor, settings: Settings) -> str | None:
+    """Inference: a block mixes tokens (attention): moving token 0 moves token 1's output."""
+    block, x = _block_and_input(f, settings)
+    moved = x.clone()
+    moved[:, 0] += settings.randn(BATCH, f.width, offset=12, dtype=torch.float32)   # not constant: LN removes that
+    with torch.no_grad():
+        y, z = block(x), block(moved)
+    if bool((y[:, 1:] - z[:, 1:]).abs().max() > 1e-6):
+        return None
+    return "it does not mix tokens: moving token 0 leaves the other tokens' outputs unchanged"
+
+
+def subject_of(f: Factory, obj: Any, name: str, setup: str, settings: Settings) -> BlockSubject:
+    setup = f"{setup}\n{FRESH}" if isinstance(obj, nn.Module) else setup
+    return BlockSubject(name, f.make, setup, f.width, _declared(build(f.make, f.width)))
 
 
 def _placement(s: BlockSubject, settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -212,5 +224,11 @@ def objects() -> dict[str, Any]:
 
 
 class TransformerContract(Contract):
+    """A factory ``d -> block`` (a class or a function) or a block, mixing tokens of (batch, tokens, d)."""
+
     kind, binding, clauses = KIND, "make", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    # a Post-LN or DeepNorm block ends in a LayerNorm, so on (tokens, d) its output is normalised too
+    precedes = {"norm": "it mixes tokens (attention), which a normalisation layer does not: a block with a "
+                        "LayerNorm after its residual (Post-LN, DeepNorm)"}
+    prepare, excludes, smoke = staticmethod(prepare), staticmethod(excludes), staticmethod(smoke)
+    recognises, build, objects = staticmethod(recognises), staticmethod(subject_of), staticmethod(objects)
