@@ -363,9 +363,10 @@ class _Spectrum:
 
     def at(self, dtype: torch.dtype, factor: float) -> _Blocks:
         """The blocks × ``factor`` (a power of two: exact) in ``dtype``."""
+        # scaled in double precision: 1/2^e may be subnormal in float32
         if self.source.is_complex():
-            return _DenseBlocks((self.source * factor).to(_COMPLEX[dtype]), self.source.shape[0])
-        w = (self.source * factor).to(dtype)
+            return _DenseBlocks((self.source.to(torch.complex128) * factor).to(_COMPLEX[dtype]), self.source.shape[0])
+        w = (self.source.to(torch.float64) * factor).to(dtype)
         if self.groups == 1:
             return _TapBlocks(w, self.n, self.m)
         return _DenseBlocks(_grouped_blocks(w, self.groups, self.n, self.m), self.n * (self.m // 2 + 1))
@@ -431,9 +432,7 @@ def top_frequency(weight: torch.Tensor | nn.Module, n: int, m: int, *, groups: i
         members, start, sieved = res.active, res.right.to(start.dtype), res.steps
         exact = exact.restricted(members)
     res = lanczos.batch_max_singular_value(exact.matvec, exact.rmatvec, start, rtol=rtol, max_steps=steps)
-    sigma = float(res.lower[res.best]) * scale
-    if not math.isfinite(sigma):
-        v.fail("weight", f"the convolution's gain overflows float64 (σ_max/{scale:.3g} × {scale:.3g})")
+    sigma = v.fits(float(res.lower[res.best]) * scale, spec.real, "weight")
     block = int(members[res.best])
     f, m1 = block % exact.freqs, spec.m // 2 + 1
     return TopFrequency(sigma, (f // m1, f % m1), block // exact.freqs,
@@ -496,11 +495,12 @@ def embedding_grid(layer: nn.Conv2d, n: int, m: int) -> tuple[int, int]:
     """The N×M grid of a circular convolution whose norm bounds ``layer``'s on n×m inputs.
 
     Zero padding p then a 'valid' correlation with the (dilated) kernel reads only the padded
-    (n+2p)×(m+2p) grid without wrapping, so it is R ∘ C ∘ E: E the zero-padding isometry,
-    C the circular correlation on that grid, R the selection of the valid (and, with a
-    stride, the kept) outputs — a coordinate projection, ‖R‖ ≤ 1. Hence ‖layer‖ ≤ ‖C‖.
-    Circular padding with output no larger than the input selects outputs of the circular
-    correlation on n×m itself (N×M = n×m).
+    (n+2p)×(m+2p) grid without wrapping, so it is R ∘ C ∘ E on any grid at least that large:
+    E the zero-padding isometry, C the circular correlation (strided like the layer), R the
+    selection of the valid outputs — a coordinate projection, ‖R‖ ≤ 1. Hence ‖layer‖ ≤ ‖C‖.
+    The grid is rounded up to a multiple of the stride, where C has an exact stride-1 form
+    (:func:`polyphase_weight`). Circular padding with output no larger than the input selects
+    outputs of the circular correlation on n×m itself (N×M = n×m).
     """
     kh, kw = _dilated_weight(layer).shape[2:]
     ph, pw = layer.padding if isinstance(layer.padding, tuple) else (None, None)
@@ -512,7 +512,55 @@ def embedding_grid(layer: nn.Conv2d, n: int, m: int) -> tuple[int, int]:
         return n, m
     if layer.padding_mode != "zeros":
         v.fail("layer", f"padding_mode {layer.padding_mode!r}: only 'zeros' and 'circular' are bounded")
-    return max(n + 2 * ph, kh), max(m + 2 * pw, kw)
+    sh, sw = layer.stride
+    return -(-max(n + 2 * ph, kh) // sh) * sh, -(-max(m + 2 * pw, kw) // sw) * sw
+
+
+def polyphase_weight(weight: torch.Tensor, stride: tuple[int, int]) -> torch.Tensor:
+    """The stride-1 kernel equal to a stride-s circular correlation after a polyphase split.
+
+    On an N×M grid with s | N, M: y[t] = Σ_a w[a]·x[s·t + a] = Σ_{β,α} w[s·α + β]·x_β[t + α] with
+    x_β[t'] = x[s·t' + β] — a stride-1 circular correlation on (N/s)×(M/s) whose input channels
+    are (channel, β₁, β₂) (channel-major, so groups stay contiguous) and whose kernel is
+    w_poly[o, (i, β), α] = w[o, i, s·α + β] (zero past the kernel). The split is a permutation
+    of the input, so both operators have the same singular values (Sedghi et al. 2019 §3.2).
+    """
+    s1, s2 = stride
+    c_out, c_in, kh, kw = weight.shape
+    kh2, kw2 = -(-kh // s1), -(-kw // s2)
+    w = torch.nn.functional.pad(weight, (0, kw2 * s2 - kw, 0, kh2 * s1 - kh))
+    w = w.reshape(c_out, c_in, kh2, s1, kw2, s2).permute(0, 1, 3, 5, 2, 4)
+    return w.reshape(c_out, c_in * s1 * s2, kh2, kw2)
+
+
+def _circular_form(layer: nn.Conv2d, n: int, m: int) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """(stride-1 kernel, its grid, the embedding grid N×M): the circular conv bounding ``layer``."""
+    grid = embedding_grid(layer, n, m)
+    stride = layer.stride if all(g % s == 0 for g, s in zip(grid, layer.stride)) else (1, 1)
+    w = polyphase_weight(_dilated_weight(layer), stride)
+    return w, (grid[0] // stride[0], grid[1] // stride[1]), grid
+
+
+def _frequency_input(top: TopFrequency, layer: nn.Conv2d, small: tuple[int, int], grid: tuple[int, int],
+                     n: int, m: int) -> torch.Tensor:
+    """Two real inputs (2, c_in, n, m) from the top frequency's singular vector r at ω: Re and Im of
+    conj(r)·e^{iω·p} on the small grid, un-split to the N×M grid, cut to the layer's input window.
+
+    For a correlation, conj(r)·e^{iω·p} ↦ e^{iω·p}·conj(K̂(ω) r): both parts reach σ exactly on the
+    circular conv (one of them may vanish at a self-conjugate ω)."""
+    s1, s2 = grid[0] // small[0], grid[1] // small[1]
+    c_in, groups = layer.in_channels, layer.groups
+    width = top.right.shape[0]
+    r = top.right.new_zeros(groups * width)
+    r[top.group * width:(top.group + 1) * width] = top.right.conj()
+    p = torch.arange(small[0], dtype=torch.float64)[:, None] * (top.frequency[0] / small[0])
+    q = torch.arange(small[1], dtype=torch.float64)[None, :] * (top.frequency[1] / small[1])
+    wave = torch.polar(torch.ones_like(p + q), 2 * math.pi * (p + q)).to(r.device)
+    z = r[:, None, None].to(torch.complex128) * wave                             # (c_in·s1·s2, small)
+    z = z.reshape(c_in, s1, s2, *small).permute(0, 3, 1, 4, 2).reshape(c_in, *grid)
+    ph, pw = layer.padding if layer.padding_mode == "zeros" else (0, 0)
+    z = z[:, ph:ph + n, pw:pw + m]
+    return torch.stack([z.real, z.imag])
 
 
 def gram_upper_bound(resp: torch.Tensor, iters: int, *, target: float = 0.0) -> list[float]:
@@ -524,18 +572,27 @@ def gram_upper_bound(resp: torch.Tensor, iters: int, *, target: float = 0.0) -> 
     with no convergence assumption; the overestimate is (Σ_i (σ_i/σ_1)^{2^{t+1}})^{2^{-t-1}} ≤
     r^{2^{-t-1}} for rank r, so it falls doubly exponentially. Each iterate is rescaled to unit
     Frobenius norm (the scale kept in logarithms). Returns the bound after each iteration,
-    stopping early once it is ≤ ``target``.
+    stopping early once it is ≤ ``target``. A frequency whose own bound is ≤ ``target`` already
+    cannot lift the maximum above it: it leaves the iteration (its bound kept), so later Gram
+    products run on the frequencies still above the target only.
     """
     g = resp.reshape(-1, *resp.shape[-2:])
     if g.shape[-1] > g.shape[-2]:
         g = g.mH
     log_scale = torch.zeros(g.shape[0], dtype=torch.float64, device=g.device)
+    log_target = math.log(target) if target > 0 else -math.inf
+    settled = torch.tensor(-math.inf, dtype=torch.float64)   # the largest log bound of those that left
     bounds = []
     for t in range(iters + 1):
         fro = torch.linalg.matrix_norm(g).clamp_min(torch.finfo(torch.float64).tiny)
-        bounds.append(float(((fro.log() + log_scale) / 2 ** t).max().exp()))
+        logs = (fro.log() + log_scale) / 2 ** t
+        bounds.append(float(torch.maximum(logs.max(), settled).exp()))
         if t == iters or bounds[-1] <= target:
             break
+        above = logs > log_target
+        if not bool(above.all()):
+            settled = torch.maximum(settled, logs[~above].max())
+            g, fro, log_scale = g[above], fro[above], log_scale[above]
         g = g / fro[:, None, None]
         log_scale = 2 * (log_scale + fro.log())
         g = g.mH @ g
@@ -549,23 +606,50 @@ def _rounding_allowance(c: int, taps: int, iters: int) -> float:
     return 16 * u * (c * taps + (iters + 1) * c ** 1.5)
 
 
+def _float64_copy(layer: nn.Conv2d) -> nn.Conv2d:
+    probe = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                      padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=False,
+                      padding_mode=layer.padding_mode, dtype=torch.float64, device=layer.weight.device)
+    with torch.no_grad():
+        probe.weight.copy_(layer.weight.detach())
+    probe.weight.requires_grad_(False)
+    return probe
+
+
+def _gain(probe: nn.Conv2d, x: torch.Tensor) -> float:
+    """max over the rows x_i of ‖layer(x_i)‖/‖x_i‖ (rows of zero norm skipped)."""
+    with torch.no_grad():
+        num = torch.linalg.vector_norm(probe(x).flatten(1), dim=1)
+    den = torch.linalg.vector_norm(x.flatten(1), dim=1)
+    return float((num / den)[den > 0].max())
+
+
+def _is_exact(layer: nn.Conv2d, grid: tuple[int, int], small: tuple[int, int]) -> bool:
+    """The layer is its whole circular form: circular padding (k−1)/2 and every strided row kept."""
+    k = _dilated_weight(layer).shape[2:]
+    full = all(2 * p == kk - 1 for p, kk in zip(layer.padding, k))
+    return layer.padding_mode == "circular" and full and tuple(g // s for g, s in zip(grid, small)) == layer.stride
+
+
 def conv_sigma_bracket(layer: nn.Conv2d, n: int, m: int, *, gram_iters: int = 10, rtol: float = 1e-6,
                        lanczos_tol: float = 1e-6, seed: int = 0) -> SigmaBracket:
     """Certified lower ≤ σ_max ≤ upper for an ``nn.Conv2d`` on (c_in, n, m) inputs, computed in float64.
 
     Any padding ('zeros' or 'circular'), stride, dilation and groups.
-    *Upper* — theorem: for the circular correlation C on the grid N×M of
-    :func:`embedding_grid`, ‖layer‖₂ ≤ ‖C‖₂ = max_{(u,v)} σ_max(K̂(u, v)) (Sedghi, Gupta &
-    Long 2019, Thm 6, for the equality), and σ_max(K̂) ≤ ‖G_t‖_F^{2^{-t}} for the Gram iterates
-    (:func:`gram_upper_bound`; Delattre et al. 2023/2024). The iteration stops once
+    *Upper* — theorem: for the circular correlation C on the grid N×M of :func:`embedding_grid`
+    (strided like the layer; in its exact stride-1 polyphase form, :func:`polyphase_weight`,
+    where the stride divides the grid), ‖layer‖₂ ≤ ‖C‖₂ = max_{(u,v)} σ_max(K̂(u, v)) (Sedghi,
+    Gupta & Long 2019, Thm 6, for the equality), and σ_max(K̂) ≤ ‖G_t‖_F^{2^{-t}} for the Gram
+    iterates (:func:`gram_upper_bound`; Delattre et al. 2023/2024). The iteration stops once
     upper ≤ (1 + rtol)·lower or after ``gram_iters``; a rounding allowance is added.
-    *Lower*: σ_max ≥ ‖layer(v)‖/‖v‖ for any v ≠ 0, evaluated at the top right Lanczos
-    vector of the layer itself (matrix-free, :func:`gradcore.spectral.operator_singular_values`),
-    less a rounding allowance. For a stride-1 circular layer the grid is the input's and the
-    bracket closes on the exact value; for zero padding it holds the gap between the padded
-    and the circular operator (Delattre et al. 2024 bound that gap as n grows).
+    *Lower*: σ_max ≥ ‖layer(x)‖/‖x‖ for any x ≠ 0, less a rounding allowance, at x built from
+    the top frequency of C (:func:`top_frequency`, :func:`_frequency_input`) — exact when the
+    layer is C itself (circular padding (k−1)/2, every strided output kept: no Lanczos runs) —
+    and otherwise at the top right Lanczos vector of the layer itself (matrix-free, to
+    ``lanczos_tol``), started from that x. For zero padding the bracket holds the gap between
+    the padded and the circular operator (Delattre et al. 2024 bound that gap as n grows).
     """
-    from . import spectral  # noqa: PLC0415  (spectral → jacobian; conv stays import-light)
+    from .jacobian import jacobian_operator  # noqa: PLC0415  (conv stays import-light)
 
     if not isinstance(layer, nn.Conv2d):
         v.fail("layer", f"expected an nn.Conv2d, got {type(layer).__name__}")
@@ -573,22 +657,26 @@ def conv_sigma_bracket(layer: nn.Conv2d, n: int, m: int, *, gram_iters: int = 10
     m = v.integer(m, "m", minimum=1)
     gram_iters = v.integer(gram_iters, "gram_iters", minimum=0)
     rtol = v.real(rtol, "rtol", positive=True)
-    grid = embedding_grid(layer, n, m)
-    w = _dilated_weight(layer)
-    probe = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                      padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=False,
-                      padding_mode=layer.padding_mode, dtype=torch.float64, device=w.device)
-    with torch.no_grad():
-        probe.weight.copy_(layer.weight.detach())
-    probe.weight.requires_grad_(False)
-    x = torch.zeros(1, layer.in_channels, n, m, dtype=torch.float64, device=w.device)
-    spec = spectral.operator_singular_values(probe, x, 1, tol=lanczos_tol)
-    vec = spec.right[0]
-    with torch.no_grad():
-        ratio = float(torch.linalg.vector_norm(probe(vec)) / torch.linalg.vector_norm(vec))
-    c, taps = max(layer.in_channels, layer.out_channels), w.shape[2] * w.shape[3]
+    lanczos_tol = v.real(lanczos_tol, "lanczos_tol", positive=True)
+    w, small, grid = _circular_form(layer, n, m)
+    probe = _float64_copy(layer)
+    top = top_frequency(w.to(torch.float64), *small, groups=layer.groups, seed=seed)
+    x0 = _frequency_input(top, layer, small, grid, n, m)
+    ratio, steps = _gain(probe, x0), 0
+    if not _is_exact(layer, grid, small):
+        op = jacobian_operator(probe, torch.zeros_like(x0[0])[None])
+        start = x0[int(torch.linalg.vector_norm(x0.flatten(1), dim=1).argmax())].reshape(1, -1)
+        # plus an equal share of a random vector: a start near a lower singular vector alone could
+        # meet the residual test there before the top one shows (the premise of a random start)
+        noise = torch.randn(start.shape, dtype=start.dtype, generator=torch.Generator().manual_seed(seed))
+        start = start / start.norm() + noise.to(start.device) / noise.norm()
+        trip = lanczos.bidiagonalise(lambda u: op.matvec(u.reshape(op.x.shape)).reshape(1, -1),
+                                     lambda y: op.rmatvec(y.reshape(op.out_shape)).reshape(1, -1),
+                                     start, k=1, tol=lanczos_tol, max_steps=start.shape[1], check_every=2)
+        ratio, steps = max(ratio, _gain(probe, trip.right[0].reshape(1, *x0.shape[1:]))), trip.steps
+    c, taps = max(w.shape[0], w.shape[1] * layer.groups), w.shape[2] * w.shape[3]
     lower = ratio * (1 - _rounding_allowance(c, taps, 0))
-    resp = frequency_response(w, *grid, groups=layer.groups, onesided=True)
+    resp = frequency_response(w.to(torch.float64), *small, groups=layer.groups, onesided=True)
     allowance = 1 + _rounding_allowance(c, taps, gram_iters)
     bounds = gram_upper_bound(resp, gram_iters, target=(1 + rtol) * lower / allowance)
-    return SigmaBracket(lower, bounds[-1] * allowance, grid, len(bounds) - 1, spec.steps)
+    return SigmaBracket(lower, bounds[-1] * allowance, grid, len(bounds) - 1, steps)
