@@ -252,6 +252,8 @@ class TopFrequency:
     candidates: int              # blocks the float32 sieve left for the final iteration
     blocks: int                  # frequency blocks in all: groups × n·(m//2 + 1)
     steps: int                   # Lanczos steps (each one product with every block left and its adjoint)
+    # sigma is exact (to rounding) when the candidates were solved by eigh (side ≤ 128), else the
+    # best Ritz value, within rtol below
 
 
 def _phases(n: int, m: int, kh: int, kw: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -302,6 +304,7 @@ class _TapBlocks(_Blocks):
         w = weight.reshape(self.co, self.ci, self.taps)
         self.fwd = w.permute(1, 2, 0).reshape(self.ci, self.taps * self.co)   # columns (tap, o)
         self.bwd = w.permute(0, 2, 1).reshape(self.co, self.taps * self.ci)   # columns (tap, i)
+        self.flat = w.permute(2, 0, 1).reshape(self.taps, self.co * self.ci)  # rows: taps
 
     def _apply(self, mix: torch.Tensor, x: torch.Tensor, mats: torch.Tensor, width: int) -> torch.Tensor:
         # rows (member, re/im) through the stacked taps in one GEMM, then each member's phases
@@ -315,6 +318,10 @@ class _TapBlocks(_Blocks):
     def rmatvec(self, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._apply(self.mix_conj[self._map(idx)], y, self.bwd, self.ci)
 
+    def dense(self, idx: torch.Tensor) -> torch.Tensor:
+        ph = self.phase[self._map(idx)]
+        return torch.complex(ph.real @ self.flat, ph.imag @ self.flat).reshape(-1, self.co, self.ci)
+
 
 class _DenseBlocks(_Blocks):
     """Blocks formed in memory, (count, c_out, c_in): a composition's per-frequency products, or
@@ -325,17 +332,30 @@ class _DenseBlocks(_Blocks):
         self.count, self.co, self.ci = blocks.shape
         self.freqs = freqs
 
-    def _at(self, idx: torch.Tensor) -> torch.Tensor:
+    def dense(self, idx: torch.Tensor) -> torch.Tensor:
         return self.blocks if self.members is None and len(idx) == self.count else self.blocks[self._map(idx)]
 
     def matvec(self, idx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return (self._at(idx) @ x[..., None])[..., 0]
+        return (self.dense(idx) @ x[..., None])[..., 0]
 
     def rmatvec(self, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (y.conj()[:, None, :] @ self._at(idx))[:, 0].conj()
+        return (y.conj()[:, None, :] @ self.dense(idx))[:, 0].conj()
 
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+_EXACT_SIDE = 128   # up to this (smaller) block side the candidates are solved by eigh, O(C³) each
+
+
+def _exact_top(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(σ_max, unit top right singular vector) of each block, from the smaller Hermitian Gram matrix
+    (``eigh``: its ε·σ_max² absolute error is ε relative on σ_max)."""
+    tall = blocks.shape[-1] <= blocks.shape[-2]
+    lam, vec = torch.linalg.eigh(blocks.mH @ blocks if tall else blocks @ blocks.mH)
+    sigma, top = lam[..., -1].clamp_min(0).sqrt(), vec[..., -1]
+    if not tall:   # a left vector u: the right one is K̂ᴴu / σ
+        top = (blocks.mH @ top[..., None])[..., 0]
+        top = top / torch.linalg.vector_norm(top, dim=-1, keepdim=True).clamp_min(torch.finfo(lam.dtype).tiny)
+    return sigma, top
 
 
 def _grouped_blocks(weight: torch.Tensor, groups: int, n: int, m: int) -> torch.Tensor:
@@ -408,11 +428,13 @@ def top_frequency(weight: torch.Tensor | nn.Module, n: int, m: int, *, groups: i
     lock-step (:func:`gradcore.lanczos.batch_max_singular_value`, one GEMM per product for all
     frequencies), and a block whose Ritz value plus residual falls below the best Ritz value is
     dropped. Two passes: a sieve in float32 without reorthogonalisation (blocks dropped only
-    when 1e-4 below the best, far above float32 rounding) until at most 8 are left, then the
-    survivors in the weight's dtype, fully reorthogonalised, started from the sieve's vectors,
-    until every one left has Ritz value + residual ≤ (1 + rtol)·best. The value returned is the
-    best Ritz value: below σ_max by at most ``rtol`` relative (default 1e-10 in float64, 64·ε
-    in float32, the residuals' rounding floor), and a float32 weight is measured in float32.
+    when 1e-4 below the best, far above float32 rounding) until at most 8 are left; then the
+    candidates in the weight's dtype — solved exactly (``eigh`` of the smaller Gram matrix, as
+    ``conv_gains`` does for every block) when their smaller side is ≤ 128, otherwise by the
+    same Lanczos fully reorthogonalised, started from the sieve's vectors, until every one left
+    has Ritz value + residual ≤ (1 + rtol)·best, whose best Ritz value is returned: below σ_max
+    by at most ``rtol`` relative (default 1e-10 in float64, 64·ε in float32, the residuals'
+    rounding floor). A float32 weight is measured in float32.
     """
     spec = _spectrum(weight, n, m, groups)
     rtol = max(1e-10, 64 * torch.finfo(spec.real).eps) if rtol is None else v.real(rtol, "rtol", positive=True)
@@ -431,13 +453,18 @@ def top_frequency(weight: torch.Tensor | nn.Module, n: int, m: int, *, groups: i
                                                margin=_SIEVE_MARGIN, reorthogonalise=False)
         members, start, sieved = res.active, res.right.to(start.dtype), res.steps
         exact = exact.restricted(members)
-    res = lanczos.batch_max_singular_value(exact.matvec, exact.rmatvec, start, rtol=rtol, max_steps=steps)
-    sigma = v.fits(float(res.lower[res.best]) * scale, spec.real, "weight")
-    block = int(members[res.best])
+    if min(exact.co, exact.ci) <= _EXACT_SIDE:
+        tops, vecs = _exact_top(exact.dense(torch.arange(len(members), device=start.device)))
+        best, final = int(tops.argmax()), 0
+        sigma, right = float(tops[best]), vecs[best]
+    else:
+        res = lanczos.batch_max_singular_value(exact.matvec, exact.rmatvec, start, rtol=rtol, max_steps=steps)
+        best, final = res.best, res.steps
+        sigma, right = float(res.lower[best]), res.right[int((res.active == best).nonzero()[0, 0])]
+    sigma = v.fits(sigma * scale, spec.real, "weight")
+    block = int(members[best])
     f, m1 = block % exact.freqs, spec.m // 2 + 1
-    return TopFrequency(sigma, (f // m1, f % m1), block // exact.freqs,
-                        res.right[int((res.active == res.best).nonzero()[0, 0])], len(members), total,
-                        sieved + res.steps)
+    return TopFrequency(sigma, (f // m1, f % m1), block // exact.freqs, right, len(members), total, sieved + final)
 
 
 _SIEVE_KEEP = 8        # blocks left when the float32 sieve hands over
