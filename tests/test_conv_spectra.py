@@ -67,6 +67,7 @@ KINDS = {
     "dilated": dict(padding=2, dilation=2),
     "grouped": dict(padding=1, groups=2),
     "5×3 kernel, stride (2, 1)": dict(kernel_size=(5, 3), padding=(2, 1), stride=(2, 1)),
+    "grouped, dilated, strided": dict(padding=2, dilation=2, stride=2, groups=2),
 }
 
 
