@@ -675,7 +675,7 @@ def conv_sigma_bracket(layer: nn.Conv2d, n: int, m: int, *, gram_iters: int = 10
     where the stride divides the grid), ‖layer‖₂ ≤ ‖C‖₂ = max_{(u,v)} σ_max(K̂(u, v)) (Sedghi,
     Gupta & Long 2019, Thm 6, for the equality), and σ_max(K̂) ≤ ‖G_t‖_F^{2^{-t}} for the Gram
     iterates (:func:`gram_upper_bound`; Delattre et al. 2023/2024). The iteration stops once
-    upper ≤ (1 + rtol)·lower or after ``gram_iters``; a rounding allowance is added.
+    upper ≤ (1 + rtol)·max(lower, σ_max(C)) or after ``gram_iters``; a rounding allowance is added.
     *Lower*: σ_max ≥ ‖layer(x)‖/‖x‖ for any x ≠ 0, less a rounding allowance, at x built from
     the top frequency of C (:func:`top_frequency`, :func:`_frequency_input`) — exact when the
     layer is C itself (circular padding (k−1)/2, every strided output kept: no Lanczos runs) —
@@ -712,5 +712,7 @@ def conv_sigma_bracket(layer: nn.Conv2d, n: int, m: int, *, gram_iters: int = 10
     lower = ratio * (1 - _rounding_allowance(c, taps, 0))
     resp = frequency_response(w.to(torch.float64), *small, groups=layer.groups, onesided=True)
     allowance = 1 + _rounding_allowance(c, taps, gram_iters)
-    bounds = gram_upper_bound(resp, gram_iters, target=(1 + rtol) * lower / allowance)
+    # the bound cannot fall below the circular σ_max (top.sigma): stopping within rtol of it saves the
+    # iterations a zero-padded layer's lower bound could never justify; the bound stays certified
+    bounds = gram_upper_bound(resp, gram_iters, target=(1 + rtol) * max(lower, top.sigma) / allowance)
     return SigmaBracket(lower, bounds[-1] * allowance, grid, len(bounds) - 1, steps)
