@@ -119,16 +119,6 @@ def numpy_svals(w: np.ndarray, n: int) -> np.ndarray:
     return np.linalg.svd(np.fft.fft2(w, (n, n), axes=[0, 1]), compute_uv=False)
 
 
-def per_frequency_lanczos(w: torch.Tensor, n: int, tol: float = 1e-6) -> float:
-    """Issue 19 item 2: batched Lanczos on the n·(n/2+1) transfer matrices at once (rfft2 of the kernel)."""
-    resp = conv.frequency_response(w, n, n, onesided=True)
-    r = resp.reshape(-1, *resp.shape[-2:])
-    start = torch.randn(r.shape[0], r.shape[-1], dtype=r.dtype, generator=torch.Generator().manual_seed(0))
-    t = lanczos.bidiagonalise(lambda v: (r @ v[..., None])[..., 0], lambda u: (r.mH @ u[..., None])[..., 0],
-                              start, k=1, tol=tol, max_steps=r.shape[-1], check_every=4)
-    return float(t.values.max())
-
-
 def power_iteration(op: jacobian.JacobianOperator, steps: int = 100) -> float:
     """What a user writes: v ← JᵀJv/‖JᵀJv‖ for ``steps`` steps, then ‖Jv‖ (a lower bound)."""
     v = torch.randn(op.x.shape, dtype=op.x.dtype, generator=torch.Generator().manual_seed(0))
@@ -138,31 +128,41 @@ def power_iteration(op: jacobian.JacobianOperator, steps: int = 100) -> float:
     return float(op.matvec(v).norm())
 
 
-def bench_conv(sizes: list[tuple[int, int]], numpy_max_c: int) -> list[dict]:
+def eigvalsh_top(w: torch.Tensor, n: int) -> float:
+    """gradcore's σ_max before issue 19: eigvalsh of every one-sided frequency's Gram matrix (O(C³) each)."""
+    return conv._top_singular_value(conv.frequency_response(w, n, n, onesided=True))
+
+
+def bench_conv(channels: list[int], n: int, numpy_max_c: int) -> list[dict]:
+    """σ_max of a circular 3×3 conv by iteration per frequency, against all σ (NumPy, gradcore), the former
+    eigvalsh path and Gram iteration; ``numpy_max_c`` bounds the sizes where the O(C³)-per-frequency methods run
+    more than once."""
     rows = []
-    for c, n in sizes:
+    for c in channels:
         layer = conv.standard_conv(c, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
         w = layer.weight.detach()
-        wn = w.permute(2, 3, 1, 0).numpy()
-        row = {"channels": c, "n": n, "width": c * n * n,
-               "all_s": timed(lambda: conv.conv_singular_values(w, n, n)),
-               "max_s": timed(lambda: conv.conv_spectral_norm(w, n, n))}
-        exact = conv.conv_spectral_norm(w, n, n)
-        if c <= numpy_max_c:
-            row["perfreq_s"] = timed(lambda: per_frequency_lanczos(w, n))
-            row["perfreq_rel"] = abs(per_frequency_lanczos(w, n) / exact - 1)
-            bounds = conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True), 12,
-                                           target=exact * (1 + 1e-6))
-            row["gram_iters"] = len(bounds) - 1
-            row["gram_s"] = timed(lambda: conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True),
-                                                                row["gram_iters"]))
-            row["gram_rel"] = bounds[-1] / exact - 1
-        if c <= numpy_max_c:
+        top = conv.top_frequency(w, n, n)
+        row = {"channels": c, "n": n, "width": c * n * n, "max_s": timed(lambda: conv.conv_spectral_norm(w, n, n)),
+               "sigma": top.sigma, "candidates": top.candidates, "blocks": top.blocks, "steps": top.steps}
+        big = c > numpy_max_c
+        start = time.perf_counter()
+        old = eigvalsh_top(w, n)
+        row["eigvalsh_s"] = time.perf_counter() - start if big else timed(lambda: eigvalsh_top(w, n))
+        row["eigvalsh_rel"] = abs(top.sigma / old - 1)
+        if not big:
+            row["all_s"] = timed(lambda: conv.conv_singular_values(w, n, n))
+            wn = w.permute(2, 3, 1, 0).numpy()
             ref = numpy_svals(wn, n)
             row["numpy_s"] = timed(lambda: numpy_svals(wn, n))
             ours = conv.conv_singular_values(w, n, n).numpy()
             row["all_rel"] = float(np.max(np.abs(ours - np.sort(ref.ravel())[::-1])) / ref.max())
-            row["max_rel"] = abs(conv.conv_spectral_norm(w, n, n) / float(ref.max()) - 1)
+            row["max_rel"] = abs(top.sigma / float(ref.max()) - 1)
+            bounds = conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True), 12,
+                                           target=top.sigma * (1 + 1e-6))
+            row["gram_iters"] = len(bounds) - 1
+            row["gram_s"] = timed(lambda: conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True), 12,
+                                                                target=top.sigma * (1 + 1e-6)))
+            row["gram_rel"] = bounds[-1] / top.sigma - 1
         rows.append(row)
         print(f"conv {c}×{n}²: {row}", flush=True)
     return rows
@@ -231,22 +231,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("reports/results.json"))
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--quick", action="store_true", help="small sizes only (a smoke test, not a report)")
+    parser.add_argument("--only", default="", help="comma-separated sections to run (jacobian, conv, padding, "
+                        "spectral_norm, suite); the others are left empty — for a partial run written elsewhere")
     args = parser.parse_args(argv)
     from report import figure, markdown  # noqa: PLC0415  (benchmarks/report.py, beside this file)
 
     quick = args.quick
+    only = set(args.only.split(",")) if args.only else {"jacobian", "conv", "padding", "spectral_norm", "suite"}
     start = time.perf_counter()
     doc = {"environment": {"device": platform.processor() or platform.machine(), "torch": torch.__version__,
                            "numpy": np.__version__, "threads": torch.get_num_threads(),
                            "load_average_before": os.getloadavg()[0]},
-           "reduced": "jacobian widths 256, 1024, 4096 (2048 left out) to keep the run under 15 min on a shared machine",
-           "jacobian": bench_jacobian([64, 256] if quick else [256, 1024, 4096],
-                                      [2] if quick else [16, 64]),
-           "conv": bench_conv([(8, 8), (16, 16)] if quick else [(16, 32), (32, 32), (64, 32), (128, 32), (256, 32)],
-                              numpy_max_c=16 if quick else 64),
-           "padding": bench_padding([4] if quick else [16, 64], 8 if quick else 32),
-           "spectral_norm": bench_torch_spectral_norm([4, 8] if quick else [16, 64, 256], 8 if quick else 32),
-           "suite": suite_times(args.results) if args.results.is_file() else []}
+           "reduced": "jacobian widths 256, 1024, 4096 (2048 left out) to keep the run under 15 min on a shared machine"}
+    sections = {
+        "jacobian": lambda: bench_jacobian([64, 256] if quick else [256, 1024, 4096], [2] if quick else [16, 64]),
+        "conv": lambda: bench_conv([8, 16] if quick else [16, 64, 256], 16 if quick else 32,
+                                   numpy_max_c=16 if quick else 64),
+        "padding": lambda: bench_padding([4] if quick else [16, 64], 8 if quick else 32),
+        "spectral_norm": lambda: bench_torch_spectral_norm([4, 8] if quick else [16, 64, 256], 8 if quick else 32),
+        "suite": lambda: suite_times(args.results) if args.results.is_file() else [],
+    }
+    for name, run in sections.items():
+        doc[name] = run() if name in only else []
     doc["environment"]["load_average_after"] = os.getloadavg()[0]
     doc["environment"]["wall_s"] = time.perf_counter() - start
     results.write_text(json.dumps(doc, indent=1) + "\n", args.out / "benchmarks.json")

@@ -72,9 +72,16 @@ def _cgs2(q: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return w
 
 
+def _row_norm(w: torch.Tensor) -> torch.Tensor:
+    """‖w‖ along the last axis; a complex one as its real view (torch's complex norm kernel is
+    ~100× slower on CPU)."""
+    return torch.linalg.vector_norm(torch.view_as_real(w), dim=(-2, -1)) if w.is_complex() else \
+        torch.linalg.vector_norm(w, dim=-1)
+
+
 def _normalised(w: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # a norm at rounding level of the operator's scale is an invariant subspace: stop there
-    norm = torch.linalg.vector_norm(w, dim=-1)
+    norm = _row_norm(w)
     dead = norm <= floor
     norm = torch.where(dead, torch.zeros_like(norm), norm)
     return torch.where(dead[:, None], torch.zeros_like(w), w / norm.clamp_min(torch.finfo(norm.dtype).tiny)[:, None]), norm
@@ -295,3 +302,111 @@ def block_bidiagonalise(matmat: Product, rmatmat: Product, start: torch.Tensor, 
 def _block_orthogonalise(basis: _Basis, w: torch.Tensor) -> torch.Tensor:
     """Each row of w (batch, b, dim) minus its projection on the basis, twice (CGS2)."""
     return w if basis.size == 0 else _cgs2(basis.used, w.mT).mT
+
+
+# --- the largest σ_max over a batch of small maps, pruning members that cannot hold it ------------
+
+MemberProduct = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (members, vectors) -> products
+
+
+@dataclass(frozen=True)
+class BatchMaximum:
+    """max over a batch of maps A_i of σ_max(A_i), from :func:`batch_max_singular_value`."""
+
+    lower: torch.Tensor    # (batch,) top Ritz value θ_i ≤ σ_max(A_i), at the member's last check
+    upper: torch.Tensor    # (batch,) θ_i + ‖A_iᴴu − θ_i v‖: σ_max(A_i) when θ_i tracks the top value
+    active: torch.Tensor   # members left at the end; the holder of ``lower.max()`` is among them
+    right: torch.Tensor    # (len(active), n) their top right Ritz vectors (unit norm)
+    steps: int             # Lanczos steps taken by the longest-running member
+
+    @property
+    def best(self) -> int:
+        """The member with the largest θ: max_i θ_i ≤ max_i σ_max(A_i) (a Rayleigh quotient)."""
+        return int(self.lower.argmax())
+
+
+class _Rows:
+    """Per-member rows (members, capacity, dim) that follow pruning of members."""
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self.rows = like.new_zeros(like.shape[0], 8, like.shape[1])
+        self.size = 0
+
+    def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
+        """w minus its projection on the rows, twice (CGS2), as batched row-vector products."""
+        q = self.rows[:, :self.size]
+        for _ in range(2 if self.size else 0):
+            w = w - ((w[:, None, :] @ q.mH) @ q)[:, 0]
+        return w
+
+    def append(self, w: torch.Tensor) -> None:
+        if self.size == self.rows.shape[1]:
+            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)], dim=1)
+        self.rows[:, self.size] = w
+        self.size += 1
+
+    def keep(self, mask: torch.Tensor) -> None:
+        self.rows = self.rows[mask, :max(self.size, 1)]
+
+
+def batch_max_singular_value(matvec: MemberProduct, rmatvec: MemberProduct, start: torch.Tensor, *,
+                             rtol: float, max_steps: int, check_every: int = 2, keep: int = 0,
+                             margin: float = 0.0, reorthogonalise: bool = True) -> BatchMaximum:
+    """max_i σ_max(A_i) over a batch of maps by Golub–Kahan–Lanczos on each, in lock-step.
+
+    ``matvec(members, v)`` applies A_i for the listed members (a LongTensor) to the rows of v;
+    ``rmatvec`` applies A_iᴴ. Every ``check_every`` steps each member's top Ritz value θ_i and
+    residual ρ_i = ‖A_iᴴu − θ_i v‖ are read off the bidiagonal (no extra product); with
+    L = max_i θ_i, a member with (θ_i + ρ_i)(1 + margin) < L is dropped — some singular value
+    lies within ρ_i of θ_i, so if θ_i tracks A_i's top one (the premise of every Lanczos residual
+    test) it cannot hold the maximum; ``margin`` covers rounding when the products are computed
+    in lower precision than the answer needs — and the products shrink to the members left.
+    Stops when every member left has θ_i + ρ_i ≤ (1 + rtol)·L, when at most ``keep`` are left,
+    or after ``max_steps`` (with full reorthogonalisation, a Krylov space as large as the
+    smaller side of A_i plus one makes θ_i exact). Without ``reorthogonalise`` only the
+    three-term recurrence runs (Paige 1976: the top Ritz value still converges to σ_max; lost
+    orthogonality only adds copies of converged values) and the Ritz vectors are approximate.
+    """
+    batch, n = start.shape
+    real = start.real.dtype
+    lower = torch.zeros(batch, dtype=real, device=start.device)
+    upper = torch.full((batch,), torch.inf, dtype=real, device=start.device)
+    members = torch.arange(batch, device=start.device)
+    v = start / _row_norm(start)[:, None]
+    V, U = _Rows(v), None
+    alphas: list[torch.Tensor] = []
+    betas: list[torch.Tensor] = []
+    u_prev, floor, step = None, None, 0
+    for step in range(1, max_steps + 1):
+        V.append(v)
+        w = matvec(members, v)
+        if U is None:
+            U = _Rows(w)
+            floor = 64 * torch.finfo(real).eps * _row_norm(w)
+        if u_prev is not None:
+            w = w - betas[-1][:, None].to(w.dtype) * u_prev
+        u, alpha = _normalised(U.orthogonalise(w) if reorthogonalise else w, floor)
+        w = rmatvec(members, u) - alpha[:, None].to(u.dtype) * v
+        v, beta = _normalised(V.orthogonalise(w) if reorthogonalise else w, floor)
+        if reorthogonalise:
+            U.append(u)
+        alphas.append(alpha)
+        betas.append(beta)
+        u_prev = u
+        last = step == max_steps or step >= n or bool((beta == 0).all())
+        if not (last or step % check_every == 0):
+            continue
+        s, _, _, rel = _ritz(alphas, betas, 1, False)
+        lower[members], upper[members] = s[:, 0], s[:, 0] * (1 + rel[:, 0])
+        top = lower.max()
+        if last or not bool((upper[members] > (1 + rtol) * top).any()) or len(members) <= keep:
+            break
+        live = upper[members] * (1 + margin) >= top
+        if not bool(live.all()):
+            members, v, u_prev, floor = members[live], v[live], u_prev[live], floor[live]
+            alphas, betas = [a[live] for a in alphas], [b[live] for b in betas]
+            V.keep(live)
+            U.keep(live)
+    _, _, q, _ = _ritz(alphas, betas, 1, False)
+    right = (V.rows[:, :len(alphas)].mT @ q.to(start.dtype))[..., 0]
+    return BatchMaximum(lower, upper, members, right / _row_norm(right)[:, None], step)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gradcore import GradcoreInputError
-from gradcore.conv import (conv_rms_gain, conv_singular_values, conv_spectral_norm, frequency_response,
+from gradcore.conv import (conv_gains, conv_rms_gain, conv_singular_values, conv_spectral_norm, frequency_response,
                            make_conv, module_response, relu_stack)
 from gradcore.jacobian import jacobian
 from gradcore.spectral import operator_spectral_norm
@@ -109,3 +109,10 @@ def test_orthogonal_pointwise_has_unit_singular_values():
 def test_bad_inputs_raise(call, match):
     with pytest.raises(GradcoreInputError, match=match):
         call()
+
+
+def test_per_frequency_iteration_on_the_device(device):
+    # 20 channels: past the side where every block is solved by eigvalsh, so the float32 sieve runs
+    conv = make_conv("standard", 20, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64).to(device)
+    exact = conv_gains(conv, 10, 12)[0]   # eigvalsh of every block's Gram matrix
+    assert conv_spectral_norm(conv, 10, 12) == pytest.approx(exact, rel=1e-9)

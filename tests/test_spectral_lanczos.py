@@ -177,3 +177,34 @@ def test_block_lanczos_on_a_low_rank_map_and_a_batch():
 def test_bad_block_names_the_argument(call):
     with pytest.raises(GradcoreInputError, match="^block:"):
         call()
+
+
+# --- the largest σ_max over a batch, pruning members that cannot hold it (issue 19) ---------------
+
+def _batch(count: int, rows: int, cols: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(count, rows, cols, generator=g, dtype=torch.float64)
+    b = torch.randn(count, rows, cols, generator=g, dtype=torch.float64)
+    return torch.complex(a, b) * torch.linspace(1.0, 1.3, count, dtype=torch.float64)[:, None, None]
+
+
+@pytest.mark.parametrize("rows,cols", [(12, 12), (7, 15), (15, 7)])
+@pytest.mark.parametrize("reorthogonalise", [True, False])
+def test_batch_maximum_matches_svdvals_and_prunes_only_smaller_members(rows, cols, reorthogonalise):
+    mats = _batch(40, rows, cols, seed=rows * cols)
+    exact = torch.linalg.matrix_norm(mats, ord=2)
+    start = torch.randn(40, cols, dtype=torch.complex128, generator=torch.Generator().manual_seed(1))
+    res = lanczos.batch_max_singular_value(lambda i, v: (mats[i] @ v[..., None])[..., 0],
+                                           lambda i, u: (mats[i].mH @ u[..., None])[..., 0], start,
+                                           rtol=1e-10, max_steps=min(cols, rows + 1),
+                                           reorthogonalise=reorthogonalise)
+    assert res.best == int(exact.argmax())
+    assert abs(float(res.lower[res.best]) / float(exact.max()) - 1) <= 1e-9
+    assert bool((res.lower <= exact * (1 + 1e-12)).all())           # Ritz values are Rayleigh quotients
+    assert len(res.active) < 40                                      # the scaled batch has a clear leader
+    dropped = torch.ones(40, dtype=torch.bool)
+    dropped[res.active] = False
+    assert bool((exact[dropped] < exact.max()).all())
+    if reorthogonalise:   # the returned vector is the top right singular vector
+        v = res.right[int((res.active == res.best).nonzero()[0, 0])]
+        assert float(torch.linalg.vector_norm(mats[res.best] @ v)) == pytest.approx(float(exact.max()), rel=1e-9)
