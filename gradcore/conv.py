@@ -225,7 +225,9 @@ def conv_spectral_norm(weight: torch.Tensor | nn.Module, n: int, m: int, *, grou
     By iteration per frequency (:func:`top_frequency`): Lanczos on every transfer matrix at once,
     the frequencies that cannot hold the maximum dropped, the few left solved exactly. Relative
     error ≤ 1e-9 in float64 (tests against the dense SVD); a float32 weight is measured in float32,
-    to ≤ 2e-5 relative like CONV-01's per-frequency SVDs.
+    to ≤ 2e-5 relative like CONV-01's per-frequency SVDs. Dropping a block on its Ritz value is
+    what every Lanczos solver does, not a proof: where a certificate is needed (a bound a contract
+    relies on) use :func:`conv_gains`, which solves every block, or :func:`conv_sigma_bracket`.
     """
     return top_frequency(weight, n, m, groups=groups).sigma
 
