@@ -45,7 +45,7 @@ def _worst(clauses: list[dict], kinds: tuple[str, ...]) -> str:
 def summary_table(names: list[str], root: Path = Path("reports/audits")) -> str:
     """The README's table of audits: worst layer and worst block σ_max, ‖∂L/∂h‖ first / output, failing claims."""
     rows = ["| audit | input | layers σ_max, worst | any block σ_max, worst | ‖∂L/∂h‖ first / output | "
-            "claim checks (fail) | wall s |", "|---|---|---|---|---|---|---|"]
+            "claim checks (fail) | wall / CPU s |", "|---|---|---|---|---|---|---|"]
     for name in names:
         doc = json.loads((root / f"{name}.json").read_text())
         a, clauses = doc["audit"], doc["clauses"]
@@ -56,7 +56,7 @@ def summary_table(names: list[str], root: Path = Path("reports/audits")) -> str:
         rows.append(f"| [{name}]({name}.md) | {'×'.join(map(str, a['input_shape']))} {a['inputs']} | "
                     f"{_worst(clauses, ('transformer', 'residual'))} | {_worst(clauses, tuple(KINDS))} | "
                     f"{g0 / g1:.3g} ({first}) | {len(judged)} ({len(fails)}{': ' + ', '.join(fails[:3]) if fails else ''}) | "
-                    f"{doc['environment']['wall_time_s']:.0f} |")
+                    f"{doc['environment']['wall_time_s']:.0f} / {a['cpu_s']:.0f} |")
     return "\n".join(rows)
 
 
