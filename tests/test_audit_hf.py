@@ -187,3 +187,20 @@ def test_bad_configs_and_missing_extras_are_one_line_exit_2(workdir, capsys, mon
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
     assert not (workdir / "o").exists()
+
+
+LLAMA_CONFIG = ("num_hidden_layers=1,hidden_size=16,num_attention_heads=2,num_key_value_heads=1,"
+                "intermediate_size=32,vocab_size=50")
+
+
+def test_two_audits_of_a_library_model_measure_the_same_weights_and_ids(workdir):
+    docs = []
+    for state in (1, 2):
+        torch.manual_seed(state)   # whatever the process drew before must not change weights or token ids
+        assert cli.main(["audit", "transformers:LlamaModel", "--config", LLAMA_CONFIG, "--input-shape", "2,4",
+                         "--out", f"r{state}", "--max-steps", "8"]) == 0
+        docs.append(json.loads((workdir / f"r{state}" / "LlamaModel.json").read_text()))
+    # same process, threads and code path: seed 0 must pin every bit of every value
+    assert [c["constants"] for c in docs[0]["clauses"]] == [c["constants"] for c in docs[1]["clauses"]]
+    assert docs[0]["audit"]["profile"] == docs[1]["audit"]["profile"]
+    assert {c["facts"]["type"] for c in docs[0]["clauses"]} >= {"LlamaDecoderLayer", "LlamaAttention", "LlamaRMSNorm"}
