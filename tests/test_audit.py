@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from gradcore import jacobian
-from gradcore.audit import Settings, audit, blocks, measure, render
+from gradcore.audit import AuditOptions, audit, blocks, measure, render
 from gradcore import cli
 
 torchvision = pytest.importorskip("torchvision")
 from torchvision.models.mobilenetv2 import InvertedResidual  # noqa: E402
 from torchvision.models.resnet import BasicBlock  # noqa: E402
 
-EXACT = Settings(dtype=torch.float64, tol=1e-10, max_steps=2000, probes=48, seed=0)
+EXACT = AuditOptions(dtype=torch.float64, tol=1e-10, max_steps=2000, probes=48, seed=0)
 
 
 def tiny_resnet() -> nn.Module:
@@ -87,7 +87,7 @@ def test_profile_is_one_backward_pass_through_the_stages():
 
 
 def test_rendering_does_not_measure(tmp_path):
-    result = audit(tiny_mobilenet(), (1, 4, 6, 6), name="m", settings=Settings(probes=2, max_steps=5))
+    result = audit(tiny_mobilenet(), (1, 4, 6, 6), name="m", settings=AuditOptions(probes=2, max_steps=5))
     md, js = render.write(result, tmp_path, "m")
     text = md.read_text()
     assert "## Claims on the real blocks" in text and "figures/m-profile.png" in text

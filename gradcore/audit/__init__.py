@@ -7,7 +7,7 @@ under the stated seed (and loads weights), :mod:`.recipes` reproduces any one qu
 """
 from typing import Any
 
-__all__ = ["Audit", "BlockResult", "ClaimCheck", "Settings", "audit"]
+__all__ = ["Audit", "BlockResult", "ClaimCheck", "AuditOptions", "audit"]
 
 
 def __getattr__(name: str) -> Any:

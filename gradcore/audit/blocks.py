@@ -105,12 +105,21 @@ def residual_add(module: nn.Module) -> ResidualAdd | None:
     if not inputs or output is None:
         return None
     for node in nodes:
-        if _is_add(node) and inputs[0] in node.args[:2]:
+        operands = [_through_identity(a, module) for a in node.args[:2]] if _is_add(node) else []
+        if inputs[0] in operands:
             after = _path_to_output(node, output, module)
-            other = node.args[1] if node.args[0] is inputs[0] else node.args[0]
+            other = node.args[1] if operands[0] is inputs[0] else node.args[0]
             if after is not None and isinstance(other, fx.Node):
                 return ResidualAdd(_branch(module, graph, other), after)
     return None
+
+
+def _through_identity(node: Any, module: nn.Module) -> Any:
+    """The node an ``nn.Identity`` shortcut passes on (timm's ``x + self.shortcut(shortcut)``), else itself."""
+    while isinstance(node, fx.Node) and node.op == "call_module" and \
+            isinstance(module.get_submodule(str(node.target)), nn.Identity):
+        node = node.args[0]
+    return node
 
 
 def _is_add(node: fx.Node) -> bool:
@@ -230,9 +239,10 @@ def candidates(model: nn.Module) -> list[Block]:
 def capture(model: nn.Module, blocks: list[Block], x: torch.Tensor) -> dict[str, Call]:
     """The first call the model makes to each block on one forward pass at ``x``.
 
-    Recorded with autograd on and ``x`` requiring grad, as the measurement will run: the fused
-    inference fast paths (``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``) stay off and
-    every block is called as a module, with the arguments the differentiated function gets.
+    Recorded with autograd on and ``x`` requiring grad (token ids cannot: the blocks' streams are
+    floating point from the embedding on), as the measurement will run: the fused inference fast
+    paths (``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``) stay off and every block is
+    called as a module, with the arguments the differentiated function gets.
     """
     seen: dict[str, Call] = {}
     handles = []
@@ -241,11 +251,18 @@ def capture(model: nn.Module, blocks: list[Block], x: torch.Tensor) -> dict[str,
         handles.append(b.module.register_forward_hook(_shaper(seen, b.name)))
     try:
         with torch.enable_grad():
-            model(x.detach().clone().requires_grad_(True))
+            model(x.detach().clone().requires_grad_(x.is_floating_point()))
     finally:
         for h in handles:
             h.remove()
     return {name: call for name, call in seen.items() if call is not None}
+
+
+def with_stream(args: tuple, kwargs: dict, h: torch.Tensor) -> tuple[tuple, dict]:
+    """A block's arguments with its input stream (every place it appears) replaced by ``h``."""
+    stream = _stream(args, kwargs)
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    return pytree.tree_unflatten([h if leaf is stream else leaf for leaf in leaves], spec)
 
 
 def _keeper(seen: dict[str, Call | None], name: str):
@@ -273,11 +290,15 @@ def confirmed(blocks: list[Block], calls: dict[str, Call]) -> list[Block]:
 def at_initialisation(model: nn.Module, dtype: torch.dtype, mode: str = "train") -> nn.Module:
     """A copy measured as it runs at step 0, without side effects.
 
-    Dropout off (eval) so the Jacobian is deterministic; parameters frozen, since only input
+    Dropout off (eval) so the Jacobian is deterministic; a ``transformers`` model's key/value cache
+    off, so every call of a block sees the same keys; parameters frozen, since only input
     Jacobians are measured. ``mode="train"``: BatchNorm normalises with the batch's own statistics
     (as in training) and updates no running statistics; ``mode="eval"``: it uses its running ones.
     """
     model = copy.deepcopy(model).to(dtype).eval()
+    config = getattr(model, "config", None)
+    if getattr(config, "use_cache", None):   # transformers: a key/value cache would grow with every call
+        config.use_cache = False
     if mode == "train":
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):

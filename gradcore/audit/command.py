@@ -37,6 +37,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="MODULE:FACTORY", help="e.g. torchvision.models:mobilenet_v2")
     p.add_argument("--input-shape", type=_shape, required=True, help="input shape, batch first, e.g. 1,3,224,224")
+    p.add_argument("--config", default=None, metavar="CONFIG",
+                   help="build the model from a config: for a transformers model class (transformers:GPT2Model) a "
+                        "config JSON file or key=value,... pairs of its config class (n_layer=2,n_embd=64); for "
+                        "any other factory its one argument, e.g. timm:create_model --config convnext_tiny "
+                        "(nothing is downloaded)")
+    p.add_argument("--inputs", choices=("auto", "float", "ids"), default="auto",
+                   help="float: N(0, 1) entries; ids: random token ids over the model's vocabulary, the gradient "
+                        "profile then starting at the embedding output; auto: ids for a transformers model whose "
+                        "main input is input_ids, else float (default: auto)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="measurement dtype (default: float32)")
     p.add_argument("--tol", type=float, default=1e-2, help="Lanczos residual tolerance (default: 1e-2)")
     p.add_argument("--max-steps", type=int, default=40, help="Lanczos steps per block at most (default: 40)")
@@ -64,7 +73,7 @@ def command(args: argparse.Namespace) -> int:
     from ..errors import CheckError, ExitStatus
     from ..verify import sandbox
     from . import render
-    from .measure import Settings
+    from .measure import AuditOptions, wants_ids
     from .model import load_model
     from .recipes import audited
 
@@ -72,19 +81,31 @@ def command(args: argparse.Namespace) -> int:
         raise CheckError("--tol must be > 0, --max-steps >= 1, --probes >= 2 and --threads >= 1")
     args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
     args.weights = args.weights and os.path.abspath(args.weights)
-    model = load_model(args.target, args.seed, args.weights)
-    name = args.name or args.target.split(":")[1]
-    settings = Settings(dtype=getattr(torch, args.dtype), tol=args.tol, max_steps=args.max_steps,
-                        probes=args.probes, seed=args.seed, mode=args.mode)
+    if args.config and args.config.endswith(".json"):
+        args.config = os.path.abspath(args.config)
+    model = load_model(args.target, args.seed, args.weights, args.config)
+    name = args.name or _name(args.target, args.config)
+    inputs = args.inputs if args.inputs != "auto" else "ids" if wants_ids(model) else "float"
+    settings = AuditOptions(dtype=getattr(torch, args.dtype), tol=args.tol, max_steps=args.max_steps,
+                            probes=args.probes, seed=args.seed, mode=args.mode, inputs=inputs)
     with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, threads, ... are put back
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         result = audited(model, args.input_shape, name=name, settings=settings, target=args.target,
-                         weights=args.weights)
+                         weights=args.weights, config=args.config)
     md, js = render.write(result, args.out, name)
     print(f"{summary(result)}\nreport: {md}\nresults: {js}")
     fails = any(c.holds is False for b in result.blocks for c in b.claims)
     return ExitStatus.FAILED if fails else ExitStatus.OK
+
+
+def _name(target: str, config: str | None) -> str:
+    """The report's default name: the factory's, with the config's file stem or model name."""
+    factory = target.split(":")[1]
+    if not config:
+        return factory
+    stem = Path(config).stem if config.endswith(".json") else config if "=" not in config else ""
+    return f"{factory}-{stem}" if stem else factory
 
 
 def summary(result: Any) -> str:

@@ -25,16 +25,19 @@ from . import blocks as B
 
 
 MODES = ("train", "eval")
+INPUTS = ("float", "ids")
+EMBEDDING = "embedding output"   # the profile's first entry when the model reads token ids
 
 
 @dataclass(frozen=True)
-class Settings:
+class AuditOptions:
     dtype: torch.dtype = torch.float32
     tol: float = 1e-2            # residual ‖JᵀJv − σ²v‖ ≤ tol·σ²: σ_max to ≤ tol/2 relative
     max_steps: int = 40
     probes: int = 4              # Hutchinson probes for the RMS gain
     seed: int = 0
     mode: str = "train"          # BatchNorm: "train" batch statistics, "eval" running statistics
+    inputs: str = "float"        # "float": N(0, 1) entries; "ids": token ids uniform over the vocabulary
 
 
 @dataclass
@@ -94,7 +97,7 @@ class BlockResult:
 class Audit:
     model: str
     input_shape: tuple[int, ...]
-    settings: Settings
+    settings: AuditOptions
     blocks: list[BlockResult]
     profile: list[tuple[str, float]]     # (tensor, ‖∂L/∂h‖) from input to output
     wall_s: float
@@ -104,6 +107,7 @@ class Audit:
     notes: list[str] = field(default_factory=list)   # what could not be measured, and why
     target: str | None = None        # MODULE:FACTORY the model was built from (its reproductions rebuild it)
     weights: str | None = None       # the state_dict file loaded into it; None: its initialisation
+    config: str | None = None        # the config it was built from (--config), if any
 
 
 Skip = tuple[str, str]   # (claim, why it was not applied)
@@ -114,14 +118,14 @@ def _sizes(x: torch.Tensor, **more: object) -> dict[str, object]:
     return {"input": list(x.shape), **more}
 
 
-def lanczos_conditioning(s: Settings, dtype: torch.dtype, factors: int = 1) -> float:
+def lanczos_conditioning(s: AuditOptions, dtype: torch.dtype, factors: int = 1) -> float:
     """The Lanczos tolerance in the dtype's ulps: a Ritz value converged to tol/2 relative may land
     anywhere within that on another CPU (``factors`` Ritz values in a ratio)."""
     eps = EPS[dtype_name(dtype)]
     return max(1.0, factors * (s.tol / 2) / (ULPS * eps))
 
 
-def numeric(value: float, x: torch.Tensor, s: Settings, factors: int = 0, **sizes: object) -> Measurement:
+def numeric(value: float, x: torch.Tensor, s: AuditOptions, factors: int = 0, **sizes: object) -> Measurement:
     """A deterministic number measured at ``x`` (``factors`` Lanczos values in it set its tolerance)."""
     conditioning = lanczos_conditioning(s, x.dtype, factors) if factors else 1.0
     return Measurement(value, Kind.NUMERIC, dtype=x.dtype, sizes=_sizes(x, **sizes), conditioning=conditioning)
@@ -142,7 +146,7 @@ def rms_gain(op: JacobianOperator, probes: int, generator: torch.Generator) -> t
     return m, se / (2 * rms) if mean > 0 else math.inf
 
 
-def block_generator(s: Settings, name: str) -> torch.Generator:
+def block_generator(s: AuditOptions, name: str) -> torch.Generator:
     """The block's own random stream: its probes do not depend on which blocks were measured before it."""
     return torch.Generator().manual_seed(s.seed * 1_000_003 + zlib.crc32(name.encode()))
 
@@ -150,17 +154,17 @@ def block_generator(s: Settings, name: str) -> torch.Generator:
 UNCONVERGED = "no verdict: Lanczos stopped at --max-steps before its residual reached --tol (σ_max is a lower bound)"
 
 
-def converged(residual: float, s: Settings) -> bool:
+def converged(residual: float, s: AuditOptions) -> bool:
     """Whether a Lanczos σ_max reached the tolerance (else it is only a lower bound, too weak for a verdict)."""
     return residual <= s.tol
 
 
-def top(op: JacobianOperator, s: Settings) -> spectral.OperatorSpectrum:
+def top(op: JacobianOperator, s: AuditOptions) -> spectral.OperatorSpectrum:
     return spectral.jacobian_spectrum(op, 1, which="largest", tol=s.tol,
                                       max_steps=min(s.max_steps, op.x.numel()), seed=s.seed)
 
 
-def sigma_max(f, x: torch.Tensor, s: Settings) -> float:
+def sigma_max(f, x: torch.Tensor, s: AuditOptions) -> float:
     return float(top(jacobian_operator(f, x), s).values[0])
 
 
@@ -169,7 +173,7 @@ def block_function(block: B.Block, call: B.Call):
     return call.bind(block.module)
 
 
-def measure_block(block: B.Block, call: B.Call, s: Settings) -> BlockResult:
+def measure_block(block: B.Block, call: B.Call, s: AuditOptions) -> BlockResult:
     start = time.perf_counter()
     op = jacobian_operator(block_function(block, call), call.x)
     spec = top(op, s)
@@ -185,7 +189,7 @@ def measure_block(block: B.Block, call: B.Call, s: Settings) -> BlockResult:
     return result
 
 
-def residual_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+def residual_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
                     r: BlockResult) -> list[ClaimCheck | Skip]:
     """RES-02: σ_max(block) ≤ 1 + σ_max(F') on an identity block act ∘ (I + F) (act 1-Lipschitz,
     slopes 0/1 — ReLU, ReLU6 or none); RES-05: ‖Jᵀg‖ ≥ ‖g‖ for an upstream g."""
@@ -209,7 +213,7 @@ def residual_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Setti
                        relation=">=")]
 
 
-def _standard_like(conv: nn.Conv2d, out_channels: int, s: Settings, seed: int) -> nn.Conv2d:
+def _standard_like(conv: nn.Conv2d, out_channels: int, s: AuditOptions, seed: int) -> nn.Conv2d:
     """A He-initialised (kaiming_normal, fan_in) dense conv with ``conv``'s geometry."""
     std = nn.Conv2d(conv.in_channels, out_channels, conv.kernel_size, conv.stride, conv.padding,
                     bias=False, dtype=s.dtype, device=conv.weight.device)
@@ -220,7 +224,7 @@ def _standard_like(conv: nn.Conv2d, out_channels: int, s: Settings, seed: int) -
     return std
 
 
-def depthwise_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+def depthwise_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
                      r: BlockResult) -> list[ClaimCheck | Skip]:
     """CONV-03 on the real layer: σ_max(depthwise) / σ_max(standard conv of the same
     geometry, He init), zero padding and the layer's stride, both measured matrix-free."""
@@ -232,7 +236,7 @@ def depthwise_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Sett
                                    "this is the real depthwise layer alone, same geometry")]
 
 
-def norm_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+def norm_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
                 r: BlockResult) -> list[ClaimCheck | Skip]:
     """NORM-03: a BatchNorm Jacobian's σ_max is set by γ/√(σ² + ε), largest over channels: the batch's
     variance in train mode (to the Lanczos tolerance), the running one in eval mode (exactly: diagonal)."""
@@ -253,7 +257,7 @@ def norm_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
                        abs(r.sigma_max / predicted - 1) <= s.tol if ok else None, note="" if ok else UNCONVERGED)]
 
 
-def transformer_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+def transformer_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
                        r: BlockResult) -> list[ClaimCheck | Skip]:
     """PLN-02: the same weights with the other LayerNorm placement (Pre-LN ↔ Post-LN), called as the model calls it."""
     if not hasattr(block.module, "norm_first"):
@@ -266,7 +270,7 @@ def transformer_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Se
                        numeric(r.sigma_max / sigma, op.x, s, 2), note=f"{there} σ_max = {sigma:.4g}")]
 
 
-def attention_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Settings,
+def attention_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
                      r: BlockResult) -> list[ClaimCheck | Skip]:
     """ATTN-04 / ATTN-02 on the real layer: logit variance and softmax peak with and without 1/√d_k,
     from the query and key the model passes (a cross-attention's keys come from its memory)."""
@@ -359,21 +363,39 @@ def checked_outputs(net: nn.Module, x: torch.Tensor) -> list[str]:
     return [name for name, _ in found]
 
 
+def _embedding_leaf(first: nn.Module, kept: dict[str, torch.Tensor]):
+    """A pre-hook making the first stage's input stream (the embedding output, when the model reads
+    token ids) a leaf that requires grad, kept under ``EMBEDDING``."""
+    def hook(module, args, kwargs):
+        if EMBEDDING not in kept:
+            stream = B._stream(args, kwargs)
+            if stream is not None and stream.is_floating_point():
+                kept[EMBEDDING] = stream.detach().clone().requires_grad_(True)
+                return B.with_stream(args, kwargs, kept[EMBEDDING])
+        return None
+    return first.register_forward_pre_hook(hook, with_kwargs=True)
+
+
 def gradient_profile(model: nn.Module, stages: list[B.Block], x: torch.Tensor,
                      gen: torch.Generator) -> list[tuple[str, float]]:
     """‖∂L/∂h‖ at the input and after every stage, L = Σ ⟨g, y⟩ over the model's floating-point
-    output tensors y with g ~ N(0, I): one backward pass."""
+    output tensors y with g ~ N(0, I): one backward pass. Token ids have no gradient: the first
+    entry is then the embedding output, the input stream of the first stage."""
     outs: dict[str, torch.Tensor] = {}
 
     def keep(name):
         def hook(module, args, output):
+            output = B.first_tensor(output)
             if isinstance(output, torch.Tensor) and output.requires_grad:
                 output.retain_grad()
                 outs[name] = output
         return hook
     handles = [b.module.register_forward_hook(keep(b.name)) for b in stages]
+    ids = not x.is_floating_point()
+    if ids and stages:
+        handles.append(_embedding_leaf(stages[0].module, outs))
     try:
-        x = x.clone().requires_grad_(True)
+        x = x.clone().requires_grad_(not ids)
         ys = [y for _, y in tensor_outputs(model(x))]
         gs = [torch.randn(y.shape, generator=gen, dtype=y.dtype).to(y.device) for y in ys]
         loss = sum((y * g).sum() for y, g in zip(ys, gs))
@@ -382,31 +404,34 @@ def gradient_profile(model: nn.Module, stages: list[B.Block], x: torch.Tensor,
     finally:
         for hd in handles:
             hd.remove()
-    profile = [("input", float(x.grad.norm()) if x.grad is not None else 0.0)]
+    first = outs.pop(EMBEDDING, None) if ids else x
+    profile = [(EMBEDDING if ids else "input", float(first.grad.norm()) if first is not None and first.grad is not None
+                else 0.0)]
     profile += [(name, float(t.grad.norm())) for name, t in outs.items() if t.grad is not None]
     profile.append(("output", float(torch.cat([g.flatten() for g in gs]).norm())))
     return profile
 
 
 def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model",
-          settings: Settings = Settings(), target: str | None = None, only: str | None = None,
-          weights: str | None = None) -> Audit:
+          settings: AuditOptions = AuditOptions(), target: str | None = None, only: str | None = None,
+          weights: str | None = None, config: str | None = None) -> Audit:
     """Every recognised block of ``model`` measured on the call the model makes to it, plus the depth
-    profile. ``target`` (``MODULE:FACTORY``) and ``weights`` (the state_dict file loaded into it) are
-    recorded; :func:`gradcore.audit.recipes.audited` gives every measurement a reproduction from them.
+    profile. ``target`` (``MODULE:FACTORY``), ``config`` (what it was built from) and ``weights`` (the
+    state_dict file loaded into it) are recorded; :func:`gradcore.audit.recipes.audited` gives every measurement a reproduction from them.
     ``only`` measures that one block (no profile)."""
     if not isinstance(model, nn.Module):
         v.fail("model", f"expected an nn.Module, got {type(model).__name__}")
     input_shape = tuple(v.integer(d, "input_shape", minimum=1) for d in input_shape)
     if not input_shape:
         v.fail("input_shape", "expected at least one dimension")
-    if settings.mode not in MODES:
-        v.fail("settings", f"mode must be one of {', '.join(MODES)}, got {settings.mode!r}")
+    if settings.mode not in MODES or settings.inputs not in INPUTS:
+        v.fail("settings", f"mode must be one of {', '.join(MODES)} and inputs one of {', '.join(INPUTS)}, "
+                           f"got {settings.mode!r}, {settings.inputs!r}")
     start, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(settings.seed)
     net = B.at_initialisation(model, settings.dtype, settings.mode)
     gen = torch.Generator().manual_seed(settings.seed)
-    x = torch.randn(input_shape, generator=gen, dtype=settings.dtype)
+    x = model_input(net, input_shape, settings, gen)
     outputs = checked_outputs(net, x)
     candidates = B.candidates(net)
     calls = B.capture(net, candidates, x)
@@ -419,7 +444,30 @@ def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model"
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
     return Audit(name, tuple(input_shape), settings, results, profile, time.perf_counter() - start, env,
                  time.process_time() - cpu, outputs, notes=audit_notes(net, candidates, found, calls), target=target,
-                 weights=weights)
+                 weights=weights, config=config)
+
+
+def vocabulary(net: nn.Module) -> int:
+    """The number of token ids ``net`` embeds: its input embedding's rows (``transformers``'
+    ``get_input_embeddings``), else its first ``nn.Embedding``'s; InputError naming ``settings`` if none."""
+    get = getattr(net, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    emb = emb if isinstance(emb, nn.Embedding) else next((m for m in net.modules() if isinstance(m, nn.Embedding)), None)
+    if emb is None:
+        v.fail("settings", f"inputs='ids' needs a model that embeds token ids; {type(net).__name__} has no nn.Embedding")
+    return emb.num_embeddings
+
+
+def model_input(net: nn.Module, shape: tuple[int, ...], s: AuditOptions, gen: torch.Generator) -> torch.Tensor:
+    """The audit's input: N(0, 1) entries in the measuring dtype, or token ids uniform over the vocabulary."""
+    if s.inputs == "ids":
+        return torch.randint(0, vocabulary(net), shape, generator=gen)
+    return torch.randn(shape, generator=gen, dtype=s.dtype)
+
+
+def wants_ids(model: nn.Module) -> bool:
+    """Whether ``model`` reads token ids (a ``transformers`` model whose main input is ``input_ids``)."""
+    return getattr(model, "main_input_name", None) == "input_ids"
 
 
 def audit_notes(net: nn.Module, candidates: list[B.Block], found: list[B.Block], calls: dict) -> list[str]:

@@ -2,6 +2,8 @@
 loaded when one is given. Every failure is one line (CheckError: the CLI's exit 2)."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 from typing import Any
 
@@ -15,11 +17,20 @@ from ..verify.contracts.base import error_line
 from .measure import required_parameters
 
 
-def load_model(target: str, seed: int, weights: str | None = None) -> Any:
-    """The model ``MODULE:FACTORY`` builds after ``torch.manual_seed(seed)`` — so the weights the report's
-    seed names are the ones measured, every run alike — with ``weights`` (a state_dict file) loaded."""
+# the optional libraries an audit target may come from, and the extra that installs each
+EXTRAS = {"transformers": "hf", "timm": "timm", "safetensors": "hf"}
+
+
+def load_model(target: str, seed: int, weights: str | None = None, config: str | None = None) -> Any:
+    """The model ``MODULE:FACTORY`` builds (from ``config`` when given) after ``torch.manual_seed(seed)``
+    — so the weights the report's seed names are the ones measured, every run alike — with ``weights``
+    (a state_dict file) loaded."""
+    root = target.split(":")[0].split(".")[0]
+    if root in EXTRAS and importlib.util.find_spec(root) is None:
+        raise CheckError(f"{target} needs the {root} package: pip install 'gradcore[{EXTRAS[root]}]'")
+    factory = load_object(target)
     torch.manual_seed(seed)
-    model = build(load_object(target), target)
+    model = build(factory, target) if config is None else build_from_config(factory, target, config)
     if weights is not None:
         load_weights(model, weights, target)
     return model
@@ -67,10 +78,11 @@ def load_weights(model: Any, path: str, target: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def build(factory: Any, target: str) -> Any:
+def build(factory: Any, target: str, call: str | None = None) -> Any:
     """The model ``MODULE:FACTORY`` names: the factory called with no arguments (a module is used
     as it is); CheckError, one line, when the factory needs arguments, exits, fails or returns
-    something other than an ``nn.Module``."""
+    something other than an ``nn.Module``. ``call`` names the call in errors (default ``target()``)."""
+    call = call or f"{target}()"
     if isinstance(factory, nn.Module):
         return factory
     if not callable(factory):
@@ -83,9 +95,48 @@ def build(factory: Any, target: str) -> Any:
         with sandbox.controlled():
             model = factory()
     except SystemExit as e:   # any code, 0 too: the factory did not build a model
-        raise CheckError(f"{target}() called sys.exit({e.code!r}) instead of returning a model") from None
+        raise CheckError(f"{call} called sys.exit({e.code!r}) instead of returning a model") from None
     except Exception as e:   # the user's factory failed: their input, not gradcore's bug (exit 2)
-        raise CheckError(f"{target}() failed: {error_line(e)}") from None
+        raise CheckError(f"{call} failed: {error_line(e)}") from None
     if not isinstance(model, nn.Module):
         raise CheckError(f"{target} gave a {type(model).__name__}, expected an nn.Module")
     return model
+
+
+def build_from_config(factory: Any, target: str, config: str) -> Any:
+    """The model ``factory`` builds from ``config``: a ``transformers`` model class (it has a
+    ``config_class``) from a config JSON file or ``key=value,...`` pairs of its config class; any
+    other factory (``timm:create_model``) called with ``config`` (a model name) as its one argument.
+    CheckError, one line, for a key the config class does not have or a factory that fails."""
+    config_class = getattr(factory, "config_class", None)
+    if config_class is None:
+        return build(lambda: factory(config), target, f"{target}({config!r})")
+    built = transformers_config(config_class, config)   # its own one-line errors, not "the factory failed"
+    return build(lambda: factory(built), target, f"{target}({config_class.__name__}({config}))")
+
+
+def transformers_config(config_class: Any, config: str) -> Any:
+    """A ``transformers`` config: read from a JSON file, or the class's defaults with ``key=value`` pairs
+    (values read as JSON where they parse, else as strings) — an unknown key is an error, not ignored."""
+    if config.endswith(".json"):
+        if not os.path.isfile(config):
+            raise CheckError(f"--config {config}: no such file")
+        try:
+            return config_class.from_json_file(config)
+        except Exception as e:   # a malformed file: the user's input (exit 2)
+            raise CheckError(f"--config {config} cannot be read: {error_line(e)}") from None
+    pairs = [p.split("=", 1) for p in config.split(",") if p.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() for p in pairs):
+        raise CheckError(f"--config expects a .json file or key=value,... pairs, got {config!r}")
+    known = config_class().to_dict()
+    unknown = [k.strip() for k, _ in pairs if k.strip() not in known]
+    if unknown:
+        raise CheckError(f"--config: {config_class.__name__} has no {', '.join(unknown)}")
+    return config_class(**{k.strip(): _value(val.strip()) for k, val in pairs})
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

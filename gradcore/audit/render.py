@@ -85,7 +85,7 @@ def to_json(a: Audit) -> dict[str, Any]:
             "violations": [c["id"] for c in clauses if c["verdict"] == "violated"], "unmeasured": [],
             "clauses": clauses,
             "audit": plain({"input_shape": list(a.input_shape), "dtype": dtype_name(s.dtype), "mode": s.mode,
-                            "weights": a.weights, "tol": s.tol, "max_steps": s.max_steps, "probes": s.probes,
+                            "weights": a.weights, "config": a.config, "inputs": s.inputs, "tol": s.tol, "max_steps": s.max_steps, "probes": s.probes,
                             "outputs": a.outputs, "profile": [list(p) for p in a.profile], "notes": a.notes,
                             "cpu_s": a.cpu_s, "threads": a.environment["threads"],
                             "load_average": a.environment["load_average"]})}
@@ -158,6 +158,14 @@ def _mode(s: Any) -> str:
             "BatchNorm normalises with its running statistics (eval mode)")
 
 
+def _inputs(a: Audit) -> str:
+    if a.settings.inputs == "float":
+        return "N(0, 1) entries"
+    first = a.profile[1][0] if len(a.profile) > 2 else "the first block"
+    return ("token ids uniform over the vocabulary; ids have no gradient, so the gradient profile starts at the "
+            f"embedding output — the input stream of `{first}`")
+
+
 def markdown(a: Audit, figures: dict[str, str]) -> str:
     s = a.settings
     kinds = {k: sum(b.kind == k for b in a.blocks) for k in KIND_ORDER}
@@ -171,7 +179,8 @@ def markdown(a: Audit, figures: dict[str, str]) -> str:
     prof = [[n, _num(g)] for n, g in a.profile]
     return "\n".join([
         f"# gradcore audit: {a.model}", "",
-        f"Input {'×'.join(map(str, a.input_shape))} (N(0, 1) entries), {str(s.dtype).removeprefix('torch.')}, "
+        f"Input {'×'.join(map(str, a.input_shape))} ({_inputs(a)}), {str(s.dtype).removeprefix('torch.')}, "
+        + (f"built from `--config {a.config}`, " if a.config else "")
         + (f"weights loaded from `{a.weights}` into the model built under seed {s.seed}" if a.weights else
            f"weights at initialisation as the factory builds them under seed {s.seed} (nothing downloaded)")
         + f"; torch {a.environment['torch']}, "
