@@ -40,19 +40,39 @@ class OptimiserSubject:
     lr: float     # η, the optimiser's own learning rate
 
 
-def smoke(obj: Any, settings: Settings) -> float:
-    """η, after one step on a nonzero gradient has moved the weights to finite values (CheckError otherwise)."""
+@dataclass(frozen=True)
+class Prepared:
+    """The optimiser as given, with η read from one instance built on a probe parameter."""
+
+    obj: Any
+    lr: float
+
+
+def _probe(settings: Settings) -> torch.nn.Parameter:
+    return torch.nn.Parameter(settings.randn(4, 3, offset=51))
+
+
+def prepare(obj: Any, settings: Settings) -> Prepared:
+    """One-line CheckError unless ``obj`` is an optimiser constructible from params (η read from it)."""
     if O.form(obj) is None:
         raise CheckError("expected a torch.optim.Optimizer class, a factory params -> Optimizer, or a step rule "
                          f"(W, grad) -> W; got {type(obj).__name__}")
-    p = torch.nn.Parameter(settings.randn(4, 3, offset=51))
+    return Prepared(obj, O.lr_of(_built(obj, _probe(settings))))
+
+
+def _built(obj: Any, p: torch.nn.Parameter) -> torch.optim.Optimizer:
     try:
-        opt = O.build(obj, [p])
+        return O.build(obj, [p])
     except GradcoreError:   # gradcore's own one-line reason (not an optimiser, no lr): prepare() prints it
         raise
     except Exception as e:
         raise CheckError(f"not constructible from params: {type(e).__name__}: {e}") from None
-    lr = O.lr_of(opt)
+
+
+def smoke(prepared: Prepared, settings: Settings) -> None:
+    """CheckError unless one step on a nonzero gradient moves the weights to finite values."""
+    p = _probe(settings)
+    opt = _built(prepared.obj, p)
     before = p.detach().clone()
     after = O.stepped(opt, p, settings.randn(4, 3, offset=52))
     if not bool(torch.isfinite(after).all()):
@@ -60,22 +80,27 @@ def smoke(obj: Any, settings: Settings) -> float:
     if torch.equal(after, before):
         raise CheckError("the optimiser does not step: the parameters are unchanged after step() on a nonzero "
                          "gradient")
-    return lr
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> OptimiserSubject:
-    return OptimiserSubject(name, obj, setup, smoke(obj, settings))
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """An Optimizer class, a callable of ``params``, or a step rule: a callable of two tensors that
-    carries its learning rate (any two-argument function is no evidence of an optimiser)."""
+def excludes(obj: Any) -> str | None:
+    """Inference: an Optimizer class, a callable of ``params``, or a step rule (a callable of two
+    tensors) that carries its learning rate (any two-argument function is no evidence of an optimiser)."""
+    if isinstance(obj, Prepared):
+        return None
     shape = O.form(obj)
-    return shape == "factory" or (shape == "rule" and _carries_lr(obj))
+    if shape == "factory" or (shape == "rule" and _carries_lr(obj)):
+        return None
+    if shape == "rule":
+        return "a two-argument callable without an lr is no evidence of a step rule"
+    return "it is neither an Optimizer class, a callable of params, nor a step rule (W, grad) -> W"
 
 
 def _carries_lr(rule: Any) -> bool:
     return getattr(rule, "lr", None) is not None or "lr" in (getattr(rule, "keywords", None) or {})
+
+
+def build(prepared: Prepared, obj: Any, name: str, setup: str, settings: Settings) -> OptimiserSubject:
+    return OptimiserSubject(name, obj, setup, prepared.lr)
 
 
 def _given(s: OptimiserSubject) -> Given:
@@ -165,5 +190,8 @@ def objects() -> dict[str, Any]:
 
 
 class OptimiserContract(Contract):
+    """An Optimizer class, a factory ``params -> Optimizer`` or a step rule ``(W, grad) -> W`` with an ``lr``."""
+
     kind, binding, clauses = KIND, "opt", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    prepare, smoke, build = staticmethod(prepare), staticmethod(smoke), staticmethod(build)
+    excludes, objects = staticmethod(excludes), staticmethod(objects)
