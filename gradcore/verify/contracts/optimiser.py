@@ -140,6 +140,31 @@ def decay(s: OptimiserSubject, settings: Settings) -> Outcome:
                    f"weight decay is lost in float32: ηλ is below the float32 floor (~{floor.value:.3g})")
 
 
+def one_step_decay(s: OptimiserSubject, settings: Settings) -> Outcome:
+    """WD-01: with a zero data gradient one step is W ← (1 − ηλ)W, in float64 and float32: a
+    uniform scaling (residual against the fitted c·W₀) by its own stated η and λ."""
+    runs = {(dtype, ref): W.sgd_decay_residual(optimiser=_given(s), reference=ref, dtype=dtype, seed=settings.seed,
+                                               device=settings.device)
+            for dtype in ("float64", "float32") for ref in ("fitted", "stated")}
+    lam = runs["float64", "fitted"].witness["λ"]
+    checked = [k for k in runs if k[1] == "fitted" or not isinstance(lam, str)]
+    bad = [k for k in checked if not runs[k].value <= runs[k].bound]   # ∞ (non-finite W₁) fails
+    constants: dict[str, Any] = {
+        f"max |W₁ − {'c·W₀' if ref == 'fitted' else '(1−ηλ)W₀'}|, {dtype}": m for (dtype, ref), m in runs.items()
+        if (dtype, ref) in checked}
+    constants.update({"η": s.lr, "λ": lam, "c = ⟨W₁, W₀⟩/‖W₀‖², float64": runs["float64", "fitted"].witness[
+        "c = ⟨W₁, W₀⟩/‖W₀‖²"]})
+    if not bad:
+        return Outcome(True, constants, note="" if not isinstance(lam, str) else
+                       "the optimiser states no weight_decay: only the uniform scaling is checked")
+    (dtype, ref), m = bad[0], runs[bad[0]]
+    note = ("one step on a zero gradient is not a uniform scaling of W (decay coupled through a per-coordinate "
+            "rescaling, like Adam's denominator)" if ref == "fitted" else
+            f"one step on a zero gradient scales W by c, not by 1 − ηλ = {1 - s.lr * lam:.6g}")
+    return Outcome(False, constants, {"gradient": "0", "dtype": dtype, "residual": m.value, "bound": m.bound,
+                                      "snippet": m.reproduction}, note=note)
+
+
 def radius(s: OptimiserSubject, settings: Settings) -> Outcome:
     rho = W.rnn_radius(optimiser=_given(s), steps=600, device=settings.device)
     start = W.rnn_radius(lam=0.1, steps=0, device=settings.device)
@@ -173,6 +198,9 @@ CLAUSES = (
     Clause("decay", ("WD-02",),
            "with no data gradient the weights never grow, and weight decay (if any) shrinks them in float64 "
            "and in float32", decay),
+    Clause("decay-step", ("WD-01",),
+           "with no data gradient one step scales the weights by exactly (1 − ηλ), η and λ its own (λ = 0: "
+           "unchanged), in float64 and float32, to 8 ulps of max|W|", one_step_decay),
     Clause("radius", ("WD-04", "WD-05"),
            "trained on a linear RNN whose data demand ρ = 1.2 (W_0 non-normal, ρ = 1.3), the optimiser ends "
            "with ρ(W) < 1", radius, gate=False),
