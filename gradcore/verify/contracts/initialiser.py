@@ -79,18 +79,30 @@ def _non_finite_fill(s: InitSubject, settings: Settings) -> Outcome | None:
     return None
 
 
+FAN_BAND = (-1.1, -0.9)    # p in Var(W) ∝ n^p: 1/n to ± 0.1
+FAN_DRAWS = (10, 30)       # draws of the fans per estimate of p: 30 when 10 leave the band undecided (the cap)
+
+
 def fan_scaling(s: InitSubject, settings: Settings) -> Outcome:
+    """INIT-01/05/07: the expected log–log exponent p of Var(W) over the fans, a Student-t interval
+    with draws added until it decides (cap FAN_DRAWS[-1]); undecided is no pass."""
     if (broken := _non_finite_fill(s, settings)) is not None:
         return broken
     init = _recipe_argument(s)
-    slope = fan_exponent(init=init, fans=FANS, seed=settings.seed, device=settings.device)
-    constants: dict[str, Any] = {"exponent p in Var(W) ∝ n^p": slope}
+    slope = sequential(lambda n: fan_exponent(init=init, fans=FANS, draws=n, seed=settings.seed,
+                                              device=settings.device),
+                       lambda m: within(m.interval, *FAN_BAND), FAN_DRAWS)
+    constants: dict[str, Any] = {"exponent p in Var(W) ∝ n^p": slope,
+                                 "p 95% CI": f"[{slope.interval[0]:.4f}, {slope.interval[1]:.4f}]",
+                                 "draws": slope.sizes["draws"], "draws cap": FAN_DRAWS[-1]}
     constants.update({f"n·Var(W), n={n}": weight_variance(init=init, n=n, seed=settings.seed + n,
                                                           device=settings.device) for n in FANS})
-    holds = abs(slope.value + 1) <= 0.1
-    cex = None if holds else {"shapes": [[n, n] for n in FANS], "exponent": slope.value,
-                              "snippet": slope.reproduction}
-    return Outcome(holds, constants, cex)
+    holds = within(slope.interval, *FAN_BAND)
+    cex = None if holds is not False else {"shapes": [[n, n] for n in FANS], "exponent": slope.value,
+                                           "95% CI": list(slope.interval), "snippet": slope.reproduction}
+    note = "" if holds is not None else (f"could not be decided: the 95% interval {constants['p 95% CI']} still "
+                                         f"straddles the band {list(FAN_BAND)} with {FAN_DRAWS[-1]} draws")
+    return Outcome(holds, constants, cex, note=note)
 
 
 def variance_preserving(s: InitSubject, settings: Settings) -> Outcome:
