@@ -94,7 +94,7 @@ def test_decay_step_on_torch_sgd_is_the_wd01_theorem_s_number():
 
 # --- CLIP-04: value clipping's cosine far above the threshold ----------------------------------
 
-def test_value_limit_is_root_two_over_pi_for_value_clipping_and_one_for_norm_clipping():
+def test_value_limit_is_root_two_over_pi_for_value_clipping_and_outside_the_claim_for_norm_clipping():
     value = CK.value_limit(CK.ClippingSubject("v", clipping.ValueClip(1.0), "clip = ..."), SETTINGS)
     assert value.holds is True
     assert float(value.constants[f"cos(clip(g), g), Gaussian, s = 1e+06, d = {CK.LIMIT_D}"]) == pytest.approx(
@@ -103,7 +103,18 @@ def test_value_limit_is_root_two_over_pi_for_value_clipping_and_one_for_norm_cli
     assert float(value.constants["cos(clip(g), g), Student-t(3), s = 1e+06 (outside the claim)"]) == pytest.approx(
         2 / math.pi, abs=0.03)
     norm = CK.value_limit(CK.ClippingSubject("n", clipping.NormClip(1.0), "clip = ..."), SETTINGS)
-    assert norm.holds is False and "keeps the direction" in norm.note and "snippet" in norm.counterexample
+    assert norm.holds is True and "not coordinate-wise" in norm.note and "keeps the direction" in norm.note
+    assert value.constants["coordinate-wise"] is True and norm.constants["coordinate-wise"] is False
+
+
+def sign_times_half(gs):
+    """A coordinate-wise rule that is no value clipping: 0.5·sign(g) below |g| = 2, g itself above."""
+    return [torch.where(g.abs() < 2, 0.5 * torch.sign(g), g) for g in gs]
+
+
+def test_value_limit_catches_a_coordinate_wise_rule_with_another_limit():
+    out = CK.value_limit(CK.ClippingSubject("s", sign_times_half, "clip = ..."), SETTINGS)
+    assert out.holds is False and out.constants["coordinate-wise"] is True and "snippet" in out.counterexample
 
 
 def test_value_limit_on_gradcore_s_value_clip_agrees_with_the_clip04_theorem_recipe():
