@@ -2,7 +2,8 @@
 
 Claims (catalogue CLIP): 003 §4 "按比例缩放…这保证了梯度的方向不变"; 004 Definition 3.3.5
 and "按范数裁剪保持梯度的方向"; 002 §直接干预 "将更新步长限制在学习率 η 与阈值 θ 的乘积之内";
-000 §梯度爆炸的后果 (values beyond the float range become NaN/Inf). Every clause
+000 §梯度爆炸的后果 (values beyond the float range become NaN/Inf); 002 §直接干预 value clipping's
+cosine tends to √(2/π) (CLIP-04). Every clause
 measures through the recipes of :mod:`gradcore.measure.clipping` (the same ones the
 CLIP theorems call) on the user's rule. The direction and step-bound clauses search
 lists of gradients — up to four tensors of different shapes, scales (1e-3 to 1e30) and

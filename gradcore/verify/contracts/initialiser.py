@@ -3,7 +3,9 @@
 Claims (catalogue INIT): 003 §4 "Xavier/Glorot 初始化 或 He 初始化…根据网络层的输入输出维度…
 设定权重的初始分布…避免梯度过大或过小"; 004 (3.3.13)-(3.3.15): Var(W) = 2/(n_in+n_out)
 keeps tanh/sigmoid stable, Var(W) = 2/n_in keeps ReLU stable. The subject's Var(W) is
-measured on several shapes and the nets it initialises are measured for λ.
+measured on several shapes and the nets it initialises are measured for λ; its chains at
+‖W‖₂ = 1.5 (DEPTH-05), with every other layer at 3× (DEPTH-06), and the spectrum of JJᵀ at
+criticality (LIT-08) through those claims' theorem recipes.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Contract for an optimiser step: clipped step length, weight decay, x⁴ stability.
 
 Claims: 002 §直接干预 "将更新步长限制在学习率 η 与阈值 θ 的乘积之内" (CLIP-02); 002 §L2 正则化与隐式
-稳定 (decay shrinks W, pulls ρ(W) below 1: WD-02/04/05); Zhang et al. 2020 (fixed-step GD diverges
+稳定 (one zero-gradient step is (1 − ηλ)W: WD-01; decay shrinks W, pulls ρ(W) below 1: WD-02/04/05); Zhang et al. 2020 (fixed-step GD diverges
 on x⁴ beyond |x₀| = 1/√(2η), clipped or adaptive steps do not: LIT-12). The subject is a
 ``torch.optim.Optimizer`` class, a factory ``params -> Optimizer`` (e.g.
 ``functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01)``) or a step rule
