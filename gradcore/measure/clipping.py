@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -456,15 +456,33 @@ def _cosines(distribution: str, d: int, scale: float, tau: float, seeds: int, de
     return tuple(out)
 
 
+def _rule_cosines(rule: Rule, distribution: str, d: int, scale: float, seeds: int, device: str) -> list[float]:
+    """cos(rule(g), g) on the same draws as :func:`_cosines` (NaN when the rule leaves no direction)."""
+    return [cosine(flat([g]), flat(apply(rule, [g]))) for g in (_sample(distribution, d, scale, s, device)
+                                                                 for s in range(seeds))]
+
+
 @recipe
 def value_clip_cosine(*, distribution: str = "gaussian", d: int = 65536, scale: float = 1000.0, tau: float = 1.0,
-                      seeds: int = 6, device: str = "cpu") -> Measurement:
-    """CLIP-04: mean over seeds of cos(clip_value(g), g), g = scale·X i.i.d., float32, Student-t 95 % CI."""
+                      seeds: int = 6, device: str = "cpu", rule: Any = "value") -> Measurement:
+    """CLIP-04: mean over seeds of cos(clip_value(g), g), g = scale·X i.i.d., float32, Student-t 95 % CI.
+
+    ``rule``: "value" (clip_by_value at ``tau``) or a user's rule as Given (the clipping
+    contract; ``tau`` unused, its own threshold applies): a NaN cosine (no direction left) makes
+    the mean NaN, never a number."""
     from ..stats import MEAN_METHOD, mean_ci
 
-    m, lo, hi = mean_ci(_cosines(distribution, d, scale, tau, seeds, device))
+    if rule == "value":
+        values: Sequence[float] = _cosines(distribution, d, scale, tau, seeds, device)
+    else:
+        values = _rule_cosines(_rule(rule, tau), distribution, d, scale, seeds, device)
+    if any(math.isnan(x) for x in values):
+        m = lo = hi = math.nan
+    else:
+        m, lo, hi = mean_ci(values)
+    size = {"s/τ": scale / tau} if rule == "value" else {"s": scale}
     return Measurement(m, Kind.STATISTICAL, "float32", device,
-                       {"distribution": distribution, "d": d, "s/τ": scale / tau, "seeds": seeds},
+                       {"distribution": distribution, "d": d, **size, "seeds": seeds},
                        interval=(lo, hi), method=MEAN_METHOD, n=seeds)
 
 

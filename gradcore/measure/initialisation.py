@@ -61,15 +61,22 @@ def weight_variance(*, init: str | Given, n: int, seed: int = 0, device: str = "
                        {"n": n})
 
 
+DRAW_STRIDE = 7919   # draw k of a fan n comes from seed + n + 7919·k: no two (fan, draw) pairs share a seed
+
+
+def _draw_slope(init: str | Callable, fans: tuple[int, ...], seed: int, device: str) -> float:
+    """The log–log slope of one draw's sampled Var(W) over the square fans (weight n from seed + n)."""
+    return loglog_exponent(list(fans), [float(_weight(init, n, n, seed + n, device).var()) for n in fans])[0]
+
+
 @recipe
-def fan_exponent(*, init: str | Given, fans: tuple[int, ...] = (32, 128, 512), seed: int = 0,
+def fan_exponent(*, init: str | Given, fans: tuple[int, ...] = (32, 128, 512), draws: int = 3, seed: int = 0,
                  device: str = "cpu") -> Measurement:
     """Initialiser contract (INIT-01/05/07): exponent p of Var(W) ∝ n^p over square weights of sizes
-    ``fans`` (weight n drawn from seed + n), by a log–log least-squares fit."""
-    variances = [float(_weight(init, n, n, seed + n, device).var()) for n in fans]
-    # A 3-point log-log fit of sample variances: well conditioned, 1e2 covers the logs and lstsq.
-    return Measurement(loglog_exponent(list(fans), variances)[0], Kind.NUMERIC, "float64", device,
-                       {"fans": list(fans)}, conditioning=1e2)
+    ``fans``: per draw a log–log least-squares fit (draw k's weight n from seed + n + 7919·k), the
+    mean over ``draws`` with its Student-t interval (an initialiser's randomness may reach its scale)."""
+    slopes = [_draw_slope(init, tuple(fans), seed + DRAW_STRIDE * k, device) for k in range(draws)]
+    return _statistical(slopes, "float64", device, {"fans": list(fans), "draws": draws})
 
 
 def _inputs(kind: str, batch: int, n_in: int, g: torch.Generator) -> torch.Tensor:

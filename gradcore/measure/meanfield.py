@@ -223,12 +223,26 @@ def _init_args(activation: str, init: str, width: int) -> tuple[str, dict]:
     return "normal", {"std": math.sqrt(var / width)}
 
 
-@functools.lru_cache(maxsize=None)
-def _spectrum_variances(activation: str, init: str, width: int, depths: tuple[int, ...],
-                        seed: int) -> tuple[float, ...]:
+def _critical_net(activation: str, init: Any, width: int, depth: int, seed: int) -> torch.nn.Sequential:
+    """A feedforward net at criticality: weights of gradcore's ``init`` ('gaussian', 'orthogonal') at
+    σ_w², or a user's initialiser's weights each rescaled to second moment σ_w²/n."""
+    act = _IDENTITY if activation == "linear" else activation
+    if isinstance(init, str):
+        name, kwargs = _init_args(activation, init, width)
+        return seeded_feedforward(depth, width, act, name, 32452843 + seed, init_kwargs=kwargs)
+    net = seeded_feedforward(depth, width, act, "normal", 32452843 + seed)   # shapes; every weight redrawn below
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(32452843 + seed)
+        for linear in chains.linears(net):
+            init(linear.weight)
+            linear.weight.mul_(torch.sqrt(_CRITICAL_VAR[activation] / (width * linear.weight.pow(2).mean())))
+    return net
+
+
+def _spectrum_variances_of(activation: str, init: Any, width: int, depths: tuple[int, ...],
+                           seed: int) -> tuple[float, ...]:
     """σ²_{JJᵀ} = m₂ − m₁² of the eigenvalues of JJᵀ, J the input–output Jacobian, at each depth."""
-    name, kwargs = _init_args(activation, init, width)
-    net = seeded_feedforward(max(depths), width, _IDENTITY if activation == "linear" else activation, name, 32452843 + seed, init_kwargs=kwargs)
+    net = _critical_net(activation, init, width, max(depths), seed)
     x = torch.randn(width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     out = []
     for depth in depths:
@@ -238,21 +252,32 @@ def _spectrum_variances(activation: str, init: str, width: int, depths: tuple[in
     return tuple(out)
 
 
+_spectrum_variances = functools.lru_cache(maxsize=None)(_spectrum_variances_of)
+
+
+def _variances(activation: str, init: Any, width: int, depths: tuple[int, ...], seed: int) -> tuple[float, ...]:
+    # gradcore's own weights are cached (theorems ask several quantities of one net); a user's
+    # initialiser is measured afresh (it may carry state, and its identity is no key)
+    measure = _spectrum_variances if isinstance(init, str) else _spectrum_variances_of
+    return measure(activation, init, width, tuple(depths), seed)
+
+
 def spectrum_variance_curve(*, activation: str, init: str, width: int = 64, depths: tuple[int, ...] = (1, 2, 4, 8),
                             seeds: int = 8) -> tuple[list[int], list[float]]:
     """LIT-08 curve: depth and the mean over seeds of σ²_{JJᵀ} (for figures)."""
-    per_seed = np.array([_spectrum_variances(activation, init, width, depths, s) for s in range(seeds)])
+    per_seed = np.array([_variances(activation, init, width, depths, s) for s in range(seeds)])
     return list(depths), list(per_seed.mean(0))
 
 
 @recipe
-def spectrum_variance_exponent(*, activation: str = "linear", init: str = "gaussian", width: int = 64,
+def spectrum_variance_exponent(*, activation: str = "linear", init: Any = "gaussian", width: int = 64,
                                depths: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 8) -> Measurement:
     """LIT-08: p in σ²_{JJᵀ} ∝ depth^p at criticality (per-seed log–log slope, Student-t across seeds).
 
-    Log–log per seed because σ²_{JJᵀ} of Gaussian ReLU nets is heavy-tailed across seeds.
+    Log–log per seed because σ²_{JJᵀ} of Gaussian ReLU nets is heavy-tailed across seeds. ``init``:
+    'gaussian', 'orthogonal' or a user's initialiser as Given (each weight rescaled to σ_w²/n).
     """
-    ys = [_spectrum_variances(activation, init, width, depths, s) for s in range(seeds)]
+    ys = [_variances(activation, init, width, depths, s) for s in range(seeds)]
     mean, lo, hi = per_seed_slope_ci(depths, ys, log_x=True)
     return Measurement(mean, Kind.STATISTICAL, "float64", "cpu",
                        {"width": width, "depths": list(depths), "seeds": seeds},
@@ -260,9 +285,9 @@ def spectrum_variance_exponent(*, activation: str = "linear", init: str = "gauss
 
 
 @recipe
-def spectrum_variance(*, activation: str = "linear", init: str = "orthogonal", width: int = 64, depth: int = 8,
+def spectrum_variance(*, activation: str = "linear", init: Any = "orthogonal", width: int = 64, depth: int = 8,
                       seed: int = 0) -> Measurement:
     """LIT-08: σ²_{JJᵀ} at one depth and seed; for a linear orthogonal net a rounding residual (exactly 0)."""
-    value = _spectrum_variances(activation, init, width, (depth,), seed)[0]
+    value = _variances(activation, init, width, (depth,), seed)[0]
     return Measurement(value, Kind.ROUNDING, "float64", "cpu", {"width": width, "depth": depth},
                        bound=10 * depth * width * 2.0 ** -52)

@@ -118,6 +118,19 @@ def lr_of(opt: torch.optim.Optimizer) -> float:
     return lr
 
 
+def decay_of(opt: torch.optim.Optimizer, optimiser: Any) -> float | None:
+    """The weight decay λ an optimiser states (its first group's ``weight_decay``, or a step rule's
+    ``weight_decay`` attribute or keyword); None when it states none."""
+    lam = opt.param_groups[0].get("weight_decay")
+    if lam is None and isinstance(opt, RuleOptimizer):
+        lam = getattr(optimiser, "weight_decay", None)
+        if lam is None and isinstance(optimiser, functools.partial):
+            lam = optimiser.keywords.get("weight_decay")
+    if lam is None:
+        return None
+    return v.real(lam, "weight_decay")
+
+
 def stepped(opt: torch.optim.Optimizer, p: torch.nn.Parameter, grad: torch.Tensor) -> torch.Tensor:
     """Set ``p.grad = grad``, take one step, return the new value (detached clone)."""
     p.grad = grad

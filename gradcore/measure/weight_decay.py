@@ -16,6 +16,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from .. import _validate as v
 from ..spectral import spectral_norm, spectral_radius
 from ..weight_decay import decay_only, decay_step, l2_penalty
 from . import optimisers
@@ -69,18 +70,38 @@ def symbolic_residual_terms(*, which: str = "update") -> Measurement:
     return Measurement(update if which == "update" else gradient, Kind.EXACT)
 
 
+DECAY_REFERENCES = ("stated", "fitted")
+
+
 @recipe
 def sgd_decay_residual(*, dtype: str = "float64", lr: float = 0.1, weight_decay: float = 0.5, n: int = 5,
-                       seed: int = 0, device: str = "cpu") -> Measurement:
+                       seed: int = 0, device: str = "cpu", optimiser: Any = None,
+                       reference: str = "stated") -> Measurement:
     """WD-01: max |W₁ − (1−ηλ)W₀| for torch.optim.SGD(weight_decay=λ) with a zero data gradient.
 
-    Rounding: SGD computes W − η(λW) and the reference (1−ηλ)W: a few ulps apart, bound 8ε."""
+    Rounding: SGD computes W − η(λW) and the reference (1−ηλ)W: a few ulps apart, bound 8ε.
+    With ``optimiser`` (the optimiser contract) one step of it instead, η and λ its own (its
+    stated ``weight_decay``; the witness says when it states none); ``reference`` "fitted"
+    compares W₁ with c·W₀ for the least-squares c = ⟨W₁, W₀⟩/‖W₀‖² (is the step a uniform
+    scaling at all?). Either residual is ∞ when W₁ is not finite; the bound is 8ε·max|W₀|.
+    """
+    v.choice(reference, "reference", DECAY_REFERENCES)
     W = _randn(n, seed, dtype, device)
     p = torch.nn.Parameter(W.clone())
-    p.grad = torch.zeros_like(W)
-    torch.optim.SGD([p], lr=lr, weight_decay=weight_decay).step()
-    diff = float((p.detach() - (1 - lr * weight_decay) * W).abs().max())
-    return Measurement(diff, Kind.ROUNDING, dtype, device, {"n": n}, bound=8 * EPS[dtype])
+    if optimiser is None:
+        p.grad = torch.zeros_like(W)
+        torch.optim.SGD([p], lr=lr, weight_decay=weight_decay).step()
+        diff = float((p.detach() - (1 - lr * weight_decay) * W).abs().max())
+        return Measurement(diff, Kind.ROUNDING, dtype, device, {"n": n}, bound=8 * EPS[dtype])
+    opt = optimisers.build(optimiser, [p])
+    W1 = optimisers.stepped(opt, p, torch.zeros_like(W))
+    eta, lam = optimisers.lr_of(opt), optimisers.decay_of(opt, optimiser)
+    c = float((W1.double() * W.double()).sum() / W.double().pow(2).sum())
+    scale = (1 - eta * (lam or 0.0)) if reference == "stated" else c
+    diff = float((W1 - scale * W).abs().max()) if bool(torch.isfinite(W1).all()) else math.inf
+    witness = {"η": eta, "λ": lam if lam is not None else "none stated", "c = ⟨W₁, W₀⟩/‖W₀‖²": c}
+    return Measurement(diff, Kind.ROUNDING, dtype, device, {"n": n}, witness=witness,
+                       bound=8 * EPS[dtype] * float(W.abs().max()))
 
 
 @recipe

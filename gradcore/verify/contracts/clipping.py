@@ -2,7 +2,8 @@
 
 Claims (catalogue CLIP): 003 §4 "按比例缩放…这保证了梯度的方向不变"; 004 Definition 3.3.5
 and "按范数裁剪保持梯度的方向"; 002 §直接干预 "将更新步长限制在学习率 η 与阈值 θ 的乘积之内";
-000 §梯度爆炸的后果 (values beyond the float range become NaN/Inf). Every clause
+000 §梯度爆炸的后果 (values beyond the float range become NaN/Inf); 002 §直接干预 value clipping's
+cosine tends to √(2/π) (CLIP-04). Every clause
 measures through the recipes of :mod:`gradcore.measure.clipping` (the same ones the
 CLIP theorems call) on the user's rule. The direction and step-bound clauses search
 lists of gradients — up to four tensors of different shapes, scales (1e-3 to 1e30) and
@@ -25,6 +26,7 @@ from ...measure import Given
 from ...measure import clipping as M
 from .base import CheckError, Clause, Outcome, Settings
 from .contract import Contract, Signature
+from ..verdicts import decide
 
 KIND = "clipping"
 Rule = Callable[[list[torch.Tensor]], list[torch.Tensor]]
@@ -185,6 +187,50 @@ def non_finite(s: ClippingSubject, settings: Settings) -> Outcome:
     return Outcome(holds, {"on a NaN gradient": behaviour}, cex)
 
 
+VALUE_LIMIT = math.sqrt(2 / math.pi)   # CLIP-04: value clipping's cosine as d, s/τ → ∞ (its theorem's sympy limit)
+VALUE_LIMIT_ATOL = 0.003               # CLIP-04's tolerance
+LIMIT_D, LIMIT_SEEDS = 16384, 6        # CLIP-04's closed-form d and its seeds
+LIMIT_SCALES = (1e3, 1e6)              # s far above any threshold ≤ 1e3: the last is the limit read
+
+
+def coordinatewise(rule: Rule, settings: Settings) -> bool:
+    """Whether each output entry depends on its own gradient entry only: doubling one entry of a large
+    Gaussian gradient leaves every other output entry as it was (a norm rule rescales them all)."""
+    g = settings.randn(64, offset=15, dtype=torch.float32) * LIMIT_SCALES[-1]
+    moved = g.clone()
+    moved[0] *= 2
+    before, after = M.flat(M.apply(rule, [g])), M.flat(M.apply(rule, [moved]))
+    return bool(torch.equal(before[1:], after[1:]))
+
+
+def value_limit(s: ClippingSubject, settings: Settings) -> Outcome:
+    """CLIP-04: cos(clip(g), g) for g with i.i.d. N(0, s²) coordinates (d = 16384) as s grows,
+    against value clipping's √(2/π), for a coordinate-wise rule (any other is outside the claim:
+    it holds vacuously, its limit reported); Student-t(3) coordinates beside it (outside the claim)."""
+    rule, facts, note = measured_rule(s, settings)
+    run = dict(rule=rule, d=LIMIT_D, seeds=LIMIT_SEEDS, device=settings.device)
+    gauss = {scale: M.value_clip_cosine(distribution="gaussian", scale=scale, **run) for scale in LIMIT_SCALES}
+    heavy = M.value_clip_cosine(distribution="student_t3", scale=LIMIT_SCALES[-1], **run)
+    limit, applies = gauss[LIMIT_SCALES[-1]], coordinatewise(rule.obj, settings)
+    constants: dict[str, Any] = {f"cos(clip(g), g), Gaussian, s = {scale:g}, d = {LIMIT_D}": m
+                                 for scale, m in gauss.items()}
+    constants.update({"95% CI at the largest s": f"[{limit.interval[0]:.4f}, {limit.interval[1]:.4f}]",
+                      f"cos(clip(g), g), Student-t(3), s = {LIMIT_SCALES[-1]:g} (outside the claim)": heavy,
+                      "√(2/π) (value clipping's limit)": VALUE_LIMIT, "coordinate-wise": applies, **facts})
+    cex = {"g": f"N(0, {LIMIT_SCALES[-1]:g}²), d = {LIMIT_D}, {LIMIT_SEEDS} seeds", "cosine": limit.value,
+           "snippet": limit.reproduction}
+    if math.isnan(limit.value):
+        said = "the rule leaves no direction on a large Gaussian gradient"
+        return Outcome(False, constants, cex, note="; ".join(n for n in (said, note) if n))
+    if not applies:
+        said = (f"not coordinate-wise, so outside the claim (value clipping's); its limit cosine is "
+                f"{limit.value:.4f}" + (" (it keeps the direction)" if limit.interval[0] >= 1 - COS_TOL else ""))
+        return Outcome(True, constants, note="; ".join(n for n in (said, note) if n))
+    holds = decide("==", VALUE_LIMIT, limit.value, VALUE_LIMIT_ATOL, limit.interval)
+    said = "" if holds else f"a coordinate-wise rule whose limit cosine is not √(2/π) ≈ {VALUE_LIMIT:.4f}"
+    return Outcome(holds, constants, None if holds else cex, note="; ".join(n for n in (said, note) if n))
+
+
 CLAUSES = (
     Clause("direction", ("CLIP-01", "CLIP-03"),
            "clipping keeps the gradient's direction: cos(clip(g), g) = 1 for every finite g", direction),
@@ -193,6 +239,10 @@ CLAUSES = (
     Clause("below-threshold", ("CLIP-01",),
            "a gradient far below the threshold passes unchanged", below_threshold),
     Clause("zero", ("CLIP-01",), "a zero gradient stays a finite zero (no 0/0)", zero_gradient),
+    Clause("value-limit", ("CLIP-04",),
+           f"a coordinate-wise rule far above its threshold (Gaussian g, s = {LIMIT_SCALES[-1]:g}, d = {LIMIT_D}) has "
+           f"cos(clip(g), g) = value clipping's √(2/π) ≈ {VALUE_LIMIT:.4f} (± {VALUE_LIMIT_ATOL})",
+           value_limit, gate=False),
     Clause("non-finite", ("DEPTH-10",),
            "a NaN gradient is not silently turned into a finite update", non_finite, gate=False),
 )

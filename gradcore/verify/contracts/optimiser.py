@@ -1,7 +1,7 @@
 """Contract for an optimiser step: clipped step length, weight decay, x⁴ stability.
 
 Claims: 002 §直接干预 "将更新步长限制在学习率 η 与阈值 θ 的乘积之内" (CLIP-02); 002 §L2 正则化与隐式
-稳定 (decay shrinks W, pulls ρ(W) below 1: WD-02/04/05); Zhang et al. 2020 (fixed-step GD diverges
+稳定 (one zero-gradient step is (1 − ηλ)W: WD-01; decay shrinks W, pulls ρ(W) below 1: WD-02/04/05); Zhang et al. 2020 (fixed-step GD diverges
 on x⁴ beyond |x₀| = 1/√(2η), clipped or adaptive steps do not: LIT-12). The subject is a
 ``torch.optim.Optimizer`` class, a factory ``params -> Optimizer`` (e.g.
 ``functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01)``) or a step rule
@@ -40,19 +40,39 @@ class OptimiserSubject:
     lr: float     # η, the optimiser's own learning rate
 
 
-def smoke(obj: Any, settings: Settings) -> float:
-    """η, after one step on a nonzero gradient has moved the weights to finite values (CheckError otherwise)."""
+@dataclass(frozen=True)
+class Prepared:
+    """The optimiser as given, with η read from one instance built on a probe parameter."""
+
+    obj: Any
+    lr: float
+
+
+def _probe(settings: Settings) -> torch.nn.Parameter:
+    return torch.nn.Parameter(settings.randn(4, 3, offset=51))
+
+
+def prepare(obj: Any, settings: Settings) -> Prepared:
+    """One-line CheckError unless ``obj`` is an optimiser constructible from params (η read from it)."""
     if O.form(obj) is None:
         raise CheckError("expected a torch.optim.Optimizer class, a factory params -> Optimizer, or a step rule "
                          f"(W, grad) -> W; got {type(obj).__name__}")
-    p = torch.nn.Parameter(settings.randn(4, 3, offset=51))
+    return Prepared(obj, O.lr_of(_built(obj, _probe(settings))))
+
+
+def _built(obj: Any, p: torch.nn.Parameter) -> torch.optim.Optimizer:
     try:
-        opt = O.build(obj, [p])
+        return O.build(obj, [p])
     except GradcoreError:   # gradcore's own one-line reason (not an optimiser, no lr): prepare() prints it
         raise
     except Exception as e:
         raise CheckError(f"not constructible from params: {type(e).__name__}: {e}") from None
-    lr = O.lr_of(opt)
+
+
+def smoke(prepared: Prepared, settings: Settings) -> None:
+    """CheckError unless one step on a nonzero gradient moves the weights to finite values."""
+    p = _probe(settings)
+    opt = _built(prepared.obj, p)
     before = p.detach().clone()
     after = O.stepped(opt, p, settings.randn(4, 3, offset=52))
     if not bool(torch.isfinite(after).all()):
@@ -60,22 +80,27 @@ def smoke(obj: Any, settings: Settings) -> float:
     if torch.equal(after, before):
         raise CheckError("the optimiser does not step: the parameters are unchanged after step() on a nonzero "
                          "gradient")
-    return lr
 
 
-def subject(obj: Any, name: str, setup: str, settings: Settings) -> OptimiserSubject:
-    return OptimiserSubject(name, obj, setup, smoke(obj, settings))
-
-
-def looks_like(obj: Any, settings: Settings) -> bool:
-    """An Optimizer class, a callable of ``params``, or a step rule: a callable of two tensors that
-    carries its learning rate (any two-argument function is no evidence of an optimiser)."""
+def excludes(obj: Any) -> str | None:
+    """Inference: an Optimizer class, a callable of ``params``, or a step rule (a callable of two
+    tensors) that carries its learning rate (any two-argument function is no evidence of an optimiser)."""
+    if isinstance(obj, Prepared):
+        return None
     shape = O.form(obj)
-    return shape == "factory" or (shape == "rule" and _carries_lr(obj))
+    if shape == "factory" or (shape == "rule" and _carries_lr(obj)):
+        return None
+    if shape == "rule":
+        return "a two-argument callable without an lr is no evidence of a step rule"
+    return "it is neither an Optimizer class, a callable of params, nor a step rule (W, grad) -> W"
 
 
 def _carries_lr(rule: Any) -> bool:
     return getattr(rule, "lr", None) is not None or "lr" in (getattr(rule, "keywords", None) or {})
+
+
+def build(prepared: Prepared, obj: Any, name: str, setup: str, settings: Settings) -> OptimiserSubject:
+    return OptimiserSubject(name, obj, setup, prepared.lr)
 
 
 def _given(s: OptimiserSubject) -> Given:
@@ -115,6 +140,31 @@ def decay(s: OptimiserSubject, settings: Settings) -> Outcome:
                    f"weight decay is lost in float32: ηλ is below the float32 floor (~{floor.value:.3g})")
 
 
+def one_step_decay(s: OptimiserSubject, settings: Settings) -> Outcome:
+    """WD-01: with a zero data gradient one step is W ← (1 − ηλ)W, in float64 and float32: a
+    uniform scaling (residual against the fitted c·W₀) by its own stated η and λ."""
+    runs = {(dtype, ref): W.sgd_decay_residual(optimiser=_given(s), reference=ref, dtype=dtype, seed=settings.seed,
+                                               device=settings.device)
+            for dtype in ("float64", "float32") for ref in ("fitted", "stated")}
+    lam = runs["float64", "fitted"].witness["λ"]
+    checked = [k for k in runs if k[1] == "fitted" or not isinstance(lam, str)]
+    bad = [k for k in checked if not runs[k].value <= runs[k].bound]   # ∞ (non-finite W₁) fails
+    constants: dict[str, Any] = {
+        f"max |W₁ − {'c·W₀' if ref == 'fitted' else '(1−ηλ)W₀'}|, {dtype}": m for (dtype, ref), m in runs.items()
+        if (dtype, ref) in checked}
+    constants.update({"η": s.lr, "λ": lam, "c = ⟨W₁, W₀⟩/‖W₀‖², float64": runs["float64", "fitted"].witness[
+        "c = ⟨W₁, W₀⟩/‖W₀‖²"]})
+    if not bad:
+        return Outcome(True, constants, note="" if not isinstance(lam, str) else
+                       "the optimiser states no weight_decay: only the uniform scaling is checked")
+    (dtype, ref), m = bad[0], runs[bad[0]]
+    note = ("one step on a zero gradient is not a uniform scaling of W (decay coupled through a per-coordinate "
+            "rescaling, like Adam's denominator)" if ref == "fitted" else
+            f"one step on a zero gradient scales W by c, not by 1 − ηλ = {1 - s.lr * lam:.6g}")
+    return Outcome(False, constants, {"gradient": "0", "dtype": dtype, "residual": m.value, "bound": m.bound,
+                                      "snippet": m.reproduction}, note=note)
+
+
 def radius(s: OptimiserSubject, settings: Settings) -> Outcome:
     rho = W.rnn_radius(optimiser=_given(s), steps=600, device=settings.device)
     start = W.rnn_radius(lam=0.1, steps=0, device=settings.device)
@@ -148,6 +198,9 @@ CLAUSES = (
     Clause("decay", ("WD-02",),
            "with no data gradient the weights never grow, and weight decay (if any) shrinks them in float64 "
            "and in float32", decay),
+    Clause("decay-step", ("WD-01",),
+           "with no data gradient one step scales the weights by exactly (1 − ηλ), η and λ its own (λ = 0: "
+           "unchanged), in float64 and float32, to 8 ulps of max|W|", one_step_decay),
     Clause("radius", ("WD-04", "WD-05"),
            "trained on a linear RNN whose data demand ρ = 1.2 (W_0 non-normal, ρ = 1.3), the optimiser ends "
            "with ρ(W) < 1", radius, gate=False),
@@ -165,5 +218,8 @@ def objects() -> dict[str, Any]:
 
 
 class OptimiserContract(Contract):
+    """An Optimizer class, a factory ``params -> Optimizer`` or a step rule ``(W, grad) -> W`` with an ``lr``."""
+
     kind, binding, clauses = KIND, "opt", CLAUSES
-    subject, looks_like, objects = staticmethod(subject), staticmethod(looks_like), staticmethod(objects)
+    prepare, smoke, build = staticmethod(prepare), staticmethod(smoke), staticmethod(build)
+    excludes, objects = staticmethod(excludes), staticmethod(objects)
