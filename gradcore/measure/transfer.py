@@ -200,7 +200,7 @@ def gradient_profile(*, activation: str | None, init: str, width: int, depth: in
 def max_derivative(*, activation: str, init: str | Given, width: int, depth: int, batch: int, seeds: int, seed: int = 0,
                    gains: tuple[float, ...] = (1.0,), dtype: str = "float64", device: str = "cpu") -> Measurement:
     """DEPTH-06: the largest f'(z) over every pre-activation z of :func:`transfer_factor`'s networks
-    (``init`` a gradcore.init name or a user's initialiser as Given, as there)."""
+    (``init`` a gradcore.initialisation name or a user's initialiser as Given, as there)."""
     d = activations.get(activation).derivative
     best = -math.inf
     for s in range(seeds):

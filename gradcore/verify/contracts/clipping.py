@@ -24,6 +24,7 @@ import torch
 
 from ...measure import Given
 from ...measure import clipping as M
+from ...errors import NotApplicable
 from .base import CheckError, Clause, Outcome, Settings
 from .contract import Contract, Signature
 from ..verdicts import decide
@@ -205,27 +206,29 @@ def coordinatewise(rule: Rule, settings: Settings) -> bool:
 
 def value_limit(s: ClippingSubject, settings: Settings) -> Outcome:
     """CLIP-04: cos(clip(g), g) for g with i.i.d. N(0, s²) coordinates (d = 16384) as s grows,
-    against value clipping's √(2/π), for a coordinate-wise rule (any other is outside the claim:
-    it holds vacuously, its limit reported); Student-t(3) coordinates beside it (outside the claim)."""
+    against value clipping's √(2/π), for a coordinate-wise rule (any other: "does not apply");
+    Student-t(3) coordinates beside it (outside the claim). A rule that returns 0 leaves the cosine
+    undefined: a finding, never a number."""
     rule, facts, note = measured_rule(s, settings)
+    if not coordinatewise(rule.obj, settings):
+        raise NotApplicable("the rule is not coordinate-wise (doubling one gradient entry moves the others), and "
+                            "the claim is about value clipping's coordinate-wise limit")
     run = dict(rule=rule, d=LIMIT_D, seeds=LIMIT_SEEDS, device=settings.device)
     gauss = {scale: M.value_clip_cosine(distribution="gaussian", scale=scale, **run) for scale in LIMIT_SCALES}
     heavy = M.value_clip_cosine(distribution="student_t3", scale=LIMIT_SCALES[-1], **run)
-    limit, applies = gauss[LIMIT_SCALES[-1]], coordinatewise(rule.obj, settings)
+    limit = gauss[LIMIT_SCALES[-1]]
+    g = f"N(0, {LIMIT_SCALES[-1]:g}²), d = {LIMIT_D}, {LIMIT_SEEDS} seeds"
+    if math.isnan(limit.value):
+        said = "the rule returns a zero gradient for a large Gaussian gradient: it leaves no direction"
+        return Outcome(False, {"√(2/π) (value clipping's limit)": VALUE_LIMIT, **facts},
+                       {"g": g, "cosine": "undefined (the clipped gradient is 0)", "snippet": limit.reproduction},
+                       note="; ".join(n for n in (said, note) if n))
     constants: dict[str, Any] = {f"cos(clip(g), g), Gaussian, s = {scale:g}, d = {LIMIT_D}": m
                                  for scale, m in gauss.items()}
     constants.update({"95% CI at the largest s": f"[{limit.interval[0]:.4f}, {limit.interval[1]:.4f}]",
                       f"cos(clip(g), g), Student-t(3), s = {LIMIT_SCALES[-1]:g} (outside the claim)": heavy,
-                      "√(2/π) (value clipping's limit)": VALUE_LIMIT, "coordinate-wise": applies, **facts})
-    cex = {"g": f"N(0, {LIMIT_SCALES[-1]:g}²), d = {LIMIT_D}, {LIMIT_SEEDS} seeds", "cosine": limit.value,
-           "snippet": limit.reproduction}
-    if math.isnan(limit.value):
-        said = "the rule leaves no direction on a large Gaussian gradient"
-        return Outcome(False, constants, cex, note="; ".join(n for n in (said, note) if n))
-    if not applies:
-        said = (f"not coordinate-wise, so outside the claim (value clipping's); its limit cosine is "
-                f"{limit.value:.4f}" + (" (it keeps the direction)" if limit.interval[0] >= 1 - COS_TOL else ""))
-        return Outcome(True, constants, note="; ".join(n for n in (said, note) if n))
+                      "√(2/π) (value clipping's limit)": VALUE_LIMIT, **facts})
+    cex = {"g": g, "cosine": limit.value, "snippet": limit.reproduction}
     holds = decide("==", VALUE_LIMIT, limit.value, VALUE_LIMIT_ATOL, limit.interval)
     said = "" if holds else f"a coordinate-wise rule whose limit cosine is not √(2/π) ≈ {VALUE_LIMIT:.4f}"
     return Outcome(holds, constants, None if holds else cex, note="; ".join(n for n in (said, note) if n))

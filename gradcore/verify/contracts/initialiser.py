@@ -346,7 +346,8 @@ def _meanfield_name(name: str) -> str | Given:
 
     if name == "orthogonal":
         return name
-    return Given(initialisers.get(name), "init", setup=f"import gradcore.init\ninit = gradcore.init.get({name!r})")
+    return Given(initialisers.get(name), "init",
+                 setup=f"import gradcore.initialisation\ninit = gradcore.initialisation.get({name!r})")
 
 
 CLAUSES = CLAUSES + (
