@@ -6,6 +6,8 @@ are gradcore's choices). The lag-1 autocorrelation ρ₁ of those gradients (the
 neighbouring points) is ≈ 1 for a smooth function and ≈ 0 for white noise. Blocks are
 BN → ReLU → Linear, He-initialised, stacked plainly or with identity skips; BN normalises over the
 grid as its batch (``batch_norm=False`` drops it). Everything is drawn from ``seed`` in float64.
+The norm contract puts a user's layer in BN's place (``make=``, smaller ``width`` and ``points``), its
+batch statistics held fixed by :func:`held_fixed`.
 """
 from __future__ import annotations
 
@@ -169,8 +171,20 @@ def _rho(architecture: str, depths: Sequence[int], seeds: int, batch_norm: bool,
         return correlations(architecture=architecture, depths=depths, seeds=seeds, batch_norm=batch_norm), _sizes()
     runs = [[_grid_run(architecture, d, s, batch_norm, make, width, points) for d in depths] for s in range(seeds)]
     held = sorted(set().union(*(h for row in runs for _, h in row)))
-    sizes = _sizes(width=width or GRID["width"], points=points or GRID["points"], norm="the user's" if make else "BN")
-    return np.array([[lag1_correlation(g) for g, _ in row] for row in runs]), {**sizes, "statistics": "; ".join(held)}
+    sizes = _sizes(width=width or GRID["width"], points=points or GRID["points"],
+                   norm="BN" if make is None else "the user's")
+    rho = np.array([[lag1_correlation(_defined(g, d)) for d, (g, _) in zip(depths, row)] for row in runs])
+    return rho, {**sizes, "statistics": "; ".join(held)}
+
+
+def _defined(g: np.ndarray, depth: int) -> np.ndarray:
+    """``g`` when its ρ₁ is defined; else NotApplicable saying why (a finding about the layer, not a number)."""
+    if not np.isfinite(g).all():
+        raise NotApplicable(f"df/dx is not finite at depth {depth} (overflow): ρ₁ is undefined")
+    if np.ptp(g) <= 1e-12 * max(float(np.abs(g).max()), 1e-300):
+        raise NotApplicable(f"df/dx is the same at every grid point at depth {depth} (a linear function): "
+                            "ρ₁ is undefined")
+    return g
 
 
 def _sizes(**sizes: object) -> dict:
