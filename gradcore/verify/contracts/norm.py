@@ -1,5 +1,5 @@
 """Contract for a normalisation layer: Jacobian bound, ε floor, batch dependence, standardisation,
-the RMS definition, deep stacks.
+the RMS definition, deep stacks, shattered gradients.
 
 Claims (catalogue NORM): 002 §归一化层与架构细节 "BN的归一化操作的雅可比矩阵，其谱范数
 受到批内统计量（特别是标准差 σ）的约束"; the ε of 004 (3.3.16)-(3.3.18); 004 §3.3.4
@@ -12,7 +12,8 @@ explosion (∞), never a small number. Standardisation (NORM-01/02: 002 "使其�
 004 Def. 3.3.10's biased σ²_B) is judged over each axis the layer centres, the RMS definition
 (NORM-06/07: 004 Def. 3.3.13) on a layer that centres nowhere; a probe batch with offset rows and
 columns decides which applies, and the other clause says "does not apply" (neither a pass nor a
-failure), so both gate.
+failure), so both gate. The shattering clause (LIT-13) runs :mod:`gradcore.measure.shattering`'s grid
+net with the layer in BN's place, its batch statistics held fixed there (``held_fixed``).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from torch import nn
 from ...errors import NotApplicable
 from ...measure import Given
 from ...measure import normalisation as M
-from ._stack import SEEDS, banded_transfer, undecided_note
+from ...measure import shattering
+from ._stack import SEEDS, banded_transfer, sequential, undecided_note
 from ..verdicts import within
 from .base import CheckError, Clause, Outcome, Settings, error_line, probe
 from .contract import Contract, Signature
@@ -275,6 +277,42 @@ def deep_stack(s: NormSubject, settings: Settings) -> Outcome:
     return Outcome(holds, constants, cex, note="; ".join(n for n in (width_note, note) if n))
 
 
+SHATTER_DEPTHS = (1, 2, 4, 8)
+SHATTER_SEEDS = (8, 24)     # nets per estimate: 8 first, 24 when 8 leave the decision open
+SHATTER_RATE = 0.005        # per block: ρ₁ moving less than 0.04 over depths 1–8 is taken as no decay
+
+
+def _beyond(m: Any, sign: int) -> bool | None:
+    """Whether the interval of ``sign`` × m lies above SHATTER_RATE (False: below it; None: straddles it)."""
+    lo, hi = sorted(sign * b for b in m.interval)
+    return True if lo > SHATTER_RATE else False if hi < SHATTER_RATE else None
+
+
+def shattering_decay(s: NormSubject, settings: Settings) -> Outcome:
+    """LIT-13 with the user's norm in BN's place: ρ₁ of df/dx over a grid falls with depth in the
+    feedforward net, more slowly with identity skips (the theorem's recipes, smaller sizes)."""
+    width, width_note = stack_width(s, 64 * settings.scale, settings)
+    grid = dict(depths=SHATTER_DEPTHS, log_rho=False, make=_given(s), width=width, points=128 * settings.scale)
+    slope = sequential(lambda n: shattering.gradient_correlation_slope(architecture="feedforward", seeds=n, **grid),
+                       lambda m: _beyond(m, -1), SHATTER_SEEDS)
+    del grid["log_rho"]
+    gap = sequential(lambda n: shattering.skip_slope_gap(seeds=n, **grid), lambda m: _beyond(m, 1), SHATTER_SEEDS)
+    verdicts = (_beyond(slope, -1), _beyond(gap, 1))
+    holds = False if False in verdicts else None if None in verdicts else True
+    constants = {"per-block slope of ρ₁, feedforward": slope, "slope with skips − feedforward slope": gap,
+                 "depths": list(SHATTER_DEPTHS), "width": width, "grid points": grid["points"],
+                 "nets (slope, gap)": [slope.n, gap.n]}
+    cex = None if holds is not False else {
+        "feedforward slope": slope.value, "skip gap": gap.value,
+        "snippet": (slope if verdicts[0] is False else gap).reproduction}
+    undecided = [f"{name} could not be decided: its 95% interval [{m.interval[0]:.4f}, {m.interval[1]:.4f}] "
+                 f"still straddles {sign}{SHATTER_RATE:g} with {m.n} nets (cap {SHATTER_SEEDS[-1]})"
+                 for name, sign, m, d in zip(("the slope", "the gap"), "−+", (slope, gap), verdicts) if d is None]
+    held = f"batch statistics held fixed: {slope.sizes['statistics']}"
+    note = "; ".join(n for n in (held, width_note, *undecided) if n)
+    return Outcome(holds, constants, cex, note=note)
+
+
 CLAUSES = (
     Clause("jacobian-bound", ("NORM-03",),
            "‖∂y/∂x‖₂ ≤ 1/σ, σ the smallest per-sample or per-feature std of the input", jacobian_bound),
@@ -295,6 +333,18 @@ CLAUSES = (
     Clause("deep-stack", ("NORM-04",),
            f"in a deep Linear→norm→ReLU stack with oversized weights the per-layer gradient factor λ "
            f"lies in {list(TRANSFER_BAND)}", deep_stack),
+    Clause("shattering", ("LIT-13",),
+           f"LIT-13 with the layer in BN's place in BN → ReLU → Linear blocks (He init, float64; a scalar "
+           f"input on 128·s points in [−2, 2], width 64·s, depths {', '.join(map(str, SHATTER_DEPTHS))}, s = 1 "
+           f"under ci: the theorem's 256 points, width 200, depths 1–50 cut for cost; {SHATTER_SEEDS[0]} nets, "
+           f"{SHATTER_SEEDS[-1]} when undecided): with the batch statistics held fixed (a per-sample layer as "
+           f"it is; a BatchNorm-like one by its running statistics set to the grid batch's, in eval mode), the "
+           f"lag-1 autocorrelation ρ₁ of df/dx falls with depth in the feedforward net (per-block slope of "
+           f"ρ₁ < −{SHATTER_RATE:g}; ρ₁ itself, not log ρ₁, as ρ₁ may reach 0) and identity skips slow that "
+           f"fall (slope gap > {SHATTER_RATE:g}). Descriptive, not a gate: LIT-13 says how BN nets shatter, "
+           f"and a norm that keeps gradients correlated prevents shattering rather than breaks anything. "
+           f"Does not apply to a batch-coupled layer without running statistics",
+           shattering_decay, gate=False),
 )
 
 
