@@ -70,14 +70,14 @@ def force_gates(cell: Any, z: float, hidden: int | None = None) -> None:
 def _state_step(cell: Any, x: torch.Tensor) -> R.Step:
     """The cell as a step on a 1-D state at the input ``x`` (1, m): torch's cells through gradcore.recurrent
     (unbatched), others as a batch of 1."""
-    if isinstance(cell, nn.GRUCell):
+    if type(cell) is nn.GRUCell:     # torch's own: unbatched, as the theorems run it
         return R.cell_step(cell, x)
     return lambda h, t: cell(x, h[None])[0]
 
 
 def _unroll(cell: Any, xs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     """The cell's states h_1..h_T from h_0 (torch's cells through gradcore.recurrent, others as a batch of 1)."""
-    if isinstance(cell, nn.GRUCell):
+    if type(cell) is nn.GRUCell:     # torch's own: unbatched, as the theorems run it
         return R.unroll_cell(cell, xs, h0)[1:]
     states = R.unroll(cell_stepper(cell, xs[:, None], len(h0), False), h0[None], len(xs))
     return torch.stack(states[1:])[:, 0]
