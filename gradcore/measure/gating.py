@@ -20,10 +20,10 @@ from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from .. import recurrent as R
+from ..errors import NotApplicable
 from ..spectral import spectral_norm
 from ..stats import mean_ci
 from .measurement import Kind, Measurement, recipe
-from ..errors import NotApplicable
 from .recurrent import F64, build_cell, cell_stepper, gen, over_seeds, seeded_cell
 from .search import search
 from .seeding import seeded
@@ -42,7 +42,8 @@ def gru_layout(cell: Any, hidden: int) -> tuple[torch.Tensor, ...]:
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     got = [getattr(cell, k, None) for k in names]
     rows = [isinstance(t, torch.Tensor) and t.ndim in (1, 2) and t.shape[0] == 3 * hidden for t in got]
-    if not all(rows) or got[1].shape != (3 * hidden, hidden) or got[2].ndim != 1 or got[3].ndim != 1:
+    if not all(rows) or got[0].ndim != 2 or got[1].shape != (3 * hidden, hidden) or got[2].ndim != 1 \
+            or got[3].ndim != 1:
         raise NotApplicable(f"the cell does not keep torch's GRU layout (weight_ih, weight_hh of 3·{hidden} rows "
                             f"[reset, update, candidate], bias_ih, bias_hh of {3 * hidden}), so its update gate "
                             "cannot be set")
@@ -76,8 +77,8 @@ def _state_step(cell: Any, x: torch.Tensor) -> R.Step:
 
 
 def _unroll(cell: Any, xs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """The cell's states h_1..h_T from h_0 (torch's cells through gradcore.recurrent, others as a batch of 1)."""
-    if type(cell) is nn.GRUCell:     # torch's own: unbatched, as the theorems run it
+    """The cell's states h_1..h_T from h_0 (as :func:`_state_step` runs it)."""
+    if type(cell) is nn.GRUCell:
         return R.unroll_cell(cell, xs, h0)[1:]
     states = R.unroll(cell_stepper(cell, xs[:, None], len(h0), False), h0[None], len(xs))
     return torch.stack(states[1:])[:, 0]
@@ -85,7 +86,7 @@ def _unroll(cell: Any, xs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
 
 def _forced_jacobian_gap(cell: Any, W: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> float:
     """max |∂h'/∂h of the forced cell − that of the gated update| at h (the cell's input is zeroed)."""
-    x = torch.zeros(1, cell.weight_ih.shape[1], dtype=F64, device=h.device)
+    x = torch.zeros(1, gru_layout(cell, len(h))[0].shape[1], dtype=F64, device=h.device)
     J = R.step_jacobian(lambda u, t: cell(x, u[None])[0], h).detach()
     return float((J - R.step_jacobian(R.gated_stepper(W, z), h)).abs().max())
 
