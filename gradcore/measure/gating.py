@@ -8,19 +8,24 @@ initialised under :func:`gradcore.measure.recurrent.seeded` and run through
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from typing import Any
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from .. import recurrent as R
+from ..errors import NotApplicable
 from ..spectral import spectral_norm
 from ..stats import mean_ci
 from .measurement import Kind, Measurement, recipe
-from .recurrent import F64, gen, over_seeds
+from .recurrent import F64, build_cell, cell_stepper, gen, over_seeds, seeded_cell
+from .search import search
 from .seeding import seeded
 
 GEOMETRIC_METHOD = "Student-t 95% interval of the mean log, exponentiated (geometric mean)"
@@ -30,55 +35,111 @@ def _tensors(device: str, *arrays: Any) -> list[torch.Tensor]:
     return [torch.tensor(a, dtype=F64, device=device) for a in arrays]
 
 
-def force_gates(cell: nn.GRUCell, z: float) -> None:
-    """Make torch's GRU gates constant: reset r ≡ 1, update z ≡ z, no input to the candidate."""
-    n = cell.hidden_size
+def gru_layout(cell: Any, hidden: int) -> tuple[torch.Tensor, ...]:
+    """The cell's (weight_ih, weight_hh, bias_ih, bias_hh) in torch's GRU layout: 3·hidden rows, reset, update
+    and candidate in that order (nn.GRUCell and cells that keep its parameters). NotApplicable otherwise:
+    a clause about the update gate says nothing about a cell without one it can set."""
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    got = [getattr(cell, k, None) for k in names]
+    rows = [isinstance(t, torch.Tensor) and t.ndim in (1, 2) and t.shape[0] == 3 * hidden for t in got]
+    if not all(rows) or got[0].ndim != 2 or got[1].shape != (3 * hidden, hidden) or got[2].ndim != 1 \
+            or got[3].ndim != 1:
+        raise NotApplicable(f"the cell does not keep torch's GRU layout (weight_ih, weight_hh of 3·{hidden} rows "
+                            f"[reset, update, candidate], bias_ih, bias_hh of {3 * hidden}), so its update gate "
+                            "cannot be set")
+    return tuple(got)
+
+
+def _logit(z: float) -> float:
+    # σ(−40) = 4e−18 vanishes next to 1 in float64 (and σ(40) = 1): a gate forced shut (open)
+    return -40.0 if z <= 0 else (40.0 if z >= 1 else math.log(z / (1 - z)))
+
+
+def force_gates(cell: Any, z: float, hidden: int | None = None) -> None:
+    """Make a GRU-layout cell's gates constant: reset r ≡ 1, update z ≡ z, no input to the candidate."""
+    n = cell.hidden_size if hidden is None else hidden
+    weight_ih, weight_hh, bias_ih, bias_hh = gru_layout(cell, n)
     with torch.no_grad():
-        cell.weight_ih.zero_()
-        cell.weight_hh[: 2 * n].zero_()
-        cell.bias_ih.zero_()
-        cell.bias_hh.zero_()
-        cell.bias_ih[:n] = 40.0          # σ(40) = 1 in float64
-        cell.bias_ih[n: 2 * n] = math.log(z / (1 - z))
+        weight_ih.zero_()
+        weight_hh[: 2 * n].zero_()
+        bias_ih.zero_()
+        bias_hh.zero_()
+        bias_ih[:n] = 40.0          # σ(40) = 1 in float64
+        bias_ih[n: 2 * n] = _logit(z)
+
+
+def _state_step(cell: Any, x: torch.Tensor) -> R.Step:
+    """The cell as a step on a 1-D state at the input ``x`` (1, m): torch's cells through gradcore.recurrent
+    (unbatched), others as a batch of 1."""
+    if type(cell) is nn.GRUCell:     # torch's own: unbatched, as the theorems run it
+        return R.cell_step(cell, x)
+    return lambda h, t: cell(x, h[None])[0]
+
+
+def _unroll(cell: Any, xs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """The cell's states h_1..h_T from h_0 (as :func:`_state_step` runs it)."""
+    if type(cell) is nn.GRUCell:
+        return R.unroll_cell(cell, xs, h0)[1:]
+    states = R.unroll(cell_stepper(cell, xs[:, None], len(h0), False), h0[None], len(xs))
+    return torch.stack(states[1:])[:, 0]
+
+
+def _forced_jacobian_gap(cell: Any, W: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> float:
+    """max |∂h'/∂h of the forced cell − that of the gated update| at h (the cell's input is zeroed)."""
+    x = torch.zeros(1, gru_layout(cell, len(h))[0].shape[1], dtype=F64, device=h.device)
+    J = R.step_jacobian(lambda u, t: cell(x, u[None])[0], h).detach()
+    return float((J - R.step_jacobian(R.gated_stepper(W, z), h)).abs().max())
 
 
 @recipe
-def forced_gru_gap(*, n: int = 8, m: int = 4, z: float = 0.7, steps: int = 5, seed: int = 0,
-                   device: str = "cpu") -> Measurement:
-    """GATE-01: max |nn.GRUCell − gated_step| after ``steps`` steps with r ≡ 1, constant z, no input
-    (a rounding residual, float64: 1e-12). Cell, inputs and h_0 are drawn from ``seed`` in that order."""
+def forced_gru_gap(*, cell: Any = "GRUCell", n: int = 8, m: int = 4, z: float = 0.7, steps: int = 5, seed: int = 0,
+                   jacobian: bool = False, device: str = "cpu") -> Measurement:
+    """GATE-01, GATE-03: max |cell − gated_step| after ``steps`` steps with r ≡ 1, constant z, no input
+    (a rounding residual, float64: 1e-12); z = 0 is the gate shut (σ(−40)), where gated_step is tanh(W h).
+
+    ``cell``: torch's ``"GRUCell"`` or a GRU-layout cell (factory ``(m, n) -> cell``); W is its candidate
+    rows of weight_hh. Cell, inputs and h_0 are drawn from ``seed`` in that order. ``jacobian``: also the
+    largest entry of the step Jacobians' difference at h_0."""
     with seeded(seed):
-        cell = nn.GRUCell(m, n).to(dtype=F64)
+        c = build_cell(cell, m, n, device)
         xs, h0 = torch.randn(steps, m, dtype=F64), torch.randn(n, dtype=F64)
-    cell, xs, h0 = cell.to(device), xs.to(device), h0.to(device)
-    force_gates(cell, z)
-    W = cell.weight_hh[2 * n:].detach()
-    ours = R.unroll(R.gated_stepper(W, torch.full((n,), z, dtype=F64, device=device)), h0, steps)[-1]
-    gap = float((R.unroll_cell(cell, xs, h0)[-1] - ours).detach().abs().max())
-    return Measurement(gap, Kind.ROUNDING, F64, device, {"n": n, "steps": steps}, bound=1e-12)
+    c = copy.deepcopy(c) if c is cell else c
+    xs, h0 = xs.to(device), h0.to(device)
+    force_gates(c, z, n)
+    W = c.weight_hh[2 * n:].detach()
+    gate = torch.full((n,), max(z, 0.0), dtype=F64, device=device)
+    ours = R.unroll(R.gated_stepper(W, gate), h0, steps)[-1]
+    gap = float((_unroll(c, xs, h0)[-1] - ours).detach().abs().max())
+    if jacobian:
+        gap = max(gap, _forced_jacobian_gap(c, W, gate, h0))
+    return Measurement(gap if math.isfinite(gap) else math.inf, Kind.ROUNDING, F64, device,
+                       {"n": n, "steps": steps}, bound=1e-12)
 
 
-def _doc_jacobian_error(n: int, m: int, seed: int, device: str) -> float:
-    """‖J_GRU − J_doc‖/‖J_GRU‖ at torch's default init: J_doc = diag(z) + diag((1−z) tanh') W_h."""
+def _doc_jacobian_error(n: int, m: int, seed: int, device: str, cell: Any = "GRUCell") -> float:
+    """‖J_GRU − J_doc‖/‖J_GRU‖ at the cell's default init: J_doc = diag(z) + diag((1−z) tanh') W_h, with z, r
+    and the candidate read from the cell's GRU-layout weights."""
     with seeded(seed):
-        cell = nn.GRUCell(m, n).to(dtype=F64)
+        c = build_cell(cell, m, n, device)
         x, h = torch.randn(1, m, dtype=F64), 0.5 * torch.randn(n, dtype=F64)
-    cell, x, h = cell.to(device), x.to(device), h.to(device)
-    J = R.step_jacobian(R.cell_step(cell, x), h).detach()
+    x, h = x.to(device), h.to(device)
+    weight_ih, weight_hh, bias_ih, bias_hh = gru_layout(c, n)
+    J = R.step_jacobian(_state_step(c, x), h).detach()
     with torch.no_grad():
-        gi, gh = cell.weight_ih @ x[0] + cell.bias_ih, cell.weight_hh @ h + cell.bias_hh
+        gi, gh = weight_ih @ x[0] + bias_ih, weight_hh @ h + bias_hh
         z, r = torch.sigmoid(gi[n:2 * n] + gh[n:2 * n]), torch.sigmoid(gi[:n] + gh[:n])
         cand = torch.tanh(gi[2 * n:] + r * gh[2 * n:])
-        J_doc = torch.diag(z) + torch.diag((1 - z) * (1 - cand ** 2)) @ cell.weight_hh[2 * n:]
+        J_doc = torch.diag(z) + torch.diag((1 - z) * (1 - cand ** 2)) @ weight_hh[2 * n:]
     return spectral_norm(J - J_doc) / spectral_norm(J)
 
 
 @recipe
-def gru_doc_jacobian_error(*, n: int = 8, m: int = 4, seeds: tuple[int, ...] = (0, 1, 2, 3),
+def gru_doc_jacobian_error(*, cell: Any = "GRUCell", n: int = 8, m: int = 4, seeds: tuple[int, ...] = (0, 1, 2, 3),
                            device: str = "cpu") -> Measurement:
     """GATE-01: mean over seeds of ‖J_GRU − J_doc‖/‖J_GRU‖ at torch's default init (x ~ N(0, I),
-    h ~ N(0, 0.25 I)): what the documents' form leaves out of torch's GRU step Jacobian."""
-    return over_seeds([_doc_jacobian_error(n, m, s, device) for s in seeds], device=device,
+    h ~ N(0, 0.25 I)): what the documents' form leaves out of torch's GRU step Jacobian (or a GRU-layout
+    ``cell``'s)."""
+    return over_seeds([_doc_jacobian_error(n, m, s, device, cell) for s in seeds], device=device,
                       sizes={"n": n, "input": m, "seeds": len(seeds)})
 
 
@@ -126,31 +187,87 @@ def gated_identity_gap(*, n: int = 16, gain: float = 1.5, leak: float = 1e-6, se
 
 
 @functools.lru_cache(maxsize=8)
-def _biased_gru(n: int, m: int, seed: int, device: str) -> tuple[nn.GRUCell, torch.Tensor]:
+def _biased_gru(n: int, m: int, seed: int, device: str, cell: Any = "GRUCell") -> tuple[Any, torch.Tensor]:
     with seeded(seed):
-        cell = nn.GRUCell(m, n).to(dtype=F64)
+        c = build_cell(cell, m, n, device)
         x = torch.randn(1, m, dtype=F64)
-    return cell.to(device), x.to(device)
+    return (copy.deepcopy(c) if c is cell else c), x.to(device)
 
 
-def gru_identity_gap_value(n: int, m: int, bias: float, seed: int, h_seed: int, device: str) -> float:
-    cell, x = _biased_gru(n, m, seed, device)
+def _identity_gap(cell: Any, x: torch.Tensor, h: torch.Tensor, bias: float) -> float:
+    """‖∂h'/∂h − I‖₂ of a GRU-layout cell at (x, h) with its update-gate input bias set to ``bias``."""
+    n = len(h)
+    bias_ih = gru_layout(cell, n)[2]
     with torch.no_grad():
-        cell.bias_ih[n: 2 * n] = bias
+        bias_ih[n: 2 * n] = bias
+    J = R.step_jacobian(_state_step(cell, x), h).detach()
+    return spectral_norm(J - torch.eye(n, dtype=F64, device=h.device))
+
+
+def gru_identity_gap_value(n: int, m: int, bias: float, seed: int, h_seed: int, device: str,
+                           cell: Any = "GRUCell") -> float:
+    c, x = _biased_gru(n, m, seed, device, cell)
     h = torch.randn(n, generator=gen(h_seed), dtype=F64).to(device)
-    J = R.step_jacobian(R.cell_step(cell, x), h).detach()
-    return spectral_norm(J - torch.eye(n, dtype=F64, device=device))
+    return _identity_gap(c, x, h, bias)
 
 
 @recipe
-def gru_identity_gap(*, n: int = 16, m: int = 4, bias: float = 12.0, seed: int = 0, h_seed: int = 1,
-                     device: str = "cpu") -> Measurement:
-    """GATE-02: ‖∂h_t/∂h_{t−1} − I‖₂ of torch's nn.GRUCell (default init from ``seed``) with the
-    update-gate input bias set to ``bias`` (z ≈ σ(bias + …) → 1)."""
-    value = gru_identity_gap_value(n, m, bias, seed, h_seed, device)
+def gru_identity_gap(*, cell: Any = "GRUCell", n: int = 16, m: int = 4, bias: float = 12.0, seed: int = 0,
+                     h_seed: int = 1, device: str = "cpu") -> Measurement:
+    """GATE-02: ‖∂h_t/∂h_{t−1} − I‖₂ of torch's nn.GRUCell (or a GRU-layout ``cell``; default init from
+    ``seed``) with the update-gate input bias set to ``bias`` (z ≈ σ(bias + …) → 1)."""
+    value = gru_identity_gap_value(n, m, bias, seed, h_seed, device, cell)
     # J − I cancels to O(1 − σ(bias)) from entries O(1)
     return Measurement(value, Kind.NUMERIC, F64, device, {"n": n, "bias": bias},
                        conditioning=max(1.0, 1 + math.exp(bias)))
+
+
+def _leak(bias: float) -> float:
+    return 1 / (1 + math.exp(bias))     # 1 − σ(bias)
+
+
+def _order(cell: Any, x: torch.Tensor, h: torch.Tensor, biases: tuple[float, float]) -> float:
+    """log(‖J − I‖ at biases[1] / at biases[0]) over log of the leaks 1 − σ(b): 1 when ‖J − I‖ ∝ 1 − z.
+
+    J = I at both biases is +inf (the bound holds exactly); a gap that is not finite, or that appears
+    only at the larger bias, is −inf."""
+    lo, hi = (_identity_gap(cell, x, h, b) for b in biases)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return -math.inf
+    if hi == 0:
+        return math.inf
+    return math.log(hi / lo) / math.log(_leak(biases[1]) / _leak(biases[0])) if lo > 0 else -math.inf
+
+
+def _state_candidates(n: int, m: int) -> list[tuple[str, Any]]:
+    """Structured (h, x): h = 0, ±1, alternating, ½; x = 0, ±2 (the search's domain's ends)."""
+    hs = {"h = 0": np.zeros(n), "h = 1": np.ones(n), "h = −1": -np.ones(n),
+          "h alternating ±1": (-1.0) ** np.arange(n), "h = ½": np.full(n, 0.5)}
+    xs = {"x = 0": np.zeros(m), "x = 2": np.full(m, 2.0), "x = −2": np.full(m, -2.0)}
+    return [(f"{a}, {b}", (h, x)) for a, h in hs.items() for b, x in xs.items()]
+
+
+@recipe
+def gate_leak_order(*, cell: Any = "GRUCell", n: int = 32, m: int = 8, biases: tuple[float, float] = (12.0, 20.0),
+                    seed: int = 0, profile: str = "ci", device: str = "cpu") -> Measurement:
+    """GATE-02 for a GRU-layout cell: the order p of ‖∂h'/∂h − I‖₂ in the leak 1 − z as the update gate
+    saturates, p = Δ log ‖J − I‖ / Δ log(1 − σ(b)) between the update-gate input biases ``biases``
+    (1 − σ(b) shrinks by e^−8 from 12 to 20), minimised over searched states h ∈ [−1, 1]^n and inputs
+    x ∈ [−2, 2]^m (structured candidates first). ‖J − I‖ → 0 linearly in 1 − z is p ≥ 1 up to O(1 − z);
+    a gate wired so that z → 1 does not make the step the identity leaves p ≈ 0. The cell at its
+    default init from ``seed``. A search bound (an upper bound on the infimum)."""
+    c = seeded_cell(cell, m, n, seed, device)
+    gru_layout(c, n)
+
+    def order(example: Any) -> float:
+        h, x = (torch.tensor(np.asarray(a), dtype=F64, device=device) for a in example)
+        return _order(c, x[None], h, biases)
+
+    strategy = st.tuples(hnp.arrays(np.float64, (n,), elements=st.floats(-1, 1, width=64)),
+                         hnp.arrays(np.float64, (m,), elements=st.floats(-2, 2, width=64)))
+    found = search(strategy, order, candidates=_state_candidates(n, m), profile=profile, minimise=True)
+    return Measurement(found.value, Kind.SEARCH, F64, device, {"n": n, "input": m, "biases": list(biases)},
+                       direction="upper", witness=found.source)
 
 
 def gated_zero_gap_value(W: Any, h: Any, device: str) -> float:

@@ -8,7 +8,9 @@ torch's cells with); cells returning ``(h, c)`` (LSTM-like) are run on the conca
 as ``gradcore.recurrent.cell_step`` does for ``nn.LSTMCell``. Appended: weight sharing (RNN-01,
 :func:`gradcore.measure.recurrent.cell_tied_residual`), the ‖W_hh‖^t bound (RNN-07, LIT-07,
 :func:`gradcore.measure.bptt.cell_weight_bound`) and explosion at a large ‖W_hh‖ (RNN-08,
-:func:`gradcore.measure.recurrent.cell_gain_bptt_rate`); the last two read the cell's ``weight_hh``.
+:func:`gradcore.measure.recurrent.cell_gain_bptt_rate`); the last two read the cell's ``weight_hh``. For cells in torch's GRU layout (GATE-01..03, :mod:`gradcore.measure.gating`):
+the forced-gate form (reset 1, constant update gate, no input: the documents' gated update, and with the
+gate shut the Elman step) and the searched order of ‖J − I‖ in the leak 1 − z as the update-gate bias grows.
 """
 from __future__ import annotations
 
@@ -233,6 +235,77 @@ CLAUSES = CLAUSES + (
            "cell's nonlinearity: per-step factor > 1", large_weight_explodes, gate=False),
 )
 
+
+# ---------------------------------------------------------------- appended clauses (GATE-01..03): GRU-layout cells
+
+FORCED_Z = 0.7            # GATE-01's constant update gate
+FORCED_STEPS = 5          # GATE-01's theorem runs 5 steps
+LEAK_BIASES = (12.0, 20.0)  # update-gate input biases: the leak 1 − σ(b) shrinks by e^−8 between them
+LEAST_ORDER = 0.9         # ‖J − I‖ ∝ (1 − z)^p: p = 1 − O(1 − z) for a GRU, ≈ 0 for a gate that does not close
+
+
+def _forced(s: RecurrentSubject, settings: Settings, z: float) -> Measurement:
+    from ...measure.gating import forced_gru_gap
+
+    return forced_gru_gap(cell=_cell(s), n=HIDDEN, m=INPUT, z=z, steps=FORCED_STEPS, seed=settings.seed + 50,
+                          jacobian=z == 0, device=settings.device)
+
+
+def _rounding_outcome(name: str, m: Measurement, extra: dict[str, Any] | None = None) -> Outcome:
+    holds = m.value <= m.bound
+    cex = None if holds else {"steps": FORCED_STEPS, "hidden": HIDDEN, name: m.value, "snippet": m.reproduction}
+    return Outcome(holds, {name: m} | (extra or {}), cex)
+
+
+def gated_update_form(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """GATE-01: with r ≡ 1, no input and a constant z, the cell is z ⊙ h + (1 − z) ⊙ tanh(W h)."""
+    from ...measure.gating import gru_doc_jacobian_error
+
+    outside = gru_doc_jacobian_error(cell=_cell(s), n=HIDDEN, m=INPUT,
+                                     seeds=tuple(settings.seed + 50 + k for k in range(settings.seeds)),
+                                     device=settings.device)
+    return _rounding_outcome(f"max |cell − gated update| after {FORCED_STEPS} steps, z = {FORCED_Z}",
+                             _forced(s, settings, FORCED_Z),
+                             {"‖J − J_doc‖/‖J‖ at default init (the form's omitted gate terms)": outside})
+
+
+def shut_gate_is_elman(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """GATE-03: with the update gate shut (and r ≡ 1, no input) the cell is the Elman step tanh(W h)."""
+    return _rounding_outcome("max |cell − tanh(W h)| and of their Jacobians, z = 0", _forced(s, settings, 0.0))
+
+
+def update_gate_identity(s: RecurrentSubject, settings: Settings) -> Outcome:
+    """GATE-02: as the update-gate bias grows, ‖∂h'/∂h − I‖ → 0 linearly in 1 − z (searched least order)."""
+    from ...measure.gating import gate_leak_order
+
+    m = gate_leak_order(cell=_cell(s), n=HIDDEN, m=INPUT, biases=LEAK_BIASES, seed=settings.seed + 50,
+                        profile=settings.profile, device=settings.device)
+    holds = m.value >= LEAST_ORDER
+    cex = None if holds else {"update-gate biases": list(LEAK_BIASES), "order": m.value, "at": m.witness,
+                              "why": "‖J − I‖ does not shrink with 1 − z: saturating the update gate does not "
+                                     "make the step the identity", "snippet": m.reproduction}
+    return Outcome(holds, {"least order p of ‖J − I‖ in 1 − z": m}, cex,
+                   note="found by search (an upper bound on the inf)")
+
+
+_GRU = ("a cell keeping torch's GRU layout (weight_ih, weight_hh, bias_ih, bias_hh of 3·hidden rows: reset, update, "
+        "candidate)")
+_ELSE = " does not apply to another cell"
+CLAUSES = CLAUSES + (
+    Clause("gated-update-form", ("GATE-01",),
+           f"with its reset gate forced to 1, no input and a constant update gate z = {FORCED_Z}, {_GRU} "
+           f"is h' = z ⊙ h + (1 − z) ⊙ tanh(W h) (W: its candidate rows of weight_hh) over {FORCED_STEPS} steps "
+           f"(max difference ≤ 1e-12, float64);{_ELSE}", gated_update_form),
+    Clause("shut-gate-is-elman", ("GATE-03",),
+           f"with its update gate shut (z = σ(−40)), reset gate 1 and no input, {_GRU} reduces to "
+           f"the simple RNN step tanh(W h), and so does its step Jacobian (max difference ≤ 1e-12);"
+           f"{_ELSE}", shut_gate_is_elman),
+    Clause("update-gate-identity", ("GATE-02",),
+           f"as the update-gate bias of {_GRU} grows, ‖∂h'/∂h − I‖₂ → 0 linearly in 1 − z: its "
+           f"order p = Δlog‖J − I‖/Δlog(1 − σ(b)) between biases {LEAK_BIASES[0]:g} and {LEAK_BIASES[1]:g} is "
+           f"≥ {LEAST_ORDER} on every searched state (h ∈ [−1, 1]^n, x ∈ [−2, 2]^m);{_ELSE}",
+           update_gate_identity),
+)
 
 def objects() -> dict[str, Any]:
     """torch's cells (what gradcore.recurrent unrolls) at their default init."""
