@@ -7,7 +7,7 @@ from gradcore.errors import NotApplicable
 from gradcore.testing import check_technique
 from gradcore.verify import check
 from gradcore.verify.contracts import KINDS, CheckError, Clause, Contract, Outcome, contract
-from gradcore.verify.contracts.contract import Inference, Signature, Subject, rebuild
+from gradcore.verify.contracts.contract import Inference, Signature, rebuild
 
 
 def test_every_kind_is_a_registered_contract_subclass():
@@ -96,34 +96,12 @@ def test_cheap_questions_come_before_any_smoke_test(doubler_kind):
     assert SMOKES == []
 
 
-def test_a_long_form_kind_still_registers_and_runs():
-    """A module written against the pre-pattern API (subject/looks_like/objects of its own) plugs in."""
-    made = []
-
-    class LongForm(Contract):
-        kind, binding, clauses = "long-form", "g", (Clause("doubles", ("ACT-01",), "f(x) = 2x", _doubles),)
-
-        @staticmethod
-        def subject(obj, name, setup, settings):
-            made.append(name)
-            return Subject(name, obj, setup, obj, "g")
-
-        @staticmethod
-        def looks_like(obj, settings):
-            return getattr(obj, "__name__", "") == "long_one"
-
-        objects = staticmethod(lambda: {})
-
-    def long_one(x, y):
-        return 2 * x
-
-    try:
-        res = check_technique(long_one, compare=False, name="long_one")
-        assert res.kind == "long-form" and res.ok and made == ["long_one"]
-        assert res.kind_reason == "inferred: its contract's looks_like accepts it"
-        assert LongForm.infer(twice, check.settings_for()).matches is False
-    finally:
-        del Contract.registry["long-form"]
+def test_a_kind_may_not_write_its_own_subject_or_inference():
+    """The boilerplate lives once, in the base class: a kind declares hooks, never subject/looks_like."""
+    with pytest.raises(TypeError, match="defines subject, looks_like: declare a signature"):
+        type("LongForm", (Contract,), {"kind": "long-form", "clauses": (), "subject": staticmethod(lambda *a: a),
+                                       "looks_like": staticmethod(lambda *a: True)})
+    assert "long-form" not in Contract.registry
 
 
 def test_a_technique_may_declare_its_kind():

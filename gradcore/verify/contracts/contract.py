@@ -12,13 +12,11 @@ and, where the kind needs them, the hooks ``prepare`` (validate the object and t
 what the smoke test runs), ``recognises`` (a question on the smoke test's result, e.g. "the
 output is normalised"), ``excludes`` (a cheap kind-specific question before the smoke test) and
 ``build`` (the subject the clauses receive; by default a :class:`Subject`). ``precedes`` settles
-an object two kinds recognise (:func:`settle`: a Post-LN block is a transformer, not a norm). The binding its reproductions bind a technique to defaults to the kind's
-name. Defining the subclass registers the kind: ``gradcore check`` and
-``gradcore.testing`` find it in :attr:`Contract.registry`, and nothing else needs editing.
-
-The long form still works (the optimiser kind uses it): a subclass that defines ``subject``,
-``looks_like`` and ``objects`` itself (as static methods) registers and is checked as before; kind inference
-then asks its ``looks_like`` and ``subject`` runs its own smoke test. A built-in's setup
+an object two kinds recognise (:func:`settle`: a Post-LN block is a transformer, not a norm).
+The binding its reproductions bind a technique to defaults to the kind's name. Defining the
+subclass registers the kind: ``gradcore check`` and ``gradcore.testing`` find it in
+:attr:`Contract.registry`, and nothing else needs editing. A kind never writes ``subject`` or
+``looks_like`` itself (a TypeError says so): the base class runs the hooks. A built-in's setup
 lines are generated from the object (:func:`rebuild`), never typed.
 """
 from __future__ import annotations
@@ -176,6 +174,9 @@ class Contract:
             cls.binding = "".join(ch if ch.isalnum() else "_" for ch in cls.kind)
         if not cls.binding.isidentifier():
             raise TypeError(f"contract {cls.__name__}: binding {cls.binding!r} is not a Python name")
+        if own := [h for h in ("subject", "looks_like", "infer") if h in vars(cls)]:
+            raise TypeError(f"contract {cls.__name__} defines {', '.join(own)}: declare a signature and the "
+                            "prepare/smoke/excludes/recognises/build hooks instead (the base class runs them)")
         Contract.registry[cls.kind] = cls
 
     # --- the pattern's hooks (a kind overrides what it needs) ---------------------------
@@ -224,9 +225,8 @@ class Contract:
     @classmethod
     def subject_after(cls, inference: Inference | None, obj: Any, name: str, setup: str,
                       settings: Settings) -> Any:
-        """The subject, reusing the smoke test kind inference already ran on ``obj`` (pattern
-        contracts; a long-form ``subject`` runs its own)."""
-        if inference is None or not inference.smoked or inference.kind != cls.kind or cls._long_form("subject"):
+        """The subject, reusing the smoke test kind inference already ran on ``obj``."""
+        if inference is None or not inference.smoked or inference.kind != cls.kind:
             return cls.subject(obj, name, setup, settings)
         return cls.build(inference.prepared, obj, name, setup, settings)
 
@@ -244,9 +244,6 @@ class Contract:
 
     @classmethod
     def _infer(cls, obj: Any, settings: Settings) -> Inference:
-        if cls._long_form("looks_like"):
-            matches = bool(cls.looks_like(obj, settings))
-            return Inference(cls.kind, matches, f"its contract's looks_like {'accepts' if matches else 'refuses'} it")
         if cls.signature is None:
             return Inference(cls.kind, False, cls.never_inferred)
         if cls.signature.recognises(obj):
@@ -278,16 +275,6 @@ class Contract:
                 f"takes {s.accepts} positional argument(s)" if s.accepts is not None else "",
                 f"requires {s.requires}" if s.requires is not None else ""]
         return ", ".join(x for x in said if x) or "callable"
-
-    @classmethod
-    def _long_form(cls, hook: str) -> bool:
-        """Whether a subclass defines ``hook`` itself (the pre-pattern long form)."""
-        for klass in cls.__mro__:
-            if klass is Contract:
-                return False
-            if hook in vars(klass):
-                return True
-        return False
 
     @classmethod
     def builtins(cls) -> dict[str, tuple[Any, str]]:
