@@ -29,14 +29,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from scipy.sparse.linalg import LinearOperator, svds
-from torch import nn
-from torch.utils import benchmark
+# Before torch and NumPy load their OpenMP runtime, which reads it once: idle OpenMP threads sleep
+# instead of spinning. On a CPU shared with other jobs a spinning thread holds a core the thread it
+# waits for needs, and a small product then waits a scheduler time slice (Lanczos at width 1024 ran
+# 3–6× slower for it); every method runs under the same policy, recorded in the report.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from gradcore import conv, jacobian, lanczos, spectral
-from gradcore.verify import results
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.sparse.linalg import LinearOperator, svds  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils import benchmark  # noqa: E402
+
+from gradcore import conv, jacobian, lanczos, spectral  # noqa: E402
+from gradcore.verify import results  # noqa: E402
 
 F64 = torch.float64
 
@@ -252,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     doc = {"environment": {"device": platform.processor() or platform.machine(), "torch": torch.__version__,
                            "numpy": np.__version__, "threads": torch.get_num_threads(),
+                           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                            "load_average_before": os.getloadavg()[0]},
            "reduced": "jacobian widths 256, 1024, 4096 (2048 left out) to keep the run under 15 min on a shared machine"}
     sections = {
