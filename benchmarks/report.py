@@ -164,10 +164,10 @@ def markdown(doc: dict[str, Any], fig: Path) -> str:
     return "\n".join([
         "# gradcore benchmarks", "",
         f"Device: {env['device']} · torch {env['torch']} · NumPy {env['numpy']} · {env['threads']} thread(s) for "
-        "torch and for NumPy's BLAS (`OMP_NUM_THREADS`/`OPENBLAS_NUM_THREADS`: on an oversubscribed machine "
-        "spinning OpenMP workers distort two-thread timings far more than they share work) · "
-        f"float64 · median of `torch.utils.benchmark` adaptive runs after a warm-up call (a single timed call where one takes longer than "
-        f"0.3 s) · whole run {env['wall_s']:.0f} s. The machine was shared: load average "
+        f"torch · `OMP_WAIT_POLICY={env.get('omp_wait_policy', 'unset')}` (on an oversubscribed machine spinning "
+        "OpenMP workers distort two-thread timings far more than they share work; every method runs under it) · "
+        f"float64 · median of `torch.utils.benchmark` adaptive runs after a warm-up call (where one call takes longer than "
+        f"0.3 s: the fastest of up to 3 timed calls within 10 s) · whole run {env['wall_s']:.0f} s. The machine was shared: load average "
         f"{env['load_average_before']:.1f} before and {env['load_average_after']:.1f} after on its cores, so "
         "absolute times are inflated and noisy; compare the ratios, each measured within this one run.", "",
         "## Targets of issues 13 and 19", "",

@@ -208,3 +208,31 @@ def test_batch_maximum_matches_svdvals_and_prunes_only_smaller_members(rows, col
     if reorthogonalise:   # the returned vector is the top right singular vector
         v = res.right[int((res.active == res.best).nonzero()[0, 0])]
         assert float(torch.linalg.vector_norm(mats[res.best] @ v)) == pytest.approx(float(exact.max()), rel=1e-9)
+
+
+# --- reorthogonalisation: a second Gram–Schmidt pass only where the first was not enough -----------
+
+class _CountMatmuls(torch.overrides.TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("matmul", "__matmul__"):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("inside,passes", [(1e-3, 1), (1 - 1e-12, 2)])
+def test_reorthogonalisation_runs_its_second_pass_only_when_needed(inside, passes):
+    # DGKS (1976): one pass leaves w orthogonal to rounding unless it removed most of w; a w almost
+    # inside the basis (cancellation) needs the second pass, and both leave it orthogonal
+    g = torch.Generator().manual_seed(6)
+    q = torch.linalg.qr(torch.randn(200, 12, generator=g, dtype=torch.float64))[0].mT[None]   # (1, 12, 200)
+    out = torch.randn(200, generator=g, dtype=torch.float64)
+    out = out - q[0].T @ (q[0] @ out)
+    w = inside * (q[0].T @ torch.randn(12, generator=g, dtype=torch.float64)) + (1 - inside) * out / out.norm()
+    with _CountMatmuls() as counter:
+        got = lanczos._cgs2(q, w[None, :, None])
+    assert counter.count == 2 * passes
+    assert float((q @ got).abs().max()) <= 1e-15 * float(w.norm()) * 200
