@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from .errors import GradcoreError, GradcoreInputError  # noqa: F401  (GradcoreInputError re-exported)
+from .errors import GradcoreError, GradcoreInputError
 
 
 def fail(name: str, problem: str) -> None:

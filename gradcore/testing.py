@@ -32,10 +32,10 @@ from typing import Any
 
 import pytest
 
-from .errors import InputError
+from .errors import CheckError, InputError
 from .verify import check_report
 from .verify.check import TechniqueCheck, check, infer_kind, settings_for
-from .verify.contracts import CheckError, Clause, ClauseResult, contract
+from .verify.contracts import Clause, ClauseResult, contract
 from .verify.contracts.base import prepare
 from .verify.contracts.contract import Inference, declared_kind
 from .verify.timelimit import DEFAULT_TIME_LIMIT_S
@@ -47,7 +47,7 @@ def check_technique(technique: Any, kind: str | None = None, *, device: str = "c
                     compare: bool = False, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> TechniqueCheck:
     """Measure ``technique`` against every claim of its kind (inferred unless given).
 
-    Raises :class:`~gradcore.verify.contracts.CheckError` (one line) when the technique
+    Raises :class:`~gradcore.errors.CheckError` (one line) when the technique
     cannot be checked: unknown kind, not callable, wrong shape, non-finite output. A
     clause gradcore could not measure (its own error, or past ``time_limit_s`` seconds,
     enforced on the main thread only) is in ``result.unmeasured``, a gating clause whose

@@ -10,9 +10,14 @@ judging and rendering → the audit → the command line and the public testing 
 """
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from gradcore.verify.imports import PACKAGE, closure, graph, imports, module_name
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GRAPH = graph()
 
@@ -99,3 +104,33 @@ def test_a_climbing_import_is_caught():
     planted = {**GRAPH, "gradcore.measure.search": GRAPH["gradcore.measure.search"] | {"gradcore.verify.record"}}
     assert climbing(planted) == ["gradcore.measure.search (measuring core) imports gradcore.verify.record "
                                  "(judging and rendering)"]
+
+
+def _error_names() -> set[str]:
+    """Every exception class (and ExitStatus) gradcore.errors defines."""
+    import inspect
+
+    from gradcore import errors
+    return {n for n, obj in vars(errors).items() if inspect.isclass(obj) and obj.__module__ == errors.__name__}
+
+
+def test_errors_are_imported_from_gradcore_errors_only():
+    """Issue 21 §5: one import place for the error classes, so no module re-exports them
+    (``gradcore.GradcoreInputError`` is the documented public name and stays)."""
+    names, wrong = _error_names(), []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] not in ("gradcore", "tests", "theorems", "examples") or rel.as_posix() == "gradcore/errors.py":
+            continue
+        package = list(rel.parts[:-1])
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            module = node.module or ""
+            if node.level:
+                module = ".".join(package[: len(package) - node.level + 1] + ([module] if module else []))
+            for alias in node.names:
+                if alias.name in names and module != "gradcore.errors" and not (
+                        module == "gradcore" and alias.name == "GradcoreInputError"):
+                    wrong.append(f"{rel}:{node.lineno} imports {alias.name} from {module}")
+    assert not wrong, "\n".join(wrong)

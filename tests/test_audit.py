@@ -14,6 +14,7 @@ from torch import nn
 from gradcore import jacobian
 from gradcore.audit import AuditOptions, audit, blocks, measure, render
 from gradcore import cli
+from gradcore.errors import ResultsError
 
 torchvision = pytest.importorskip("torchvision")
 from torchvision.models.mobilenetv2 import InvertedResidual  # noqa: E402
@@ -401,7 +402,7 @@ def test_an_audit_is_a_results_document_report_and_guard_read(audited_nets, caps
     bad = json.loads(a.read_text())
     bad["audit"]["mode"] = "inference"   # the schema knows the audit document's fields
     (audited_nets / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(results.ResultsError):
+    with pytest.raises(ResultsError):
         results.read(audited_nets / "bad.json")
 
 

@@ -18,7 +18,8 @@ from gradcore.verify.check import write_builtin_tables
 from gradcore.verify.loading import load_object
 from gradcore.verify.check_report import comparison_table, markdown, write
 from gradcore.cli import main
-from gradcore.verify.contracts import KINDS, CheckError, contract
+from gradcore.verify.contracts import KINDS, contract
+from gradcore.errors import CheckError
 
 from . import techniques_for_tests as T
 

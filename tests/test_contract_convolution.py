@@ -15,7 +15,8 @@ from gradcore.jacobian import jacobian
 from gradcore.measure import conv as M
 from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
-from gradcore.verify.contracts import CheckError, contract
+from gradcore.verify.contracts import contract
+from gradcore.errors import CheckError
 
 from .contract_helpers import run_clauses, run_readme_example
 

@@ -20,7 +20,8 @@ from gradcore.measure import schedules as S
 from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.cli import main
-from gradcore.verify.contracts import CheckError, contract
+from gradcore.verify.contracts import contract
+from gradcore.errors import CheckError
 
 from .contract_helpers import clause_of, value
 

@@ -7,7 +7,8 @@ import torch
 
 from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
-from gradcore.verify.contracts import CheckError, contract
+from gradcore.verify.contracts import contract
+from gradcore.errors import CheckError
 
 from .readme_examples import run_example
 from .contract_helpers import clause_of

@@ -18,7 +18,8 @@ from gradcore.measure import quartic as Q
 from gradcore.measure import weight_decay as W
 from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
-from gradcore.verify.contracts import CheckError, contract
+from gradcore.verify.contracts import contract
+from gradcore.errors import CheckError
 
 from .test_contract_diffusion import run_readme_example
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from gradcore import testing
-from gradcore.errors import NotApplicable
+from gradcore.errors import CheckError, NotApplicable
 from gradcore.testing import check_technique
 from gradcore.verify import check
-from gradcore.verify.contracts import KINDS, CheckError, Clause, Contract, Outcome, contract
+from gradcore.verify.contracts import KINDS, Clause, Contract, Outcome, contract
 from gradcore.verify.contracts.contract import Inference, Signature, rebuild
 
 

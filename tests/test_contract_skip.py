@@ -16,7 +16,8 @@ from gradcore.conv import standard_conv
 from gradcore.dense import DenseBlock
 from gradcore.unet import UNet
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
-from gradcore.verify.contracts import CheckError, contract
+from gradcore.verify.contracts import contract
+from gradcore.errors import CheckError
 from gradcore.verify.contracts import skip as S
 
 from .contract_helpers import run_clauses, run_readme_example

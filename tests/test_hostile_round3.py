@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradcore.testing import CheckError, check_technique
+from gradcore.testing import check_technique
+from gradcore.errors import CheckError
 from gradcore import cli
 from gradcore.verify import figures, report, results
 

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from gradcore.verify.record import ClaimRecorder, RecordingError
+from gradcore.verify.record import ClaimRecorder
+from gradcore.errors import RecordingError
 
 
 def rec(**kw) -> ClaimRecorder:

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..verify import sandbox
 from ..verify.check import load_object
-from ..verify.contracts import CheckError
+from ..errors import CheckError
 from ..verify.contracts.base import error_line
 from .measure import required_parameters
 

@@ -18,7 +18,8 @@ from typing import Any
 from ..measure import profiles
 from . import check_report
 from .loading import load_object
-from .contracts import KINDS, CheckError, ClauseResult, Contract, Settings, contract
+from .contracts import KINDS, ClauseResult, Contract, Settings, contract
+from ..errors import CheckError
 from .contracts.base import prepare, run_clause
 from .contracts.contract import DECLARED, Inference, declared_kind, settle
 from .timelimit import DEFAULT_TIME_LIMIT_S

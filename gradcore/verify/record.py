@@ -19,7 +19,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import RecordingError  # noqa: F401  (re-exported)
+from ..errors import RecordingError
 from ..measure import Kind, Measurement
 from ..measure.measurement import dtype_name
 from .verdicts import RELATIONS, VERDICTS, claim_verdict, decide  # noqa: F401  (re-exported)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ResultsError  # noqa: F401  (re-exported)
+from ..errors import ResultsError
 from . import schema
 from .atomic import Unreadable, locked, read_text, shown, write_text  # write_text re-exported: the one atomic writer
 from .catalogue import Claim

@@ -11,7 +11,8 @@ from __future__ import annotations
 # Importing a kind module registers its Contract; this order is the order of KINDS and of the reports.
 from . import (activation, initialiser, norm, residual, recurrent, attention, clipping,  # noqa: F401, I001
                flow, dynamics, diffusion, optimiser, convolution, skip, transformer)
-from .base import CheckError, Clause, ClauseResult, Outcome, Settings
+from .base import Clause, ClauseResult, Outcome, Settings
+from ...errors import CheckError
 from .contract import Contract
 
 KINDS = tuple(Contract.registry)
@@ -33,4 +34,4 @@ def reaches() -> dict[str, list[str]]:
     return found
 
 
-__all__ = ["KINDS", "CheckError", "Clause", "ClauseResult", "Contract", "Outcome", "Settings", "contract", "reaches"]
+__all__ = ["KINDS", "Clause", "ClauseResult", "Contract", "Outcome", "Settings", "contract", "reaches"]

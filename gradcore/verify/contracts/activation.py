@@ -25,7 +25,8 @@ from ...measure import derivative as D
 from ...measure import saturation as S
 from ._stack import SEEDS, banded_transfer, depth_to, undecided_note
 from ..verdicts import within
-from .base import CheckError, Clause, Outcome, Settings, finite
+from .base import Clause, Outcome, Settings, finite
+from ...errors import CheckError
 from .contract import Contract, Signature
 
 KIND = "activation"

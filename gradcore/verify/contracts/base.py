@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ...errors import CheckError, GradcoreError, NotApplicable, TimeLimitError  # noqa: F401  (CheckError re-exported)
+from ...errors import CheckError, GradcoreError, NotApplicable, TimeLimitError
 from ...measure import Measurement
 from ..record import constant, plain
 from .. import sandbox

@@ -24,8 +24,8 @@ import torch
 
 from ...measure import Given
 from ...measure import clipping as M
-from ...errors import NotApplicable
-from .base import CheckError, Clause, Outcome, Settings
+from ...errors import CheckError, NotApplicable
+from .base import Clause, Outcome, Settings
 from .contract import Contract, Signature
 from ..verdicts import decide
 

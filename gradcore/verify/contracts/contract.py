@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 from torch import nn
 
 from ...measure import Given
-from .base import CheckError, Clause, Settings, callable_or_fail, error_line, run_smoke
+from .base import Clause, Settings, callable_or_fail, error_line, run_smoke
+from ...errors import CheckError
 
 DECLARED = "gradcore_kind"   # the attribute a technique declares its kind with
 

@@ -21,7 +21,8 @@ from torch import nn
 from ...measure import Given, Measurement
 from ...measure import conv as M
 from ..verdicts import decide
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
+from .base import Clause, Outcome, Settings, callable_or_fail, probe
+from ...errors import CheckError
 from .contract import Contract
 
 KIND = "convolution"

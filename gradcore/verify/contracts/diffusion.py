@@ -23,7 +23,8 @@ from ...diffusion import Schedule
 from ...measure import diffusion as M
 from ...measure import schedules as S
 from ..verdicts import decide
-from .base import CheckError, Clause, Outcome, Settings
+from .base import Clause, Outcome, Settings
+from ...errors import CheckError
 from .contract import Contract, Signature, Subject
 
 KIND = "diffusion"

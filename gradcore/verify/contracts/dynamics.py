@@ -20,7 +20,8 @@ from torch import nn
 from ...measure import Given
 from ...measure import adjoint as C
 from ...measure import euler as E
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
+from .base import Clause, Outcome, Settings, callable_or_fail, probe
+from ...errors import CheckError
 from .contract import Contract, Signature
 
 KIND = "dynamics"

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ...measure import flows as M
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .base import Clause, Outcome, Settings, callable_or_fail
+from ...errors import CheckError
 from .contract import Contract, Subject
 
 KIND = "flow"

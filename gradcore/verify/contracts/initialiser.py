@@ -21,7 +21,8 @@ from ...measure.initialisation import fan_exponent, weight_variance
 from ._stack import SEEDS, banded_transfer, sequential, undecided_note
 from ..verdicts import decide, within
 from ...measure.transfer import max_derivative, transfer_factor
-from .base import CheckError, Clause, Outcome, Settings
+from .base import Clause, Outcome, Settings
+from ...errors import CheckError
 from .contract import Contract, Signature
 
 KIND = "initialiser"

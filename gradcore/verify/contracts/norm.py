@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import NotApplicable
+from ...errors import CheckError, NotApplicable
 from ...measure import Given
 from ...measure import normalisation as M
 from ...measure import shattering
 from ._stack import SEEDS, banded_transfer, sequential, undecided_note
 from ..verdicts import within
-from .base import CheckError, Clause, Outcome, Settings, error_line, probe
+from .base import Clause, Outcome, Settings, error_line, probe
 from .contract import Contract, Signature
 
 KIND = "norm"

@@ -22,8 +22,8 @@ from ...measure import clipping as C
 from ...measure import optimisers as O
 from ...measure import quartic as Q
 from ...measure import weight_decay as W
-from ...errors import GradcoreError
-from .base import CheckError, Clause, Outcome, Settings
+from ...errors import CheckError, GradcoreError
+from .base import Clause, Outcome, Settings
 from .contract import Contract
 
 KIND = "optimiser"

@@ -23,7 +23,8 @@ from torch import nn
 
 from ...measure import Given, Measurement
 from ...measure.recurrent import build_cell, cell_bptt_rate
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .base import Clause, Outcome, Settings, callable_or_fail
+from ...errors import CheckError
 from .contract import Contract, Signature
 
 KIND = "recurrent"

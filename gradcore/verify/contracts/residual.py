@@ -25,7 +25,8 @@ from ...measure import Given
 from ...measure import residual as M
 from ._stack import SEEDS, sequential, undecided_note
 from ..verdicts import within
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
+from .base import Clause, Outcome, Settings, callable_or_fail, probe
+from ...errors import CheckError
 from .contract import Contract
 
 KIND = "residual"

@@ -24,7 +24,8 @@ from ...measure import dense as D
 from ...measure import unet as U
 from ...unet import UNet
 from ..verdicts import decide
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail
+from .base import Clause, Outcome, Settings, callable_or_fail
+from ...errors import CheckError
 from .contract import Contract, Subject
 from .convolution import shaped_output
 

@@ -20,7 +20,8 @@ from torch import nn
 
 from ...measure import Given
 from ...measure import transformer as M
-from .base import CheckError, Clause, Outcome, Settings, callable_or_fail, probe
+from .base import Clause, Outcome, Settings, callable_or_fail, probe
+from ...errors import CheckError
 from .contract import Contract
 
 KIND = "transformer"
