@@ -23,6 +23,7 @@ from .. import _validate as v
 from .. import spectral, stats
 from ..jacobian import JacobianOperator, jacobian_operator
 from ..measure.measurement import EPS, ULPS, Kind, Measurement, dtype_name
+from . import DEFAULT_TOL
 from . import blocks as B
 from .pullbacks import CheapPullbacks
 
@@ -35,7 +36,7 @@ EMBEDDING = "embedding output"   # the profile's first entry when the model read
 @dataclass(frozen=True)
 class AuditOptions:
     dtype: torch.dtype = torch.float32
-    tol: float = 1e-2            # residual ‖JᵀJv − σ²v‖ ≤ tol·σ²: σ_max to ≤ tol/2 relative
+    tol: float = DEFAULT_TOL     # residual ‖JᵀJv − σ²v‖ ≤ tol·σ²: σ_max to ≤ tol/2 relative
     max_steps: int = 40
     probes: int = 4              # Hutchinson probes for the RMS gain
     seed: int = 0
