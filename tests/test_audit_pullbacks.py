@@ -1,6 +1,6 @@
 """The audit's cheap input pullbacks (gradcore.audit.pullbacks): the operator recorded under them gives
 the forward values bit for bit and J u, Jᵀw equal to the dense Jacobian's, for every conv geometry
-and both BatchNorm modes — and leaves layers whose parameters require grad to ATen."""
+and both BatchNorm modes and GELU — and leaves layers whose parameters require grad to ATen."""
 import pytest
 import torch
 from torch import nn
@@ -42,6 +42,9 @@ LAYERS = {
     "no padding, 1x1 stride 2": (lambda: nn.Conv2d(4, 6, 1, stride=2, bias=False), (1, 4, 5, 5)),
     "BatchNorm, batch statistics": (lambda: _train_bn(3), (2, 3, 4, 4)),
     "BatchNorm, running statistics": (lambda: _eval_bn(3), (1, 3, 4, 4)),
+    "GELU, exact": (lambda: nn.GELU(), (2, 7)),
+    "Linear-GELU(tanh)-Linear": (lambda: nn.Sequential(nn.Linear(5, 8), nn.GELU(approximate="tanh"), nn.Linear(8, 3)),
+                                 (4, 5)),
     "conv-BN-ReLU-conv": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), _train_bn(3), nn.ReLU(),
                                                 nn.Conv2d(3, 3, 3, padding=1, groups=3)), (1, 2, 5, 5)),
 }
@@ -70,7 +73,8 @@ def test_the_pullbacks_are_recorded_and_trainable_layers_keep_aten():
     bn = _frozen(_train_bn(2))
     x = torch.randn(1, 2, 4, 4, dtype=F64, requires_grad=True)
     with CheapPullbacks():
-        y, z = conv(x), bn(x)
+        y, z, g = conv(x), bn(x), nn.functional.gelu(x)
         trainable = nn.Conv2d(2, 2, 3, padding=1).to(F64)(x)
-    assert "_Conv2d" in type(y.grad_fn).__name__ and "_BatchNorm" in type(z.grad_fn).__name__
+    assert "_Conv2d" in type(y.grad_fn).__name__ and "_BatchNorm" in type(z.grad_fn).__name__ \
+        and "_Gelu" in type(g.grad_fn).__name__
     assert "Convolution" in type(trainable.grad_fn).__name__

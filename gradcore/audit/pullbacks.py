@@ -1,10 +1,10 @@
-"""Input pullbacks of convolutions and BatchNorm written as plain torch ops, so that the transpose
+"""Input pullbacks of convolutions, BatchNorm and GELU written as plain torch ops, so that the transpose
 trick of :class:`gradcore.jacobian.JacobianOperator` (J u as the pullback of the pullback) is cheap.
 
 The audit differentiates a block only with respect to its input stream, its weights frozen. ATen's
 own pullbacks are correct but their derivatives — what every J u product replays — are slow on a
 CPU: a convolution's double backward loops over groups (a depthwise conv's J u costs ~60× its Jᵀw),
-BatchNorm's is a long composite. Here the forward is ATen's own call (the same values, bit for bit)
+BatchNorm's is a long composite, GELU's recomputes gelu'(x) at every product. Here the forward is ATen's own call (the same values, bit for bit)
 and the pullback w ↦ Jᵀw is ``conv_transpose2d`` or BatchNorm's closed-form backward, whose own
 derivative in w is one convolution or a few reductions. Only the derivative in w is exact (x's
 statistics are constants of the pullback): the audit needs J and Jᵀ at one x, never second
@@ -77,6 +77,24 @@ class _BatchNorm(torch.autograd.Function):
         return scale * g, None, None, None, None, None, None, None
 
 
+class _Gelu(torch.autograd.Function):
+    """gelu: Jᵀw = gelu'(x)·w with gelu'(x) computed once (ATen's own derivative), not at every product."""
+
+    @staticmethod
+    def forward(x, approximate):   # type: ignore[override]
+        return F.gelu(x, approximate=approximate)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, approximate = inputs
+        ctx.save_for_backward(torch.ops.aten.gelu_backward(torch.ones_like(x), x, approximate=approximate))
+
+    @staticmethod
+    def backward(ctx, g):   # type: ignore[override]
+        (slope,) = ctx.saved_tensors
+        return g * slope, None
+
+
 _CONVS = (F.conv2d, torch.conv2d)
 _NORMS = (F.batch_norm,)
 
@@ -106,7 +124,7 @@ def _norm(args: tuple, kwargs: dict) -> torch.Tensor | None:
 
 
 class CheapPullbacks(TorchFunctionMode):
-    """While active, conv2d and batch_norm calls with frozen parameters record the pullbacks above."""
+    """While active, gelu, and conv2d and batch_norm calls with frozen parameters, record the pullbacks above."""
 
     def __torch_function__(self, fn, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -114,6 +132,8 @@ class CheapPullbacks(TorchFunctionMode):
             out = _conv(args, kwargs)
         elif fn in _NORMS:
             out = _norm(args, kwargs)
+        elif fn is F.gelu:
+            out = _Gelu.apply(args[0], kwargs.get("approximate", args[1] if len(args) > 1 else "none"))
         else:
             out = None
         return fn(*args, **kwargs) if out is None else out
