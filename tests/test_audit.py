@@ -96,6 +96,14 @@ def test_rendering_does_not_measure(tmp_path):
     assert not list(tmp_path.glob("**/.*"))   # no temporary files left behind
 
 
+def test_the_report_states_the_lanczos_tolerance_and_the_accuracy_it_gives(tmp_path):
+    """The default tolerance (2e-2 since issue 19) and what it means for σ_max are in the header."""
+    assert AuditOptions().tol == 2e-2
+    result = audit(tiny_mobilenet(), (1, 4, 6, 6), name="m", settings=AuditOptions(probes=2))
+    text = render.write(result, tmp_path, "m")[0].read_text()
+    assert "‖JᵀJv − σ²v‖ ≤ 0.02·σ², so σ_max to within 0.01 relative, from below" in text
+
+
 def test_cli_audit_writes_the_report_and_rejects_bad_input(tmp_path, monkeypatch, capsys):
     (tmp_path / "tinynets.py").write_text(
         "from torch import nn\n"

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import DEFAULT_TOL
+
 DTYPES = ("float32", "float64")
 
 
@@ -47,7 +49,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "profile then starting at the embedding output; auto: ids for a transformers model whose "
                         "main input is input_ids, else float (default: auto)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="measurement dtype (default: float32)")
-    p.add_argument("--tol", type=float, default=1e-2, help="Lanczos residual tolerance (default: 1e-2)")
+    p.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                   help=f"Lanczos residual tolerance: σ_max to within tol/2 relative (default: {DEFAULT_TOL:g})")
     p.add_argument("--max-steps", type=int, default=40, help="Lanczos steps per block at most (default: 40)")
     p.add_argument("--probes", type=int, default=4, help="Hutchinson probes for the RMS gain (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="seed set before the factory builds the model (default: 0)")

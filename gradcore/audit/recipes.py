@@ -8,6 +8,7 @@ import torch
 
 from .. import _validate as v
 from ..measure.measurement import Measurement, recipe, reproduction
+from . import DEFAULT_TOL
 from .measure import RMS, SIGMA, Audit, BlockResult, AuditOptions, audit
 from .model import load_model
 
@@ -23,7 +24,7 @@ def recipe_arguments(target: str, input_shape: tuple[int, ...], block: str, quan
 
 @recipe
 def audit_quantity(*, target: str, input_shape: tuple[int, ...], block: str, quantity: str,
-                   dtype: str = "float32", mode: str = "train", seed: int = 0, tol: float = 1e-2,
+                   dtype: str = "float32", mode: str = "train", seed: int = 0, tol: float = DEFAULT_TOL,
                    max_steps: int = 40, probes: int = 4, weights: str | None = None, config: str | None = None,
                    inputs: str = "float") -> Measurement:
     """``quantity`` (``"σ_max"``, ``"RMS gain"`` or ``"<CLAIM>: <quantity>"``) of ``block`` in the model

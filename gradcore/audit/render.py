@@ -189,7 +189,7 @@ def markdown(a: Audit, figures: dict[str, str]) -> str:
            "when it finished — the machine was shared)" if a.cpu_s is not None else "") + ".", "",
         f"Mode {s.mode}: dropout off; {_mode(s)}. Each block is measured on the function the model computes "
         "with it — called with the arguments it receives in one forward pass (masks, memory, keyword arguments "
-        f"held fixed), differentiated with respect to its input stream: σ_max of its Jacobian by matrix-free Lanczos (residual ‖JᵀJv − σ²v‖ ≤ {s.tol:g}·σ², at most "
+        f"held fixed), differentiated with respect to its input stream: σ_max of its Jacobian by matrix-free Lanczos (residual ‖JᵀJv − σ²v‖ ≤ {s.tol:g}·σ², so σ_max to within {s.tol / 2:.2g} relative, from below; at most "
         f"{s.max_steps} steps — steps / final relative residual shown; a residual above {s.tol:g} means the "
         f"cap was hit and σ_max is a lower bound), RMS gain ‖J‖_F/√n from {s.probes} Hutchinson probes "
         "(± standard error).", "",
