@@ -36,7 +36,8 @@ def _optimiser(obj, name="opt"):
 
 
 def _init(name):
-    return I.InitSubject(name, init.INITIALISERS[name], f"import gradcore.initialisation\ninit = gradcore.initialisation.get({name!r})")
+    return I.InitSubject(name, init.INITIALISERS[name],
+                         f"import gradcore.initialisation\ninit = gradcore.initialisation.get({name!r})")
 
 
 # --- WD-01: one zero-gradient step is (1 − ηλ)W ------------------------------------------------

@@ -90,3 +90,10 @@ def test_two_processes_agree_within_rounding_not_bit_for_bit():
     assert _same(_comparable(last_bit), _comparable(here)) and not _disagreeing(last_bit, here)
     assert _disagreeing(drift, here) and not _same(_comparable(drift), _comparable(here))
     assert not _same([0.5], []) and not _same({"x": 1}, {"x": 1.0})
+
+
+def test_a_list_valued_constant_renders_entry_by_entry():
+    """A clause may report a list (the depths a stack was measured at): the table shows each entry."""
+    from gradcore.verify.views import num
+
+    assert num([1, 2.5e-7, "x"]) == "[1, 2.500e-07, x]" and num((0.5,)) == "[0.5]"

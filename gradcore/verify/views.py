@@ -9,11 +9,13 @@ from .verdicts import VERDICTS as VERDICT_ORDER
 
 
 def num(x: Any) -> str:
-    """A number in 4 significant digits (scientific when very small or large)."""
+    """A number in 4 significant digits (scientific when very small or large); a list, each entry so."""
     if x is None:
         return "—"
     if isinstance(x, str):
         return x
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(num(i) for i in x) + "]"
     if isinstance(x, bool):
         return str(x)
     x = float(x)

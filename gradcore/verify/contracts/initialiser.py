@@ -343,7 +343,7 @@ def jacobian_spectrum(s: InitSubject, settings: Settings) -> Outcome:
 def _meanfield_name(name: str) -> str | Given:
     """gradcore's orthogonal init by the name the LIT-08 recipes know; every other built-in as Given
     (its weights rescaled to criticality like a user's)."""
-    from ... import init as initialisers
+    from ... import initialisation as initialisers
 
     if name == "orthogonal":
         return name
