@@ -14,7 +14,7 @@ from torch import nn
 from gradcore import jacobian
 from gradcore.audit import AuditOptions, audit, blocks, measure, render
 from gradcore import cli
-from gradcore.errors import ResultsError
+from gradcore.errors import InputError, ResultsError
 
 torchvision = pytest.importorskip("torchvision")
 from torchvision.models.mobilenetv2 import InvertedResidual  # noqa: E402
@@ -457,3 +457,28 @@ def test_weights_are_loaded_recorded_and_must_match(audited_nets, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err and (message is None or message in err), err
     assert not (audited_nets / "bad").exists()
+
+
+def test_the_audit_records_its_device_and_refuses_cuda_it_does_not_have(tmp_path, monkeypatch, capsys):
+    """Issue 20 §6: ``--device`` (cpu, cuda, auto); the report and every reproduction say where it ran."""
+    (tmp_path / "tinyres.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Res(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.f = nn.Linear(6, 6)\n"
+        "    def forward(self, x):\n        return x + self.f(x)\n"
+        "def net():\n    return nn.Sequential(Res(), Res())\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)] + sys.path)
+    assert cli.main(["audit", "tinyres:net", "--input-shape", "2,6", "--out", "out", "--device", "auto"]) in (0, 1)
+    doc = json.loads((tmp_path / "out" / "net.json").read_text(encoding="utf-8"))
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert list(doc["environment"]["devices"]) == [want]
+    snippets = [c["reproduction"] for b in doc["clauses"] for c in b["constants"] if c.get("reproduction")]
+    assert snippets and all(f"device={want!r}" in s for s in snippets)
+    capsys.readouterr()
+    if not torch.cuda.is_available():
+        assert cli.main(["audit", "tinyres:net", "--input-shape", "2,6", "--out", "out", "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--device cuda: this torch sees no CUDA device" in err
+        with pytest.raises(InputError, match="settings: device must be 'cpu'"):
+            audit(nn.Sequential(nn.Linear(2, 2)), (1, 2), settings=AuditOptions(device="cuda"))

@@ -60,6 +60,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, metavar="PATH",
                    help="load these weights (a state_dict saved by torch.save, or .safetensors) instead of the "
                         "factory's initialisation")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where to measure: cpu, cuda, or auto (cuda when torch sees a CUDA device; default: cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads while measuring (default: torch's own); on a shared, loaded machine "
                         "1 thread can cost a tenth of the CPU time of 2 (threads spin waiting for each other)")
@@ -73,7 +75,7 @@ def command(args: argparse.Namespace) -> int:
     CheckError or InputError reaches ``cli.main``)."""
     import torch
 
-    from ..errors import CheckError, ExitStatus
+    from ..errors import CheckError, ExitStatus, UsageError
     from ..verify import sandbox
     from . import render
     from .measure import AuditOptions, wants_ids
@@ -82,6 +84,9 @@ def command(args: argparse.Namespace) -> int:
 
     if args.tol <= 0 or args.max_steps < 1 or args.probes < 2 or (args.threads is not None and args.threads < 1):
         raise CheckError("--tol must be > 0, --max-steps >= 1, --probes >= 2 and --threads >= 1")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: this torch sees no CUDA device (use --device cpu or auto)")
     args.out = Path(os.path.abspath(args.out))   # before the user's module can chdir
     args.weights = args.weights and os.path.abspath(args.weights)
     if args.config and args.config.endswith(".json"):
@@ -90,7 +95,7 @@ def command(args: argparse.Namespace) -> int:
     name = args.name or _name(args.target, args.config)
     inputs = args.inputs if args.inputs != "auto" else "ids" if wants_ids(model) else "float"
     settings = AuditOptions(dtype=getattr(torch, args.dtype), tol=args.tol, max_steps=args.max_steps,
-                            probes=args.probes, seed=args.seed, mode=args.mode, inputs=inputs)
+                            probes=args.probes, seed=args.seed, mode=args.mode, inputs=inputs, device=device)
     with sandbox.controlled():   # the model's forward runs here: grad mode, cwd, threads, ... are put back
         if args.threads is not None:
             torch.set_num_threads(args.threads)

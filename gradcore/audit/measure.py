@@ -42,6 +42,7 @@ class AuditOptions:
     seed: int = 0
     mode: str = "train"          # BatchNorm: "train" batch statistics, "eval" running statistics
     inputs: str = "float"        # "float": N(0, 1) entries; "ids": token ids uniform over the vocabulary
+    device: str = "cpu"          # where the model is measured ("cuda" needs a CUDA build and device)
 
 
 @dataclass
@@ -448,11 +449,14 @@ def audit(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "model"
     if settings.mode not in MODES or settings.inputs not in INPUTS:
         v.fail("settings", f"mode must be one of {', '.join(MODES)} and inputs one of {', '.join(INPUTS)}, "
                            f"got {settings.mode!r}, {settings.inputs!r}")
+    if settings.device not in ("cpu", "cuda") or (settings.device == "cuda" and not torch.cuda.is_available()):
+        v.fail("settings", f"device must be 'cpu', or 'cuda' where CUDA is available, got {settings.device!r}"
+                           + (" (this torch sees no CUDA device)" if settings.device == "cuda" else ""))
     start, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(settings.seed)
-    net = B.at_initialisation(model, settings.dtype, settings.mode)
-    gen = torch.Generator().manual_seed(settings.seed)
-    x = model_input(net, input_shape, settings, gen)
+    net = B.at_initialisation(model, settings.dtype, settings.mode).to(settings.device)
+    gen = torch.Generator().manual_seed(settings.seed)   # on the CPU: the same draws on every device
+    x = model_input(net, input_shape, settings, gen).to(settings.device)
     outputs = checked_outputs(net, x)
     candidates = B.candidates(net)
     calls = B.capture(net, candidates, x)

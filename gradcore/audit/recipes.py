@@ -19,22 +19,22 @@ def recipe_arguments(target: str, input_shape: tuple[int, ...], block: str, quan
     return {"target": target, "input_shape": tuple(input_shape), "block": block, "quantity": quantity,
             "dtype": str(s.dtype).removeprefix("torch."), "mode": s.mode, "seed": s.seed, "tol": s.tol,
             "max_steps": s.max_steps, "probes": s.probes, "weights": weights, "config": config,
-            "inputs": s.inputs}
+            "inputs": s.inputs, "device": s.device}
 
 
 @recipe
 def audit_quantity(*, target: str, input_shape: tuple[int, ...], block: str, quantity: str,
                    dtype: str = "float32", mode: str = "train", seed: int = 0, tol: float = DEFAULT_TOL,
                    max_steps: int = 40, probes: int = 4, weights: str | None = None, config: str | None = None,
-                   inputs: str = "float") -> Measurement:
+                   inputs: str = "float", device: str = "cpu") -> Measurement:
     """``quantity`` (``"σ_max"``, ``"RMS gain"`` or ``"<CLAIM>: <quantity>"``) of ``block`` in the model
     ``target`` (``MODULE:FACTORY``, from ``config`` when given) builds under ``seed``, measured as
-    ``gradcore audit`` measures it (``inputs``: ``"float"`` or token ``"ids"``)."""
+    ``gradcore audit`` measures it (``inputs``: ``"float"`` or token ``"ids"``; on ``device``)."""
     if dtype not in ("float32", "float64"):
         v.fail("dtype", f"expected float32 or float64, got {dtype!r}")
     model = load_model(target, seed, weights, config)
     s = AuditOptions(dtype=getattr(torch, dtype), tol=tol, max_steps=max_steps, probes=probes, seed=seed, mode=mode,
-                     inputs=inputs)
+                     inputs=inputs, device=device)
     (result,) = audit(model, input_shape, settings=s, only=block).blocks
     found = result.measurements()
     if quantity not in found:

@@ -77,7 +77,7 @@ def to_json(a: Audit) -> dict[str, Any]:
     report`` renders it and ``gradcore guard`` compares it with an audit baseline, block by block."""
     s = a.settings
     env = results.environment(seed=s.seed, profile=f"audit-{s.mode}", wall_time_s=a.wall_s, workers=1,
-                              devices=["cpu"])
+                              devices=[s.device])
     clauses = [_clause(b) for b in a.blocks]
     return {"schema": results.CHECK_SCHEMA, "environment": env,
             "technique": {"name": a.model, "kind": AUDIT_KIND, "spec": a.target or a.model},
