@@ -12,7 +12,7 @@ from typing import Any
 # :mod:`.measure`, so that ``gradcore --help`` shows it without importing torch.
 DEFAULT_TOL = 2e-2
 
-__all__ = ["Audit", "BlockResult", "ClaimCheck", "AuditOptions", "audit"]
+__all__ = ["Audit", "BlockResult", "AuditedClaim", "AuditOptions", "audit"]
 
 
 def __getattr__(name: str) -> Any:

@@ -46,7 +46,7 @@ class AuditOptions:
 
 
 @dataclass
-class ClaimCheck:
+class AuditedClaim:
     """One catalogue claim measured on a real block."""
 
     claim: str                   # catalogue id
@@ -78,7 +78,7 @@ class BlockResult:
     rms: Measurement             # ‖J‖_F / √n_in, Hutchinson estimate with its 95 % interval
     rms_se: float                # its standard error over the probes
     seconds: float
-    claims: list[ClaimCheck] = field(default_factory=list)
+    claims: list[AuditedClaim] = field(default_factory=list)
     unapplied: list[tuple[str, str]] = field(default_factory=list)   # (claim, why it was not applied)
 
     @property
@@ -205,14 +205,14 @@ def measure_block(block: B.Block, call: B.Call, s: AuditOptions) -> BlockResult:
                          sigma.with_(method=f"Lanczos on JᵀJ, residual ≤ {s.tol:g}·σ²: a Ritz value, ≤ the true σ_max"),
                          float(spec.residuals[0]), spec.steps, rms, se, 0.0)
     found = CLAIMS.get(block.kind, lambda *a: [])(block, call, op, s, result)
-    result.claims = [c for c in found if isinstance(c, ClaimCheck)]
-    result.unapplied = [c for c in found if not isinstance(c, ClaimCheck)]
+    result.claims = [c for c in found if isinstance(c, AuditedClaim)]
+    result.unapplied = [c for c in found if not isinstance(c, AuditedClaim)]
     result.seconds = time.perf_counter() - start
     return result
 
 
 def residual_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
-                    r: BlockResult) -> list[ClaimCheck | Skip]:
+                    r: BlockResult) -> list[AuditedClaim | Skip]:
     """RES-02: σ_max(block) ≤ 1 + σ_max(F') on an identity block act ∘ (I + F) (act 1-Lipschitz,
     slopes 0/1 — ReLU, ReLU6 or none); RES-05: ‖Jᵀg‖ ≥ ‖g‖ for an upstream g."""
     if block.residual is None:
@@ -227,10 +227,10 @@ def residual_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Audit
     g = torch.randn(op.out_shape, dtype=x.dtype, generator=torch.Generator().manual_seed(s.seed)).to(x.device)
     ratio = float(op.rmatvec(g).norm() / g.norm())
     after = f" then {block.residual.after}" if block.residual.after else ""
-    return [ClaimCheck("RES-02", f"σ_max(block) vs 1 + σ_max(∂F/∂x), block = x + F(x){after}", r.sigma,
+    return [AuditedClaim("RES-02", f"σ_max(block) vs 1 + σ_max(∂F/∂x), block = x + F(x){after}", r.sigma,
                        bound, r.sigma_max <= bound * slack if both else None, relation="<=",
                        note=f"branch σ_max = {eps:.4g}" + ("" if both else f"; {UNCONVERGED}")),
-            ClaimCheck("RES-05", "‖Jᵀg‖/‖g‖, Gaussian upstream g", numeric(ratio, x, s), 1.0, ratio >= 1.0,
+            AuditedClaim("RES-05", "‖Jᵀg‖/‖g‖, Gaussian upstream g", numeric(ratio, x, s), 1.0, ratio >= 1.0,
                        note="the claim ignores the activation after the addition" if ratio < 1 else "",
                        relation=">=")]
 
@@ -247,19 +247,19 @@ def _standard_like(conv: nn.Conv2d, out_channels: int, s: AuditOptions, seed: in
 
 
 def depthwise_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
-                     r: BlockResult) -> list[ClaimCheck | Skip]:
+                     r: BlockResult) -> list[AuditedClaim | Skip]:
     """CONV-03 on the real layer: σ_max(depthwise) / σ_max(standard conv of the same
     geometry, He init), zero padding and the layer's stride, both measured matrix-free."""
     conv = block.module
     std = _standard_like(conv, conv.out_channels, s, s.seed)
     ratio = r.sigma_max / sigma_max(std, op.x, s)
-    return [ClaimCheck("CONV-03", "σ_max(depthwise, as the model initialises it) / σ_max(standard, He init)",
+    return [AuditedClaim("CONV-03", "σ_max(depthwise, as the model initialises it) / σ_max(standard, He init)",
                        numeric(ratio, op.x, s, 2), note="CONV-03's √2 compares depthwise+pointwise with standard, both He; "
                                    "this is the real depthwise layer alone, same geometry")]
 
 
 def norm_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
-                r: BlockResult) -> list[ClaimCheck | Skip]:
+                r: BlockResult) -> list[AuditedClaim | Skip]:
     """NORM-03: a BatchNorm Jacobian's σ_max is set by γ/√(σ² + ε), largest over channels: the batch's
     variance in train mode (to the Lanczos tolerance), the running one in eval mode (exactly: diagonal)."""
     m, x = block.module, op.x
@@ -275,12 +275,12 @@ def norm_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOpti
     gamma = m.weight.double() if m.weight is not None else torch.ones_like(var)
     predicted = float((gamma.abs() / (var + m.eps).sqrt()).max())
     ok = converged(r.residual, s)
-    return [ClaimCheck("NORM-03", f"σ_max vs max_c γ_c/√(σ²_c + ε), {where} variance", r.sigma, predicted,
+    return [AuditedClaim("NORM-03", f"σ_max vs max_c γ_c/√(σ²_c + ε), {where} variance", r.sigma, predicted,
                        abs(r.sigma_max / predicted - 1) <= s.tol if ok else None, note="" if ok else UNCONVERGED)]
 
 
 def transformer_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
-                       r: BlockResult) -> list[ClaimCheck | Skip]:
+                       r: BlockResult) -> list[AuditedClaim | Skip]:
     """PLN-02: the same weights with the other LayerNorm placement (Pre-LN ↔ Post-LN), called as the model calls it."""
     if not hasattr(block.module, "norm_first"):
         return [("PLN-02", f"{type(block.module).__name__} has no switchable LayerNorm placement (norm_first)")]
@@ -288,12 +288,12 @@ def transformer_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Au
     other.norm_first = not block.module.norm_first
     sigma = sigma_max(call.bind(other), op.x, s)
     here, there = ("Pre-LN", "Post-LN") if block.module.norm_first else ("Post-LN", "Pre-LN")
-    return [ClaimCheck("PLN-02", f"σ_max {here} (as built) / {there} (same weights)",
+    return [AuditedClaim("PLN-02", f"σ_max {here} (as built) / {there} (same weights)",
                        numeric(r.sigma_max / sigma, op.x, s, 2), note=f"{there} σ_max = {sigma:.4g}")]
 
 
 def attention_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: AuditOptions,
-                     r: BlockResult) -> list[ClaimCheck | Skip]:
+                     r: BlockResult) -> list[AuditedClaim | Skip]:
     """ATTN-04 / ATTN-02 on the real layer: logit variance and softmax peak with and without 1/√d_k,
     from the query and key the model passes (a cross-attention's keys come from its memory)."""
     m = block.module
@@ -315,7 +315,7 @@ def attention_claims(block: B.Block, call: B.Call, op: JacobianOperator, s: Audi
     for label, logits in (("scaled 1/√d_k", raw / math.sqrt(d)), ("unscaled", raw)):
         peak = float((logits + mask).softmax(-1).amax(-1).mean())
         allowed = logits.double()[torch.isfinite(mask.expand_as(logits))]
-        out.append(ClaimCheck("ATTN-04", f"logit variance, {label}", numeric(float(allowed.var()), op.x, s),
+        out.append(AuditedClaim("ATTN-04", f"logit variance, {label}", numeric(float(allowed.var()), op.x, s),
                               1.0 if label.startswith("scaled") else None,
                               note=f"mean max softmax weight {peak:.3f}" + (" (masked)" if mask.any() else "")))
     return out

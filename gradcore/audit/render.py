@@ -16,7 +16,7 @@ from ..verify import results  # noqa: E402
 from ..verify.views import num, table  # noqa: E402
 from ..measure.measurement import Measurement, dtype_name  # noqa: E402
 from ..verify.record import constant, plain  # noqa: E402
-from .measure import RMS, SIGMA, Audit, BlockResult, ClaimCheck  # noqa: E402
+from .measure import RMS, SIGMA, Audit, BlockResult, AuditedClaim  # noqa: E402
 
 KIND_ORDER = ("residual", "transformer", "attention", "depthwise", "norm", "recurrent")
 
@@ -40,7 +40,7 @@ def save_figure(fig: Any, path: Path) -> Path:
 AUDIT_KIND = "audit"   # the technique kind of an audit document (gradcore-check/2)
 
 
-def _constant(name: str, m: Measurement, check: ClaimCheck | None = None) -> dict[str, Any]:
+def _constant(name: str, m: Measurement, check: AuditedClaim | None = None) -> dict[str, Any]:
     """A measurement as the results file's constant object; a claim check's carries the claim's value."""
     c = constant(name, m)
     if check is not None and check.reference is not None:
