@@ -604,9 +604,9 @@ def _chain_value(quantity: str, grads: list[torch.Tensor], auto: list[torch.Tens
                  diff: list[torch.Tensor]) -> float:
     if quantity == "block":                 # autograd's block Jacobian against the map's derivative
         return max(float((a - d).abs().max() / d.abs().max().clamp_min(EPS["float64"])) for a, d in zip(auto, diff))
-    if quantity == "band":                  # the backward gains against 1 ± ‖∂block/∂x − I‖₂
+    if quantity == "band":                  # how far the backward gains leave 1 ± ‖∂block/∂x − I‖₂ (0 inside)
         eye = torch.eye(diff[0].shape[0], dtype=F64, device=diff[0].device)
-        return max(band_excess(a, d - eye) for a, d in zip(auto, diff))
+        return max(0.0, *(band_excess(a, d - eye) for a, d in zip(auto, diff)))
     if quantity == "recursion":
         return recursion_error(grads, diff)
     if quantity == "product":               # J_1ᵀ⋯J_Dᵀ g_D: the chain rule's order
@@ -627,8 +627,9 @@ def user_chain_rule_error(*, make: Given, quantity: str, width: int, depth: int,
                           device: str = "cpu") -> Measurement:
     """RES-01…RES-04, STAB-02 for a user's block, through ``depth`` blocks (:func:`_chain`), each block's
     Jacobian J_l taken by central differences of its values (independent of autograd):
-    ``"block"`` max_l max|autograd J_l − J_l| / max|J_l| (RES-01); ``"band"`` max_l of
-    max_i |σ_i(autograd J_l) − 1| − ‖J_l − I‖₂ (RES-02, ≤ 0 by Weyl); ``"recursion"`` eq 3.3.8's
+    ``"block"`` max_l max|autograd J_l − J_l| / max|J_l| (RES-01); ``"band"`` how far
+    max_i |σ_i(autograd J_l) − 1| exceeds ‖J_l − I‖₂, 0 inside the band (RES-02: 0 by Weyl, a
+    residual); ``"recursion"`` eq 3.3.8's
     error (RES-03); ``"product"`` J_1ᵀ⋯J_Dᵀ g_D against g_0 (STAB-02, RES-04's chain-rule order);
     ``"written"`` eq 3.3.9's printed order against g_0 (RES-04; O(1) unless the J_l commute)."""
     v.choice(quantity, "quantity", CHAIN_QUANTITIES)

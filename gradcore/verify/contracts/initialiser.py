@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ...measure import Given, Measurement
+from ...measure import Given, Kind, Measurement
 from ...measure.initialisation import fan_exponent, weight_variance
 from ._stack import SEEDS, banded_transfer, sequential, undecided_note
 from ..verdicts import decide, within
@@ -325,7 +325,7 @@ def jacobian_spectrum(s: InitSubject, settings: Settings) -> Outcome:
     init = _recipe_argument(s)
     spec = dict(init=init if isinstance(init, Given) else _meanfield_name(init), width=SPECTRUM_WIDTH)
     flat = spectrum_variance(activation="linear", depth=SPECTRUM_DEPTHS[-1], seed=settings.seed, **spec)
-    isometric = flat.value <= flat.bound
+    isometric = flat.kind is Kind.ROUNDING   # within the rounding bound of an exact 0
     relu = spectrum_variance_exponent(activation="relu", depths=SPECTRUM_DEPTHS, seeds=SPECTRUM_SEEDS, **spec)
     constants: dict[str, Any] = {f"σ²_(JJᵀ), linear, depth {SPECTRUM_DEPTHS[-1]}": flat,
                                  "p in σ²_(JJᵀ) ∝ L^p, ReLU": relu,

@@ -132,7 +132,8 @@ def block_derivative(s: ResidualSubject, settings: Settings) -> Outcome:
     block, band = (_chain(s, settings, M.user_chain_rule_error, q) for q in ("block", "band"))
     holds = _within(block) and _within(band)
     constants = {"max|autograd ∂y/∂x − (I + ∂F/∂x)| / max|I + ∂F/∂x|": block,
-                 "max_i |σ_i(∂y/∂x) − 1| − ‖∂F/∂x‖₂": band, "blocks": CHAIN_DEPTH, "width": WIDTH}
+                 "excess of max_i |σ_i(∂y/∂x) − 1| over ‖∂F/∂x‖₂ (0 inside the band)": band,
+                 "blocks": CHAIN_DEPTH, "width": WIDTH}
     worst = block if not _within(block) else band
     cex = None if holds else {"blocks": CHAIN_DEPTH, "width": WIDTH, "error": worst, "snippet": worst.reproduction}
     return Outcome(holds, constants, cex, note=block.witness or "")
