@@ -5,6 +5,8 @@ A mutant whose snippet no longer occurs exactly once would be scored "does not a
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
 import tomllib
 from pathlib import Path
 
@@ -24,3 +26,18 @@ def test_each_mutant_changes_one_snippet_that_occurs_once(mutant):
     text = (ROOT / mutant["file"]).read_text(encoding="utf-8")
     assert text.count(mutant["find"]) == 1, f"{mutant['name']}: snippet occurs {text.count(mutant['find'])} times"
     assert mutant["replace"] != mutant["find"] and mutant["bug"].strip()
+
+
+def test_the_runner_never_lets_this_file_judge_a_mutant():
+    # this file fails on every applied mutant (its snippet is gone; the runner's copy has no mutation/),
+    # so selected it would "kill" every planted bug at collection, before any test about the code ran
+    spec = importlib.util.spec_from_file_location("mutation_run", ROOT / "mutation" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    sys.modules["mutation_run"] = run          # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(run)
+    finally:
+        del sys.modules["mutation_run"]
+    planted = run.load()[0]
+    selected = run._selected(planted)
+    assert selected and "tests/test_mutants.py" not in selected
