@@ -118,6 +118,12 @@ def _pytest(copy: Path, tests: list[str], results: Path, workers: str = "0") -> 
                           cwd=copy, env=env, capture_output=True, text=True, timeout=1800)
 
 
+def failed_tests(stdout: str) -> list[str]:
+    """The node ids pytest's summary reports FAILED or ERROR (a test file that fails to collect is a failure
+    too, controlled like one). The id runs to the " - " before the message: a parametrized id may hold spaces."""
+    return re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", stdout, re.M)
+
+
 def _passes_unmutated(test: str) -> bool:
     """The control: the test that killed a mutant passes on an unmutated copy, so the kill is the
     planted bug's doing and not a test that fails anyway."""
@@ -144,9 +150,7 @@ def run_one(m: Mutant, suite: str = "all") -> Outcome:
         proc = _pytest(copy, selected, results)
         seconds = time.perf_counter() - start
         if proc.returncode not in (0, 5):
-            # ERROR: a test file that fails to collect or a fixture that raises is a failure too, and is
-            # controlled like one (a collection error unmutated as well makes the outcome invalid)
-            failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, re.M)
+            failed = failed_tests(proc.stdout)
             if failed and not _passes_unmutated(failed[0]):
                 return Outcome(m, "invalid", f"{failed[0]} fails without the planted bug too", seconds)
             return Outcome(m, "killed", f"test {failed[0] if failed else f'pytest exit {proc.returncode}'}", seconds)
