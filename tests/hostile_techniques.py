@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -259,7 +260,14 @@ class FixedWidthMHA(nn.Module):
         return self.mha(q, k, v, need_weights=False)[0]
 
 
-fixed_width_mha = FixedWidthMHA()
+def _seeded(make: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
+    """A module whose weights do not depend on which tests ran first in this process (xdist workers differ)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return make()
+
+
+fixed_width_mha = _seeded(FixedWidthMHA)
 
 
 def forgetful_fan_init(w: torch.Tensor) -> torch.Tensor:
