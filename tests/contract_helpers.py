@@ -1,9 +1,14 @@
 """Helpers the technique-kind tests share (tests/test_contract_*.py): one clause's row of a check, a
-constant of it, clauses run alone on a subject built by the kind's contract, and a README example run."""
+constant of it, clauses run alone on a subject built by the kind's contract, a bad technique refused in
+one line, and a README example run."""
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from gradcore.errors import CheckError
+from gradcore.testing import check_technique
 from gradcore.verify.check import settings_for
 from gradcore.verify.contracts import contract
 from gradcore.verify.contracts.base import ClauseResult, Settings, run_clause
@@ -28,6 +33,13 @@ def run_clauses(kind: str, obj: Any, *ids: str, name: str = "technique",
     module = contract(kind)
     subject = module.subject(obj, name, f"{module.binding} = ...", settings)
     return {c.id: run_clause(c, subject, settings) for c in module.clauses if c.id in ids}
+
+
+def refuses_in_one_line(obj: Any, kind: str, message: str) -> None:
+    """``check_technique(obj, kind=kind)`` raises a CheckError matching ``message``, on one line."""
+    with pytest.raises(CheckError, match=message) as e:
+        check_technique(obj, kind=kind)
+    assert "\n" not in str(e.value)
 
 
 def run_readme_example(filename: str, tmp_path: Any, monkeypatch: Any, capsys: Any) -> list[tuple[str, ...]]:
