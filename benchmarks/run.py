@@ -72,6 +72,7 @@ def mlp(width: int):
         for W in Ws:
             x = torch.tanh(W @ x)
         return x
+    f.weights = Ws
     return f, torch.randn(width, generator=g, dtype=F64)
 
 
@@ -88,32 +89,53 @@ def convnet(channels: int, size: int = 32):
     return nn.Sequential(*layers), torch.randn(1, channels, size, size, generator=g, dtype=F64)
 
 
-def scipy_top(f, x: torch.Tensor) -> float:
-    """What a SciPy user writes: svds on a LinearOperator built from the same jvp/vjp products."""
+def scipy_top(f, x: torch.Tensor, products: list[int] | None = None) -> float:
+    """What a SciPy user writes: svds on a LinearOperator built from the same jvp/vjp products
+    (``products``, when given, gets the number of products with J it made)."""
     op = jacobian.jacobian_operator(f, x)
     n, m = x.numel(), op.out_shape.numel()
-    lin = LinearOperator((m, n), dtype=np.float64,
-                         matvec=lambda u: op.matvec(torch.from_numpy(np.ascontiguousarray(u).reshape(x.shape))).reshape(-1).numpy(),
+    count = products if products is not None else [0]
+
+    def matvec(u: np.ndarray) -> np.ndarray:
+        count[0] += 1
+        return op.matvec(torch.from_numpy(np.ascontiguousarray(u).reshape(x.shape))).reshape(-1).numpy()
+    lin = LinearOperator((m, n), dtype=np.float64, matvec=matvec,
                          rmatvec=lambda w: op.rmatvec(torch.from_numpy(np.ascontiguousarray(w).reshape(op.out_shape))).reshape(-1).numpy())
     return float(svds(lin, k=1, tol=1e-6, return_singular_vectors=False, random_state=0)[0])
+
+
+def weight_pass(weights: list[torch.Tensor]) -> float:
+    """Seconds for one product with the largest weight matrix: the cost of a pass over it, the unit a
+    Lanczos step pays six of in a 3-layer MLP (three in J·v, three in Jᵀ·u)."""
+    w = max(weights, key=torch.Tensor.numel)
+    v = torch.randn(w.shape[1], dtype=w.dtype, generator=torch.Generator().manual_seed(0))
+    return timed(lambda: torch.mv(w, v))
 
 
 def bench_jacobian(widths: list[int], channels: list[int]) -> list[dict]:
     rows = []
     cases = [("MLP", w, *mlp(w)) for w in widths] + [("conv net 32×32", c * 1024, *convnet(c)) for c in channels]
     for family, width, f, x in cases:
-        ours = spectral.operator_singular_values(f, x, 1)
-        row = {"family": family, "width": width, "lanczos_s": timed(lambda: spectral.operator_singular_values(f, x, 1)),
+        ours = spectral.operator_singular_values(f, x, 1, method="lanczos")
+        auto = spectral.operator_singular_values(f, x, 1)
+        row = {"family": family, "width": width,
+               "lanczos_s": timed(lambda: spectral.operator_singular_values(f, x, 1, method="lanczos")),
                "lanczos_steps": ours.steps, "lanczos_sigma": float(ours.values[0]),
-               "residual": float(ours.residuals[0])}
+               "residual": float(ours.residuals[0]), "default_method": auto.method,
+               "default_rel": abs(float(auto.values[0]) / float(ours.values[0]) - 1)}
+        row["default_s"] = row["lanczos_s"] if auto.method == "lanczos" else \
+            timed(lambda: spectral.operator_singular_values(f, x, 1))
         if width <= 16384:
             blk = spectral.operator_singular_values(f, x, 1, block=8)
             row["block_s"] = timed(lambda: spectral.operator_singular_values(f, x, 1, block=8))
             row["block_steps"] = blk.steps
             row["block_rel"] = abs(float(blk.values[0]) / row["lanczos_sigma"] - 1)
         row["scipy_s"] = timed(lambda: scipy_top(f, x))
-        row["scipy_rel"] = abs(scipy_top(f, x) / row["lanczos_sigma"] - 1)
+        products = [0]
+        row["scipy_rel"] = abs(scipy_top(f, x, products) / row["lanczos_sigma"] - 1)
+        row["scipy_products"] = products[0]
         if family == "MLP":
+            row["weight_pass_s"] = weight_pass(f.weights)
             dense = [None]
 
             def run_dense():
@@ -260,9 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                            "numpy": np.__version__, "threads": torch.get_num_threads(),
                            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                            "load_average_before": os.getloadavg()[0]},
-           "reduced": "jacobian widths 256, 1024, 4096 (2048 left out) to keep the run under 15 min on a shared machine"}
+           "reduced": ""}
     sections = {
-        "jacobian": lambda: bench_jacobian([64, 256] if quick else [256, 1024, 4096], [2] if quick else [16, 64]),
+        "jacobian": lambda: bench_jacobian([64, 256] if quick else [256, 1024, 2048, 4096], [2] if quick else [16, 64]),
         "conv": lambda: bench_conv([8, 16] if quick else [16, 64, 256], 16 if quick else 32,
                                    numpy_max_c=16 if quick else 64),
         "padding": lambda: bench_padding([4] if quick else [16, 64], 8 if quick else 32),

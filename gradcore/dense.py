@@ -86,5 +86,5 @@ def jacobian_norm(block: DenseBlock, x: torch.Tensor, *, matrix_free: bool = Fal
     if matrix_free:
         # torch.func ignores an outer no_grad; this only stops tracking the block's parameters
         with torch.no_grad():
-            return operator_spectral_norm(block, x, iters=500, tol=1e-9)
+            return operator_spectral_norm(block, x, iters=500, tol=1e-9, method="lanczos")
     return spectral_norm(block_jacobian(block, x))

@@ -85,8 +85,9 @@ class OperatorSpectrum:
     right: torch.Tensor       # (k, *x.shape): input directions v, J v = σ u
     left: torch.Tensor        # (k, *f(x).shape): output directions u
     residuals: torch.Tensor   # (k,): ‖JᵀJv − σ²v‖ / σ²
-    steps: int                # Lanczos steps = products with J and with Jᵀ (of a block, with block > 1)
+    steps: int                # Lanczos steps = products with J and with Jᵀ (of a block, with block > 1); 0 dense
     converged: bool           # every residual ≤ tol (else max_steps ran out)
+    method: str = "lanczos"   # "lanczos", "block lanczos" or "dense" (J built whole, then LAPACK's SVD)
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -99,9 +100,16 @@ def default_tol(dtype: torch.dtype) -> float:
     return 1e-6 if dtype in (torch.float64, torch.complex128) else 1e-3
 
 
+DENSE_SIDE = 256
+"""``method="auto"`` builds J whole when its smaller side is at most this (and it has at most
+:data:`DENSE_ENTRIES` entries): one batched product over the smaller side and LAPACK's SVD then cost
+less than the Lanczos steps (reports/benchmarks.md: the benchmark MLP at widths 128–1024)."""
+DENSE_ENTRIES = 1 << 22
+
+
 def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which: str = "largest",
                              tol: float | None = None, max_steps: int | None = None,
-                             seed: int = 0, block: int = 1) -> OperatorSpectrum:
+                             seed: int = 0, block: int = 1, method: str = "auto") -> OperatorSpectrum:
     """Top (or bottom) ``k`` singular triplets of the Jacobian of ``f`` at ``x``, matrix-free.
 
     Golub–Kahan–Lanczos (:mod:`gradcore.lanczos`: Lanczos on JᵀJ through products with J
@@ -118,6 +126,12 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
     the steps fall by < b× — 48 → 24 at b = 8 on the width-4096 MLP — while the batched vjp,
     a (b × n)·W product, ran ~2× slower in MKL than the forward W·(n × b) one); it pays where
     a product's cost is latency, not arithmetic.
+
+    ``method="dense"`` (``which="largest"``, ``block=1``) builds J whole — one batched product
+    over its smaller side through ``torch.func.vmap`` — and takes LAPACK's SVD: exact to rounding,
+    with the same residuals, and faster than Lanczos on a small J. ``"auto"`` (the default) does
+    so when ``min(f(x).numel(), x.numel()) ≤ DENSE_SIDE`` and J has at most ``DENSE_ENTRIES``
+    entries, else runs Lanczos; ``"lanczos"`` always does. ``method`` of the result says which ran.
     """
     x = v.tensor(x, "x")
     if not x.is_floating_point():
@@ -129,8 +143,49 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
     block = v.integer(block, "block", minimum=1, maximum=x.numel())
     if block > 1 and which == "smallest":
         v.fail("block", "block Lanczos finds the largest values only; use block=1 for which='smallest'")
-    return jacobian_spectrum(jacobian_operator(f, x), k, which=which, tol=tol, max_steps=max_steps, seed=seed,
-                             block=block)
+    method = v.choice(method, "method", ("auto", "lanczos", "dense"))
+    if method == "dense" and (which == "smallest" or block > 1):
+        v.fail("method", "method='dense' finds the largest values with block=1; use method='lanczos' for "
+                         f"which={which!r}, block={block}")
+    op = jacobian_operator(f, x)
+    if method == "auto":
+        method = "dense" if which == "largest" and block == 1 and _small(op) else "lanczos"
+    if method == "dense":
+        return dense_spectrum(op, k, tol=tol)
+    return jacobian_spectrum(op, k, which=which, tol=tol, max_steps=max_steps, seed=seed, block=block)
+
+
+def _small(op: JacobianOperator) -> bool:
+    n, m = op.x.numel(), op.out_shape.numel()
+    return min(n, m) <= DENSE_SIDE and n * m <= DENSE_ENTRIES
+
+
+def whole_jacobian(op: JacobianOperator) -> torch.Tensor:
+    """J as an (f(x).numel(), x.numel()) matrix from one batched product over its smaller side:
+    Jᵀ applied to every output basis vector, or J to every input one (``torch.func.vmap``)."""
+    n, m = op.x.numel(), op.out_shape.numel()
+    if m <= n:
+        basis = torch.eye(m, dtype=op.x.dtype, device=op.x.device).reshape(m, *op.out_shape)
+        return torch.func.vmap(op.rmatvec)(basis).reshape(m, n)
+    basis = torch.eye(n, dtype=op.x.dtype, device=op.x.device).reshape(n, *op.x.shape)
+    return torch.func.vmap(op.matvec)(basis).reshape(n, m).mT
+
+
+def dense_spectrum(op: JacobianOperator, k: int, *, tol: float) -> OperatorSpectrum:
+    """Top ``k`` singular triplets of J built whole (:func:`whole_jacobian`) by LAPACK's SVD, with the
+    residuals ‖JᵀJv − σ²v‖ / σ² of :func:`operator_singular_values` computed on that J."""
+    if not bool(torch.isfinite(op.value).all()):
+        v.fail("f", "f(x) contains NaN or infinite values")
+    jac = whole_jacobian(op)
+    if not bool(torch.isfinite(jac).all()):
+        v.fail("f", "its Jacobian at x has NaN or infinite entries (it overflows or is not differentiable there)")
+    left, values, right = torch.linalg.svd(jac, full_matrices=False)
+    kk = min(k, values.numel())
+    values, right, left = values[:kk], right[:kk], left[:, :kk].mT
+    resid = torch.linalg.vector_norm(jac.mT @ (jac @ right.mT) - right.mT * values ** 2, dim=0)
+    rel = lanczos.relative_residual(resid, values ** 2)
+    return OperatorSpectrum(values, right.reshape(kk, *op.x.shape), left.reshape(kk, *op.out_shape), rel, 0,
+                            bool((rel <= tol).all()), "dense")
 
 
 def jacobian_spectrum(op: JacobianOperator, k: int, *, which: str, tol: float, max_steps: int,
@@ -155,31 +210,42 @@ def jacobian_spectrum(op: JacobianOperator, k: int, *, which: str, tol: float, m
         trip = _block_spectrum(op, k, block, tol, max_steps, gen)
     return OperatorSpectrum(trip.values[0], trip.right[0].reshape(-1, *x.shape),
                             trip.left[0].reshape(-1, *out_shape), trip.residuals[0], trip.steps,
-                            trip.converged)
+                            trip.converged, "lanczos" if block == 1 or which == "smallest" else "block lanczos")
 
 
 def _block_spectrum(op: JacobianOperator, k: int, b: int, tol: float, max_steps: int,
                     gen: torch.Generator) -> lanczos.Triplets:
     x, out_shape = op.x, op.out_shape
-    matmat = torch.func.vmap(op.matvec)
-    rmatmat = torch.func.vmap(op.rmatvec)
+    # the block as the last, contiguous axis: vmap then hands every layer's product to BLAS as one
+    # matrix times an (n × b) one, the layout MKL runs fastest (1.5–2× the (b × n)-rows one at 1024)
+    matmat = _columns(op.matvec, x.shape, b)
+    rmatmat = _columns(op.rmatvec, out_shape, b)
     start = torch.randn(1, b, x.numel(), generator=gen, dtype=x.dtype).to(x.device)
     steps = max(1, min(max_steps, -(-x.numel() // b)))
-    return lanczos.block_bidiagonalise(lambda u: matmat(u.reshape(b, *x.shape)).reshape(1, b, -1),
-                                       lambda w: rmatmat(w.reshape(b, *out_shape)).reshape(1, b, -1),
-                                       start, k=k, tol=tol, max_steps=steps)
+    return lanczos.block_bidiagonalise(matmat, rmatmat, start, k=k, tol=tol, max_steps=steps)
+
+
+def _columns(product, shape: torch.Size, b: int) -> lanczos.Product:
+    """``product`` on a block of b rows (1, b, numel), run by vmap over the block as a last axis."""
+    batched = torch.func.vmap(product, in_dims=-1, out_dims=-1)
+
+    def call(rows: torch.Tensor) -> torch.Tensor:
+        out = batched(rows[0].mT.contiguous().reshape(*shape, b))
+        return out.reshape(-1, b).mT[None]
+    return call
 
 
 def operator_spectral_norm(f: TensorFn, x: torch.Tensor, *, iters: int = 200,
-                           tol: float = 1e-7, seed: int = 0) -> float:
-    """σ_max of the Jacobian of ``f`` at ``x``, matrix-free (Lanczos, see ``operator_singular_values``).
+                           tol: float = 1e-7, seed: int = 0, method: str = "auto") -> float:
+    """σ_max of the Jacobian of ``f`` at ``x`` (``operator_singular_values``: Lanczos, or J built
+    whole when small unless ``method="lanczos"``).
 
-    Stops when ‖JᵀJv − σ²v‖ ≤ tol·σ² or after ``iters`` Lanczos steps (one product with
+    Lanczos stops when ‖JᵀJv − σ²v‖ ≤ tol·σ² or after ``iters`` steps (one product with
     J and one with Jᵀ each), so ``tol`` bounds the relative error by tol/2.
     """
     iters = v.integer(iters, "iters", minimum=1)
     tol = v.real(tol, "tol", positive=True)
-    return float(operator_singular_values(f, x, 1, tol=tol, max_steps=iters, seed=seed).values[0])
+    return float(operator_singular_values(f, x, 1, tol=tol, max_steps=iters, seed=seed, method=method).values[0])
 
 
 def operator_condition_number(f: TensorFn, x: torch.Tensor, *, tol: float | None = None,

@@ -12,12 +12,12 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats as _scipy_stats
+from scipy import special as _special   # scipy.stats's own quantile functions, without its 1 s import
 
 from . import _validate as v
 
 LEVEL = 0.95
-Z95 = float(_scipy_stats.norm.ppf(0.5 + LEVEL / 2))
+Z95 = float(_special.ndtri(0.5 + LEVEL / 2))
 MEAN_METHOD = "Student-t 95% interval of the mean"
 SLOPE_METHOD = "Student-t 95% interval of the least-squares slope"
 PER_SEED_SLOPES = f"{MEAN_METHOD} of per-seed least-squares slopes"
@@ -26,7 +26,7 @@ PER_SEED_LOGLOG_SLOPES = f"{MEAN_METHOD} of per-seed log-log slopes"
 
 def t_quantile(df: int) -> float:
     """The two-sided 95 % quantile of Student's t with ``df`` ≥ 1 degrees of freedom."""
-    return float(_scipy_stats.t.ppf(0.5 + LEVEL / 2, v.integer(df, "df", minimum=1)))
+    return float(_special.stdtrit(v.integer(df, "df", minimum=1), 0.5 + LEVEL / 2))
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:

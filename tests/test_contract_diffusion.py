@@ -5,11 +5,7 @@ built-ins' constants are the DIFF/LIT theorems' own values (one measurement, not
 """
 from __future__ import annotations
 
-import json
 import math
-import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,9 +18,8 @@ from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.cli import main
 from gradcore.verify.contracts import contract
 
-from .contract_helpers import clause_of, refuses_in_one_line, value
+from .contract_helpers import clause_of, refuses_in_one_line, run_readme_example, value
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 T = M.T_STEPS
 
 
@@ -193,28 +188,5 @@ def test_a_weighting_that_diverges_at_zero_is_diffusion_on_every_cpu():
 
 # --- the README example, run as written ------------------------------------------------------------
 
-def _readme_example(filename: str) -> tuple[str, str, list[tuple[str, str]], int]:
-    """(source, command, [(clause, verdict)], exit status) of the README example written in ``filename``."""
-    text = README.read_text(encoding="utf-8")
-    source = re.search(rf"```python\n# {re.escape(filename)}\n(.*?)```", text, re.S).group(1)
-    block = re.search(rf"```text\n\$ (gradcore check {filename.removesuffix('.py')}:.*?)\n(.*?)```", text, re.S)
-    rows = re.findall(r"^(\S+)\s+[✅❌❔⛔] (holds|violated|inconclusive)", block.group(2), re.M)
-    status = int(re.search(r"echo \$\?\n(\d)", block.group(2)).group(1))
-    return source, block.group(1), rows, status
-
-
-def run_readme_example(filename: str, tmp_path, monkeypatch) -> None:
-    source, command, rows, status = _readme_example(filename)
-    (tmp_path / filename).write_text(source, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop(filename.removesuffix(".py"), None)
-    argv = command.split()[1:]
-    assert main([*argv, "--no-compare"]) == status
-    report = (tmp_path / argv[argv.index("--out") + 1] / f"{argv[1].split(':')[1]}.json").read_text()
-    verdicts = {c["id"]: c["verdict"] for c in json.loads(report)["clauses"]}
-    assert rows and all(verdicts[clause] == verdict for clause, verdict in rows), (rows, verdicts)
-
-
-def test_readme_edm_example(tmp_path, monkeypatch):
-    run_readme_example("edm.py", tmp_path, monkeypatch)
+def test_readme_edm_example(tmp_path, monkeypatch, capsys):
+    run_readme_example("edm.py", tmp_path, monkeypatch, capsys)

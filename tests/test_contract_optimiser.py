@@ -20,8 +20,7 @@ from gradcore.testing import check_technique
 from gradcore.verify.check import builtin_results, infer_kind, settings_for
 from gradcore.verify.contracts import contract
 
-from .contract_helpers import refuses_in_one_line
-from .test_contract_diffusion import run_readme_example
+from .contract_helpers import refuses_in_one_line, run_readme_example
 
 
 def _clause(result, cid):
@@ -165,5 +164,5 @@ def test_kind_inference():
     assert not looks(torch.tanh, settings) and not looks(torch.nn.Linear, settings) and not looks(3, settings)
 
 
-def test_readme_adamw_example(tmp_path, monkeypatch):
-    run_readme_example("myopt.py", tmp_path, monkeypatch)
+def test_readme_adamw_example(tmp_path, monkeypatch, capsys):
+    run_readme_example("myopt.py", tmp_path, monkeypatch, capsys)

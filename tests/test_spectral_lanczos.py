@@ -23,13 +23,14 @@ def _mlp(n_in: int, n_out: int, dtype: torch.dtype, seed: int = 0):
     return (lambda v: W2 @ torch.tanh(W1 @ v)), x
 
 
+@pytest.mark.parametrize("method", ["lanczos", "dense"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_top_k_values_and_vectors_match_dense(dtype):
+def test_top_k_values_and_vectors_match_dense(dtype, method):
     f, x = _mlp(40, 50, dtype)
     J = jacobian.jacobian(f, x).double()
     dense = torch.linalg.svdvals(J)
-    r = spectral.operator_singular_values(f, x, 3)
-    assert r.converged and r.values.dtype == dtype
+    r = spectral.operator_singular_values(f, x, 3, method=method)
+    assert r.converged and r.values.dtype == dtype and r.method == method
     torch.testing.assert_close(r.values.double(), dense[:3], rtol=RTOL[dtype], atol=0)
     v, u = r.right[0].double(), r.left[0].double()
     assert v.shape == x.shape and u.shape == (50,)
@@ -48,6 +49,7 @@ def test_smallest_and_condition_number_match_dense(dtype):
     x = torch.randn(30, generator=g, dtype=torch.float64).to(dtype) * 0.3
     dense = torch.linalg.svdvals(jacobian.jacobian(f, x).double())
     low = spectral.operator_singular_values(f, x, 2, which="smallest")
+    assert low.method == "lanczos"           # "auto" builds J whole for the largest values only
     torch.testing.assert_close(low.values.double(), dense.flip(0)[:2], rtol=RTOL[dtype], atol=0)
     cond = spectral.operator_condition_number(f, x)
     assert math.isclose(cond, float(dense[0] / dense[-1]), rel_tol=2 * RTOL[dtype])
@@ -60,22 +62,23 @@ def test_the_forward_is_linearised_once():
     def f(v):
         calls.append(1)
         return f0(v)
-    r = spectral.operator_singular_values(f, x, 2, tol=1e-12)
+    r = spectral.operator_singular_values(f, x, 2, tol=1e-12, method="lanczos")
     assert r.steps > 5 and len(calls) == 1
+    assert spectral.operator_singular_values(f, x, 2, method="dense").steps == 0 and len(calls) == 2
 
 
 def test_a_low_rank_map_stops_on_its_invariant_subspace():
     g = torch.Generator().manual_seed(2)
     U, V = torch.randn(20, 2, generator=g, dtype=torch.float64), torch.randn(20, 2, generator=g, dtype=torch.float64)
     f = lambda v: U @ (V.T @ v)  # noqa: E731
-    r = spectral.operator_singular_values(f, torch.zeros(20, dtype=torch.float64), 2)
+    r = spectral.operator_singular_values(f, torch.zeros(20, dtype=torch.float64), 2, method="lanczos")
     torch.testing.assert_close(r.values, torch.linalg.svdvals(U @ V.T)[:2], rtol=1e-12, atol=0)
     assert r.steps <= 3 and r.converged
 
 
 def test_running_out_of_steps_is_reported_not_hidden():
     f, x = _mlp(40, 40, torch.float64)
-    r = spectral.operator_singular_values(f, x, 1, tol=1e-14, max_steps=2)
+    r = spectral.operator_singular_values(f, x, 1, tol=1e-14, max_steps=2, method="lanczos")
     assert not r.converged and r.steps == 2 and r.residuals[0] > 1e-14
 
 
@@ -90,7 +93,7 @@ def test_zero_padded_and_strided_convolutions_exactly(padding_mode, stride):
     # a circular conv's values come in pairs (K̂(−u,−v) = conj K̂(u,v)); one Krylov start
     # vector sees one copy of a repeated value (see gradcore.lanczos), so only the top there
     k = 1 if padding_mode == "circular" else 2
-    r = spectral.operator_singular_values(conv, x, k)
+    r = spectral.operator_singular_values(conv, x, k, method="lanczos")
     torch.testing.assert_close(r.values, dense[:k], rtol=1e-6, atol=0)
 
 
@@ -107,6 +110,40 @@ def test_operator_spectral_norm_keeps_its_signature_and_meaning():
     dense = spectral.spectral_norm(jacobian.jacobian(f, x))
     assert math.isclose(spectral.operator_spectral_norm(f, x), dense, rel_tol=1e-7)
     assert math.isclose(spectral.operator_spectral_norm(f, x, iters=500, tol=1e-9), dense, rel_tol=1e-9)
+    assert math.isclose(spectral.operator_spectral_norm(f, x, iters=500, tol=1e-9, method="lanczos"), dense,
+                        rel_tol=1e-9)
+
+
+# --- J built whole where it is small (method="dense", and "auto" below DENSE_SIDE) ---------------
+
+@pytest.mark.parametrize("n_in,n_out", [(40, 50), (50, 40), (300, 3), (3, 300)])
+def test_auto_builds_small_jacobians_whole_and_agrees_with_lanczos(n_in, n_out):
+    f, x = _mlp(n_in, n_out, torch.float64, seed=7)
+    k = min(2, n_in, n_out)
+    auto = spectral.operator_singular_values(f, x, k)
+    lanc = spectral.operator_singular_values(f, x, k, method="lanczos", tol=1e-12)
+    assert auto.method == "dense" and auto.steps == 0 and auto.converged
+    assert auto.right.shape == (k, n_in) and auto.left.shape == (k, n_out)
+    torch.testing.assert_close(auto.values, lanc.values, rtol=1e-11, atol=0)
+    J = jacobian.jacobian(f, x)
+    # the pairs are J's: J v = σ u, and the residual is the one Lanczos reports, ~ε here
+    torch.testing.assert_close(J @ auto.right.T, auto.left.T * auto.values, rtol=0, atol=1e-12)
+    assert float(auto.residuals.max()) < 1e-12
+
+
+def test_auto_runs_lanczos_beyond_the_dense_side():
+    n = spectral.DENSE_SIDE + 1
+    f, x = _mlp(n, n, torch.float64)
+    assert spectral.operator_singular_values(f, x, 1).method == "lanczos"
+    assert spectral.operator_singular_values(f, x, 1, block=2).method == "block lanczos"
+    g, y = _mlp(n, spectral.DENSE_SIDE, torch.float64)
+    assert spectral.operator_singular_values(g, y, 1).method == "dense"
+
+
+def test_dense_reports_a_non_finite_jacobian():
+    x = torch.zeros(3, dtype=torch.float64)
+    with pytest.raises(GradcoreInputError, match="^f: its Jacobian at x has NaN"):
+        spectral.operator_singular_values(torch.sqrt, x, 1, method="dense")
 
 
 @pytest.mark.parametrize("call,argument", [
@@ -118,6 +155,9 @@ def test_operator_spectral_norm_keeps_its_signature_and_meaning():
     (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3, dtype=torch.complex64)), "x"),
     (lambda: spectral.operator_singular_values(torch.log, -torch.ones(3)), "f"),
     (lambda: spectral.operator_singular_values("f", torch.ones(3)), "f"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), method="svd"), "method"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), which="smallest", method="dense"), "method"),
+    (lambda: spectral.operator_singular_values(torch.tanh, torch.ones(3), block=2, method="dense"), "method"),
 ])
 def test_bad_input_names_the_argument(call, argument):
     with pytest.raises(GradcoreInputError, match=f"^{argument}:"):

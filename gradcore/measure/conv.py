@@ -367,7 +367,7 @@ def layer_sigma(*, make: Given, bound: str, channels: int = 8, side: int = 8, se
 def _lanczos(layer: Any, channels: int, side: int, seed: int, device: str) -> tuple[float, str]:
     """The top Ritz value of the layer's Jacobian at the probe input (∞ when not finite)."""
     x = probe_input(channels=channels, side=side, seed=seed + 1, device=device)
-    spec = operator_singular_values(layer, x, 1, tol=1e-10, seed=seed)
+    spec = operator_singular_values(layer, x, 1, tol=1e-10, seed=seed, method="lanczos")
     value = float(spec.values[0])
     state = "converged" if spec.converged else "not converged"
     return value if math.isfinite(value) else math.inf, f"{spec.steps} steps, {state}"
