@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                            "load_average_before": os.getloadavg()[0]},
            "reduced": ""}
     sections = {
-        "jacobian": lambda: bench_jacobian([64, 256] if quick else [256, 1024, 2048, 4096], [2] if quick else [16, 64]),
+        "jacobian": lambda: bench_jacobian([64, 256] if quick else [256, 512, 1024, 2048, 4096], [2] if quick else [16, 64]),
         "conv": lambda: bench_conv([8, 16] if quick else [16, 64, 256], 16 if quick else 32,
                                    numpy_max_c=16 if quick else 64),
         "padding": lambda: bench_padding([4] if quick else [16, 64], 8 if quick else 32),

@@ -103,14 +103,15 @@ def default_tol(dtype: torch.dtype) -> float:
 DENSE_SIDE = 256
 """``method="auto"`` builds J whole when its smaller side is at most this (and it has at most
 :data:`DENSE_ENTRIES` entries): one batched product over the smaller side and LAPACK's SVD then cost
-less than the Lanczos steps (reports/benchmarks.md: the benchmark MLP at widths 128–1024)."""
+less than the Lanczos steps (reports/benchmarks.md: the benchmark MLP at widths 256 and 512)."""
 DENSE_ENTRIES = 1 << 22
 
 
 def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which: str = "largest",
                              tol: float | None = None, max_steps: int | None = None,
                              seed: int = 0, block: int = 1, method: str = "auto") -> OperatorSpectrum:
-    """Top (or bottom) ``k`` singular triplets of the Jacobian of ``f`` at ``x``, matrix-free.
+    """Top (or bottom) ``k`` singular triplets of the Jacobian of ``f`` at ``x``: matrix-free, or from J
+    built whole where it is small (``method``, below).
 
     Golub–Kahan–Lanczos (:mod:`gradcore.lanczos`: Lanczos on JᵀJ through products with J
     and Jᵀ, full reorthogonalisation) on the operator linearised once
