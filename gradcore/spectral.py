@@ -123,10 +123,11 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
 
     ``block=b`` > 1 (``which="largest"``): block Lanczos, b vectors per product and
     ``max_steps`` block steps; it also finds a value of multiplicity ≤ b, which a single
-    start vector sees once. On a CPU it measured slower than b = 1 (reports/benchmarks.md:
-    the steps fall by < b× — 48 → 24 at b = 8 on the width-4096 MLP — while the batched vjp,
-    a (b × n)·W product, ran ~2× slower in MKL than the forward W·(n × b) one); it pays where
-    a product's cost is latency, not arithmetic.
+    start vector sees once. On a CPU it measured slower than b = 1 at every width of
+    reports/benchmarks.md: the steps fall by < b× (48 → 24 at b = 8 on the width-4096 MLP)
+    while a block product costs 2–3 single ones there — autograd's backward of ``W @ x``
+    batches into Wᵀ·(n × b), which MKL runs at 2–3× a matrix–vector product, against 1.5×
+    for the forward W·(n × b). It pays where a product's cost is latency, not memory traffic.
 
     ``method="dense"`` (``which="largest"``, ``block=1``) builds J whole — one batched product
     over its smaller side through ``torch.func.vmap`` — and takes LAPACK's SVD: exact to rounding,
