@@ -200,7 +200,7 @@ def markdown(doc: dict[str, Any], fig: Path) -> str:
         f"{env['load_average_before']:.1f} before and {env['load_average_after']:.1f} after on its cores, so "
         "absolute times are inflated and noisy; compare the ratios, each measured within this one run.", "",
         "## Targets of issues 13 and 19", "",
-        doc.get("reduced", ""), "",
+        *([doc["reduced"], ""] if doc.get("reduced") else []),
         targets(doc), "",
         f"![time against width]({fig.as_posix()})", "",
         "## Top singular value of a Jacobian", "",

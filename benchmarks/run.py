@@ -286,8 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"environment": {"device": platform.processor() or platform.machine(), "torch": torch.__version__,
                            "numpy": np.__version__, "threads": torch.get_num_threads(),
                            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-                           "load_average_before": os.getloadavg()[0]},
-           "reduced": ""}
+                           "load_average_before": os.getloadavg()[0]}}
     sections = {
         "jacobian": lambda: bench_jacobian([64, 256] if quick else [256, 512, 1024, 2048, 4096], [2] if quick else [16, 64]),
         "conv": lambda: bench_conv([8, 16] if quick else [16, 64, 256], 16 if quick else 32,
