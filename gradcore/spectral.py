@@ -153,7 +153,7 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
     if method == "auto":
         method = "dense" if which == "largest" and block == 1 and _small(op) else "lanczos"
     if method == "dense":
-        return dense_spectrum(op, k, tol=tol)
+        return _dense_spectrum(op, k, tol=tol)
     return jacobian_spectrum(op, k, which=which, tol=tol, max_steps=max_steps, seed=seed, block=block)
 
 
@@ -162,7 +162,7 @@ def _small(op: JacobianOperator) -> bool:
     return min(n, m) <= DENSE_SIDE and n * m <= DENSE_ENTRIES
 
 
-def whole_jacobian(op: JacobianOperator) -> torch.Tensor:
+def _whole_jacobian(op: JacobianOperator) -> torch.Tensor:
     """J as an (f(x).numel(), x.numel()) matrix from one batched product over its smaller side:
     Jᵀ applied to every output basis vector, or J to every input one (``torch.func.vmap``)."""
     n, m = op.x.numel(), op.out_shape.numel()
@@ -173,12 +173,12 @@ def whole_jacobian(op: JacobianOperator) -> torch.Tensor:
     return torch.func.vmap(op.matvec)(basis).reshape(n, m).mT
 
 
-def dense_spectrum(op: JacobianOperator, k: int, *, tol: float) -> OperatorSpectrum:
-    """Top ``k`` singular triplets of J built whole (:func:`whole_jacobian`) by LAPACK's SVD, with the
+def _dense_spectrum(op: JacobianOperator, k: int, *, tol: float) -> OperatorSpectrum:
+    """Top ``k`` singular triplets of J built whole (:func:`_whole_jacobian`) by LAPACK's SVD, with the
     residuals ‖JᵀJv − σ²v‖ / σ² of :func:`operator_singular_values` computed on that J."""
     if not bool(torch.isfinite(op.value).all()):
         v.fail("f", "f(x) contains NaN or infinite values")
-    jac = whole_jacobian(op)
+    jac = _whole_jacobian(op)
     if not bool(torch.isfinite(jac).all()):
         v.fail("f", "its Jacobian at x has NaN or infinite entries (it overflows or is not differentiable there)")
     left, values, right = torch.linalg.svd(jac, full_matrices=False)
