@@ -42,7 +42,7 @@ def figure(doc: dict[str, Any], path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("operator width (input dimension)")
-    ax.set_ylabel("seconds per call (fastest block)")
+    ax.set_ylabel("seconds per call (fastest of 3 rounds)")
     ax.set_title("Cost against size, float64, CPU", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -194,9 +194,10 @@ def markdown(doc: dict[str, Any], fig: Path) -> str:
         f"Device: {env['device']} · torch {env['torch']} · NumPy {env['numpy']} · {env['threads']} thread(s) for "
         f"torch · `OMP_WAIT_POLICY={env.get('omp_wait_policy', 'unset')}` (on an oversubscribed machine spinning "
         "OpenMP workers distort two-thread timings far more than they share work; every method runs under it) · "
-        f"float64 · the fastest block of `torch.utils.benchmark` adaptive runs after a warm-up call (where one call takes "
-        f"longer than 0.3 s: the fastest of up to 3 timed calls within 10 s; the `timeit` convention, as other jobs "
-        f"only ever add time) · whole run {env['wall_s']:.0f} s. The machine was shared: load average "
+        f"float64 · the methods of a table row timed in turn, 3 rounds after a warm-up call each, the fastest kept "
+        f"(a call over 0.1 s timed once a round, a faster one as the fastest block of `torch.utils.benchmark` adaptive "
+        f"runs; a method sits out later rounds once its calls took 10 s): the `timeit` convention, as other jobs only "
+        f"ever add time, and both sides of a ratio see the same moments of the machine · whole run {env['wall_s']:.0f} s. The machine was shared: load average "
         f"{env['load_average_before']:.1f} before and {env['load_average_after']:.1f} after on its cores, so "
         "absolute times are inflated and noisy; compare the ratios, each measured within this one run.", "",
         "## Targets of issues 13 and 19", "",

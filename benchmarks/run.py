@@ -1,7 +1,8 @@
 """Speed and accuracy of gradcore's measuring tools against what a user would write instead.
 
-Timed with ``torch.utils.benchmark`` (the fastest block of adaptive runs after a warm-up call; the fastest
-of up to 3 single calls where one takes seconds). Every ratio compares methods measured in the same run. Writes
+Timed with ``torch.utils.benchmark``: the methods of one table row in turn, three rounds, the fastest call
+(or block of adaptive runs) of each kept (:func:`timed_together`). Every ratio compares methods measured in
+the same run, in the same moments. Writes
 ``reports/benchmarks.json``, ``reports/benchmarks.md`` and ``reports/figures/bench-*.png``:
 
 * top singular value of a Jacobian: matrix-free Golub–Kahan–Lanczos
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Before torch and NumPy load their OpenMP runtime, which reads it once: idle OpenMP threads sleep
@@ -47,23 +50,37 @@ from gradcore.verify import results  # noqa: E402
 F64 = torch.float64
 
 
-def timed(fn, min_run_time: float = 0.3, budget: float = 10.0, repeats: int = 3) -> float:
-    """Seconds per call after a warm-up call: the fastest of ``torch.utils.benchmark``'s adaptive blocks
-    (each the mean of many calls). A call slower than ``min_run_time`` is timed alone, up to ``repeats``
-    times while the calls so far took under ``budget`` seconds, and the fastest kept. On a shared machine
-    other jobs only ever add time (the ``timeit`` convention): a median moved by 2× between two runs of
-    this benchmark on this machine, minutes apart."""
-    start = time.perf_counter()
-    fn()
-    if time.perf_counter() - start > min_run_time:
-        runs: list[float] = []
-        while len(runs) < repeats and sum(runs) < budget:
+def timed_together(methods: dict[str, Callable[[], object]], rounds: int = 3, budget: float = 10.0,
+                   min_run_time: float = 0.1) -> dict[str, float]:
+    """Seconds per call of each method, the fastest seen: one warm-up call each, then ``rounds`` rounds in
+    which every method is timed in turn — a call taking over ``min_run_time`` once, a faster one as the
+    fastest of ``torch.utils.benchmark``'s adaptive blocks (each the mean of many calls). A method whose
+    timed calls so far took over ``budget`` seconds sits out later rounds. On a shared machine other jobs
+    only ever add time (the ``timeit`` convention: keep the fastest), and methods compared in one row of
+    the report see the same moments of it, so a burst of load does not land on one side of a ratio only
+    (timed one after the other, a ratio here moved 2.5× between runs minutes apart)."""
+    for fn in methods.values():
+        fn()
+    best = dict.fromkeys(methods, math.inf)
+    spent = dict.fromkeys(methods, 0.0)
+    for r in range(rounds):
+        for name, fn in methods.items():
+            if r and spent[name] > budget:
+                continue
             start = time.perf_counter()
             fn()
-            runs.append(time.perf_counter() - start)
-        return min(runs)
-    timer = benchmark.Timer(stmt="f()", globals={"f": fn}, num_threads=torch.get_num_threads())
-    return min(timer.blocked_autorange(min_run_time=min_run_time).times)
+            once = time.perf_counter() - start
+            if once <= min_run_time:
+                timer = benchmark.Timer(stmt="f()", globals={"f": fn}, num_threads=torch.get_num_threads())
+                once = min(timer.blocked_autorange(min_run_time=min_run_time).times)
+            best[name] = min(best[name], once)
+            spent[name] += time.perf_counter() - start
+    return best
+
+
+def timed(fn: Callable[[], object], **kwargs) -> float:
+    """:func:`timed_together` for one method."""
+    return timed_together({"": fn}, **kwargs)[""]
 
 
 def mlp(width: int):
@@ -106,12 +123,12 @@ def scipy_top(f, x: torch.Tensor, products: list[int] | None = None) -> float:
     return float(svds(lin, k=1, tol=1e-6, return_singular_vectors=False, random_state=0)[0])
 
 
-def weight_pass(weights: list[torch.Tensor]) -> float:
-    """Seconds for one product with the largest weight matrix: the cost of a pass over it, the unit a
-    Lanczos step pays six of in a 3-layer MLP (three in J·v, three in Jᵀ·u)."""
+def weight_pass(weights: list[torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """One product with the largest weight matrix: a pass over it, the unit a Lanczos step pays six of
+    in a 3-layer MLP (three in J·v, three in Jᵀ·u)."""
     w = max(weights, key=torch.Tensor.numel)
     v = torch.randn(w.shape[1], dtype=w.dtype, generator=torch.Generator().manual_seed(0))
-    return timed(lambda: torch.mv(w, v))
+    return lambda: torch.mv(w, v)
 
 
 def bench_jacobian(widths: list[int], channels: list[int]) -> list[dict]:
@@ -120,33 +137,27 @@ def bench_jacobian(widths: list[int], channels: list[int]) -> list[dict]:
     for family, width, f, x in cases:
         ours = spectral.operator_singular_values(f, x, 1, method="lanczos")
         auto = spectral.operator_singular_values(f, x, 1)
-        row = {"family": family, "width": width,
-               "lanczos_s": timed(lambda: spectral.operator_singular_values(f, x, 1, method="lanczos")),
-               "lanczos_steps": ours.steps, "lanczos_sigma": float(ours.values[0]),
+        products = [0]
+        row = {"family": family, "width": width, "lanczos_steps": ours.steps, "lanczos_sigma": float(ours.values[0]),
                "residual": float(ours.residuals[0]), "default_method": auto.method,
-               "default_rel": abs(float(auto.values[0]) / float(ours.values[0]) - 1)}
-        row["default_s"] = row["lanczos_s"] if auto.method == "lanczos" else \
-            timed(lambda: spectral.operator_singular_values(f, x, 1))
-        passes = [weight_pass(f.weights)] if family == "MLP" else []
+               "default_rel": abs(float(auto.values[0]) / float(ours.values[0]) - 1),
+               "scipy_rel": abs(scipy_top(f, x, products) / float(ours.values[0]) - 1), "scipy_products": products[0]}
+        methods = {"lanczos_s": lambda: spectral.operator_singular_values(f, x, 1, method="lanczos"),
+                   "scipy_s": lambda: scipy_top(f, x)}
+        if auto.method != "lanczos":
+            methods["default_s"] = lambda: spectral.operator_singular_values(f, x, 1)
         if width <= 16384:
             blk = spectral.operator_singular_values(f, x, 1, block=8)
-            row["block_s"] = timed(lambda: spectral.operator_singular_values(f, x, 1, block=8))
             row["block_steps"] = blk.steps
             row["block_rel"] = abs(float(blk.values[0]) / row["lanczos_sigma"] - 1)
-        row["scipy_s"] = timed(lambda: scipy_top(f, x))
-        products = [0]
-        row["scipy_rel"] = abs(scipy_top(f, x, products) / row["lanczos_sigma"] - 1)
-        row["scipy_products"] = products[0]
+            methods["block_s"] = lambda: spectral.operator_singular_values(f, x, 1, block=8)
         if family == "MLP":
-            # timed twice among the methods it bounds, the fastest kept: a floor measured in a slow
-            # moment of a shared machine would not bound a Lanczos run timed in a fast one
-            row["weight_pass_s"] = min(passes + [weight_pass(f.weights)])
-            dense = [None]
-
-            def run_dense():
-                dense[0] = float(torch.linalg.svdvals(jacobian.jacobian(f, x))[0])
-            row["dense_s"] = timed(run_dense)
-            row["rel_error"] = abs(row["lanczos_sigma"] / dense[0] - 1)
+            dense = torch.linalg.svdvals(jacobian.jacobian(f, x))[0]
+            row["rel_error"] = abs(row["lanczos_sigma"] / float(dense) - 1)
+            methods["dense_s"] = lambda: torch.linalg.svdvals(jacobian.jacobian(f, x))[0]
+            methods["weight_pass_s"] = weight_pass(f.weights)   # timed among the methods it bounds
+        row.update(timed_together(methods))
+        row.setdefault("default_s", row["lanczos_s"])
         rows.append(row)
         print(f"jacobian {family} {width}: {row}", flush=True)
     return rows
@@ -180,27 +191,30 @@ def bench_conv(channels: list[int], n: int, numpy_max_c: int) -> list[dict]:
         layer = conv.standard_conv(c, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
         w = layer.weight.detach()
         top = conv.top_frequency(w, n, n)
-        row = {"channels": c, "n": n, "width": c * n * n, "max_s": timed(lambda: conv.conv_spectral_norm(w, n, n)),
+        row = {"channels": c, "n": n, "width": c * n * n,
                "sigma": top.sigma, "candidates": top.candidates, "blocks": top.blocks, "steps": top.steps}
         big = c > numpy_max_c
         start = time.perf_counter()
         old = eigvalsh_top(w, n)
-        row["eigvalsh_s"] = time.perf_counter() - start if big else timed(lambda: eigvalsh_top(w, n))
         row["eigvalsh_rel"] = abs(top.sigma / old - 1)
-        if not big:
-            row["all_s"] = timed(lambda: conv.conv_singular_values(w, n, n))
+        methods = {"max_s": lambda: conv.conv_spectral_norm(w, n, n)}
+        if big:
+            row["eigvalsh_s"] = time.perf_counter() - start
+        else:
             wn = w.permute(2, 3, 1, 0).numpy()
             ref = numpy_svals(wn, n)
-            row["numpy_s"] = timed(lambda: numpy_svals(wn, n))
             ours = conv.conv_singular_values(w, n, n).numpy()
             row["all_rel"] = float(np.max(np.abs(ours - np.sort(ref.ravel())[::-1])) / ref.max())
             row["max_rel"] = abs(top.sigma / float(ref.max()) - 1)
             bounds = conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True), 12,
                                            target=top.sigma * (1 + 1e-6))
             row["gram_iters"] = len(bounds) - 1
-            row["gram_s"] = timed(lambda: conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True), 12,
-                                                                target=top.sigma * (1 + 1e-6)))
             row["gram_rel"] = bounds[-1] / top.sigma - 1
+            methods |= {"eigvalsh_s": lambda: eigvalsh_top(w, n), "all_s": lambda: conv.conv_singular_values(w, n, n),
+                        "numpy_s": lambda: numpy_svals(wn, n),
+                        "gram_s": lambda: conv.gram_upper_bound(conv.frequency_response(w, n, n, onesided=True), 12,
+                                                                target=top.sigma * (1 + 1e-6))}
+        row.update(timed_together(methods))
         rows.append(row)
         print(f"conv {c}×{n}²: {row}", flush=True)
     return rows
@@ -244,14 +258,13 @@ def bench_torch_spectral_norm(channels: list[int], n: int = 32) -> list[dict]:
         sn = torch.nn.utils.parametrizations.spectral_norm(
             conv.standard_conv(c, 3, dtype=F64, generator=torch.Generator().manual_seed(0)), n_power_iterations=1)
         x = torch.randn(1, c, n, n, dtype=F64)
-        forward = timed(lambda: sn(x))                 # training mode: one power iteration per call
-        plain = timed(lambda: plain_layer(x))
         w = plain_layer.weight.detach()
         reshaped = float(torch.linalg.matrix_norm(w.reshape(c, -1), ord=2))
         rows.append({"channels": c, "n": n, "reshaped_sigma": reshaped,
                      "operator_sigma": conv.conv_spectral_norm(w, n, n),
-                     "sn_forward_s": forward, "plain_forward_s": plain,
-                     "ours_s": timed(lambda: conv.conv_spectral_norm(w, n, n))})
+                     **timed_together({"sn_forward_s": lambda: sn(x),   # training mode: one power iteration a call
+                                       "plain_forward_s": lambda: plain_layer(x),
+                                       "ours_s": lambda: conv.conv_spectral_norm(w, n, n)})})
         print(f"spectral_norm {rows[-1]}", flush=True)
     return rows
 
