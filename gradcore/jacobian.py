@@ -41,10 +41,15 @@ def _jacobian(f: TensorFn, x: torch.Tensor, name: str, *, check_finite: bool = T
     jac = func.jacrev(f)(x)
     if not isinstance(jac, torch.Tensor):
         v.fail(name, f"must return one tensor, got {type(jac).__name__}")
-    if check_finite and not bool(torch.isfinite(jac).all()):
-        v.fail(name, "its Jacobian at x has NaN or infinite entries (it overflows or is not differentiable there)")
+    if check_finite:
+        _finite(jac, name)
     out_numel = jac.numel() // x.numel()
     return jac.reshape(out_numel, x.numel())
+
+
+def _finite(jac: torch.Tensor, name: str) -> torch.Tensor:
+    return v.finite_result(jac, name, "its Jacobian at x has NaN or infinite entries (it overflows or is not "
+                                      "differentiable there)")
 
 
 def batched_jacobian(f: TensorFn, xs: torch.Tensor) -> torch.Tensor:
@@ -116,6 +121,17 @@ class JacobianOperator:
     def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
         """Jᵀ w, with ``w`` shaped like ``f(x)``: one backpropagation step."""
         return self._linearised[1](_like(w, self.value, "w", "f(x)"))[0].detach()
+
+    def matrix(self) -> torch.Tensor:
+        """J as an (f(x).numel(), x.numel()) matrix from one batched product over its smaller side —
+        Jᵀ applied to every output basis vector, or J to every input one (``torch.func.vmap``) —
+        replaying the recorded graphs; NaN or infinite entries raise naming ``f``."""
+        n, m = self.x.numel(), self.out_shape.numel()
+        if m <= n:
+            basis = torch.eye(m, dtype=self.x.dtype, device=self.x.device).reshape(m, *self.out_shape)
+            return _finite(func.vmap(self.rmatvec)(basis).reshape(m, n), "f")
+        basis = torch.eye(n, dtype=self.x.dtype, device=self.x.device).reshape(n, *self.x.shape)
+        return _finite(func.vmap(self.matvec)(basis).reshape(n, m).mT, "f")
 
 
 def _like(u: object, ref: torch.Tensor, name: str, ref_name: str) -> torch.Tensor:

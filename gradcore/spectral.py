@@ -152,9 +152,7 @@ def operator_singular_values(f: TensorFn, x: torch.Tensor, k: int = 1, *, which:
     op = jacobian_operator(f, x)
     if method == "auto":
         method = "dense" if which == "largest" and block == 1 and _small(op) else "lanczos"
-    if method == "dense":
-        return _dense_spectrum(op, k, tol=tol)
-    return jacobian_spectrum(op, k, which=which, tol=tol, max_steps=max_steps, seed=seed, block=block)
+    return jacobian_spectrum(op, k, which=which, tol=tol, max_steps=max_steps, seed=seed, block=block, method=method)
 
 
 def _small(op: JacobianOperator) -> bool:
@@ -162,25 +160,10 @@ def _small(op: JacobianOperator) -> bool:
     return min(n, m) <= DENSE_SIDE and n * m <= DENSE_ENTRIES
 
 
-def _whole_jacobian(op: JacobianOperator) -> torch.Tensor:
-    """J as an (f(x).numel(), x.numel()) matrix from one batched product over its smaller side:
-    Jᵀ applied to every output basis vector, or J to every input one (``torch.func.vmap``)."""
-    n, m = op.x.numel(), op.out_shape.numel()
-    if m <= n:
-        basis = torch.eye(m, dtype=op.x.dtype, device=op.x.device).reshape(m, *op.out_shape)
-        return torch.func.vmap(op.rmatvec)(basis).reshape(m, n)
-    basis = torch.eye(n, dtype=op.x.dtype, device=op.x.device).reshape(n, *op.x.shape)
-    return torch.func.vmap(op.matvec)(basis).reshape(n, m).mT
-
-
-def _dense_spectrum(op: JacobianOperator, k: int, *, tol: float) -> OperatorSpectrum:
-    """Top ``k`` singular triplets of J built whole (:func:`_whole_jacobian`) by LAPACK's SVD, with the
-    residuals ‖JᵀJv − σ²v‖ / σ² of :func:`operator_singular_values` computed on that J."""
-    if not bool(torch.isfinite(op.value).all()):
-        v.fail("f", "f(x) contains NaN or infinite values")
-    jac = _whole_jacobian(op)
-    if not bool(torch.isfinite(jac).all()):
-        v.fail("f", "its Jacobian at x has NaN or infinite entries (it overflows or is not differentiable there)")
+def _dense_spectrum(op: JacobianOperator, k: int, tol: float) -> OperatorSpectrum:
+    """Top ``k`` singular triplets of J built whole (:meth:`JacobianOperator.matrix`) by LAPACK's SVD, with
+    the residuals ‖JᵀJv − σ²v‖ / σ² of :func:`operator_singular_values` computed on that J."""
+    jac = op.matrix()
     left, values, right = torch.linalg.svd(jac, full_matrices=False)
     kk = min(k, values.numel())
     values, right, left = values[:kk], right[:kk], left[:, :kk].mT
@@ -191,8 +174,9 @@ def _dense_spectrum(op: JacobianOperator, k: int, *, tol: float) -> OperatorSpec
 
 
 def jacobian_spectrum(op: JacobianOperator, k: int, *, which: str, tol: float, max_steps: int,
-                      seed: int, block: int = 1) -> OperatorSpectrum:
-    """``operator_singular_values`` on an operator already linearised (arguments checked there).
+                      seed: int, block: int = 1, method: str = "lanczos") -> OperatorSpectrum:
+    """``operator_singular_values`` on an operator already linearised (arguments checked there;
+    ``method`` is "lanczos" or "dense", "auto" resolved).
 
     ``block`` > 1 (top end only) runs block Golub–Kahan–Lanczos, ``block`` vectors per
     product through ``torch.func.vmap`` of the linearised jvp and of the vjp.
@@ -201,6 +185,8 @@ def jacobian_spectrum(op: JacobianOperator, k: int, *, which: str, tol: float, m
     out_shape = op.out_shape
     if not bool(torch.isfinite(op.value).all()):
         v.fail("f", "f(x) contains NaN or infinite values")
+    if method == "dense":
+        return _dense_spectrum(op, k, tol)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     if which == "smallest" or block == 1:
         start = torch.randn(1, x.numel(), generator=gen, dtype=x.dtype).to(x.device)
